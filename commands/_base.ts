@@ -1,0 +1,82 @@
+/**
+ * What every cairn command shares: `--json` (CIDs as dag-json links), error mapping through
+ * `_errors.ts`, and progress on stderr only when stderr is a terminal and `--json` is off.
+ */
+import { Command, Flags } from '@oclif/core'
+import { CID } from '../src/cid.js'
+import { describeError } from './_errors.js'
+
+export abstract class CairnCommand extends Command {
+  static override enableJsonFlag = true
+
+  static override baseFlags = {
+    dir: Flags.directory({ char: 'C', summary: 'Run as if cairn was started in this folder.', helpGroup: 'GLOBAL' }),
+  }
+
+  /** Prints the result of `run()` under `--json`, CIDs as `{"/": "…"}`. */
+  protected override toSuccessJson(result: unknown): unknown {
+    return toJsonValue(result)
+  }
+
+  protected override async catch(err: Error & { exitCode?: number }): Promise<void> {
+    const { exitCode, text, json } = describeError(err)
+    process.exitCode = exitCode
+    if (this.jsonEnabled()) this.logJson(json)
+    else process.stderr.write(text + '\n')
+  }
+
+  /** A progress line on stderr, redrawn at most every 100 ms; a no-op under --json or off a terminal. */
+  protected progress(): Progress {
+    return new Progress(!this.jsonEnabled() && process.stderr.isTTY === true)
+  }
+}
+
+/** One redrawn line of progress on stderr. */
+export class Progress {
+  private last = 0
+  private shown = false
+  constructor(private readonly enabled: boolean) {}
+
+  update(line: string, force = false): void {
+    if (!this.enabled) return
+    const now = Date.now()
+    if (!force && now - this.last < 100) return
+    this.last = now
+    const width = process.stderr.columns ?? 80
+    process.stderr.write('\r\x1b[2K' + line.slice(0, width - 1))
+    this.shown = true
+  }
+
+  done(): void {
+    if (this.enabled && this.shown) process.stderr.write('\r\x1b[2K')
+    this.shown = false
+  }
+}
+
+/** Converts CIDs to dag-json links and drops undefined, recursively. */
+export function toJsonValue(value: unknown): unknown {
+  const cid = CID.asCID(value)
+  if (cid) return { '/': cid.toString() }
+  if (Array.isArray(value)) return value.map(toJsonValue)
+  if (value instanceof Date) return value.toISOString()
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]) => [k, toJsonValue(v)]),
+    )
+  }
+  return value
+}
+
+/** Human-readable bytes (KiB, MiB, GiB). */
+export function bytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+  let i = 0
+  let v = n
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024
+    i++
+  }
+  return i === 0 ? `${n} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`
+}

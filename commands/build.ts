@@ -1,0 +1,54 @@
+import { Flags } from '@oclif/core'
+import { build, CairnError } from '../src/index.js'
+import { bytes, CairnCommand } from './_base.js'
+
+export default class Build extends CairnCommand {
+  static override summary = 'Build a new version of the dataset and move HEAD to it.'
+  static override description =
+    'Imports every file (IPIP-499 unixfs-v1-2025), reads rows and schemas of Parquet, Arrow, JSONL and CSV shards, validates ' +
+    'JSONL/CSV rows against the card, stores the shard index, the tree and the version manifest, and prints the version CID. ' +
+    'On any error nothing is committed. The created time comes from --date, else SOURCE_DATE_EPOCH, else the clock.'
+  static override examples = [
+    '<%= config.bin %> build -m "first release"',
+    'SOURCE_DATE_EPOCH=1700000000 <%= config.bin %> build -m "reproducible"',
+    '<%= config.bin %> build --date 2026-01-01T00:00:00Z --json',
+  ]
+  static override flags = {
+    message: Flags.string({ char: 'm', summary: 'What this version is.' }),
+    date: Flags.string({ summary: 'The version time: ISO 8601 or seconds since 1970.' }),
+    jobs: Flags.integer({ char: 'j', summary: 'Files imported at once (default: CPUs).', min: 1 }),
+    'allow-empty': Flags.boolean({ summary: 'Make a version even when nothing changed.' }),
+  }
+
+  async run() {
+    const { flags } = await this.parse(Build)
+    const progress = this.progress()
+    const result = await build({
+      dir: flags.dir,
+      message: flags.message,
+      date: flags.date === undefined ? undefined : parseDate(flags.date),
+      jobs: flags.jobs,
+      allowEmpty: flags['allow-empty'],
+      onProgress: (p) => progress.update(`build: ${p.files}/${p.totalFiles} files, ${bytes(p.bytes)}/${bytes(p.totalBytes)} ${p.path ?? ''}`),
+    })
+    progress.done()
+    if (!this.jsonEnabled()) {
+      for (const s of result.skipped) this.logToStderr(`skipped ${s.path}: ${s.reason}`)
+      const t = result.manifest.totals
+      const c = result.changes
+      this.logToStderr(
+        result.unchanged
+          ? 'nothing changed since HEAD'
+          : `${t.shards} shards, ${bytes(t.bytes)}, ${t.rows} rows (+${c.added} added, ~${c.modified} modified, -${c.removed} removed)`,
+      )
+      this.log(result.version.toString())
+    }
+    return result
+  }
+}
+
+function parseDate(text: string): Date {
+  const date = /^\d+$/.test(text) ? new Date(Number(text) * 1000) : new Date(text)
+  if (Number.isNaN(date.getTime())) throw new CairnError('USAGE', `--date ${JSON.stringify(text)}: expected ISO 8601 (2026-01-31T12:00:00Z) or seconds since 1970`)
+  return date
+}

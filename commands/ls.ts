@@ -1,0 +1,19 @@
+import { Args } from '@oclif/core'
+import { ls, type ShardEntry } from '../src/index.js'
+import { bytes, CairnCommand } from './_base.js'
+
+export default class Ls extends CairnCommand {
+  static override summary = 'List the shards of a version: path, CID, size, format, rows.'
+  static override examples = ['<%= config.bin %> ls', '<%= config.bin %> ls v1 --json']
+  static override args = { ref: Args.string({ description: 'a CID, HEAD, HEAD~n or a tag', default: 'HEAD' }) }
+
+  async run() {
+    const { args, flags } = await this.parse(Ls)
+    const shards: ShardEntry[] = []
+    for await (const entry of ls({ dir: flags.dir, ref: args.ref })) {
+      if (this.jsonEnabled()) shards.push(entry)
+      else this.log([entry.path, entry.cid.toString(), bytes(entry.size).padStart(10), entry.format.padEnd(7), entry.rows ?? '-'].join('  '))
+    }
+    return shards
+  }
+}

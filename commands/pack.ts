@@ -1,0 +1,32 @@
+import { Args, Flags } from '@oclif/core'
+import { pack } from '../src/index.js'
+import { bytes, CairnCommand } from './_base.js'
+
+export default class Pack extends CairnCommand {
+  static override summary = "Write a version's whole DAG as one CARv1 (version CID as its root)."
+  static override description =
+    'Depth-first, no duplicate blocks; the same version always gives the same bytes. Without -o the CAR goes to stdout and the root CID to stderr.'
+  static override examples = ['<%= config.bin %> pack -o release.car', '<%= config.bin %> pack v1 > v1.car', '<%= config.bin %> pack HEAD -o out.car --json']
+  static override args = { ref: Args.string({ description: 'a CID, HEAD, HEAD~n or a tag', default: 'HEAD' }) }
+  static override flags = { output: Flags.string({ char: 'o', summary: 'The CAR file to write (default: stdout).' }) }
+
+  async run() {
+    const { args, flags } = await this.parse(Pack)
+    if (flags.output === undefined && this.jsonEnabled()) {
+      this.error('--json needs -o: the CAR itself would go to stdout', { exit: 2 })
+    }
+    const progress = this.progress()
+    const result = await pack({
+      dir: flags.dir,
+      ref: args.ref,
+      output: flags.output ?? process.stdout,
+      onProgress: (p) => progress.update(`pack: ${p.blocks} blocks, ${bytes(p.bytes)} of ~${bytes(p.totalBytes)}`),
+    })
+    progress.done()
+    if (!this.jsonEnabled()) {
+      if (flags.output === undefined) process.stderr.write(`${result.root}\n`)
+      else this.log(`${result.root}  ${result.blocks} blocks, ${bytes(result.bytes)} → ${result.file}`)
+    }
+    return result
+  }
+}

@@ -1,0 +1,25 @@
+import { Args, Flags } from '@oclif/core'
+import { tag, tags } from '../src/index.js'
+import { CairnCommand } from './_base.js'
+
+export default class Tag extends CairnCommand {
+  static override summary = 'Name a version, or list the tags.'
+  static override examples = ['<%= config.bin %> tag v1', '<%= config.bin %> tag v0 HEAD~1', '<%= config.bin %> tag', '<%= config.bin %> tag v1 --force']
+  static override args = {
+    name: Args.string({ description: 'the tag name (omit to list tags)' }),
+    ref: Args.string({ description: 'a CID, HEAD, HEAD~n or a tag', default: 'HEAD' }),
+  }
+  static override flags = { force: Flags.boolean({ char: 'f', summary: 'Move the tag if it exists.' }) }
+
+  async run() {
+    const { args, flags } = await this.parse(Tag)
+    if (args.name === undefined) {
+      const list = await tags({ dir: flags.dir })
+      if (!this.jsonEnabled()) for (const t of list) this.log(`${t.name}  ${t.cid}`)
+      return list
+    }
+    const result = await tag({ dir: flags.dir, name: args.name, ref: args.ref, force: flags.force })
+    if (!this.jsonEnabled()) this.log(`${result.name}  ${result.cid}`)
+    return result
+  }
+}

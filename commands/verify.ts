@@ -1,0 +1,80 @@
+import { Args, Flags } from '@oclif/core'
+import { CID } from 'multiformats/cid'
+import { CairnError, verify, type VerifyReport } from '../src/index.js'
+import { bytes, CairnCommand } from './_base.js'
+import { EXIT } from './_errors.js'
+
+export default class Verify extends CairnCommand {
+  static override summary = 'Check a folder against a version, or check a CAR file block by block.'
+  static override description =
+    'With a folder: re-hashes every file and reports each missing, extra and modified file (and the card); exit 0 only when identical. ' +
+    'With --car: checks every block of any CAR against its CID and that the DAG under the root (or each header root) is complete, ' +
+    'naming the first bad or missing block. Exit code 1 when differences are found.'
+  static override examples = [
+    '<%= config.bin %> verify',
+    '<%= config.bin %> verify v1 ./copy-of-data --json',
+    '<%= config.bin %> verify --car release.car',
+    '<%= config.bin %> verify --car any.car --root bafy…',
+  ]
+  static override args = {
+    ref: Args.string({ description: 'a CID, HEAD, HEAD~n or a tag (default HEAD)' }),
+    dir: Args.directory({ description: 'the folder to check (default: the dataset itself)' }),
+  }
+  static override flags = {
+    car: Flags.file({ summary: 'Check this CAR file instead of a folder.', exists: false }),
+    root: Flags.string({ summary: 'With --car: the root whose DAG must be complete (default: the header roots).' }),
+    jobs: Flags.integer({ char: 'j', summary: 'Files hashed at once (default: CPUs).', min: 1 }),
+  }
+
+  async run() {
+    const { args, flags } = await this.parse(Verify)
+    const progress = this.progress()
+    let report: VerifyReport
+    if (flags.car !== undefined) {
+      if (args.dir !== undefined) throw new CairnError('USAGE', 'verify --car takes no folder')
+      const root = flags.root ?? args.ref
+      report = await verify({
+        car: flags.car,
+        root: root === undefined ? undefined : parseCid(root),
+        onProgress: (p) => progress.update(`verify: ${p.blocks} blocks, ${bytes(p.bytes)}`),
+      })
+    } else {
+      report = await verify({
+        ref: args.ref,
+        dir: args.dir,
+        dataset: flags.dir,
+        jobs: flags.jobs,
+        onProgress: (p) => progress.update(`verify: ${p.files}/${p.totalFiles} files, ${bytes(p.bytes)}/${bytes(p.totalBytes)}`),
+      })
+    }
+    progress.done()
+    if (!report.ok) process.exitCode = EXIT.differences
+    if (!this.jsonEnabled()) this.render(report)
+    return report
+  }
+
+  private render(report: VerifyReport): void {
+    if (report.kind === 'car') {
+      for (const p of report.problems) this.log(`${p.kind}: ${p.message}`)
+      this.log(report.ok ? `ok: ${report.blocks} blocks, ${bytes(report.bytes)}, DAG complete under ${report.checkedRoots.join(', ')}` : `FAILED: ${report.problems.length} problem(s)`)
+      return
+    }
+    for (const p of report.missing) this.log(`missing   ${p}`)
+    for (const p of report.extra) this.log(`extra     ${p}`)
+    for (const m of report.modified) this.log(`modified  ${m.path} (expected ${m.expected.cid}, ${m.expected.size} B; found ${m.actual.cid ?? '-'}, ${m.actual.size} B)`)
+    if (report.card !== 'same') this.log(`card      cairn.json is ${report.card}`)
+    this.log(
+      report.ok
+        ? `ok: ${report.checked} files, ${bytes(report.bytes)} match ${report.version}`
+        : `FAILED: ${report.missing.length} missing, ${report.extra.length} extra, ${report.modified.length} modified against ${report.version}`,
+    )
+  }
+}
+
+function parseCid(text: string): CID {
+  try {
+    return CID.parse(text)
+  } catch {
+    throw new CairnError('USAGE', `--root ${JSON.stringify(text)} is not a CID`)
+  }
+}

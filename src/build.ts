@@ -1,0 +1,235 @@
+/**
+ * `build`: turns the dataset folder into a new version. Files are imported as UnixFS (the profile),
+ * format readers give rows and schemas and validate rows against the card, then the shard index, the
+ * tree, the card block and the version manifest are stored, and HEAD moves last. Any failure before
+ * that leaves HEAD and the refs as they were (blocks already written are whole and merely unused).
+ */
+import { stat } from 'node:fs/promises'
+import { availableParallelism } from 'node:os'
+import * as dagJson from '@ipld/dag-json'
+import { minimatch } from 'minimatch'
+import type { ValidateFunction } from 'ajv'
+import { cidFor, DAG_JSON, type CID, type Link } from './cid.js'
+import { openDataset, readCard } from './dataset.js'
+import { CairnError, ioError, isCairnError } from './errors.js'
+import { readerFor } from './formats/index.js'
+import type { Row } from './formats/interface.js'
+import { buildIndex, walkEntries } from './index/prolly.js'
+import { encodeManifest, PROFILE, type Card, type ShardEntry, type ShardRule, type Totals, type VersionManifest } from './manifest.js'
+import { scan, type SkippedEntry } from './scan.js'
+import { compileUserSchema } from './schemas.js'
+import type { BlockStore } from './store/blocks.js'
+import { withLock } from './store/lock.js'
+import { importFile, type BlockSink, type FileIdentity } from './unixfs/file.js'
+import { buildTree } from './unixfs/tree.js'
+import { readVersion } from './version.js'
+import { mapLimit } from './util/pool.js'
+
+export interface BuildOptions {
+  /** The dataset folder or a folder inside it (default: the current folder). */
+  readonly dir?: string
+  readonly message?: string
+  /** The version's `created` time. Default: `SOURCE_DATE_EPOCH` (seconds) when set, else now. */
+  readonly date?: Date
+  /** Files imported at once (default: the number of CPUs). The result does not depend on it. */
+  readonly jobs?: number
+  /** Make a new version even when nothing changed since HEAD. */
+  readonly allowEmpty?: boolean
+  readonly onProgress?: (progress: BuildProgress) => void
+}
+
+/** Progress of a build, reported after each file. */
+export interface BuildProgress {
+  readonly phase: 'scan' | 'import' | 'commit'
+  readonly files: number
+  readonly totalFiles: number
+  readonly bytes: number
+  readonly totalBytes: number
+  readonly path?: string
+}
+
+/** Shard paths that changed against the parent. */
+export interface ChangeSummary {
+  readonly added: number
+  readonly removed: number
+  readonly modified: number
+}
+
+export interface BuildResult {
+  readonly version: Link<VersionManifest>
+  readonly manifest: VersionManifest
+  /** True when nothing changed since HEAD and no version was made (`version` is HEAD). */
+  readonly unchanged: boolean
+  readonly changes: ChangeSummary
+  readonly skipped: readonly SkippedEntry[]
+}
+
+/**
+ * Builds a version of the dataset and moves HEAD to it. Throws `NOT_A_DATASET`, `INVALID_CARD`,
+ * `INVALID_ROW` (file, line, ajv's message), `INVALID_SHARD`, `FILE_CHANGED`, `BAD_PATH` or `IO`;
+ * in every case HEAD and the refs are unchanged.
+ */
+export async function build(options: BuildOptions = {}): Promise<BuildResult> {
+  const dataset = await openDataset(options.dir)
+  return withLock(dataset.root, async () => {
+    const card = await readCard(dataset.root)
+    const progress = options.onProgress ?? (() => {})
+    progress({ phase: 'scan', files: 0, totalFiles: 0, bytes: 0, totalBytes: 0 })
+    const { files, skipped } = await scan(dataset.root)
+    const totalBytes = files.reduce((n, f) => n + f.size, 0)
+    const store = dataset.store
+    const put: BlockSink = (b) => store.put(b.cid, b.bytes)
+    const rules = new RowRules(card)
+
+    let doneFiles = 0
+    let doneBytes = 0
+    const entries = await mapLimit(files, options.jobs ?? availableParallelism(), async (f) => {
+      const imported = await importFile(f.abs, put, f.path)
+      const entry = await describe(f.path, f.abs, imported.cid, imported.size, rules, store)
+      // the format reader read the file a second time: it must still be the file that was hashed
+      await assertUnchanged(f.abs, f.path, imported.identity)
+      doneFiles++
+      doneBytes += imported.size
+      progress({ phase: 'import', files: doneFiles, totalFiles: files.length, bytes: doneBytes, totalBytes, path: f.path })
+      return { entry, dagSize: imported.dagSize }
+    })
+
+    progress({ phase: 'commit', files: doneFiles, totalFiles: files.length, bytes: doneBytes, totalBytes })
+    const index = await buildIndex(
+      entries.map((e) => e.entry),
+      put,
+    )
+    const tree = await buildTree(
+      entries.map((e) => ({ path: e.entry.path, cid: e.entry.cid, dagSize: e.dagSize })),
+      put,
+    )
+    const cardBytes = dagJson.encode(card)
+    const cardCid = cidFor<Card>(DAG_JSON, cardBytes)
+    await store.put(cardCid, cardBytes)
+
+    const parent = (await dataset.refs.head()) ?? null
+    const parentManifest = parent ? await readVersion(store, parent) : undefined
+    const changes = await summarise(store, parentManifest?.index, entries.map((e) => e.entry))
+    const same =
+      parentManifest !== undefined &&
+      parentManifest.index.equals(index.root) &&
+      parentManifest.card.equals(cardCid) &&
+      parentManifest.tree.equals(tree.cid)
+    if (same && !options.allowEmpty) {
+      return { version: parent as Link<VersionManifest>, manifest: parentManifest, unchanged: true, changes, skipped }
+    }
+
+    const manifest: VersionManifest = {
+      type: 'cairn.version',
+      v: 1,
+      name: card.name,
+      parent: parent as Link<VersionManifest> | null,
+      created: createdAt(options.date),
+      message: options.message ?? '',
+      profile: PROFILE,
+      card: cardCid,
+      index: index.root,
+      tree: tree.cid,
+      totals: index.totals,
+    }
+    const block = encodeManifest<'cairn.version'>(manifest)
+    await store.put(block.cid, block.bytes)
+    await dataset.refs.setHead(block.cid)
+    return { version: block.cid, manifest, unchanged: false, changes, skipped }
+  })
+}
+
+/** Reads a shard's format facts (validating rows where the card says so) and stores its schema block. */
+async function describe(path: string, abs: string, cid: CID, size: number, rules: RowRules, store: BlockStore): Promise<ShardEntry> {
+  const reader = readerFor(path)
+  if (!reader) return { path, cid, size, format: 'bytes' }
+  const validate = reader.name === 'jsonl' || reader.name === 'csv' ? rules.validatorFor(path, reader.name === 'csv') : undefined
+  const onRow = validate
+    ? (row: Row, line: number): void => {
+        if (!validate(row)) {
+          const e = validate.errors?.[0]
+          const where = e?.instancePath ? ` at ${e.instancePath}` : ''
+          throw new CairnError('INVALID_ROW', `${path}:${line}: row does not match the card's row schema${where}: ${e?.message ?? 'invalid'}`, {
+            subject: `${path}:${line}`,
+            details: validate.errors ?? [],
+            hint: 'fix the row or the rowSchema in cairn.json; nothing was committed',
+          })
+        }
+      }
+    : undefined
+  const facts = await reader.facts(abs, { onRow }).catch((e: unknown) => {
+    if (isCairnError(e)) throw e
+    throw new CairnError('INVALID_SHARD', `${path}: cannot read as ${reader.name}: ${(e as Error).message}`, { subject: path, cause: e })
+  })
+  const schemaBlock = encodeManifest<'cairn.schema'>({ type: 'cairn.schema', v: 1, format: reader.name, fields: facts.schema.fields })
+  await store.put(schemaBlock.cid, schemaBlock.bytes)
+  return { path, cid, size, format: reader.name, rows: facts.rows, schema: schemaBlock.cid }
+}
+
+/** The card's row schemas, compiled once per rule. */
+class RowRules {
+  private readonly compiled = new Map<string, ValidateFunction>()
+  constructor(private readonly card: Card) {}
+
+  /** The validator of the first rule with a row schema whose glob matches `path`, if any. */
+  validatorFor(path: string, coerceTypes: boolean): ValidateFunction | undefined {
+    const rule = (this.card.shards ?? []).find((r: ShardRule) => minimatch(path, r.glob, { dot: true, matchBase: !r.glob.includes('/') }))
+    if (!rule?.rowSchema) return undefined
+    const key = `${rule.glob}\u0000${coerceTypes}`
+    let v = this.compiled.get(key)
+    if (!v) {
+      try {
+        v = compileUserSchema(rule.rowSchema, { coerceTypes })
+      } catch (e) {
+        throw new CairnError('INVALID_CARD', `cairn.json: the rowSchema for ${JSON.stringify(rule.glob)} is not a valid JSON Schema: ${(e as Error).message}`, {
+          subject: 'cairn.json',
+        })
+      }
+      this.compiled.set(key, v)
+    }
+    return v
+  }
+}
+
+async function summarise(store: BlockStore, parentIndex: CID | undefined, entries: readonly ShardEntry[]): Promise<ChangeSummary> {
+  if (!parentIndex) return { added: entries.length, removed: 0, modified: 0 }
+  const before = new Map<string, string>()
+  for await (const e of walkEntries(store, parentIndex)) before.set(e.path, e.cid.toString())
+  let added = 0
+  let modified = 0
+  for (const e of entries) {
+    const old = before.get(e.path)
+    if (old === undefined) added++
+    else if (old !== e.cid.toString()) modified++
+    before.delete(e.path)
+  }
+  return { added, removed: before.size, modified }
+}
+
+async function assertUnchanged(abs: string, path: string, before: FileIdentity): Promise<void> {
+  let now
+  try {
+    now = await stat(abs)
+  } catch (e) {
+    throw ioError('read', path, e)
+  }
+  if (now.size !== before.size || now.mtimeMs !== before.mtimeMs || now.ino !== before.ino) {
+    throw new CairnError('FILE_CHANGED', `${path} changed while it was being read (size ${before.size} → ${now.size})`, {
+      subject: path,
+      hint: 'stop whatever writes to the dataset, then build again; nothing was committed',
+    })
+  }
+}
+
+function createdAt(date: Date | undefined): string {
+  if (date) return date.toISOString()
+  const epoch = process.env.SOURCE_DATE_EPOCH
+  if (epoch !== undefined && epoch !== '') {
+    if (!/^\d+$/.test(epoch)) throw new CairnError('USAGE', `SOURCE_DATE_EPOCH must be whole seconds since 1970 (found ${JSON.stringify(epoch)})`)
+    return new Date(Number(epoch) * 1000).toISOString()
+  }
+  return new Date().toISOString()
+}
+
+/** The totals type, re-exported for callers of build. */
+export type { Totals }

@@ -1,0 +1,27 @@
+/**
+ * Walking a DAG out of a block source in CAR order: depth-first, pre-order, children in the order
+ * their parent's codec lists them, every block once. The same DAG always walks in the same order.
+ */
+import { blockLinks } from './car/block.js'
+import type { CID } from './cid.js'
+import type { BlockSource } from './store/blocks.js'
+import type { Block } from './unixfs/file.js'
+
+/**
+ * Yields every block reachable from `root`, each verified by the source. Identity-hash CIDs carry
+ * their bytes inline and are not yielded. Throws `MISSING_BLOCK` for the first block the source lacks.
+ */
+export async function* walkDag(source: BlockSource, root: CID): AsyncGenerator<Block> {
+  const seen = new Set<string>()
+  const stack: CID[] = [root]
+  while (stack.length > 0) {
+    const cid = stack.pop() as CID
+    const key = cid.toString()
+    if (seen.has(key) || cid.multihash.code === 0x00) continue
+    seen.add(key)
+    const bytes = await source.get(cid)
+    yield { cid, bytes }
+    const links = blockLinks(cid, bytes)
+    for (let i = links.length - 1; i >= 0; i--) if (!seen.has(links[i].toString())) stack.push(links[i])
+  }
+}

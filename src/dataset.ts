@@ -1,0 +1,149 @@
+/**
+ * A dataset folder: `cairn.json` (the card) beside `.cairn/` (the store). `init` makes one;
+ * `openDataset` finds one from a folder inside it, the way git finds its repository.
+ */
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { dirname, join, resolve } from 'node:path'
+import { CairnError, ioError } from './errors.js'
+import type { Card, ShardRule } from './manifest.js'
+import { validateWith, type SchemaError } from './schemas.js'
+import { BlockStore } from './store/blocks.js'
+import { Refs } from './store/refs.js'
+
+export const CARD_FILE = 'cairn.json'
+export const STORE_DIR = '.cairn'
+const STORE_VERSION = 1
+
+/** An opened dataset. */
+export interface Dataset {
+  /** The dataset folder (holds `cairn.json`). */
+  readonly root: string
+  readonly store: BlockStore
+  readonly refs: Refs
+}
+
+/** What `init` is told; everything but the folder is optional. */
+export interface InitOptions {
+  readonly dir?: string
+  readonly name?: string
+  readonly description?: string
+  readonly license?: string
+  readonly authors?: readonly string[]
+  readonly provenance?: Card['provenance']
+  readonly shards?: readonly ShardRule[]
+}
+
+/** What `init` did. */
+export interface InitResult {
+  readonly dir: string
+  readonly card: Card
+  /** False when a `cairn.json` was already there and was kept. */
+  readonly cardWritten: boolean
+}
+
+/**
+ * Makes `dir` (default: the current folder) a dataset: writes `cairn.json` from the options unless
+ * one exists (then it is validated and kept), and creates the store `.cairn/`. Throws
+ * `ALREADY_A_DATASET` when `.cairn/` exists and `INVALID_CARD` when the card is invalid (nothing is
+ * written then).
+ */
+export async function init(options: InitOptions = {}): Promise<InitResult> {
+  const dir = resolve(options.dir ?? '.')
+  if (await exists(join(dir, STORE_DIR))) {
+    throw new CairnError('ALREADY_A_DATASET', `${dir} is already a cairn dataset (${STORE_DIR}/ exists)`, { subject: dir })
+  }
+  let card: Card
+  let cardWritten = false
+  if (await exists(join(dir, CARD_FILE))) {
+    card = await readCard(dir)
+  } else {
+    const base = dir.split(/[\\/]/).pop() || 'dataset'
+    card = prune({
+      cardVersion: 1,
+      name: options.name ?? base.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '') ?? 'dataset',
+      description: options.description,
+      license: options.license,
+      authors: options.authors && options.authors.length > 0 ? options.authors : undefined,
+      provenance: options.provenance && Object.keys(prune(options.provenance)).length > 0 ? prune(options.provenance) : undefined,
+      shards: options.shards && options.shards.length > 0 ? options.shards : undefined,
+    }) as Card
+    assertValidCard(card, join(dir, CARD_FILE))
+    cardWritten = true
+  }
+  try {
+    await mkdir(dir, { recursive: true })
+    for (const sub of ['blocks', 'tmp', 'refs/tags']) await mkdir(join(dir, STORE_DIR, sub), { recursive: true })
+    await writeFile(join(dir, STORE_DIR, 'store.json'), JSON.stringify({ storeVersion: STORE_VERSION }) + '\n')
+    if (cardWritten) await writeFile(join(dir, CARD_FILE), JSON.stringify(card, null, 2) + '\n')
+  } catch (e) {
+    throw ioError('initialise the dataset in', dir, e)
+  }
+  return { dir, card, cardWritten }
+}
+
+/**
+ * Opens the dataset that holds `dir` (default: the current folder), looking upward for a folder with
+ * both `cairn.json` and `.cairn/`. Throws `NOT_A_DATASET` with a hint to run `cairn init`.
+ */
+export async function openDataset(dir = '.'): Promise<Dataset> {
+  const start = resolve(dir)
+  for (let at = start; ; at = dirname(at)) {
+    if ((await exists(join(at, STORE_DIR, 'store.json'))) && (await exists(join(at, CARD_FILE)))) {
+      const meta = JSON.parse(await readFile(join(at, STORE_DIR, 'store.json'), 'utf8')) as { storeVersion?: unknown }
+      if (meta.storeVersion !== STORE_VERSION) {
+        throw new CairnError('NOT_A_DATASET', `${join(at, STORE_DIR)} has store version ${JSON.stringify(meta.storeVersion)} (expected ${STORE_VERSION})`, {
+          subject: at,
+          hint: 'upgrade cairn',
+        })
+      }
+      const storeDir = join(at, STORE_DIR)
+      return { root: at, store: new BlockStore(storeDir), refs: new Refs(storeDir) }
+    }
+    if (dirname(at) === at) break
+  }
+  throw new CairnError('NOT_A_DATASET', `${start} is not inside a cairn dataset (no ${CARD_FILE} with a ${STORE_DIR}/ store beside it)`, {
+    subject: start,
+    hint: 'run `cairn init` in the dataset folder first',
+  })
+}
+
+/** Reads and validates `cairn.json` of the dataset at `root`. Throws `INVALID_CARD` with every error. */
+export async function readCard(root: string): Promise<Card> {
+  const file = join(root, CARD_FILE)
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (e) {
+    throw ioError('read', file, e)
+  }
+  let card: unknown
+  try {
+    card = JSON.parse(text)
+  } catch (e) {
+    throw new CairnError('INVALID_CARD', `${file} is not valid JSON: ${(e as Error).message}`, { subject: file })
+  }
+  assertValidCard(card, file)
+  return card
+}
+
+/** Throws `INVALID_CARD` listing every schema error with its JSON path. */
+export function assertValidCard(card: unknown, file: string): asserts card is Card {
+  const errors: SchemaError[] = [...validateWith('card.schema.json', card)]
+  if (errors.length > 0) {
+    const list = errors.map((e) => `  ${e.path}: ${e.message}`).join('\n')
+    throw new CairnError('INVALID_CARD', `${file} is not a valid dataset card:\n${list}`, { subject: file, details: errors })
+  }
+}
+
+function prune<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path)
+    return true
+  } catch {
+    return false
+  }
+}

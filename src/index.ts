@@ -1,0 +1,24 @@
+/**
+ * cairn's library: one function per verb, exactly what the CLI calls. Every function reports progress
+ * through callbacks and fails with a {@link CairnError} carrying a stable code; none prints or exits.
+ *
+ * @example
+ * ```ts
+ * import { build, verify } from 'cairn'
+ * const { version } = await build({ dir: './data', message: 'first release' })
+ * const report = await verify({ ref: version.toString(), dir: './data' })
+ * ```
+ */
+export { init, openDataset, type InitOptions, type InitResult, type Dataset } from './dataset.js'
+export { build, type BuildOptions, type BuildResult, type BuildProgress, type ChangeSummary } from './build.js'
+export { log, type LogOptions, type LogEntry } from './log.js'
+export { show, type ShowOptions, type ShowResult } from './show.js'
+export { ls, type LsOptions } from './ls.js'
+export { tag, tags, type TagOptions } from './tag.js'
+export { pack, writeCar, type PackOptions, type PackResult, type PackProgress } from './pack.js'
+export { verify, type VerifyFolderOptions, type VerifyCarOptions, type VerifyReport, type FolderReport, type ModifiedFile } from './verify.js'
+export type { CarReport, CarProblem } from './car/verify.js'
+export { CairnError, isCairnError, type ErrorCode } from './errors.js'
+export { PROFILE, type VersionManifest, type ShardEntry, type Card, type ShardRule, type Totals, type IndexNode, type SchemaBlock } from './manifest.js'
+export type { FormatName, Field, ShardSchema } from './formats/interface.js'
+export { CID, type Link } from './cid.js'

@@ -1,0 +1,188 @@
+/**
+ * The persisted data model: version manifests, shard index nodes and shard schemas, all dag-json
+ * blocks validated against `schemas/` when written and when read. Readers reject a format version
+ * they do not know. Links are real CID links, never CID strings.
+ */
+import * as dagJson from '@ipld/dag-json'
+import { cidFor, DAG_JSON, type CID, type Link } from './cid.js'
+import { CairnError } from './errors.js'
+import type { Field, FormatName } from './formats/interface.js'
+import { validateWith } from './schemas.js'
+import type { Block } from './unixfs/file.js'
+
+/** The profile every cairn version is built with (IPIP-499). */
+export const PROFILE = 'unixfs-v1-2025'
+
+/** Totals of a version or an index subtree. */
+export interface Totals {
+  readonly shards: number
+  readonly bytes: number
+  readonly rows: number
+}
+
+/** The dataset card (`cairn.json`), as the user declared it. */
+export interface Card {
+  readonly cardVersion: 1
+  readonly name: string
+  readonly description?: string
+  readonly license?: string
+  readonly authors?: readonly string[]
+  readonly homepage?: string
+  readonly provenance?: {
+    readonly generator?: string
+    readonly model?: string
+    readonly promptTemplate?: string
+    readonly seed?: number | string
+    readonly parameters?: Record<string, unknown>
+    readonly [key: string]: unknown
+  }
+  readonly shards?: readonly ShardRule[]
+}
+
+/** Row schema and key for the shards whose path matches `glob`. */
+export interface ShardRule {
+  readonly glob: string
+  readonly rowSchema?: Record<string, unknown>
+  readonly primaryKey?: readonly string[]
+}
+
+/** One version: the block whose CID names a release. */
+export interface VersionManifest {
+  readonly type: 'cairn.version'
+  readonly v: 1
+  readonly name: string
+  readonly parent: Link<VersionManifest> | null
+  readonly created: string
+  readonly message: string
+  readonly profile: typeof PROFILE
+  readonly card: Link<Card>
+  readonly index: Link<IndexNode>
+  /** The UnixFS directory of the same files, browsable on any gateway. */
+  readonly tree: CID
+  readonly totals: Totals
+}
+
+/** A shard schema block, shared by every shard with the same schema. */
+export interface SchemaBlock {
+  readonly type: 'cairn.schema'
+  readonly v: 1
+  readonly format: Exclude<FormatName, 'bytes'>
+  readonly fields: readonly Field[]
+}
+
+/** One shard of a version, as its leaf entry in the shard index. */
+export interface ShardEntry {
+  readonly path: string
+  readonly cid: CID
+  readonly size: number
+  readonly format: FormatName
+  readonly rows?: number
+  readonly schema?: Link<SchemaBlock>
+}
+
+/** A branch entry: the first path below `node`, and the totals of that subtree. */
+export interface BranchEntry {
+  readonly path: string
+  readonly node: Link<IndexNode>
+  readonly totals: Totals
+}
+
+export type LeafNode = { readonly type: 'cairn.index'; readonly v: 1; readonly level: 0; readonly entries: readonly ShardEntry[] }
+export type BranchNode = { readonly type: 'cairn.index'; readonly v: 1; readonly level: number; readonly entries: readonly BranchEntry[] }
+/** A shard index node: a leaf (level 0) holds shard entries, a branch holds child links. */
+export type IndexNode = LeafNode | BranchNode
+
+const SCHEMA_OF = {
+  'cairn.version': 'version.schema.json',
+  'cairn.index': 'index-node.schema.json',
+  'cairn.schema': 'shard-schema.schema.json',
+} as const
+type Kind = keyof typeof SCHEMA_OF
+type KindOf<K extends Kind> = K extends 'cairn.version' ? VersionManifest : K extends 'cairn.index' ? IndexNode : SchemaBlock
+
+/** Encodes a manifest block as dag-json after validating it. Throws `INVALID_MANIFEST`. */
+export function encodeManifest<K extends Kind>(value: KindOf<K>): Block & { readonly cid: Link<KindOf<K>> } {
+  const bytes = dagJson.encode(value)
+  check(value.type, bytes, undefined)
+  return { cid: cidFor<KindOf<K>>(DAG_JSON, bytes), bytes }
+}
+
+/**
+ * Decodes and validates a manifest block of the expected kind. Throws `INVALID_MANIFEST` naming the
+ * CID when the block is not dag-json, is another kind (saying which), has an unknown format version,
+ * or breaks the schema (every error with its JSON path), or when a shard path is not normalised.
+ */
+export function decodeManifest<K extends Kind>(kind: K, cid: CID, bytes: Uint8Array): KindOf<K> {
+  if (cid.code !== DAG_JSON) {
+    throw new CairnError('INVALID_MANIFEST', `${cid} is not a cairn ${kind.slice(6)} (codec 0x${cid.code.toString(16)}, expected dag-json)`, {
+      subject: cid.toString(),
+    })
+  }
+  let value: unknown
+  try {
+    value = dagJson.decode(bytes)
+  } catch (e) {
+    throw new CairnError('INVALID_MANIFEST', `${cid} is not valid dag-json: ${(e as Error).message}`, { subject: cid.toString() })
+  }
+  const type = (value as { type?: unknown } | null)?.type
+  if (type !== kind) {
+    const what = typeof type === 'string' ? `a ${type}` : 'not a cairn block'
+    throw new CairnError('INVALID_MANIFEST', `${cid} is ${what}, expected a ${kind}`, { subject: cid.toString() })
+  }
+  const v = (value as { v?: unknown }).v
+  if (v !== 1) {
+    throw new CairnError('INVALID_MANIFEST', `${cid}: unknown ${kind} format version ${JSON.stringify(v)} (this cairn reads version 1)`, {
+      subject: cid.toString(),
+      hint: 'upgrade cairn',
+    })
+  }
+  check(kind, bytes, cid)
+  return value as KindOf<K>
+}
+
+function check(kind: Kind, bytes: Uint8Array, cid: CID | undefined): void {
+  // validate the dag-json text itself, so links are checked in their {"/": …} form
+  const errors = validateWith(SCHEMA_OF[kind], JSON.parse(new TextDecoder().decode(bytes)))
+  if (errors.length > 0) {
+    const where = cid ? `${cid}` : `new ${kind}`
+    throw new CairnError('INVALID_MANIFEST', `${where} is invalid: ${errors.map((e) => `${e.path} ${e.message}`).join('; ')}`, {
+      subject: cid?.toString(),
+      details: errors,
+    })
+  }
+}
+
+/**
+ * Checks that `path` is a relative, `/`-separated, normalised shard path: no empty, `.` or `..`
+ * segment, no leading `/`, no NUL, no backslash, no control character. Throws `BAD_PATH`.
+ */
+export function checkShardPath(path: string, where = 'shard path'): void {
+  const problem =
+    path.length === 0
+      ? 'is empty'
+      : path.startsWith('/')
+        ? 'is absolute'
+        : path.includes('\\')
+          ? 'contains a backslash'
+          : /[\u0000-\u001f\u007f]/.test(path)
+            ? 'contains a control character'
+            : path.split('/').some((s) => s === '' || s === '.' || s === '..')
+              ? 'has an empty, "." or ".." segment'
+              : path.isWellFormed?.() === false
+                ? 'is not valid Unicode'
+                : undefined
+  if (problem) {
+    throw new CairnError('BAD_PATH', `${where} ${JSON.stringify(path)} ${problem} (expected a relative, /-separated, normalised path)`, {
+      subject: path,
+    })
+  }
+}
+
+/** Byte-wise UTF-8 order of two paths: the canonical order of the shard index and the tree. */
+export function comparePaths(a: string, b: string): number {
+  // UTF-16 order equals UTF-8 byte order unless a surrogate pair is involved
+  if (!SURROGATE.test(a) && !SURROGATE.test(b)) return a < b ? -1 : a > b ? 1 : 0
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'))
+}
+
+const SURROGATE = /[\ud800-\udfff]/

@@ -1,0 +1,48 @@
+/**
+ * One writer at a time per dataset: `.cairn/lock` is created exclusively and holds the writer's pid.
+ * A lock left by a process that no longer runs (killed midway) is taken over.
+ */
+import { readFile, unlink, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { STORE_DIR } from '../dataset.js'
+import { CairnError, ioError } from '../errors.js'
+
+/** Runs `fn` holding the dataset's write lock. Throws `IO` when another live process holds it. */
+export async function withLock<T>(root: string, fn: () => Promise<T>): Promise<T> {
+  const file = join(root, STORE_DIR, 'lock')
+  await acquire(file)
+  try {
+    return await fn()
+  } finally {
+    await unlink(file).catch(() => {})
+  }
+}
+
+async function acquire(file: string): Promise<void> {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(file, String(process.pid), { flag: 'wx' })
+      return
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError('create lock', file, e)
+    }
+    const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim())
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+      throw new CairnError('IO', `Another cairn process (pid ${pid}) is writing to this dataset (${file})`, {
+        subject: file,
+        hint: 'wait for it to finish',
+      })
+    }
+    await unlink(file).catch(() => {})
+  }
+  throw new CairnError('IO', `Cannot take the lock ${file}`, { subject: file })
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * Refs: mutable names for version CIDs. `HEAD` lives in `.cairn/HEAD`, tags in `.cairn/refs/tags/`.
+ * Each ref file holds one CID and a newline, and is replaced atomically (write a temp file, rename).
+ */
+import { randomBytes } from 'node:crypto'
+import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { CID } from '../cid.js'
+import { CairnError, ioError } from '../errors.js'
+
+const TAG_NAME = /^(?![.-])[A-Za-z0-9._-]{1,128}$/
+
+/** Reads and writes the refs of one store (`root` is the `.cairn` folder). */
+export class Refs {
+  constructor(readonly root: string) {}
+
+  /** The CID HEAD points at, or undefined before the first build. */
+  async head(): Promise<CID | undefined> {
+    return this.read(join(this.root, 'HEAD'), 'HEAD')
+  }
+
+  /** Points HEAD at `cid`, atomically. */
+  async setHead(cid: CID): Promise<void> {
+    await this.write(join(this.root, 'HEAD'), cid)
+  }
+
+  /** The CID of tag `name`, or undefined. */
+  async tag(name: string): Promise<CID | undefined> {
+    if (!TAG_NAME.test(name)) return undefined
+    return this.read(join(this.root, 'refs', 'tags', name), `tag ${name}`)
+  }
+
+  /** Sets tag `name` to `cid`. Throws `USAGE` for a name that is not `[A-Za-z0-9._-]` (not leading `.`/`-`). */
+  async setTag(name: string, cid: CID): Promise<void> {
+    if (!TAG_NAME.test(name)) {
+      throw new CairnError('USAGE', `Invalid tag name ${JSON.stringify(name)} (expected 1–128 of A–Z a–z 0–9 . _ -, not starting with . or -)`)
+    }
+    await mkdir(join(this.root, 'refs', 'tags'), { recursive: true })
+    await this.write(join(this.root, 'refs', 'tags', name), cid)
+  }
+
+  /** Every tag with its CID, sorted by name. */
+  async tags(): Promise<{ name: string; cid: CID }[]> {
+    let names: string[]
+    try {
+      names = await readdir(join(this.root, 'refs', 'tags'))
+    } catch {
+      return []
+    }
+    const out: { name: string; cid: CID }[] = []
+    for (const name of names.filter((n) => TAG_NAME.test(n)).sort()) {
+      const cid = await this.tag(name)
+      if (cid) out.push({ name, cid })
+    }
+    return out
+  }
+
+  private async read(file: string, what: string): Promise<CID | undefined> {
+    let text: string
+    try {
+      text = await readFile(file, 'utf8')
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw ioError('read', file, e)
+    }
+    try {
+      return CID.parse(text.trim())
+    } catch {
+      throw new CairnError('BAD_REF', `${what} in ${file} does not hold a CID (found ${JSON.stringify(text.slice(0, 80))})`, { subject: file })
+    }
+  }
+
+  private async write(file: string, cid: CID): Promise<void> {
+    const tmp = join(this.root, 'tmp', `${randomBytes(8).toString('hex')}.ref`)
+    try {
+      await mkdir(join(this.root, 'tmp'), { recursive: true })
+      await writeFile(tmp, cid.toString() + '\n', { flush: true })
+      await rename(tmp, file)
+    } catch (e) {
+      await unlink(tmp).catch(() => {})
+      throw ioError('write', file, e)
+    }
+  }
+}

@@ -1,0 +1,22 @@
+/**
+ * Runs `fn` over `items` with at most `limit` calls in flight; results keep the input order. The first
+ * failure stops new calls from starting and is rethrown once the calls in flight have settled.
+ */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length)
+  let next = 0
+  let failure: { error: unknown } | undefined
+  const worker = async (): Promise<void> => {
+    while (failure === undefined && next < items.length) {
+      const i = next++
+      try {
+        results[i] = await fn(items[i], i)
+      } catch (error) {
+        failure ??= { error }
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker))
+  if (failure) throw failure.error
+  return results
+}

@@ -1,0 +1,151 @@
+/**
+ * `verify`: checks a folder against a version (every missing, extra and modified file, and the card),
+ * or checks a CAR file (every block against its CID, the DAG under the root complete).
+ */
+import { availableParallelism } from 'node:os'
+import { readFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import * as dagJson from '@ipld/dag-json'
+import { cidFor, DAG_JSON, type CID } from './cid.js'
+import { verifyCar, type CarReport } from './car/verify.js'
+import { CARD_FILE, openDataset, type Dataset } from './dataset.js'
+import { CairnError, isCairnError } from './errors.js'
+import { walkEntries } from './index/prolly.js'
+import { comparePaths, type ShardEntry } from './manifest.js'
+import { scan, type FoundFile } from './scan.js'
+import { importFile } from './unixfs/file.js'
+import { mapLimit } from './util/pool.js'
+import { readVersion, resolveRef } from './version.js'
+
+export interface VerifyFolderOptions {
+  /** The version to check against (default `HEAD`). */
+  readonly ref?: string
+  /** The folder to check (default: the dataset's own folder). */
+  readonly dir?: string
+  /** Where the version's blocks and refs come from (default: the dataset holding the current folder, else `dir`). */
+  readonly dataset?: string
+  readonly jobs?: number
+  readonly onProgress?: (p: { readonly files: number; readonly totalFiles: number; readonly bytes: number; readonly totalBytes: number }) => void
+}
+
+export interface VerifyCarOptions {
+  /** A CAR file to check instead of a folder. */
+  readonly car: string
+  /** The root whose DAG must be complete (default: every root in the CAR header). */
+  readonly root?: CID
+  readonly onProgress?: (p: { readonly blocks: number; readonly bytes: number }) => void
+}
+
+/** A modified file: what the version says and what the folder holds. */
+export interface ModifiedFile {
+  readonly path: string
+  readonly expected: { readonly cid: CID; readonly size: number }
+  readonly actual: { readonly cid?: CID; readonly size: number }
+}
+
+/** The result of checking a folder. `ok` only when the folder holds exactly the version's files. */
+export interface FolderReport {
+  readonly kind: 'folder'
+  readonly ok: boolean
+  readonly version: CID
+  readonly dir: string
+  readonly checked: number
+  readonly bytes: number
+  readonly missing: readonly string[]
+  readonly extra: readonly string[]
+  readonly modified: readonly ModifiedFile[]
+  /** The folder's `cairn.json` against the version's card: absent folders' cards count as missing. */
+  readonly card: 'same' | 'modified' | 'missing'
+}
+
+export type VerifyReport = FolderReport | (CarReport & { readonly kind: 'car' })
+
+/**
+ * Verifies a folder against a version, or a CAR file when `car` is given. Differences are reported,
+ * not thrown; throws only when the check cannot run (`NOT_A_DATASET`, `BAD_REF`, `MISSING_BLOCK`,
+ * `BAD_CAR`, `IO`).
+ */
+export async function verify(options: VerifyCarOptions): Promise<CarReport & { readonly kind: 'car' }>
+export async function verify(options?: VerifyFolderOptions): Promise<FolderReport>
+export async function verify(options: VerifyFolderOptions | VerifyCarOptions = {}): Promise<VerifyReport> {
+  if ('car' in options) {
+    const report = await verifyCar(resolve(options.car), { root: options.root, onProgress: options.onProgress })
+    return { kind: 'car', ...report }
+  }
+  return verifyFolder(options)
+}
+
+async function verifyFolder(options: VerifyFolderOptions): Promise<FolderReport> {
+  const dataset = await findDataset(options)
+  const version = await resolveRef(dataset, options.ref)
+  const manifest = await readVersion(dataset.store, version)
+  const dir = resolve(options.dir ?? dataset.root)
+  const { files } = await scan(dir)
+
+  const expected: ShardEntry[] = []
+  for await (const e of walkEntries(dataset.store, manifest.index)) expected.push(e)
+  const missing: string[] = []
+  const extra: string[] = []
+  const pairs: { entry: ShardEntry; file: FoundFile }[] = []
+  let i = 0
+  let j = 0
+  while (i < expected.length || j < files.length) {
+    const c = i === expected.length ? 1 : j === files.length ? -1 : comparePaths(expected[i].path, files[j].path)
+    if (c < 0) missing.push(expected[i++].path)
+    else if (c > 0) extra.push(files[j++].path)
+    else pairs.push({ entry: expected[i++], file: files[j++] })
+  }
+
+  const totalBytes = pairs.reduce((n, p) => n + p.file.size, 0)
+  let done = 0
+  let bytes = 0
+  const results = await mapLimit(pairs, options.jobs ?? availableParallelism(), async ({ entry, file }): Promise<ModifiedFile | undefined> => {
+    let actual: { cid?: CID; size: number } = { size: file.size }
+    if (file.size === entry.size) {
+      const imported = await importFile(file.abs, undefined, file.path)
+      actual = { cid: imported.cid, size: imported.size }
+    }
+    done++
+    bytes += file.size
+    options.onProgress?.({ files: done, totalFiles: pairs.length, bytes, totalBytes })
+    return actual.cid?.equals(entry.cid) ? undefined : { path: entry.path, expected: { cid: entry.cid, size: entry.size }, actual }
+  })
+  const modified = results.filter((r): r is ModifiedFile => r !== undefined)
+  const card = await compareCard(dir, manifest.card)
+  return {
+    kind: 'folder',
+    ok: missing.length === 0 && extra.length === 0 && modified.length === 0 && card === 'same',
+    version,
+    dir,
+    checked: pairs.length,
+    bytes,
+    missing,
+    extra,
+    modified,
+    card,
+  }
+}
+
+async function findDataset(options: VerifyFolderOptions): Promise<Dataset> {
+  try {
+    return await openDataset(options.dataset ?? '.')
+  } catch (e) {
+    if (options.dataset === undefined && options.dir !== undefined && isCairnError(e, 'NOT_A_DATASET')) return openDataset(options.dir)
+    throw e
+  }
+}
+
+async function compareCard(dir: string, expected: CID): Promise<FolderReport['card']> {
+  let text: string
+  try {
+    text = await readFile(join(dir, CARD_FILE), 'utf8')
+  } catch {
+    return 'missing'
+  }
+  try {
+    return cidFor(DAG_JSON, dagJson.encode(JSON.parse(text))).equals(expected) ? 'same' : 'modified'
+  } catch (e) {
+    if (e instanceof SyntaxError) return 'modified'
+    throw new CairnError('IO', `Cannot read ${join(dir, CARD_FILE)}: ${(e as Error).message}`)
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * Reading versions and resolving refs: a ref is a CID, `HEAD`, `HEAD~n` (n parents back) or a tag.
+ */
+import * as dagJson from '@ipld/dag-json'
+import { CID, DAG_JSON, tryParseCid, type Link } from './cid.js'
+import type { Dataset } from './dataset.js'
+import { CairnError } from './errors.js'
+import { decodeManifest, type Card, type VersionManifest } from './manifest.js'
+import { assertValidCard } from './dataset.js'
+import type { BlockSource } from './store/blocks.js'
+
+/** Reads and validates the version manifest `cid`. Throws `INVALID_MANIFEST` when it is something else. */
+export async function readVersion(source: BlockSource, cid: CID): Promise<VersionManifest> {
+  return decodeManifest('cairn.version', cid, await source.get(cid))
+}
+
+/** Reads and validates the card block a version links to. */
+export async function readCardBlock(source: BlockSource, cid: Link<Card>): Promise<Card> {
+  if (cid.code !== DAG_JSON) throw new CairnError('INVALID_MANIFEST', `${cid} is not a card (expected a dag-json block)`, { subject: cid.toString() })
+  const card: unknown = dagJson.decode(await source.get(cid))
+  assertValidCard(card, `card block ${cid}`)
+  return card
+}
+
+/**
+ * Resolves `ref` (default `HEAD`) in `dataset` to a version CID. Throws `BAD_REF` saying what the ref
+ * is not: no HEAD yet, an unknown tag, `HEAD~n` past the first version.
+ */
+export async function resolveRef(dataset: Dataset, ref = 'HEAD'): Promise<Link<VersionManifest>> {
+  const cid = tryParseCid(ref)
+  if (cid) return cid as Link<VersionManifest>
+  const m = /^HEAD(?:~(\d+))?$/.exec(ref)
+  if (m) {
+    let at = await dataset.refs.head()
+    if (!at) throw new CairnError('BAD_REF', `HEAD does not point at a version yet in ${dataset.root}`, { subject: ref, hint: 'run `cairn build` first' })
+    const back = Number(m[1] ?? 0)
+    for (let i = 0; i < back; i++) {
+      const v = await readVersion(dataset.store, at)
+      if (!v.parent) throw new CairnError('BAD_REF', `${ref} goes past the first version (HEAD has ${i} ancestors)`, { subject: ref })
+      at = v.parent
+    }
+    return at as Link<VersionManifest>
+  }
+  const tagged = await dataset.refs.tag(ref)
+  if (tagged) return tagged as Link<VersionManifest>
+  throw new CairnError('BAD_REF', `Unknown ref ${JSON.stringify(ref)} (expected a CID, HEAD, HEAD~n or a tag)`, {
+    subject: ref,
+    hint: 'list tags with `cairn tag`, versions with `cairn log`',
+  })
+}
