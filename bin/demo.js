@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+// `npm start`: the main job on the bundled example, on the embedded default (the local store: no
+// service, no network). Copies datasets/tiny-instruct to a temporary folder, then runs the real CLI:
+// init, build, log, ls, pack, verify (folder and CAR), and prints a short summary.
+import { execFileSync } from 'node:child_process'
+import { cpSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const cli = join(root, 'bin', 'run.js')
+const example = join(root, 'datasets', 'tiny-instruct')
+const expected = JSON.parse(readFileSync(join(example, 'expected.json'), 'utf8'))
+const work = mkdtempSync(join(tmpdir(), 'cairn-demo-'))
+const data = join(work, 'tiny-instruct')
+const env = { ...process.env, SOURCE_DATE_EPOCH: String(expected.sourceDateEpoch) }
+
+function cairn(...args) {
+  process.stdout.write(`\n$ cairn ${args.join(' ')}\n`)
+  const out = execFileSync(process.execPath, [cli, ...args], { cwd: data, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+  process.stdout.write(out)
+  return out
+}
+
+try {
+  cpSync(example, data, { recursive: true, filter: (src) => !src.endsWith('expected.json') })
+  console.log(`cairn demo: the example dataset copied to ${data}`)
+  cairn('init')
+  const version = cairn('build', '-m', expected.message).trim()
+  cairn('log')
+  cairn('ls')
+  const car = join(work, 'tiny-instruct.car')
+  cairn('pack', '-o', car)
+  cairn('verify')
+  cairn('verify', '--car', car)
+  const shown = JSON.parse(execFileSync(process.execPath, [cli, 'show', '--json'], { cwd: data, env, encoding: 'utf8' }))
+  const t = shown.manifest.totals
+  console.log('\nSummary')
+  console.log(`  release      ${version}`)
+  console.log(`  expected     ${expected.version} (${version === expected.version ? 'identical: the build is reproducible' : 'DIFFERENT'})`)
+  console.log(`  contents     ${t.shards} shards, ${t.bytes} bytes, ${t.rows} rows`)
+  console.log(`  tree         ${shown.manifest.tree['/']} (browsable on any IPFS gateway once published)`)
+  console.log(`  CAR          ${car} (${statSync(car).size} bytes), verified block by block`)
+  if (version !== expected.version) process.exitCode = 1
+} finally {
+  if (!process.env.CAIRN_DEMO_KEEP) rmSync(work, { recursive: true, force: true })
+}
