@@ -10,7 +10,12 @@ export abstract class CairnCommand extends Command {
   static override enableJsonFlag = true
 
   static override baseFlags = {
-    dir: Flags.directory({ char: 'C', summary: 'Run as if cairn was started in this folder.', helpGroup: 'GLOBAL' }),
+    dir: Flags.directory({
+      char: 'C',
+      summary: 'The dataset folder, or a folder inside it (default: found from the current folder). Other relative paths stay relative to the current folder.',
+      helpGroup: 'GLOBAL',
+      exists: true,
+    }),
   }
 
   /** Prints the result of `run()` under `--json`, CIDs as `{"/": "…"}`. */
@@ -19,6 +24,11 @@ export abstract class CairnCommand extends Command {
   }
 
   protected override async catch(err: Error & { exitCode?: number }): Promise<void> {
+    // the reader of our stdout went away (`cairn pack | head`): stop quietly, as a SIGPIPE would
+    if ((err as NodeJS.ErrnoException).code === 'EPIPE') {
+      process.exitCode = 141
+      return
+    }
     const { exitCode, text, json } = describeError(err)
     process.exitCode = exitCode
     if (this.jsonEnabled()) this.logJson(json)

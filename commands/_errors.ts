@@ -2,12 +2,13 @@
  * The one place that maps library errors to exit codes and messages (DVC's single mapping). Exit
  * codes: 0 success; 1 verification found differences; 2 usage or unknown ref; 3 not a dataset;
  * 4 bad input (card, row, shard, path, a file changed); 5 integrity (missing or corrupt block, bad
- * CAR, invalid manifest); 6 I/O; 70 internal error (a bug: please report it).
+ * CAR, invalid manifest); 6 I/O; 7 a target or source failed (after retries); 8 missing or wrong
+ * credentials; 70 internal error (a bug: please report it).
  */
 import type { ErrorCode } from '../src/errors.js'
 import { isCairnError } from '../src/errors.js'
 
-export const EXIT = { ok: 0, differences: 1, usage: 2, notDataset: 3, badInput: 4, integrity: 5, io: 6, internal: 70 } as const
+export const EXIT = { ok: 0, differences: 1, usage: 2, notDataset: 3, badInput: 4, integrity: 5, io: 6, network: 7, auth: 8, internal: 70 } as const
 
 const EXIT_OF: Record<ErrorCode, number> = {
   USAGE: EXIT.usage,
@@ -25,6 +26,10 @@ const EXIT_OF: Record<ErrorCode, number> = {
   INVALID_MANIFEST: EXIT.integrity,
   VERIFY_FAILED: EXIT.differences,
   IO: EXIT.io,
+  PUBLISH_FAILED: EXIT.network,
+  FETCH_FAILED: EXIT.network,
+  AUTH: EXIT.auth,
+  TARGET_NOT_EMPTY: EXIT.notDataset,
 }
 
 /** The JSON form of an error, as `--json` prints it (schemas/cli/error.schema.json). */

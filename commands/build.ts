@@ -49,6 +49,6 @@ export default class Build extends CairnCommand {
 
 function parseDate(text: string): Date {
   const date = /^\d+$/.test(text) ? new Date(Number(text) * 1000) : new Date(text)
-  if (Number.isNaN(date.getTime())) throw new CairnError('USAGE', `--date ${JSON.stringify(text)}: expected ISO 8601 (2026-01-31T12:00:00Z) or seconds since 1970`)
+  if (Number.isNaN(date.getTime()) || date.getUTCFullYear() > 9999 || date.getUTCFullYear() < 1970) throw new CairnError('USAGE', `--date ${JSON.stringify(text)}: expected ISO 8601 (2026-01-31T12:00:00Z) or seconds since 1970, between 1970 and 9999`)
   return date
 }

@@ -222,13 +222,22 @@ async function assertUnchanged(abs: string, path: string, before: FileIdentity):
 }
 
 function createdAt(date: Date | undefined): string {
-  if (date) return date.toISOString()
+  if (date) return isoDate(date, 'the build date')
   const epoch = process.env.SOURCE_DATE_EPOCH
   if (epoch !== undefined && epoch !== '') {
     if (!/^\d+$/.test(epoch)) throw new CairnError('USAGE', `SOURCE_DATE_EPOCH must be whole seconds since 1970 (found ${JSON.stringify(epoch)})`)
-    return new Date(Number(epoch) * 1000).toISOString()
+    return isoDate(new Date(Number(epoch) * 1000), 'SOURCE_DATE_EPOCH')
   }
   return new Date().toISOString()
+}
+
+/** ISO 8601 in UTC, for years 1970–9999 (the manifest's `created` format). Throws `USAGE` otherwise. */
+function isoDate(date: Date, what: string): string {
+  const year = date.getUTCFullYear()
+  if (Number.isNaN(date.getTime()) || year < 1970 || year > 9999) {
+    throw new CairnError('USAGE', `${what} must be a time between 1970 and 9999 (found ${Number.isNaN(date.getTime()) ? 'an invalid date' : `year ${year}`})`)
+  }
+  return date.toISOString()
 }
 
 /** The totals type, re-exported for callers of build. */

@@ -36,6 +36,14 @@ export type ErrorCode =
   | 'VERIFY_FAILED'
   /** A caller passed arguments that do not make sense together. */
   | 'USAGE'
+  /** A publish target refused, or kept failing after retries. */
+  | 'PUBLISH_FAILED'
+  /** Credentials are missing or wrong (names the variable or flag, never the secret). */
+  | 'AUTH'
+  /** No source could supply a block or a file (each source's failure is listed). */
+  | 'FETCH_FAILED'
+  /** A clone target folder holds something else. */
+  | 'TARGET_NOT_EMPTY'
 
 export interface CairnErrorOptions {
   /** The file, shard path or CID the error is about. */

@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises'
 import { CarWriter } from '@ipld/car/writer'
 import type { CID } from './cid.js'
 import { openDataset } from './dataset.js'
-import { ioError } from './errors.js'
+import { ioError, isCairnError } from './errors.js'
 import { walkDag } from './dag.js'
 import type { BlockSource } from './store/blocks.js'
 import { readVersion, resolveRef } from './version.js'
@@ -62,7 +62,8 @@ export async function pack(options: PackOptions): Promise<PackResult> {
     return { root, ...counts, file }
   } catch (e) {
     await unlink(tmp).catch(() => {})
-    if ((e as NodeJS.ErrnoException).code) throw ioError('write', file, e)
+    // a CairnError has a `code` too (MISSING_BLOCK, CORRUPT_BLOCK): only file-system errors become IO
+    if (!isCairnError(e) && (e as NodeJS.ErrnoException).code) throw ioError('write', file, e)
     throw e
   }
 }

@@ -2,6 +2,7 @@
 import type { CID } from './cid.js'
 import { openDataset } from './dataset.js'
 import { CairnError } from './errors.js'
+import { withLock } from './store/lock.js'
 import { readVersion, resolveRef } from './version.js'
 
 export interface TagOptions {
@@ -20,14 +21,16 @@ export interface TagOptions {
  */
 export async function tag(options: TagOptions): Promise<{ readonly name: string; readonly cid: CID }> {
   const dataset = await openDataset(options.dir)
-  const cid = await resolveRef(dataset, options.ref)
-  await readVersion(dataset.store, cid)
-  const existing = await dataset.refs.tag(options.name)
-  if (existing && !existing.equals(cid) && !options.force) {
-    throw new CairnError('USAGE', `Tag ${options.name} already points at ${existing}`, { subject: options.name, hint: 'pass --force to move it' })
-  }
-  await dataset.refs.setTag(options.name, cid)
-  return { name: options.name, cid }
+  return withLock(dataset.root, async () => {
+    const cid = await resolveRef(dataset, options.ref)
+    await readVersion(dataset.store, cid)
+    const existing = await dataset.refs.tag(options.name)
+    if (existing && !existing.equals(cid) && !options.force) {
+      throw new CairnError('USAGE', `Tag ${options.name} already points at ${existing}`, { subject: options.name, hint: 'pass --force to move it' })
+    }
+    await dataset.refs.setTag(options.name, cid)
+    return { name: options.name, cid }
+  })
 }
 
 /** Every tag of the dataset with its version CID, sorted by name. */

@@ -7,7 +7,13 @@ import { join } from 'node:path'
 import { STORE_DIR } from '../dataset.js'
 import { CairnError, ioError } from '../errors.js'
 
-/** Runs `fn` holding the dataset's write lock. Throws `IO` when another live process holds it. */
+/** Lock files this process holds: a lock with our own pid is only stale when it is not one of them. */
+const held = new Set<string>()
+
+/**
+ * Runs `fn` holding the dataset's write lock. Throws `IO` when another live process holds it, or
+ * another call in this process (two concurrent builds would both take HEAD as their parent).
+ */
 export async function withLock<T>(root: string, fn: () => Promise<T>): Promise<T> {
   const file = join(root, STORE_DIR, 'lock')
   await acquire(file)
@@ -15,15 +21,22 @@ export async function withLock<T>(root: string, fn: () => Promise<T>): Promise<T
     return await fn()
   } finally {
     await unlink(file).catch(() => {})
+    held.delete(file)
   }
 }
 
 async function acquire(file: string): Promise<void> {
   for (let attempt = 0; attempt < 2; attempt++) {
+    if (held.has(file)) {
+      throw new CairnError('IO', `Another operation of this process is writing to this dataset (${file})`, { subject: file, hint: 'wait for it to finish' })
+    }
+    // claimed before the first await, so a concurrent call in this process sees it
+    held.add(file)
     try {
       await writeFile(file, String(process.pid), { flag: 'wx' })
       return
     } catch (e) {
+      held.delete(file)
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError('create lock', file, e)
     }
     const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim())

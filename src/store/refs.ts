@@ -5,10 +5,11 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { CID } from '../cid.js'
+import { CID, tryParseCid } from '../cid.js'
 import { CairnError, ioError } from '../errors.js'
 
-const TAG_NAME = /^(?![.-])[A-Za-z0-9._-]{1,128}$/
+// HEAD and HEAD~n are refs of their own, and a name that parses as a CID would be shadowed by it
+const TAG_NAME = /^(?![.-])(?!HEAD$)[A-Za-z0-9._-]{1,128}$/
 
 /** Reads and writes the refs of one store (`root` is the `.cairn` folder). */
 export class Refs {
@@ -32,8 +33,8 @@ export class Refs {
 
   /** Sets tag `name` to `cid`. Throws `USAGE` for a name that is not `[A-Za-z0-9._-]` (not leading `.`/`-`). */
   async setTag(name: string, cid: CID): Promise<void> {
-    if (!TAG_NAME.test(name)) {
-      throw new CairnError('USAGE', `Invalid tag name ${JSON.stringify(name)} (expected 1–128 of A–Z a–z 0–9 . _ -, not starting with . or -)`)
+    if (!TAG_NAME.test(name) || tryParseCid(name) !== undefined) {
+      throw new CairnError('USAGE', `Invalid tag name ${JSON.stringify(name)} (expected 1–128 of A–Z a–z 0–9 . _ -, not starting with . or -, not HEAD, not a CID)`)
     }
     await mkdir(join(this.root, 'refs', 'tags'), { recursive: true })
     await this.write(join(this.root, 'refs', 'tags', name), cid)

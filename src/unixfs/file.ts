@@ -132,7 +132,8 @@ export async function importBytes(source: AsyncIterable<Uint8Array> | Iterable<U
       }
     }
   }
-  if (filled > 0) await emit(layout.addChunk(pending.subarray(0, filled)))
+  // a copy, so the leaf does not pin the whole 1 MiB buffer
+  if (filled > 0) await emit(layout.addChunk(pending.slice(0, filled)))
   const { blocks, file } = layout.finish()
   await emit(blocks)
   return file
@@ -170,13 +171,15 @@ export async function importFile(
     const layout = new FileLayout()
     let total = 0
     for (;;) {
-      const chunk = new Uint8Array(CHUNK_SIZE)
+      // size each buffer to what is left, so a small file's leaf does not pin a whole 1 MiB
+      const want = Math.min(CHUNK_SIZE, before.size - total)
+      const chunk = new Uint8Array(Math.max(0, want))
       const filled = await readFull(fh, chunk, total, label)
       if (filled === 0 && total > 0) break
       total += filled
-      const blocks = layout.addChunk(filled === CHUNK_SIZE ? chunk : chunk.subarray(0, filled))
+      const blocks = layout.addChunk(filled === chunk.length ? chunk : chunk.subarray(0, filled))
       if (sink) for (const b of blocks) await sink(b)
-      if (filled < CHUNK_SIZE) break
+      if (filled < want || total >= before.size) break
     }
     const { blocks, file } = layout.finish()
     if (sink) for (const b of blocks) await sink(b)
