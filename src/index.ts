@@ -18,6 +18,41 @@ export { tag, tags, type TagOptions } from './tag.js'
 export { pack, writeCar, type PackOptions, type PackResult, type PackProgress } from './pack.js'
 export { verify, type VerifyFolderOptions, type VerifyCarOptions, type VerifyReport, type FolderReport, type ModifiedFile } from './verify.js'
 export type { CarReport, CarProblem } from './car/verify.js'
+export {
+  diff,
+  diffVersions,
+  diffIndexes,
+  commonAncestor,
+  classify,
+  MAX_ANCESTORS,
+  type DiffOptions,
+  type DiffVersionsOptions,
+  type DiffProgress,
+  type DiffResult,
+  type VersionSide,
+  type ShardSide,
+  type ShardChange,
+  type ChangeCounts,
+  type EntryChange,
+  type IndexDiff,
+  type DiffIndexesOptions,
+  type IndexDiffProgress,
+  type FieldChange,
+  type SchemaChange,
+  type ValueChange,
+  diffRows,
+  primaryKeyFor,
+  type RowDiff,
+  type ChangedRow,
+  type DiffRowsOptions,
+} from './diff.js'
+export { exportFile, exportToFile } from './unixfs/export.js'
+export { CarBlockSource, FallbackSource } from './car/source.js'
+export type { BlockSource } from './store/blocks.js'
+export { publish, published, parseByteSize, receiptPath, RECEIPT_VERSION, type PublishOptions, type PublishedOptions } from './publish.js'
+export { parseTarget, createDirTarget, createKuboTarget, DEFAULT_DIR_SHARD_SIZE, TARGET_FORMS, type DirTargetOptions, type KuboTargetOptions, type StorachaModule } from './targets/index.js'
+export type { Target, PublishInput, PublishOptions as TargetPublishOptions, PublishProgress, Receipt, StoredShard } from './targets/interface.js'
+export { retry, isTransient, HttpStatusError, type RetryOptions, type RetryInfo, type RetryFailure } from './util/retry.js'
 export { CairnError, isCairnError, type ErrorCode } from './errors.js'
 export { PROFILE, type VersionManifest, type ShardEntry, type Card, type ShardRule, type Totals, type IndexNode, type SchemaBlock } from './manifest.js'
 export type { FormatName, Field, ShardSchema } from './formats/interface.js'

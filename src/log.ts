@@ -1,6 +1,7 @@
 /** `log`: the parent chain of a version, newest first. */
 import type { CID } from './cid.js'
-import { openDataset } from './dataset.js'
+import { withDataset } from './dataset.js'
+import { diffVersions, type ChangeCounts } from './diff.js'
 import type { Totals } from './manifest.js'
 import { readVersion, resolveRef } from './version.js'
 
@@ -10,6 +11,8 @@ export interface LogOptions {
   readonly ref?: string
   /** At most this many versions. */
   readonly limit?: number
+  /** Also count the shards added, removed, modified and renamed since each version's parent ({@link LogEntry.stat}). */
+  readonly stat?: boolean
 }
 
 /** One version in the history. */
@@ -21,11 +24,19 @@ export interface LogEntry {
   readonly totals: Totals
   /** Tags pointing at this version. */
   readonly tags: readonly string[]
+  /**
+   * With `stat`: shard changes since the parent, by the same index walk as `diff` (equal subtrees are
+   * skipped). The first version counts every shard as added.
+   */
+  readonly stat?: ChangeCounts
 }
 
-/** The history from `ref` back to the first version. Throws `BAD_REF`, `MISSING_BLOCK`, `INVALID_MANIFEST`. */
+/**
+ * The history from `ref` back to the first version. Throws `BAD_REF`, `MISSING_BLOCK`, `INVALID_MANIFEST`
+ * (with `stat`, also for a missing or invalid index node of a version or its parent).
+ */
 export async function log(options: LogOptions = {}): Promise<LogEntry[]> {
-  const dataset = await openDataset(options.dir)
+  return withDataset(options.dir, async (dataset) => {
   const tags = await dataset.refs.tags()
   const out: LogEntry[] = []
   let at: CID | null = await resolveRef(dataset, options.ref)
@@ -39,8 +50,14 @@ export async function log(options: LogOptions = {}): Promise<LogEntry[]> {
       message: v.message,
       totals: v.totals,
       tags: tags.filter((t) => t.cid.equals(here)).map((t) => t.name),
+      stat: !options.stat
+        ? undefined
+        : v.parent
+          ? (await diffVersions(dataset.store, v.parent, here, { skipHistory: true, skipSchemas: true, skipCard: true })).counts
+          : { added: v.totals.shards, removed: 0, modified: 0, renamed: 0 },
     })
     at = v.parent
   }
   return out
+  })
 }
