@@ -4,13 +4,14 @@
  * tree, the card block and the version manifest are stored, and HEAD moves last. Any failure before
  * that leaves HEAD and the refs as they were (blocks already written are whole and merely unused).
  */
+import { createHash } from 'node:crypto'
 import { stat } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import * as dagJson from '@ipld/dag-json'
 import { minimatch } from 'minimatch'
 import type { ValidateFunction } from 'ajv'
 import { cidFor, DAG_JSON, type CID, type Link } from './cid.js'
-import { openDataset, readCard } from './dataset.js'
+import { readCard, withDataset } from './dataset.js'
 import { CairnError, ioError, isCairnError } from './errors.js'
 import { readerFor } from './formats/index.js'
 import type { Row } from './formats/interface.js'
@@ -20,6 +21,7 @@ import { scan, type SkippedEntry } from './scan.js'
 import { compileUserSchema } from './schemas.js'
 import type { BlockStore } from './store/blocks.js'
 import { withLock } from './store/lock.js'
+import { loadStatCache, saveStatCache } from './store/stat-cache.js'
 import { importFile, type BlockSink, type FileIdentity } from './unixfs/file.js'
 import { buildTree } from './unixfs/tree.js'
 import { readVersion } from './version.js'
@@ -70,8 +72,7 @@ export interface BuildResult {
  * in every case HEAD and the refs are unchanged.
  */
 export async function build(options: BuildOptions = {}): Promise<BuildResult> {
-  const dataset = await openDataset(options.dir)
-  return withLock(dataset.root, async () => {
+  return withDataset(options.dir, (dataset) => withLock(dataset.root, async () => {
     const card = await readCard(dataset.root)
     const progress = options.onProgress ?? (() => {})
     progress({ phase: 'scan', files: 0, totalFiles: 0, bytes: 0, totalBytes: 0 })
@@ -80,10 +81,22 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
     const store = dataset.store
     const put: BlockSink = (b) => store.put(b.cid, b.bytes)
     const rules = new RowRules(card)
+    // the stat cache is valid only under the same row rules (validation happened under them)
+    const rulesKey = createHash('sha256').update(JSON.stringify(card.shards ?? [])).digest('hex')
+    const cache = await loadStatCache(store.root, rulesKey)
+    // a file modified in the same clock tick as the scan could change again unseen: don't cache it
+    const racyAfter = BigInt(Date.now() - 10) * 1_000_000n
 
     let doneFiles = 0
     let doneBytes = 0
     const entries = await mapLimit(files, options.jobs ?? availableParallelism(), async (f) => {
+      const hit = cache.get(f.path)
+      if (hit && hit.stamp === f.stamp && (await store.has(hit.entry.cid)) && (!hit.entry.schema || (await store.has(hit.entry.schema)))) {
+        doneFiles++
+        doneBytes += f.size
+        progress({ phase: 'import', files: doneFiles, totalFiles: files.length, bytes: doneBytes, totalBytes, path: f.path })
+        return { entry: hit.entry, dagSize: hit.dagSize, stamp: f.stamp, cacheable: true }
+      }
       const imported = await importFile(f.abs, put, f.path)
       const entry = await describe(f.path, f.abs, imported.cid, imported.size, rules, store)
       // the format reader read the file a second time: it must still be the file that was hashed
@@ -91,8 +104,9 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       doneFiles++
       doneBytes += imported.size
       progress({ phase: 'import', files: doneFiles, totalFiles: files.length, bytes: doneBytes, totalBytes, path: f.path })
-      return { entry, dagSize: imported.dagSize }
+      return { entry, dagSize: imported.dagSize, stamp: f.stamp, cacheable: f.mtimeNs < racyAfter }
     })
+    const saveCache = (): Promise<void> => saveStatCache(store.root, rulesKey, entries.filter((e) => e.cacheable))
 
     progress({ phase: 'commit', files: doneFiles, totalFiles: files.length, bytes: doneBytes, totalBytes })
     const index = await buildIndex(
@@ -116,6 +130,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       parentManifest.card.equals(cardCid) &&
       parentManifest.tree.equals(tree.cid)
     if (same && !options.allowEmpty) {
+      await saveCache()
       return { version: parent as Link<VersionManifest>, manifest: parentManifest, unchanged: true, changes, skipped }
     }
 
@@ -135,8 +150,9 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
     const block = encodeManifest<'cairn.version'>(manifest)
     await store.put(block.cid, block.bytes)
     await dataset.refs.setHead(block.cid)
+    await saveCache()
     return { version: block.cid, manifest, unchanged: false, changes, skipped }
-  })
+  }))
 }
 
 /** Reads a shard's format facts (validating rows where the card says so) and stores its schema block. */

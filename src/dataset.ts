@@ -72,7 +72,7 @@ export async function init(options: InitOptions = {}): Promise<InitResult> {
   }
   try {
     await mkdir(dir, { recursive: true })
-    for (const sub of ['blocks', 'tmp', 'refs/tags']) await mkdir(join(dir, STORE_DIR, sub), { recursive: true })
+    for (const sub of ['packs', 'tmp', 'refs/tags']) await mkdir(join(dir, STORE_DIR, sub), { recursive: true })
     await writeFile(join(dir, STORE_DIR, 'store.json'), JSON.stringify({ storeVersion: STORE_VERSION }) + '\n')
     if (cardWritten) await writeFile(join(dir, CARD_FILE), JSON.stringify(card, null, 2) + '\n')
   } catch (e) {
@@ -105,6 +105,19 @@ export async function openDataset(dir = '.'): Promise<Dataset> {
     subject: start,
     hint: 'run `cairn init` in the dataset folder first',
   })
+}
+
+/**
+ * Opens the dataset holding `dir` (as {@link openDataset}), runs `fn` with it, and closes its store's
+ * files whatever happens.
+ */
+export async function withDataset<T>(dir: string | undefined, fn: (dataset: Dataset) => Promise<T>): Promise<T> {
+  const dataset = await openDataset(dir)
+  try {
+    return await fn(dataset)
+  } finally {
+    await dataset.store.close()
+  }
 }
 
 /** Reads and validates `cairn.json` of the dataset at `root`. Throws `INVALID_CARD` with every error. */

@@ -15,6 +15,10 @@ export interface LsOptions {
  */
 export async function* ls(options: LsOptions = {}): AsyncGenerator<ShardEntry> {
   const dataset = await openDataset(options.dir)
-  const version = await readVersion(dataset.store, await resolveRef(dataset, options.ref))
-  yield* walkEntries(dataset.store, version.index)
+  try {
+    const version = await readVersion(dataset.store, await resolveRef(dataset, options.ref))
+    yield* walkEntries(dataset.store, version.index)
+  } finally {
+    await dataset.store.close()
+  }
 }

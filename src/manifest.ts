@@ -3,8 +3,7 @@
  * blocks validated against `schemas/` when written and when read. Readers reject a format version
  * they do not know. Links are real CID links, never CID strings.
  */
-import * as dagJson from '@ipld/dag-json'
-import { cidFor, DAG_JSON, type CID, type Link } from './cid.js'
+import { CID, cidFor, DAG_JSON, type Link } from './cid.js'
 import { CairnError } from './errors.js'
 import type { Field, FormatName } from './formats/interface.js'
 import { validateWith } from './schemas.js'
@@ -100,17 +99,23 @@ const SCHEMA_OF = {
 type Kind = keyof typeof SCHEMA_OF
 type KindOf<K extends Kind> = K extends 'cairn.version' ? VersionManifest : K extends 'cairn.index' ? IndexNode : SchemaBlock
 
-/** Encodes a manifest block as dag-json after validating it. Throws `INVALID_MANIFEST`. */
+/**
+ * Encodes a manifest block as dag-json after validating it. Throws `INVALID_MANIFEST`. The bytes are
+ * exactly what `@ipld/dag-json` writes (keys sorted, no whitespace, links as `{"/": …}`): manifests hold
+ * only ASCII keys, integers, strings, null and links, for which the canonical form is `JSON.stringify`
+ * of the sorted JSON form; building that directly is several times faster than a generic encoder.
+ */
 export function encodeManifest<K extends Kind>(value: KindOf<K>): Block & { readonly cid: Link<KindOf<K>> } {
-  const bytes = dagJson.encode(value)
-  check(value.type, bytes, undefined)
+  const form = toJsonForm(value)
+  check(value.type, form, undefined)
+  const bytes = encoder.encode(JSON.stringify(form))
   return { cid: cidFor<KindOf<K>>(DAG_JSON, bytes), bytes }
 }
 
 /**
  * Decodes and validates a manifest block of the expected kind. Throws `INVALID_MANIFEST` naming the
  * CID when the block is not dag-json, is another kind (saying which), has an unknown format version,
- * or breaks the schema (every error with its JSON path), or when a shard path is not normalised.
+ * or breaks the schema (every error with its JSON path). The caller has checked the bytes against `cid`.
  */
 export function decodeManifest<K extends Kind>(kind: K, cid: CID, bytes: Uint8Array): KindOf<K> {
   if (cid.code !== DAG_JSON) {
@@ -118,31 +123,34 @@ export function decodeManifest<K extends Kind>(kind: K, cid: CID, bytes: Uint8Ar
       subject: cid.toString(),
     })
   }
-  let value: unknown
+  let form: unknown
   try {
-    value = dagJson.decode(bytes)
+    form = JSON.parse(decoder.decode(bytes))
   } catch (e) {
     throw new CairnError('INVALID_MANIFEST', `${cid} is not valid dag-json: ${(e as Error).message}`, { subject: cid.toString() })
   }
-  const type = (value as { type?: unknown } | null)?.type
+  const type = (form as { type?: unknown } | null)?.type
   if (type !== kind) {
     const what = typeof type === 'string' ? `a ${type}` : 'not a cairn block'
     throw new CairnError('INVALID_MANIFEST', `${cid} is ${what}, expected a ${kind}`, { subject: cid.toString() })
   }
-  const v = (value as { v?: unknown }).v
+  const v = (form as { v?: unknown }).v
   if (v !== 1) {
     throw new CairnError('INVALID_MANIFEST', `${cid}: unknown ${kind} format version ${JSON.stringify(v)} (this cairn reads version 1)`, {
       subject: cid.toString(),
       hint: 'upgrade cairn',
     })
   }
-  check(kind, bytes, cid)
-  return value as KindOf<K>
+  check(kind, form, cid)
+  // the schema admits links only where links belong, each a {"/": string}
+  return fromJsonForm(form, cid) as KindOf<K>
 }
 
-function check(kind: Kind, bytes: Uint8Array, cid: CID | undefined): void {
-  // validate the dag-json text itself, so links are checked in their {"/": …} form
-  const errors = validateWith(SCHEMA_OF[kind], JSON.parse(new TextDecoder().decode(bytes)))
+const encoder = new TextEncoder()
+const decoder = new TextDecoder('utf-8', { fatal: true })
+
+function check(kind: Kind, form: unknown, cid: CID | undefined): void {
+  const errors = validateWith(SCHEMA_OF[kind], form)
   if (errors.length > 0) {
     const where = cid ? `${cid}` : `new ${kind}`
     throw new CairnError('INVALID_MANIFEST', `${where} is invalid: ${errors.map((e) => `${e.path} ${e.message}`).join('; ')}`, {
@@ -150,6 +158,36 @@ function check(kind: Kind, bytes: Uint8Array, cid: CID | undefined): void {
       details: errors,
     })
   }
+}
+
+/** The dag-json data model as plain JSON: links as `{"/": "<cid>"}`, keys sorted, undefined dropped. */
+function toJsonForm(value: unknown): unknown {
+  if (value === null || typeof value !== 'object') return value
+  const cid = CID.asCID(value)
+  if (cid) return { '/': cid.toString() }
+  if (Array.isArray(value)) return value.map(toJsonForm)
+  const out: Record<string, unknown> = {}
+  for (const k of Object.keys(value).sort()) {
+    const v = (value as Record<string, unknown>)[k]
+    if (v !== undefined) out[k] = toJsonForm(v)
+  }
+  return out
+}
+
+function fromJsonForm(form: unknown, at: CID): unknown {
+  if (form === null || typeof form !== 'object') return form
+  if (Array.isArray(form)) return form.map((f) => fromJsonForm(f, at))
+  const link = (form as Record<string, unknown>)['/']
+  if (typeof link === 'string' && Object.keys(form).length === 1) {
+    try {
+      return CID.parse(link)
+    } catch {
+      throw new CairnError('INVALID_MANIFEST', `${at} holds an invalid link ${JSON.stringify(link)}`, { subject: at.toString() })
+    }
+  }
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(form)) out[k] = fromJsonForm(v, at)
+  return out
 }
 
 /**

@@ -10,7 +10,7 @@ import { Readable, type Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { CarWriter } from '@ipld/car/writer'
 import type { CID } from './cid.js'
-import { openDataset } from './dataset.js'
+import { withDataset } from './dataset.js'
 import { ioError, isCairnError } from './errors.js'
 import { walkDag } from './dag.js'
 import type { BlockSource } from './store/blocks.js'
@@ -47,7 +47,7 @@ export interface PackResult {
  * lacks a block of the DAG: nothing is left at the output path), `CORRUPT_BLOCK` or `IO`.
  */
 export async function pack(options: PackOptions): Promise<PackResult> {
-  const dataset = await openDataset(options.dir)
+  return withDataset(options.dir, async (dataset) => {
   const root = await resolveRef(dataset, options.ref)
   const version = await readVersion(dataset.store, root)
   const totalBytes = version.totals.bytes
@@ -66,6 +66,7 @@ export async function pack(options: PackOptions): Promise<PackResult> {
     if (!isCairnError(e) && (e as NodeJS.ErrnoException).code) throw ioError('write', file, e)
     throw e
   }
+  })
 }
 
 /** Streams the DAG under `root` from `source` into `out` as a CARv1 with `root` as its only root. */

@@ -16,6 +16,9 @@ export interface FoundFile {
   /** Absolute path on disk. */
   readonly abs: string
   readonly size: number
+  /** Size, mtime and ctime (nanoseconds) and inode: the stat cache's key (a changed file changes it). */
+  readonly stamp: string
+  readonly mtimeNs: bigint
 }
 
 /** An entry that is not a shard, and why. */
@@ -73,13 +76,13 @@ async function walk(root: string, rel: string, files: FoundFile[], skipped: Skip
     } else if (entry.isDirectory()) {
       await walk(root, path, files, skipped)
     } else if (entry.isFile()) {
-      let size: number
+      let st
       try {
-        size = (await lstat(abs)).size
+        st = await lstat(abs, { bigint: true })
       } catch (e) {
         throw ioError('read', path, e)
       }
-      files.push({ path, abs, size })
+      files.push({ path, abs, size: Number(st.size), stamp: `${st.size}:${st.mtimeNs}:${st.ctimeNs}:${st.ino}`, mtimeNs: st.mtimeNs })
     } else {
       skipped.push({ path, reason: 'not a regular file' })
     }

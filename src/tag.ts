@@ -1,6 +1,6 @@
 /** `tag`: names a version. */
 import type { CID } from './cid.js'
-import { openDataset } from './dataset.js'
+import { openDataset, withDataset } from './dataset.js'
 import { CairnError } from './errors.js'
 import { withLock } from './store/lock.js'
 import { readVersion, resolveRef } from './version.js'
@@ -20,8 +20,7 @@ export interface TagOptions {
  * `MISSING_BLOCK`, `INVALID_MANIFEST`.
  */
 export async function tag(options: TagOptions): Promise<{ readonly name: string; readonly cid: CID }> {
-  const dataset = await openDataset(options.dir)
-  return withLock(dataset.root, async () => {
+  return withDataset(options.dir, (dataset) => withLock(dataset.root, async () => {
     const cid = await resolveRef(dataset, options.ref)
     await readVersion(dataset.store, cid)
     const existing = await dataset.refs.tag(options.name)
@@ -30,7 +29,7 @@ export async function tag(options: TagOptions): Promise<{ readonly name: string;
     }
     await dataset.refs.setTag(options.name, cid)
     return { name: options.name, cid }
-  })
+  }))
 }
 
 /** Every tag of the dataset with its version CID, sorted by name. */

@@ -77,6 +77,14 @@ export async function verify(options: VerifyFolderOptions | VerifyCarOptions = {
 
 async function verifyFolder(options: VerifyFolderOptions): Promise<FolderReport> {
   const dataset = await findDataset(options)
+  try {
+    return await checkFolder(dataset, options)
+  } finally {
+    await dataset.store.close()
+  }
+}
+
+async function checkFolder(dataset: Dataset, options: VerifyFolderOptions): Promise<FolderReport> {
   const version = await resolveRef(dataset, options.ref)
   const manifest = await readVersion(dataset.store, version)
   const dir = resolve(options.dir ?? dataset.root)

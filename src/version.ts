@@ -17,7 +17,13 @@ export async function readVersion(source: BlockSource, cid: CID): Promise<Versio
 /** Reads and validates the card block a version links to. */
 export async function readCardBlock(source: BlockSource, cid: Link<Card>): Promise<Card> {
   if (cid.code !== DAG_JSON) throw new CairnError('INVALID_MANIFEST', `${cid} is not a card (expected a dag-json block)`, { subject: cid.toString() })
-  const card: unknown = dagJson.decode(await source.get(cid))
+  let card: unknown
+  try {
+    card = dagJson.decode(await source.get(cid))
+  } catch (e) {
+    if (e instanceof CairnError) throw e
+    throw new CairnError('INVALID_MANIFEST', `${cid} is not a card (not valid dag-json: ${(e as Error).message})`, { subject: cid.toString() })
+  }
   assertValidCard(card, `card block ${cid}`)
   return card
 }

@@ -3,7 +3,7 @@
  * multiformats' sha2-256) and must hold exactly the version's DAG, depth-first, once each block.
  */
 import { createWriteStream } from 'node:fs'
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { open, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { once } from 'node:events'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -199,7 +199,7 @@ describe('pack of older versions and failures', () => {
         for await (const e of ls({ dir: d.dir })) return e
       })()) as ShardEntry
       const node = dagPb.decode(await store.get(root.cid))
-      await rm(store.pathOf(node.Links[1].Hash as unknown as CID))
+      await dropFromIndex(d.dir, node.Links[1].Hash as unknown as CID)
       const outDir = await tempDir('cairn-pack-missing-')
       try {
         const file = join(outDir, 'x.car')
@@ -223,7 +223,11 @@ describe('pack of older versions and failures', () => {
       await build({ dir: d.dir, date: FIXED_DATE })
       const { store } = await openDataset(d.dir)
       const cid = CID.createV1(raw.code, await sha256.digest(Buffer.from('intact bytes')))
-      await writeFile(store.pathOf(cid), 'damaged byte')
+      const at = await store.locationOf(cid)
+      expect(at?.length).toBe('damaged byte'.length)
+      const fh = await open(at!.file, 'r+')
+      await fh.write(Buffer.from('damaged byte'), 0, at!.length, at!.offset)
+      await fh.close()
       const file = join(out, 'corrupt.car')
       const e = await thrown(() => pack({ dir: d.dir, output: file }))
       expect((e as CairnError).code).toBe('CORRUPT_BLOCK')
@@ -290,4 +294,13 @@ function linksOf(cid: CID, bytes: Uint8Array): CID[] {
     return links
   }
   throw new Error(`unexpected codec 0x${cid.code.toString(16)} in ${cid}`)
+}
+
+/** Removes a block from the store's index logs, as if it had never been stored. */
+async function dropFromIndex(dir: string, cid: CID): Promise<void> {
+  const packs = join(dir, '.cairn', 'packs')
+  for (const name of (await readdir(packs)).filter((n) => n.endsWith('.idx'))) {
+    const text = await readFile(join(packs, name), 'utf8')
+    await writeFile(join(packs, name), text.split('\n').filter((l) => !l.startsWith(cid.toString() + ' ')).join('\n'))
+  }
 }

@@ -77,6 +77,8 @@ async function chunk(level: number, items: readonly (ShardEntry | BranchEntry)[]
       const node = { type: 'cairn.index', v: 1, level, entries: slice } as IndexNode
       const { cid } = await emit(node, sink)
       out.push({ path: slice[0].path, node: cid, totals: sumTotals(slice) })
+      // let timers and I/O run during a long build, even when the sink is synchronous
+      if (out.length % 256 === 0) await new Promise((resolve) => setImmediate(resolve))
       start = i + 1
       bytes = 0
     }

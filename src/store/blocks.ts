@@ -1,14 +1,15 @@
 /**
- * The local content-addressed block store in `.cairn/blocks/`. Layout (docs/store.md): one file per
- * block, named by its base32 CID, in a folder named by the CID's two characters before the last
- * (flatfs `next-to-last/2`). A block is written to `.cairn/tmp/` and renamed into place, so a block
- * file that exists is always whole; every read is hashed against the CID before it is used.
+ * The local content-addressed block store in `.cairn/packs/` (docs/store.md). Blocks are appended to a
+ * pack file of the writing process (`<id>.pack`); once a block's bytes are written, a line
+ * `<cid> <offset> <length>` is appended to the pack's index log (`<id>.idx`), and only then does `put`
+ * resolve. So a block is in the store exactly when its index line is whole, a killed writer leaves at
+ * most unindexed bytes, and every read is hashed against the CID before it is used.
  */
 import { randomBytes } from 'node:crypto'
-import { mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { checkBlock } from '../car/block.js'
-import type { CID } from '../cid.js'
+import { CID } from '../cid.js'
 import { CairnError, ioError } from '../errors.js'
 
 /** Anything blocks can be read from, verified: the store, a CAR file, a gateway. */
@@ -17,75 +18,219 @@ export interface BlockSource {
   get(cid: CID): Promise<Uint8Array>
 }
 
-/** A block source that can also tell cheaply whether it has a block. */
+/** A block source that can also tell cheaply whether it has a block, and take new ones. */
 export interface BlockStoreLike extends BlockSource {
   has(cid: CID): Promise<boolean>
   put(cid: CID, bytes: Uint8Array): Promise<void>
 }
 
+interface Location {
+  readonly pack: string
+  readonly offset: number
+  readonly length: number
+}
+
+/** The pack this process appends to, and the batching of its index lines. */
+interface Writer {
+  readonly name: string
+  readonly data: FileHandle
+  readonly index: FileHandle
+  size: number
+  queued: string[]
+  flushing: Promise<void> | undefined
+}
+
 /** The on-disk block store of one dataset. */
 export class BlockStore implements BlockStoreLike {
-  private readonly blocksDir: string
-  private readonly tmpDir: string
-  /** CIDs known to be on disk, so repeated puts of shared blocks skip the file system. */
-  private readonly known = new Set<string>()
-  private readonly madeDirs = new Set<string>()
+  private readonly packsDir: string
+  private readonly locations = new Map<string, Location>()
+  /** Bytes of each index log already read, so a refresh reads only what other writers appended. */
+  private readonly indexRead = new Map<string, number>()
+  private readonly handles = new Map<string, Promise<FileHandle>>()
+  private loaded: Promise<void> | undefined
+  private writer: Promise<Writer> | undefined
+  /** Blocks being written by this process: concurrent puts of the same block write it once. */
+  private readonly pending = new Map<string, Promise<void>>()
 
   /** `root` is the `.cairn` folder. */
   constructor(readonly root: string) {
-    this.blocksDir = join(root, 'blocks')
-    this.tmpDir = join(root, 'tmp')
+    this.packsDir = join(root, 'packs')
   }
 
-  /** Where the block for `cid` lives (whether or not it exists). */
-  pathOf(cid: CID): string {
-    const key = cid.toV1().toString()
-    return join(this.blocksDir, key.slice(-3, -1), key)
-  }
-
+  /** Whether the store holds the block (as of the last look at other writers' packs). */
   async has(cid: CID): Promise<boolean> {
-    const key = cid.toString()
-    if (this.known.has(key)) return true
-    try {
-      await stat(this.pathOf(cid))
-      this.known.add(key)
-      return true
-    } catch {
-      return false
-    }
+    return this.pending.has(key(cid)) || (await this.locate(cid, false)) !== undefined
   }
 
-  /** Stores a block (the caller made `bytes` from `cid`'s hash). A block already present is not rewritten. */
+  /** Stores a block (the caller made `bytes` from `cid`'s hash). A block already present is not written again. */
   async put(cid: CID, bytes: Uint8Array): Promise<void> {
-    if (await this.has(cid)) return
-    const final = this.pathOf(cid)
-    const dir = join(final, '..')
-    const tmp = join(this.tmpDir, `${randomBytes(8).toString('hex')}.blk`)
-    try {
-      if (!this.madeDirs.has(dir)) {
-        await mkdir(dir, { recursive: true })
-        this.madeDirs.add(dir)
-      }
-      await writeFile(tmp, bytes)
-      await rename(tmp, final)
-    } catch (e) {
-      await unlink(tmp).catch(() => {})
-      throw ioError('write block to', final, e)
-    }
-    this.known.add(cid.toString())
+    const k = key(cid)
+    const inFlight = this.pending.get(k)
+    if (inFlight) return inFlight
+    if ((await this.locate(cid, false)) !== undefined) return
+    const again = this.pending.get(k)
+    if (again) return again
+    const write = this.append(k, bytes).finally(() => this.pending.delete(k))
+    this.pending.set(k, write)
+    return write
   }
 
   async get(cid: CID): Promise<Uint8Array> {
-    let bytes: Uint8Array
+    const k = key(cid)
+    await this.pending.get(k)
+    const at = await this.locate(cid, true)
+    if (!at) throw new CairnError('MISSING_BLOCK', `Block ${cid} is not in the store ${this.root}`, { subject: cid.toString() })
+    const bytes = new Uint8Array(at.length)
+    const file = join(this.packsDir, at.pack + '.pack')
     try {
-      bytes = await readFile(this.pathOf(cid))
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw new CairnError('MISSING_BLOCK', `Block ${cid} is not in the store ${this.root}`, { subject: cid.toString() })
+      const fh = await this.handle(at.pack)
+      let read = 0
+      while (read < at.length) {
+        const { bytesRead } = await fh.read(bytes, read, at.length - read, at.offset + read)
+        if (bytesRead === 0) break
+        read += bytesRead
       }
-      throw ioError('read block', this.pathOf(cid), e)
+    } catch (e) {
+      throw ioError('read block from', file, e)
     }
     await checkBlock(cid, bytes)
     return bytes
   }
+
+  /** Where a block's bytes lie on disk (for inspection and tests), or undefined when it is not stored. */
+  async locationOf(cid: CID): Promise<{ readonly file: string; readonly offset: number; readonly length: number } | undefined> {
+    const at = await this.locate(cid, true)
+    return at && { file: join(this.packsDir, at.pack + '.pack'), offset: at.offset, length: at.length }
+  }
+
+  /** Every block CID in the store, in no particular order. */
+  async cids(): Promise<CID[]> {
+    this.loaded = this.refresh()
+    await this.loaded
+    return [...this.locations.keys()].map((k) => CID.parse(k))
+  }
+
+  /** Closes the files this store opened. The store can still be used afterwards (they reopen). */
+  async close(): Promise<void> {
+    const writer = this.writer
+    this.writer = undefined
+    if (writer) {
+      const w = await writer
+      await w.flushing
+      await Promise.all([w.data.close(), w.index.close()])
+    }
+    const handles = [...this.handles.values()]
+    this.handles.clear()
+    await Promise.all(handles.map(async (h) => (await h).close().catch(() => {})))
+  }
+
+  private async append(k: string, bytes: Uint8Array): Promise<void> {
+    const w = await this.openWriter()
+    const offset = w.size
+    w.size += bytes.length
+    const file = join(this.packsDir, w.name + '.pack')
+    try {
+      let written = 0
+      while (written < bytes.length) {
+        const { bytesWritten } = await w.data.write(bytes, written, bytes.length - written, offset + written)
+        written += bytesWritten
+      }
+    } catch (e) {
+      throw ioError('write block to', file, e)
+    }
+    w.queued.push(`${k} ${offset} ${bytes.length}\n`)
+    await this.flushIndex(w)
+    this.locations.set(k, { pack: w.name, offset, length: bytes.length })
+  }
+
+  /** Writes the queued index lines in one append; callers wait until their line is on disk. */
+  private async flushIndex(w: Writer): Promise<void> {
+    while (w.flushing) await w.flushing
+    if (w.queued.length === 0) return
+    const lines = w.queued.join('')
+    w.queued = []
+    w.flushing = w.index
+      .appendFile(lines)
+      .catch((e: unknown) => {
+        throw ioError('write the block index', join(this.packsDir, w.name + '.idx'), e)
+      })
+      .finally(() => {
+        w.flushing = undefined
+      })
+    await w.flushing
+  }
+
+  private openWriter(): Promise<Writer> {
+    this.writer ??= (async () => {
+      const name = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`
+      try {
+        await mkdir(this.packsDir, { recursive: true })
+        const data = await open(join(this.packsDir, name + '.pack'), 'wx')
+        const index = await open(join(this.packsDir, name + '.idx'), 'a')
+        return { name, data, index, size: 0, queued: [], flushing: undefined }
+      } catch (e) {
+        throw ioError('create a pack in', this.packsDir, e)
+      }
+    })()
+    this.writer.catch(() => {
+      this.writer = undefined
+    })
+    return this.writer
+  }
+
+  private handle(pack: string): Promise<FileHandle> {
+    let h = this.handles.get(pack)
+    if (!h) {
+      h = open(join(this.packsDir, pack + '.pack'), 'r')
+      h.catch(() => this.handles.delete(pack))
+      this.handles.set(pack, h)
+    }
+    return h
+  }
+
+  private async locate(cid: CID, lookAgain: boolean): Promise<Location | undefined> {
+    const k = key(cid)
+    this.loaded ??= this.refresh()
+    await this.loaded
+    let at = this.locations.get(k)
+    if (!at && lookAgain) {
+      // another process may have written it since we last looked
+      this.loaded = this.refresh()
+      await this.loaded
+      at = this.locations.get(k)
+    }
+    return at
+  }
+
+  /** Reads what was appended to every index log since the last refresh. A torn last line is ignored. */
+  private async refresh(): Promise<void> {
+    let names: string[]
+    try {
+      names = (await readdir(this.packsDir)).filter((n) => n.endsWith('.idx'))
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return
+      throw ioError('read', this.packsDir, e)
+    }
+    for (const name of names) {
+      const pack = name.slice(0, -4)
+      const text = await readFile(join(this.packsDir, name), 'latin1').catch((e: unknown) => {
+        throw ioError('read', join(this.packsDir, name), e)
+      })
+      const from = this.indexRead.get(pack) ?? 0
+      const end = text.lastIndexOf('\n') + 1
+      if (end <= from) continue
+      for (const line of text.slice(from, end).split('\n')) {
+        const [k, offset, length] = line.split(' ')
+        if (k && offset && length) this.locations.set(k, { pack, offset: Number(offset), length: Number(length) })
+      }
+      this.indexRead.set(pack, end)
+    }
+  }
 }
+
+/** The index key of a block: its CIDv1 in base32 (a CIDv0 and its CIDv1 are the same block). */
+function key(cid: CID): string {
+  return (cid.version === 0 ? cid.toV1() : cid).toString()
+}
+
+export { CID }

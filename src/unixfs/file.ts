@@ -7,7 +7,9 @@ import { open, type FileHandle } from 'node:fs/promises'
 import type { Stats } from 'node:fs'
 import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
-import { cidFor, DAG_PB, RAW, type CID } from '../cid.js'
+import { webcrypto } from 'node:crypto'
+import * as Digest from 'multiformats/hashes/digest'
+import { CID, cidFor, DAG_PB, RAW, SHA2_256 } from '../cid.js'
 import { CairnError, ioError } from '../errors.js'
 
 /** Fixed chunk size of the profile (1 MiB). */
@@ -53,9 +55,12 @@ export class FileLayout {
   private chunks = 0
   private bytes = 0
 
-  /** Adds one chunk; returns the new blocks (the leaf, and any parents it completed). */
-  addChunk(chunk: Uint8Array): Block[] {
-    const leaf: Block = { cid: cidFor(RAW, chunk), bytes: chunk }
+  /**
+   * Adds one chunk; returns the new blocks (the leaf, and any parents it completed). `digest` is the
+   * chunk's sha2-256 when the caller already has it (hashed off the main thread).
+   */
+  addChunk(chunk: Uint8Array, digest?: Uint8Array): Block[] {
+    const leaf: Block = { cid: digest ? rawCid(digest) : cidFor(RAW, chunk), bytes: chunk }
     this.chunks++
     this.bytes += chunk.length
     const out: Block[] = [leaf]
@@ -170,16 +175,20 @@ export async function importFile(
     const before = identityOf(await fh.stat())
     const layout = new FileLayout()
     let total = 0
-    for (;;) {
-      // size each buffer to what is left, so a small file's leaf does not pin a whole 1 MiB
-      const want = Math.min(CHUNK_SIZE, before.size - total)
-      const chunk = new Uint8Array(Math.max(0, want))
-      const filled = await readFull(fh, chunk, total, label)
-      if (filled === 0 && total > 0) break
-      total += filled
-      const blocks = layout.addChunk(filled === chunk.length ? chunk : chunk.subarray(0, filled))
+    const chunks = Math.max(1, Math.ceil(before.size / CHUNK_SIZE))
+    // Read ahead and hash on libuv's thread pool (WebCrypto) so that several cores hash one file;
+    // chunks still enter the layout strictly in order.
+    const start = (i: number): Promise<Leaf> => readLeaf(fh, i * CHUNK_SIZE, Math.min(CHUNK_SIZE, before.size - i * CHUNK_SIZE), label)
+    const ahead: Promise<Leaf>[] = []
+    for (let i = 0; i < Math.min(READ_AHEAD, chunks); i++) ahead.push(quiet(start(i)))
+    for (let i = 0; i < chunks; i++) {
+      const leaf = await ahead[i]
+      delete ahead[i]
+      if (i + READ_AHEAD < chunks) ahead.push(quiet(start(i + READ_AHEAD)))
+      total += leaf.bytes.length
+      const blocks = layout.addChunk(leaf.bytes, leaf.digest)
       if (sink) for (const b of blocks) await sink(b)
-      if (filled < want || total >= before.size) break
+      if (leaf.short) break
     }
     const { blocks, file } = layout.finish()
     if (sink) for (const b of blocks) await sink(b)
@@ -194,6 +203,36 @@ export async function importFile(
   } finally {
     await fh.close()
   }
+}
+
+/** Chunks read and hashed ahead of the one being added to the layout. */
+const READ_AHEAD = 4
+/** Below this, hashing on the main thread costs less than a round trip to the thread pool. */
+const POOL_HASH_MIN = 64 * 1024
+
+interface Leaf {
+  readonly bytes: Uint8Array
+  readonly digest?: Uint8Array
+  /** The file ended before the expected size: it is shrinking (the identity check reports it). */
+  readonly short: boolean
+}
+
+async function readLeaf(fh: FileHandle, position: number, want: number, label: string): Promise<Leaf> {
+  const buf = new Uint8Array(Math.max(0, want))
+  const n = await readFull(fh, buf, position, label)
+  const bytes = n === buf.length ? buf : buf.subarray(0, n)
+  const digest = bytes.length >= POOL_HASH_MIN ? new Uint8Array(await webcrypto.subtle.digest('SHA-256', bytes)) : undefined
+  return { bytes, digest, short: n < want }
+}
+
+/** Marks a read-ahead promise as handled: if an earlier chunk fails, later failures are not unhandled. */
+function quiet<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => {})
+  return p
+}
+
+function rawCid(digest: Uint8Array): CID {
+  return CID.createV1(RAW, Digest.create(SHA2_256, digest))
 }
 
 async function readFull(fh: FileHandle, buf: Uint8Array, position: number, label: string): Promise<number> {

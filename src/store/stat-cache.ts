@@ -1,0 +1,73 @@
+/**
+ * The stat cache (`.cairn/stat-cache`, docs/store.md): what a previous build learned about each file,
+ * keyed by path and the file's stamp (size, mtime and ctime in nanoseconds, inode). A file whose stamp
+ * is unchanged is not read again; any change to it changes the stamp (ctime cannot be set back), so a
+ * changed file is always re-hashed. Entries are tied to the card's row rules: when those change, files
+ * are read (and validated) again. The cache is an optimisation only: a missing or unreadable cache just
+ * means every file is read.
+ */
+import { randomBytes } from 'node:crypto'
+import { readFile, rename, unlink, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { CID } from '../cid.js'
+import type { FormatName } from '../formats/interface.js'
+import type { ShardEntry } from '../manifest.js'
+
+const VERSION = 1
+
+/** What the cache keeps per file. */
+export interface CachedFile {
+  readonly stamp: string
+  readonly entry: ShardEntry
+  readonly dagSize: number
+}
+
+type Line = [path: string, stamp: string, cid: string, size: number, format: FormatName, dagSize: number, rows: number | null, schema: string | null]
+
+/** Loads the cache of the store at `root` (`.cairn`), or an empty one when it is absent, stale or damaged. */
+export async function loadStatCache(root: string, rulesKey: string): Promise<Map<string, CachedFile>> {
+  const out = new Map<string, CachedFile>()
+  let text: string
+  try {
+    text = await readFile(join(root, 'stat-cache'), 'utf8')
+  } catch {
+    return out
+  }
+  const lines = text.split('\n')
+  try {
+    const header = JSON.parse(lines[0]) as { statCache?: number; rules?: string }
+    if (header.statCache !== VERSION || header.rules !== rulesKey) return out
+    for (const line of lines.slice(1)) {
+      if (line === '') continue
+      const [path, stamp, cid, size, format, dagSize, rows, schema] = JSON.parse(line) as Line
+      const entry: ShardEntry = {
+        path,
+        cid: CID.parse(cid),
+        size,
+        format,
+        ...(rows === null ? {} : { rows }),
+        ...(schema === null ? {} : { schema: CID.parse(schema) }),
+      }
+      out.set(path, { stamp, entry, dagSize })
+    }
+  } catch {
+    return new Map()
+  }
+  return out
+}
+
+/** Replaces the cache atomically. Failures are ignored: the cache only saves time. */
+export async function saveStatCache(root: string, rulesKey: string, files: Iterable<CachedFile>): Promise<void> {
+  const parts = [JSON.stringify({ statCache: VERSION, rules: rulesKey })]
+  for (const { stamp, entry: e, dagSize } of files) {
+    const line: Line = [e.path, stamp, e.cid.toString(), e.size, e.format, dagSize, e.rows ?? null, e.schema?.toString() ?? null]
+    parts.push(JSON.stringify(line))
+  }
+  const tmp = join(root, 'tmp', `${randomBytes(6).toString('hex')}.cache`)
+  try {
+    await writeFile(tmp, parts.join('\n') + '\n')
+    await rename(tmp, join(root, 'stat-cache'))
+  } catch {
+    await unlink(tmp).catch(() => {})
+  }
+}
