@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm start`: the main job on the bundled example, on the embedded default (the local store: no
 // service, no network). Copies datasets/tiny-instruct to a temporary folder, then runs the real CLI:
-// init, build, log, ls, pack, verify (folder and CAR), and prints a short summary.
+// init, build, log, ls, pack, verify (folder and CAR); then a second release and its diff; and prints
+// a short summary.
 import { execFileSync } from 'node:child_process'
 import { cpSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -34,7 +35,16 @@ try {
   cairn('pack', '-o', car)
   cairn('verify')
   cairn('verify', '--car', car)
-  const shown = JSON.parse(execFileSync(process.execPath, [cli, 'show', '--json'], { cwd: data, env, encoding: 'utf8' }))
+  cairn('tag', 'v1')
+
+  // a second release: rows edited, a shard added, one removed, the card's description changed
+  process.stdout.write(`\n$ node datasets/tiny-instruct/generate-v2.mjs <copy>   # the deterministic edit\n`)
+  execFileSync(process.execPath, [join(example, 'generate-v2.mjs'), data], { cwd: data, stdio: ['ignore', 'inherit', 'inherit'] })
+  const version2 = cairn('build', '-m', 'tiny-instruct: second release').trim()
+  cairn('log', '--stat')
+  cairn('diff', 'v1', 'HEAD', '--rows', '--limit', '2')
+
+  const shown = JSON.parse(execFileSync(process.execPath, [cli, 'show', 'v1', '--json'], { cwd: data, env, encoding: 'utf8' }))
   const t = shown.manifest.totals
   console.log('\nSummary')
   console.log(`  release      ${version}`)
@@ -42,6 +52,7 @@ try {
   console.log(`  contents     ${t.shards} shards, ${t.bytes} bytes, ${t.rows} rows`)
   console.log(`  tree         ${shown.manifest.tree['/']} (browsable on any IPFS gateway once published)`)
   console.log(`  CAR          ${car} (${statSync(car).size} bytes), verified block by block`)
+  console.log(`  next release ${version2} (diffed against v1 above)`)
   if (version !== expected.version) process.exitCode = 1
 } finally {
   if (!process.env.CAIRN_DEMO_KEEP) rmSync(work, { recursive: true, force: true })
