@@ -50,10 +50,48 @@ export { exportFile, exportToFile } from './unixfs/export.js'
 export { CarBlockSource, FallbackSource } from './car/source.js'
 export type { BlockSource } from './store/blocks.js'
 export { publish, published, parseByteSize, receiptPath, RECEIPT_VERSION, type PublishOptions, type PublishedOptions } from './publish.js'
-export { parseTarget, createDirTarget, createKuboTarget, DEFAULT_DIR_SHARD_SIZE, TARGET_FORMS, type DirTargetOptions, type KuboTargetOptions, type StorachaModule } from './targets/index.js'
-export type { Target, PublishInput, PublishOptions as TargetPublishOptions, PublishProgress, Receipt, StoredShard } from './targets/interface.js'
+export {
+  parseTarget,
+  createDirTarget,
+  createKuboTarget,
+  DEFAULT_DIR_SHARD_SIZE,
+  TARGET_FORMS,
+  type DirTargetOptions,
+  type KuboTargetOptions,
+  type StorachaModule,
+} from './targets/index.js'
+export type {
+  Target,
+  PublishInput,
+  PublishOptions as TargetPublishOptions,
+  PublishProgress,
+  Receipt,
+  StoredShard,
+} from './targets/interface.js'
 export { retry, isTransient, HttpStatusError, type RetryOptions, type RetryInfo, type RetryFailure } from './util/retry.js'
 export { CairnError, isCairnError, type ErrorCode } from './errors.js'
 export { PROFILE, type VersionManifest, type ShardEntry, type Card, type ShardRule, type Totals, type IndexNode, type SchemaBlock } from './manifest.js'
 export type { FormatName, Field, ShardSchema } from './formats/interface.js'
 export { CID, type Link } from './cid.js'
+export {
+  clone,
+  DEFAULT_CLONE_JOBS,
+  type CloneOptions,
+  type CloneProgress,
+  type CloneResult,
+  type SkippedEntry as CloneSkippedEntry,
+} from './clone.js'
+export { cat, parseContentPath, resolvePath, type CatOptions, type CatResult, type Resolved } from './cat.js'
+export { serve, type ServeOptions, type ServeHandle } from './serve.js'
+export {
+  openSource,
+  openSources,
+  SourceList,
+  GatewaySource,
+  DirSource,
+  DEFAULT_GATEWAYS,
+  type Source,
+  type SourceOptions,
+  type SourceFailure,
+  type GatewayOptions,
+} from './sources/index.js'

@@ -1,0 +1,64 @@
+import { Args, Flags } from '@oclif/core'
+import { clone } from '../src/index.js'
+import { bytes, CairnCommand } from './_base.js'
+
+export default class Clone extends CairnCommand {
+  static override summary = 'Fetch a release (or any UnixFS file or directory) by CID, verifying every block.'
+  static override description =
+    'Sources are tried in order (--from: gateway URLs, CAR files, dir:<path> folders, dataset folders; default: public trustless gateways); ' +
+    'a source that fails on a block (timeout, wrong bytes, an HTML page, a truncated CAR) is reported and the next one is used. ' +
+    'Each file is written to a temporary name and renamed when every block matched its CID. A cairn version becomes a dataset folder ' +
+    '(cairn.json, .cairn/ with the metadata, HEAD at the version) where `cairn verify` and `cairn diff` work at once. ' +
+    'Running the same clone again resumes it: files already complete are re-hashed and kept.'
+  static override examples = [
+    '<%= config.bin %> clone bafy… ./data',
+    '<%= config.bin %> clone bafy… ./data --from http://127.0.0.1:8080 --from release.car',
+    "<%= config.bin %> clone bafy… ./data --include 'train/*' --exclude '*.tmp' --jobs 16 --json",
+  ]
+  static override args = {
+    cid: Args.string({ description: 'a cairn version CID, or any UnixFS file or directory CID', required: true }),
+    dir: Args.string({ description: 'the folder to write (default: the dataset name, or the CID)' }),
+  }
+  static override flags = {
+    from: Flags.string({ char: 'f', summary: 'A source, tried in the order given: http(s)://gateway, file.car, dir:<path>, a dataset folder.', multiple: true, multipleNonGreedy: true }),
+    jobs: Flags.integer({ char: 'j', summary: 'Files fetched at once (default 8).', min: 1 }),
+    include: Flags.string({ summary: 'Clone only paths matching this glob (repeatable).', multiple: true, multipleNonGreedy: true }),
+    exclude: Flags.string({ summary: 'Skip paths matching this glob (repeatable).', multiple: true, multipleNonGreedy: true }),
+    'store-blocks': Flags.boolean({ summary: "Also keep every file's blocks in the clone's store (so pack/serve/publish work there)." }),
+    timeout: Flags.integer({ summary: 'Seconds to wait for a gateway to answer (default 30).', min: 1 }),
+  }
+
+  async run() {
+    const { args, flags } = await this.parse(Clone)
+    const progress = this.progress()
+    const result = await clone({
+      cid: args.cid,
+      dir: args.dir,
+      from: flags.from,
+      jobs: flags.jobs,
+      include: flags.include,
+      exclude: flags.exclude,
+      storeFileBlocks: flags['store-blocks'],
+      sourceOptions: flags.timeout === undefined ? undefined : { timeoutMs: flags.timeout * 1000, idleTimeoutMs: flags.timeout * 1000 },
+      onProgress: (p) => {
+        if (p.kind === 'metadata') progress.update(`clone: ${p.blocks} metadata blocks`)
+        else if (p.kind === 'files') progress.update(`clone: ${p.files}/${p.totalFiles} files, ${bytes(p.bytes)}${p.totalBytes ? ` of ${bytes(p.totalBytes)}` : ''}`)
+        else if (!this.jsonEnabled()) {
+          progress.done()
+          process.stderr.write(`warning: ${p.failure.message} (trying the next source)\n`)
+        }
+      },
+    })
+    progress.done()
+    if (!this.jsonEnabled()) {
+      this.log(`${result.cid} → ${result.dir}`)
+      this.log(
+        `  ${result.written} file(s) written (${bytes(result.bytes)}), ${result.skipped} already complete` +
+          (result.excluded ? `, ${result.excluded} excluded` : '') +
+          (result.resumed ? ' (resumed)' : ''),
+      )
+      for (const u of result.unsupported) this.log(`  skipped ${u.path}: ${u.reason}`)
+    }
+    return result
+  }
+}

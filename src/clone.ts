@@ -1,0 +1,698 @@
+/**
+ * `clone`: fetch a release by CID from any sources (gateways, CAR files, `dir:` folders, stores),
+ * verify every block, and write the files atomically: each file goes to a temporary name and is renamed
+ * into place only once every block of it matched its CID and its size matched. A cairn version becomes
+ * a dataset folder (`cairn.json`, `.cairn/` with the version's metadata blocks, HEAD at the version);
+ * any other UnixFS file or directory (HAMT included) is written as it is. See docs/clone.md.
+ */
+import { createHash } from 'node:crypto'
+import { createWriteStream } from 'node:fs'
+import { once } from 'node:events'
+import { lstat, mkdir, open, readdir, readFile, rename, rm, unlink, writeFile, type FileHandle } from 'node:fs/promises'
+import { basename, dirname, join, resolve, sep } from 'node:path'
+import { minimatch } from 'minimatch'
+import { decodeUnixFs, kindOf, listDirectory } from './cat.js'
+import { DAG_PB, RAW, tryParseCid, type CID } from './cid.js'
+import { CARD_FILE, init, openDataset, STORE_DIR } from './dataset.js'
+import { CairnError, ioError, isCairnError } from './errors.js'
+import { readIndexNode } from './index/prolly.js'
+import { checkShardPath, type BranchEntry, type ShardEntry } from './manifest.js'
+import { checkBlock } from './car/block.js'
+import { DEFAULT_GATEWAYS, MAX_BLOCK_BYTES, openSources, type GatewayOptions, type SourceFailure, type SourceList } from './sources/index.js'
+import type { BlockSource, BlockStoreLike } from './store/blocks.js'
+import { invalidNameReason } from './unixfs/directory.js'
+import { exportFile } from './unixfs/export.js'
+import { importFile } from './unixfs/file.js'
+import { mapLimit } from './util/pool.js'
+import { readCardBlock, readVersion } from './version.js'
+
+/** Files fetched at once when `jobs` is not given. */
+export const DEFAULT_CLONE_JOBS = 8
+
+/** Inside a cloned dataset's `.cairn/`: `{"cid": "…", "complete": bool}`, what marks the folder as a clone of that version. */
+export const CLONE_RECORD = 'clone.json'
+/** Inside a folder a UnixFS directory is cloned into, while the clone runs: the root CID and partial files. */
+export const UNIXFS_CLONE_DIR = '.cairn-clone'
+/** Inside a cloned dataset's `.cairn/`: files being fetched. */
+const CLONE_TMP = 'clone-tmp'
+
+/** Options of {@link clone}. */
+export interface CloneOptions {
+  /** A cairn version CID, or any UnixFS file or directory CID. */
+  readonly cid: string
+  /**
+   * Where to write: the folder (default: the version's dataset name, or the CID for UnixFS). For a
+   * UnixFS file, the file path (an existing folder gets `<folder>/<cid>`).
+   */
+  readonly dir?: string
+  /** Sources in the order tried (default {@link DEFAULT_GATEWAYS}); ignored when `source` is given. */
+  readonly from?: readonly string[]
+  /** An already opened source list (the caller closes it). */
+  readonly source?: SourceList
+  /** Files fetched at once (default {@link DEFAULT_CLONE_JOBS}). */
+  readonly jobs?: number
+  /** Clone only files whose path matches one of these globs (minimatch, `dot: true`; a glob without `/` matches the base name). */
+  readonly include?: readonly string[]
+  /** Skip files whose path matches one of these globs (applied after `include`). */
+  readonly exclude?: readonly string[]
+  /**
+   * Also put every block of every file into the clone's store (cairn versions only), so that `pack`,
+   * `serve` and `publish` work in the clone without the original. Default false: the store then holds
+   * the version's metadata only and the files are the data's only copy.
+   */
+  readonly storeFileBlocks?: boolean
+  /** Gateway timeouts. */
+  readonly sourceOptions?: GatewayOptions
+  readonly onProgress?: (progress: CloneProgress) => void
+}
+
+/** Progress of a clone: metadata blocks fetched, files written, or one source failing on one CID. */
+export type CloneProgress =
+  | { readonly kind: 'metadata'; readonly blocks: number }
+  | {
+      readonly kind: 'files'
+      readonly files: number
+      readonly totalFiles: number
+      readonly bytes: number
+      /** Bytes of the selected files where known (always, for a cairn version). */
+      readonly totalBytes: number
+      /** Files found complete on disk and not fetched again. */
+      readonly skipped: number
+    }
+  | { readonly kind: 'failure'; readonly failure: SourceFailure }
+
+/** An entry that was not written, and why. */
+export interface SkippedEntry {
+  /** The entry's path relative to the target. */
+  readonly path: string
+  /** Why it was not written. */
+  readonly reason: string
+}
+
+/** What {@link clone} did. */
+export interface CloneResult {
+  /** A cairn version, a UnixFS directory or a UnixFS file. */
+  readonly kind: 'version' | 'directory' | 'file'
+  /** The root cloned. */
+  readonly cid: CID
+  /** The absolute folder written (for a UnixFS file: the file). */
+  readonly dir: string
+  /** True when the target held a partial (or complete) clone of the same CID, which was resumed. */
+  readonly resumed: boolean
+  /** Files selected (after include/exclude). */
+  readonly totalFiles: number
+  /** Their bytes, where known. */
+  readonly totalBytes: number
+  /** Files fetched and written by this run. */
+  readonly written: number
+  /** Files already complete on disk (re-hashed, matching), not fetched again. */
+  readonly skipped: number
+  /** Files left out by include/exclude. */
+  readonly excluded: number
+  /** Bytes fetched and written by this run. */
+  readonly bytes: number
+  /** Metadata blocks (version, card, index, schemas, tree) stored in `.cairn/` (cairn versions). */
+  readonly metadataBlocks: number
+  /** Entries not written: symbolic links and nodes that are not UnixFS files or directories. */
+  readonly unsupported: readonly SkippedEntry[]
+  /** Each time a source failed on a CID and the next one was tried (at most 1000). */
+  readonly failures: readonly SourceFailure[]
+}
+
+/** One file to write: its path relative to the target and its UnixFS root. */
+interface FileJob {
+  readonly path: string
+  readonly cid: CID
+  /** Content bytes, when known beforehand. */
+  readonly size?: number
+}
+
+/**
+ * Clones `cid` into a folder.
+ *
+ * - A **cairn version**: fetches the version, card and shard index (every block verified), stores
+ *   them with the schema blocks and the tree's directory nodes in a new `.cairn/` store, writes
+ *   `cairn.json` from the card block, then fetches the files, `jobs` at a time, and finally points HEAD
+ *   at the version. The folder is a dataset at once: `verify` and `diff` work in it.
+ * - A **UnixFS directory** (plain or HAMT): lists it (every name checked) and writes the tree; empty
+ *   folders are created, symbolic links and non-UnixFS nodes are skipped and listed in `unsupported`.
+ * - A **UnixFS file**: writes it.
+ *
+ * Every path is checked before anything is written: an entry naming `..`, `.`, an absolute path, a name
+ * with `/`, NUL, a backslash or a control character, or a path that would leave the target, fails the
+ * clone with `BAD_PATH` and nothing is written. Existing folders on the way are never followed when they
+ * are symbolic links. No byte reaches a final path unverified: files are renamed into place only when
+ * complete.
+ *
+ * Re-running a clone into the same folder resumes it: files already there are re-hashed against their
+ * CID and kept when they match (files whose DAG was not built with cairn's profile cannot be
+ * recomputed and are fetched again).
+ *
+ * @throws {CairnError} `USAGE` for a CID that does not parse or a root that is neither a cairn version
+ *   nor UnixFS; `TARGET_NOT_EMPTY` when the target holds anything but a clone of the same CID;
+ *   `BAD_PATH`; `FETCH_FAILED` naming the CID and each source's failure; `INVALID_MANIFEST`,
+ *   `CORRUPT_BLOCK`; `IO`.
+ */
+export async function clone(options: CloneOptions): Promise<CloneResult> {
+  const root = tryParseCid(options.cid.replace(/^\/ipfs\//, '').replace(/^ipfs:\/\//, ''))
+  if (root === undefined) throw new CairnError('USAGE', `${JSON.stringify(options.cid)} is not a CID`, { subject: options.cid })
+  const onFailure = (failure: SourceFailure): void => options.onProgress?.({ kind: 'failure', failure })
+  const list = options.source ?? (await openSources(options.from ?? DEFAULT_GATEWAYS, { ...options.sourceOptions, onFailure }))
+  const failuresBefore = list.failures.length
+  try {
+    const kind = await kindOf(list, root)
+    let result: Omit<CloneResult, 'failures'>
+    if (kind === 'version') result = await cloneVersion(root, list, options)
+    else if (kind === 'directory' || kind === 'hamt') result = await cloneDirectory(root, list, options)
+    else if (kind === 'file') result = await cloneFile(root, list, options)
+    else throw new CairnError('USAGE', `${root} is neither a cairn version nor a UnixFS file or directory (it is a ${kind === 'symlink' ? 'UnixFS symlink' : `block of codec 0x${root.code.toString(16)}`})`, { subject: root.toString() })
+    return { ...result, failures: list.failures.slice(failuresBefore) }
+  } finally {
+    if (options.source === undefined) await list.close()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// cairn versions
+// ---------------------------------------------------------------------------------------------------
+
+async function cloneVersion(root: CID, list: SourceList, options: CloneOptions): Promise<Omit<CloneResult, 'failures'>> {
+  const jobs = Math.max(1, options.jobs ?? DEFAULT_CLONE_JOBS)
+  // the version and card come first (the folder's name and cairn.json); kept until the store exists
+  const early = new Map<string, { cid: CID; bytes: Uint8Array }>()
+  const remember: BlockSource = {
+    async get(cid) {
+      const bytes = await list.get(cid)
+      early.set(cid.toString(), { cid, bytes })
+      return bytes
+    },
+  }
+  const version = await readVersion(remember, root)
+  const card = await readCardBlock(remember, version.card)
+  const target = resolve(options.dir ?? defaultFolderName(version.name, root))
+  const storeDir = join(target, STORE_DIR)
+  const existed = (await lstat(target).catch(() => undefined)) !== undefined
+  const resumed = await prepareTarget(target, async (entries) => {
+    if (!entries.includes(STORE_DIR)) return false
+    const record = await readJson<{ cid?: unknown }>(join(storeDir, CLONE_RECORD))
+    return record?.cid === root.toString()
+  })
+  // a release found invalid before any file is written leaves no trace of a fresh clone
+  const undo = async (): Promise<void> => {
+    if (resumed) return
+    if (!existed) await rm(target, { recursive: true, force: true }).catch(() => {})
+    else for (const name of [STORE_DIR, CARD_FILE]) await rm(join(target, name), { recursive: true, force: true }).catch(() => {})
+  }
+  // cairn.json is rewritten on every run: it is the card block's, whatever happened to it since
+  await writeAtomic(join(target, CARD_FILE), JSON.stringify(card, null, 2) + '\n', target)
+  if (!resumed) {
+    await init({ dir: target })
+    await writeAtomic(join(storeDir, CLONE_RECORD), JSON.stringify({ cid: root.toString(), complete: false }) + '\n', storeDir)
+  }
+  const dataset = await openDataset(target)
+  const store = dataset.store
+  try {
+    let metadataBlocks = 0
+    const keep = async (cid: CID, bytes: Uint8Array): Promise<void> => {
+      if (await store.has(cid)) return
+      await store.put(cid, bytes)
+      metadataBlocks++
+      options.onProgress?.({ kind: 'metadata', blocks: metadataBlocks })
+    }
+    for (const { cid, bytes } of early.values()) await keep(cid, bytes)
+    // metadata goes through the store: kept for the clone, and read from it again on a resume
+    const through: BlockSource = {
+      async get(cid) {
+        if (await store.has(cid)) {
+          try {
+            return await store.get(cid)
+          } catch (e) {
+            if (!isCairnError(e, 'CORRUPT_BLOCK')) throw e
+          }
+        }
+        const bytes = await list.get(cid)
+        await keep(cid, bytes)
+        return bytes
+      },
+    }
+    let entries: ShardEntry[]
+    try {
+      entries = await collectEntries(through, version.index, jobs * 2)
+      await mapLimit(uniqueCids(entries.flatMap((e) => (e.schema ? [e.schema] : []))), jobs * 2, (cid) => through.get(cid))
+      await fetchTreeNodes(through, version.tree, new Set(entries.map((e) => e.cid.toString())), jobs * 2)
+      for (const e of entries) {
+        if (e.path === CARD_FILE || e.path.split('/')[0] === STORE_DIR) {
+          throw new CairnError('BAD_PATH', `Version ${root} has a shard at ${JSON.stringify(e.path)}, which would overwrite the dataset's own files; refusing it`, {
+            subject: e.path,
+          })
+        }
+      }
+      checkPaths(target, entries.map((e) => e.path))
+    } catch (e) {
+      if (isCairnError(e, 'BAD_PATH') || isCairnError(e, 'INVALID_MANIFEST') || isCairnError(e, 'CORRUPT_BLOCK')) {
+        await store.close()
+        await undo()
+      }
+      throw e
+    }
+    const selected = select(entries, options)
+    const tmpDir = join(storeDir, CLONE_TMP)
+    try {
+      await mkdir(tmpDir, { recursive: true })
+    } catch (e) {
+      throw ioError('create', tmpDir, e)
+    }
+    const written = await writeFiles(target, tmpDir, selected, list, jobs, options, options.storeFileBlocks ? store : undefined, 'profile')
+    await dataset.refs.setHead(root)
+    await writeAtomic(join(storeDir, CLONE_RECORD), JSON.stringify({ cid: root.toString(), complete: true }) + '\n', storeDir)
+    await rm(tmpDir, { recursive: true, force: true }).catch(() => {})
+    return {
+      kind: 'version',
+      cid: root,
+      dir: target,
+      resumed,
+      totalFiles: selected.length,
+      totalBytes: selected.reduce((n, e) => n + (e.size ?? 0), 0),
+      excluded: entries.length - selected.length,
+      metadataBlocks,
+      unsupported: [],
+      ...written,
+    }
+  } finally {
+    await store.close()
+  }
+}
+
+/**
+ * The folder a version is cloned into when none is given: its dataset name when that is one plain,
+ * visible path segment (the name comes from the manifest: `../x` or `/etc` must not choose where to
+ * write), else the CID.
+ */
+function defaultFolderName(name: string, root: CID): string {
+  const plain = invalidNameReason(name) === undefined && !/^[.~]|[\\:\u0000-\u001f\u007f]/.test(name) && name.length <= 200
+  return plain ? name : root.toString()
+}
+
+/** Every shard entry under `root`, in path order, reading up to `concurrency` index nodes at once. */
+async function collectEntries(source: BlockSource, root: CID, concurrency: number): Promise<ShardEntry[]> {
+  // the frontier keeps path order: each item is a node still to read or the entries of a leaf read
+  let frontier: (CID | readonly ShardEntry[])[] = [root]
+  while (frontier.some((x) => !Array.isArray(x))) {
+    const expanded = await mapLimit(frontier, concurrency, async (item): Promise<(CID | readonly ShardEntry[])[]> => {
+      if (Array.isArray(item)) return [item]
+      const node = await readIndexNode(source, item as CID)
+      if (node.level === 0) return [node.entries as readonly ShardEntry[]]
+      return (node.entries as readonly BranchEntry[]).map((b) => b.node)
+    })
+    frontier = expanded.flat()
+  }
+  return (frontier as (readonly ShardEntry[])[]).flat()
+}
+
+/** Fetches every directory node of the tree (HAMT shards included); files are not read. */
+async function fetchTreeNodes(source: BlockSource, tree: CID, files: ReadonlySet<string>, concurrency: number): Promise<void> {
+  let level: CID[] = [tree]
+  while (level.length > 0) {
+    const next = await mapLimit(level, concurrency, async (dir) => {
+      const subdirs: CID[] = []
+      for await (const e of listDirectory(source, dir)) {
+        if (e.cid.code === DAG_PB && !files.has(e.cid.toString())) subdirs.push(e.cid)
+      }
+      return subdirs
+    })
+    level = uniqueCids(next.flat())
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// UnixFS directories and files
+// ---------------------------------------------------------------------------------------------------
+
+async function cloneDirectory(root: CID, list: SourceList, options: CloneOptions): Promise<Omit<CloneResult, 'failures'>> {
+  const jobs = Math.max(1, options.jobs ?? DEFAULT_CLONE_JOBS)
+  const target = resolve(options.dir ?? root.toString())
+  const work = join(target, UNIXFS_CLONE_DIR)
+  // list the whole tree first: a hostile name fails the clone before anything is written
+  const files: FileJob[] = []
+  const dirs: string[] = []
+  const unsupported: SkippedEntry[] = []
+  let level: { path: string; cid: CID }[] = [{ path: '', cid: root }]
+  while (level.length > 0) {
+    const next = await mapLimit(level, jobs * 2, async (dir) => {
+      const found: { path: string; cid: CID }[] = []
+      const entries: { path: string; cid: CID }[] = []
+      for await (const e of listDirectory(list, dir.cid)) {
+        if (dir.path === '' && e.name === UNIXFS_CLONE_DIR) {
+          throw new CairnError('BAD_PATH', `Directory ${root} has an entry named ${UNIXFS_CLONE_DIR}, which cairn uses while cloning; refusing it`, { subject: e.name })
+        }
+        entries.push({ path: dir.path === '' ? e.name : `${dir.path}/${e.name}`, cid: e.cid })
+      }
+      await mapLimit(entries, 8, async (e) => {
+        const kind = e.cid.code === RAW ? 'file' : e.cid.code === DAG_PB ? await kindOf(list, e.cid) : 'other'
+        if (kind === 'file') files.push({ path: e.path, cid: e.cid, size: e.cid.code === DAG_PB ? await unixFsSize(list, e.cid) : undefined })
+        else if (kind === 'directory' || kind === 'hamt') {
+          dirs.push(e.path)
+          found.push(e)
+        } else unsupported.push({ path: e.path, reason: kind === 'symlink' ? 'a symbolic link (not written)' : `not a UnixFS file or directory (codec 0x${e.cid.code.toString(16)})` })
+      })
+      return found
+    })
+    level = next.flat()
+  }
+  files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+  dirs.sort()
+  checkPaths(target, files.map((f) => f.path), dirs)
+  const resumed = await prepareTarget(target, async (entries) => {
+    if (!entries.includes(UNIXFS_CLONE_DIR)) return false
+    return (await readFile(join(work, 'root'), 'utf8').catch(() => '')).trim() === root.toString()
+  })
+  if (!resumed) {
+    try {
+      await mkdir(work, { recursive: true })
+      await writeFile(join(work, 'root'), root.toString() + '\n')
+    } catch (e) {
+      throw ioError('write in', target, e)
+    }
+  }
+  const selected = select(files, options)
+  const filtered = (options.include?.length ?? 0) > 0 || (options.exclude?.length ?? 0) > 0
+  if (!filtered) for (const d of dirs) await ensureDirs(target, `${d}/x`, new Set())
+  const written = await writeFiles(target, work, selected, list, jobs, options, undefined, 'dag')
+  await rm(work, { recursive: true, force: true }).catch(() => {})
+  return {
+    kind: 'directory',
+    cid: root,
+    dir: target,
+    resumed,
+    totalFiles: selected.length,
+    totalBytes: selected.reduce((n, f) => n + (f.size ?? 0), 0),
+    excluded: files.length - selected.length,
+    metadataBlocks: 0,
+    unsupported: unsupported.sort((a, b) => (a.path < b.path ? -1 : 1)),
+    ...written,
+  }
+}
+
+async function cloneFile(root: CID, list: SourceList, options: CloneOptions): Promise<Omit<CloneResult, 'failures'>> {
+  let target = resolve(options.dir ?? root.toString())
+  const st = await lstat(target).catch(() => undefined)
+  if (st?.isDirectory()) target = join(target, root.toString())
+  const size = root.code === DAG_PB ? await unixFsSize(list, root) : undefined
+  const parent = dirname(target)
+  try {
+    await mkdir(parent, { recursive: true })
+  } catch (e) {
+    throw ioError('create', parent, e)
+  }
+  const existing = await lstat(target).catch(() => undefined)
+  let resumed = false
+  if (existing !== undefined) {
+    if (!existing.isFile() || !(await matchesDag(list, target, root))) {
+      throw new CairnError('TARGET_NOT_EMPTY', `${target} already exists and is not the file ${root}`, { subject: target, hint: 'remove it or clone somewhere else' })
+    }
+    resumed = true
+  }
+  let written = { written: 0, skipped: 1, bytes: 0 }
+  if (!resumed) written = await writeFiles(parent, parent, [{ path: basename(target), cid: root, size }], list, 1, options, undefined, 'dag', `.${basename(target)}.cairn-part`)
+  return {
+    kind: 'file',
+    cid: root,
+    dir: target,
+    resumed,
+    totalFiles: 1,
+    totalBytes: size ?? written.bytes,
+    excluded: 0,
+    metadataBlocks: 0,
+    unsupported: [],
+    ...written,
+  }
+}
+
+/** The content size a dag-pb UnixFS file root records. */
+async function unixFsSize(source: BlockSource, cid: CID): Promise<number | undefined> {
+  const { data } = decodeUnixFs(cid, await source.get(cid))
+  const size = Number(data.fileSize())
+  return Number.isSafeInteger(size) ? size : undefined
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Shared: the target folder, paths, filters, writing files
+// ---------------------------------------------------------------------------------------------------
+
+/**
+ * Makes sure `target` is a folder that is missing, empty, or (per `isSameClone`) a clone of the same
+ * CID. Returns true for the last case. Throws `TARGET_NOT_EMPTY` otherwise.
+ */
+async function prepareTarget(target: string, isSameClone: (entries: string[]) => Promise<boolean>): Promise<boolean> {
+  let entries: string[]
+  try {
+    entries = await readdir(target)
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    if (code === 'ENOTDIR') throw new CairnError('TARGET_NOT_EMPTY', `${target} is a file, not a folder`, { subject: target })
+    if (code !== 'ENOENT') throw ioError('read folder', target, e)
+    try {
+      await mkdir(target, { recursive: true })
+    } catch (e2) {
+      throw ioError('create', target, e2)
+    }
+    return false
+  }
+  if (entries.length === 0) return false
+  if (await isSameClone(entries)) return true
+  throw new CairnError('TARGET_NOT_EMPTY', `${target} is not empty and is not a clone of this CID (it holds ${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', …' : ''})`, {
+    subject: target,
+    hint: 'clone into a new or empty folder; a folder holding an interrupted clone of the same CID is resumed',
+  })
+}
+
+/**
+ * Checks every relative path before anything is written: normalised (no `..`, `.`, empty segment, no
+ * leading `/`, NUL, backslash or control character), inside `target` once resolved, and no file on the
+ * way to another path (a file cannot also be a folder).
+ */
+function checkPaths(target: string, files: readonly string[], dirs: readonly string[] = []): void {
+  const fileSet = new Set(files)
+  for (const path of [...files, ...dirs]) {
+    safeJoin(target, path)
+    for (let i = path.indexOf('/'); i >= 0; i = path.indexOf('/', i + 1)) {
+      if (fileSet.has(path.slice(0, i))) {
+        throw new CairnError('BAD_PATH', `${JSON.stringify(path.slice(0, i))} is both a file and a folder (${JSON.stringify(path)} is inside it)`, { subject: path })
+      }
+    }
+  }
+}
+
+/** `target/path`, refusing any path that is not normalised or that resolves outside `target`. */
+function safeJoin(target: string, path: string): string {
+  checkShardPath(path, 'path')
+  const abs = resolve(target, ...path.split('/'))
+  if (!abs.startsWith(target + sep)) {
+    throw new CairnError('BAD_PATH', `Path ${JSON.stringify(path)} resolves to ${abs}, outside ${target}; refusing to write it`, { subject: path })
+  }
+  return abs
+}
+
+/**
+ * Creates the folders on the way to `path` inside `target`, one at a time, refusing to go through
+ * anything that is not a real folder (a symbolic link planted in a resumed clone could point anywhere).
+ */
+async function ensureDirs(target: string, path: string, made: Set<string>): Promise<void> {
+  const segments = path.split('/').slice(0, -1)
+  let at = target
+  for (const segment of segments) {
+    at = join(at, segment)
+    if (made.has(at)) continue
+    try {
+      await mkdir(at)
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError('create', at, e)
+    }
+    const st = await lstat(at)
+    if (!st.isDirectory() || st.isSymbolicLink()) {
+      throw new CairnError('TARGET_NOT_EMPTY', `${at} is ${st.isSymbolicLink() ? 'a symbolic link' : 'a file'} where the clone needs a folder; refusing to write through it`, {
+        subject: at,
+      })
+    }
+    made.add(at)
+  }
+}
+
+function select<T extends { readonly path: string }>(items: readonly T[], options: CloneOptions): T[] {
+  const matcher = (glob: string) => (path: string) => minimatch(path, glob, { dot: true, matchBase: !glob.includes('/') })
+  const include = (options.include ?? []).map(matcher)
+  const exclude = (options.exclude ?? []).map(matcher)
+  return items.filter((i) => (include.length === 0 || include.some((m) => m(i.path))) && !exclude.some((m) => m(i.path)))
+}
+
+/** True when the file at `path` is the UnixFS file `cid` under cairn's profile. */
+async function matchesOnDisk(path: string, cid: CID): Promise<boolean> {
+  try {
+    return (await importFile(path)).cid.equals(cid)
+  } catch (e) {
+    if (isCairnError(e, 'IO') || isCairnError(e, 'FILE_CHANGED')) return false
+    throw e
+  }
+}
+
+/**
+ * True when the file at `path` holds exactly the UnixFS file `cid`, checked against its DAG without
+ * fetching its leaves: the file's dag-pb nodes are read from `source` (verified), and each raw leaf's
+ * byte range on disk is hashed against the leaf's CID. DAGs with dag-pb leaves (old CIDv0 files) are
+ * not checked this way: false.
+ */
+async function matchesDag(source: BlockSource, path: string, cid: CID): Promise<boolean> {
+  let fh: FileHandle
+  try {
+    fh = await open(path, 'r')
+  } catch {
+    return false
+  }
+  try {
+    const size = (await fh.stat()).size
+    let offset = 0
+    const readRange = async (length: number): Promise<Uint8Array | undefined> => {
+      if (offset + length > size) return undefined
+      const buf = Buffer.allocUnsafe(length)
+      let filled = 0
+      while (filled < length) {
+        const { bytesRead } = await fh.read(buf, filled, length - filled, offset + filled)
+        if (bytesRead === 0) return undefined
+        filled += bytesRead
+      }
+      offset += length
+      return buf
+    }
+    const leafMatches = async (leaf: CID, length: number): Promise<boolean> => {
+      const bytes = await readRange(length)
+      if (bytes === undefined) return false
+      try {
+        await checkBlock(leaf, bytes)
+        return true
+      } catch {
+        return false
+      }
+    }
+    const walk = async (node: CID): Promise<boolean> => {
+      if (node.code !== DAG_PB) return false
+      const { node: pb, data } = decodeUnixFs(node, await source.get(node))
+      if (data.type !== 'file' && data.type !== 'raw') return false
+      if (data.data !== undefined && data.data.length > 0) {
+        const inline = await readRange(data.data.length)
+        if (inline === undefined || !Buffer.from(inline).equals(Buffer.from(data.data))) return false
+      }
+      if (pb.Links.length !== data.blockSizes.length && pb.Links.length > 0) return false
+      for (let i = 0; i < pb.Links.length; i++) {
+        const link = pb.Links[i].Hash
+        const ok = link.code === RAW ? await leafMatches(link, Number(data.blockSizes[i])) : await walk(link)
+        if (!ok) return false
+      }
+      return true
+    }
+    const ok = cid.code === RAW ? size <= MAX_BLOCK_BYTES && (await leafMatches(cid, size)) : await walk(cid)
+    return ok && offset === size
+  } finally {
+    await fh.close()
+  }
+}
+
+/**
+ * Writes every job, `jobs` at a time: a file already on disk that re-hashes to its CID is kept, any
+ * other is fetched to a temporary file in `tmpDir`, checked, and renamed into place.
+ */
+async function writeFiles(
+  target: string,
+  tmpDir: string,
+  files: readonly FileJob[],
+  list: SourceList,
+  jobs: number,
+  options: CloneOptions,
+  sink: BlockStoreLike | undefined,
+  check: 'profile' | 'dag',
+  tmpName?: string,
+): Promise<{ written: number; skipped: number; bytes: number }> {
+  // cairn's own DAGs re-hash offline; any other DAG is checked leaf by leaf against its nodes
+  const onDisk = (path: string, cid: CID): Promise<boolean> => (check === 'profile' ? matchesOnDisk(path, cid) : matchesDag(list, path, cid))
+  const totalBytes = files.reduce((n, f) => n + (f.size ?? 0), 0)
+  let written = 0
+  let skipped = 0
+  let bytes = 0
+  const made = new Set<string>()
+  const report = (): void =>
+    options.onProgress?.({ kind: 'files', files: written + skipped, totalFiles: files.length, bytes, totalBytes, skipped })
+  await mapLimit(files, jobs, async (job) => {
+    const final = safeJoin(target, job.path)
+    await ensureDirs(target, job.path, made)
+    const existing = await lstat(final).catch(() => undefined)
+    if (existing?.isDirectory()) {
+      throw new CairnError('TARGET_NOT_EMPTY', `${final} is a folder where the clone has a file`, { subject: final })
+    }
+    if (existing?.isFile() && (job.size === undefined || existing.size === job.size) && (await onDisk(final, job.cid))) {
+      skipped++
+      report()
+      return
+    }
+    const tmp = join(tmpDir, tmpName ?? `clone-${createHash('sha256').update(job.path).digest('hex').slice(0, 32)}.part`)
+    const session = list.session(job.cid)
+    const source: BlockSource = sink
+      ? {
+          async get(cid) {
+            const b = await session.get(cid)
+            await sink.put(cid, b)
+            return b
+          },
+        }
+      : session
+    const out = createWriteStream(tmp)
+    let size = 0
+    try {
+      for await (const piece of exportFile(source, job.cid)) {
+        size += piece.length
+        bytes += piece.length
+        if (!out.write(piece)) await once(out, 'drain')
+        report()
+      }
+      out.end()
+      await once(out, 'finish')
+      if (job.size !== undefined && size !== job.size) {
+        throw new CairnError('CORRUPT_BLOCK', `${job.path}: the DAG of ${job.cid} holds ${size} bytes, the listing says ${job.size}`, { subject: job.path })
+      }
+      await rename(tmp, final)
+    } catch (e) {
+      out.destroy()
+      await unlink(tmp).catch(() => {})
+      if (isCairnError(e)) throw e
+      throw ioError('write', final, e)
+    } finally {
+      await session.close()
+    }
+    written++
+    report()
+  })
+  return { written, skipped, bytes }
+}
+
+async function writeAtomic(file: string, text: string, tmpDir: string): Promise<void> {
+  const tmp = join(tmpDir, `.${basename(file)}.${process.pid}.tmp`)
+  try {
+    await writeFile(tmp, text)
+    await rename(tmp, file)
+  } catch (e) {
+    await unlink(tmp).catch(() => {})
+    throw ioError('write', file, e)
+  }
+}
+
+async function readJson<T>(file: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as T
+  } catch {
+    return undefined
+  }
+}
+
+function uniqueCids(cids: readonly CID[]): CID[] {
+  const seen = new Map<string, CID>()
+  for (const c of cids) seen.set(c.toString(), c)
+  return [...seen.values()]
+}

@@ -1,0 +1,295 @@
+/**
+ * Where clones and `cat` get blocks from: trustless gateways (`http(s)://…`), CAR files (`*.car`),
+ * `dir:` folders and local stores, each a {@link Source}; {@link openSources} puts several in one
+ * {@link SourceList} that tries them in order, moves on after any failure, and says which CID failed at
+ * which source. Every block is checked against its CID by the source that produced it.
+ */
+import { stat } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { CarBlockSource } from '../car/source.js'
+import type { CID } from '../cid.js'
+import { STORE_DIR } from '../dataset.js'
+import { CairnError, isCairnError, type ErrorCode } from '../errors.js'
+import { BlockStore, type BlockSource } from '../store/blocks.js'
+import type { Block } from '../unixfs/file.js'
+import { DirSource } from './dir.js'
+import { GatewaySource, type GatewayOptions } from './gateway.js'
+
+export { DEFAULT_GATEWAYS, GatewaySource, MAX_BLOCK_BYTES, type GatewayOptions } from './gateway.js'
+export { DirSource } from './dir.js'
+
+/** A place blocks come from, as the user named it. */
+export interface Source extends BlockSource {
+  /** The source as the user named it (a URL, `dir:<path>`, a file or folder path); errors quote it. */
+  readonly name: string
+  /**
+   * The DAG under `root` as a stream of blocks, each checked against its CID, preferably depth-first.
+   * Sources that can send a whole DAG in one response (gateways) have it; it may end before the DAG is
+   * complete, and callers fetch what they still lack block by block.
+   */
+  dag?(root: CID): AsyncIterable<Block>
+  /** Releases files and connections. */
+  close(): Promise<void>
+}
+
+/** Options of {@link openSource} and {@link openSources}. */
+export interface SourceOptions extends GatewayOptions {
+  /** Called for every failure of one source on one CID, before the next source is tried. */
+  readonly onFailure?: (failure: SourceFailure) => void
+}
+
+/** One source failing on one CID. */
+export interface SourceFailure {
+  /** The CID the source failed on. */
+  readonly cid: string
+  /** The source, as the user named it. */
+  readonly source: string
+  /** The error's code (`INTERNAL` for an error that is not a CairnError). */
+  readonly code: ErrorCode | 'INTERNAL'
+  /** A sentence naming the source, the CID and what went wrong. */
+  readonly message: string
+}
+
+/**
+ * Opens one source from its spec: `http://…` / `https://…` a trustless gateway; `dir:<path>` a `dir:`
+ * folder; a path ending in `.car` (or any file) a CAR file; a folder holding `cairn-dir.json` a `dir:`
+ * folder; a dataset folder (or its `.cairn/` store) the local store. Throws `USAGE` for a spec that is
+ * none of these, `BAD_CAR` / `IO` for a CAR that cannot be read.
+ */
+export async function openSource(spec: string, options: SourceOptions = {}): Promise<Source> {
+  if (/^https?:\/\//i.test(spec)) return new GatewaySource(spec, options)
+  if (spec.startsWith('dir:')) return DirSource.open(spec.slice(4))
+  const path = resolve(spec)
+  const st = await stat(path).catch(() => undefined)
+  if (st === undefined) {
+    throw new CairnError('USAGE', `Source ${JSON.stringify(spec)} does not exist (expected a gateway URL, a CAR file, dir:<path> or a dataset folder)`, {
+      subject: spec,
+    })
+  }
+  if (st.isFile()) return carSource(spec, await CarBlockSource.open(path))
+  if (await isFile(join(path, 'cairn-dir.json'))) return DirSource.open(path)
+  if (await isFile(join(path, STORE_DIR, 'store.json'))) return storeSource(spec, new BlockStore(join(path, STORE_DIR)))
+  if (await isFile(join(path, 'store.json'))) return storeSource(spec, new BlockStore(path))
+  throw new CairnError('USAGE', `Source ${JSON.stringify(spec)} is a folder that is neither a dir: target nor a cairn dataset`, { subject: spec })
+}
+
+/**
+ * Opens every spec (see {@link openSource}) as one {@link SourceList}, in the given order. Throws as
+ * {@link openSource} does (closing what it opened), or `USAGE` for an empty list.
+ */
+export async function openSources(specs: readonly string[], options: SourceOptions = {}): Promise<SourceList> {
+  if (specs.length === 0) throw new CairnError('USAGE', 'No source given (expected a gateway URL, a CAR file, dir:<path> or a dataset folder)')
+  const opened: Source[] = []
+  try {
+    for (const spec of specs) opened.push(await openSource(spec, options))
+  } catch (e) {
+    await Promise.all(opened.map((s) => s.close()))
+    throw e
+  }
+  return new SourceList(opened, options.onFailure)
+}
+
+/** Blocks of at most this size are kept by a {@link SourceList}, the last {@link RECENT_MAX_BLOCKS} of them. */
+const RECENT_MAX_BYTES = 64 * 1024
+const RECENT_MAX_BLOCKS = 1024
+
+/** Blocks a CAR session may hold that were sent before they were asked for (out of order, or not in the DAG). */
+const STASH_LIMIT_BYTES = 32 * 1024 * 1024
+
+/**
+ * Several sources tried in order. A source that failed with something other than "I do not have it"
+ * (a timeout, wrong bytes, an HTML page) is tried after the others from then on, until it succeeds
+ * again. Every failure is reported to `onFailure` and kept in {@link SourceList.failures}.
+ */
+export class SourceList implements BlockSource {
+  /** Every failure so far, oldest first (at most 1000 kept). */
+  readonly failures: SourceFailure[] = []
+  private readonly strikes = new Map<Source, number>()
+  /** Recently fetched small blocks (directory and file nodes are often asked for more than once). */
+  private readonly recent = new Map<string, Uint8Array>()
+
+  /** `sources` are tried in this order; `onFailure` hears of each failure. The list closes them in {@link SourceList.close}. */
+  constructor(
+    readonly sources: readonly Source[],
+    private readonly onFailure?: (failure: SourceFailure) => void,
+  ) {}
+
+  /**
+   * The block, from the first source that has it (trying `avoid` last). Throws `FETCH_FAILED` naming
+   * the CID and each source's failure (in `details`) when none can supply it.
+   */
+  async get(cid: CID, avoid?: Source): Promise<Uint8Array> {
+    const key = cid.toString()
+    const cached = this.recent.get(key)
+    if (cached !== undefined) return cached
+    const tried: string[] = []
+    for (const source of this.ordered(avoid)) {
+      try {
+        const bytes = await source.get(cid)
+        this.strikes.delete(source)
+        if (bytes.length <= RECENT_MAX_BYTES) {
+          this.recent.set(key, bytes)
+          if (this.recent.size > RECENT_MAX_BLOCKS) this.recent.delete(this.recent.keys().next().value as string)
+        }
+        return bytes
+      } catch (e) {
+        tried.push(this.record(cid, source, e).message)
+      }
+    }
+    throw new CairnError('FETCH_FAILED', `No source could supply block ${cid}: ${tried.join('; ')}`, {
+      subject: cid.toString(),
+      details: tried,
+      hint: 'add another source with --from (a gateway URL, a CAR file or dir:<path>)',
+    })
+  }
+
+  /**
+   * A block source for reading the DAG under `root` in depth-first order (a file): when the first
+   * source can stream a whole DAG, one CAR request serves every block in order, and whatever that
+   * stream cannot supply (it breaks, stalls, sends wrong bytes or lacks a block) is fetched block by
+   * block from the other sources, that source last. Close it when done (it aborts the stream).
+   */
+  session(root: CID): BlockSource & { close(): Promise<void> } {
+    const first = this.ordered()[0]
+    if (first?.dag === undefined) return Object.assign(this.wrapGet(), { close: async () => {} })
+    return new CarSession(this, first, root)
+  }
+
+  /** Closes every source. */
+  async close(): Promise<void> {
+    await Promise.all(this.sources.map((s) => s.close()))
+  }
+
+  /** Records that `source` failed on `cid`. */
+  record(cid: CID, source: Source, e: unknown): SourceFailure {
+    const failure: SourceFailure = {
+      cid: cid.toString(),
+      source: source.name,
+      code: isCairnError(e) ? e.code : 'INTERNAL',
+      message: messageOf(e, source, cid),
+    }
+    if (!isCairnError(e, 'MISSING_BLOCK')) this.strikes.set(source, (this.strikes.get(source) ?? 0) + 1)
+    if (this.failures.length < 1000) this.failures.push(failure)
+    this.onFailure?.(failure)
+    return failure
+  }
+
+  private ordered(avoid?: Source): Source[] {
+    const strikes = (s: Source): number => (s === avoid ? Infinity : (this.strikes.get(s) ?? 0) > 0 ? 1 : 0)
+    return [...this.sources].sort((a, b) => strikes(a) - strikes(b))
+  }
+
+  private wrapGet(): BlockSource {
+    return { get: (cid: CID) => this.get(cid) }
+  }
+}
+
+/** A message that names the source and the CID, whatever the source put in it. */
+function messageOf(e: unknown, source: Source, cid: CID): string {
+  let message = e instanceof Error ? e.message : String(e)
+  if (!message.includes(source.name)) message = `${source.name}: ${message}`
+  return message.includes(cid.toString()) ? message : `${message} (while fetching block ${cid})`
+}
+
+/** The multihash and codec as a map key. */
+function keyOf(cid: CID): string {
+  const mh = cid.multihash.bytes
+  return `${cid.code}:${Buffer.from(mh.buffer, mh.byteOffset, mh.length).toString('latin1')}`
+}
+
+/** One CAR stream serving blocks in the order they are asked for, with a block-by-block fallback. */
+class CarSession implements BlockSource {
+  private iterator: AsyncIterator<Block> | undefined
+  private readonly stash = new Map<string, Uint8Array>()
+  private stashed = 0
+
+  constructor(
+    private readonly list: SourceList,
+    private readonly source: Source,
+    root: CID,
+  ) {
+    this.iterator = (source.dag as (root: CID) => AsyncIterable<Block>).call(source, root)[Symbol.asyncIterator]()
+  }
+
+  async get(cid: CID): Promise<Uint8Array> {
+    if (cid.multihash.code === 0x00) return cid.multihash.digest
+    const key = keyOf(cid)
+    const early = this.stash.get(key)
+    if (early !== undefined) {
+      this.stash.delete(key)
+      this.stashed -= early.length
+      return early
+    }
+    while (this.iterator !== undefined) {
+      let next: IteratorResult<Block>
+      try {
+        next = await this.iterator.next()
+      } catch (e) {
+        this.iterator = undefined
+        this.list.record(cid, this.source, e)
+        break
+      }
+      if (next.done) {
+        this.iterator = undefined
+        this.list.record(cid, this.source, new CairnError('MISSING_BLOCK', `the CAR from ${this.source.name} ended without block ${cid}`, { subject: cid.toString() }))
+        break
+      }
+      const got = keyOf(next.value.cid)
+      if (got === key) return next.value.bytes
+      // sent before it was asked for: keep it a while (blocks of no use are dropped with the session)
+      this.stash.set(got, next.value.bytes)
+      this.stashed += next.value.bytes.length
+      if (this.stashed > STASH_LIMIT_BYTES) {
+        await this.stop()
+        this.list.record(
+          cid,
+          this.source,
+          new CairnError('FETCH_FAILED', `the CAR from ${this.source.name} sent over ${STASH_LIMIT_BYTES} bytes of blocks not asked for before block ${cid}`, {
+            subject: cid.toString(),
+          }),
+        )
+      }
+    }
+    return this.list.get(cid, this.source)
+  }
+
+  async close(): Promise<void> {
+    await this.stop()
+  }
+
+  private async stop(): Promise<void> {
+    const it = this.iterator
+    this.iterator = undefined
+    this.stash.clear()
+    this.stashed = 0
+    await it?.return?.(undefined).catch(() => {})
+  }
+}
+
+function carSource(spec: string, car: CarBlockSource): Source {
+  return {
+    name: spec,
+    get: async (cid) => (cid.multihash.code === 0x00 ? cid.multihash.digest : car.get(cid)),
+    close: () => car.close(),
+  }
+}
+
+function storeSource(spec: string, store: BlockStore): Source {
+  return {
+    name: spec,
+    get: async (cid) => {
+      if (cid.multihash.code === 0x00) return cid.multihash.digest
+      try {
+        return await store.get(cid)
+      } catch (e) {
+        if (isCairnError(e, 'MISSING_BLOCK')) throw new CairnError('MISSING_BLOCK', `Block ${cid} is not in the store of ${spec}`, { subject: cid.toString() })
+        throw e
+      }
+    },
+    close: () => store.close(),
+  }
+}
+
+async function isFile(path: string): Promise<boolean> {
+  return (await stat(path).catch(() => undefined))?.isFile() === true
+}
