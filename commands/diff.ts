@@ -12,6 +12,7 @@ export default class Diff extends CairnCommand {
     '<%= config.bin %> diff HEAD~1 HEAD',
     '<%= config.bin %> diff v1 v2 --json',
     '<%= config.bin %> diff bafy…old bafy…new --from release.car',
+    '<%= config.bin %> diff bafy…old bafy…new --from http://127.0.0.1:8080',
     '<%= config.bin %> diff v1 HEAD --exit-code',
     '<%= config.bin %> diff HEAD~1 HEAD --rows --limit 3',
   ]
@@ -20,7 +21,10 @@ export default class Diff extends CairnCommand {
     b: Args.string({ description: 'the new version (default HEAD)', default: 'HEAD' }),
   }
   static override flags = {
-    from: Flags.file({ summary: 'Read blocks missing from the local store from this CAR file.', exists: true }),
+    from: Flags.string({
+      summary: 'Read blocks missing from the local store from here: a gateway URL, a CAR file, dir:<path> or a dataset folder (repeatable, tried in order).',
+      multiple: true,
+    }),
     rows: Flags.boolean({ summary: 'Also compare the rows of modified Parquet, Arrow, JSONL and CSV shards (by the card\'s primaryKey, else by content).' }),
     limit: Flags.integer({ summary: 'With --rows: sample rows shown per kind and shard.', default: 5, min: 0 }),
     'exit-code': Flags.boolean({ summary: 'Exit with 1 when the versions differ, 0 when they do not.' }),

@@ -15,6 +15,7 @@ export default class Verify extends CairnCommand {
     '<%= config.bin %> verify v1 ./copy-of-data --json',
     '<%= config.bin %> verify --car release.car',
     '<%= config.bin %> verify --car any.car --root bafy…',
+    '<%= config.bin %> verify bafy… ./downloaded --from http://127.0.0.1:8080',
   ]
   static override args = {
     ref: Args.string({ description: 'a CID, HEAD, HEAD~n or a tag (default HEAD)' }),
@@ -24,6 +25,10 @@ export default class Verify extends CairnCommand {
     car: Flags.file({ summary: 'Check this CAR file instead of a folder.', exists: false }),
     root: Flags.string({ summary: 'With --car: the root whose DAG must be complete (default: the header roots).' }),
     jobs: Flags.integer({ char: 'j', summary: 'Files hashed at once (default: CPUs).', min: 1 }),
+    from: Flags.string({
+      summary: 'Read the version from here when the local store lacks it: a gateway URL, a CAR file, dir:<path> or a dataset folder (repeatable).',
+      multiple: true,
+    }),
   }
 
   async run() {
@@ -43,6 +48,7 @@ export default class Verify extends CairnCommand {
         ref: args.ref,
         dir: args.dir,
         dataset: flags.dir,
+        from: flags.from,
         jobs: flags.jobs,
         onProgress: (p) => progress.update(`verify: ${p.files}/${p.totalFiles} files, ${bytes(p.bytes)}/${bytes(p.totalBytes)}`),
       })

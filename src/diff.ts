@@ -7,7 +7,8 @@
  */
 import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
-import { FallbackSource, CarBlockSource } from './car/source.js'
+import { FallbackSource } from './car/source.js'
+import { openSources } from './sources/index.js'
 import { DAG_PB, RAW, tryParseCid, type CID, type Link } from './cid.js'
 import { openDataset, type Dataset } from './dataset.js'
 import { diffIndexes, type EntryChange } from './diff/index-walk.js'
@@ -34,8 +35,11 @@ export interface DiffOptions {
   readonly a: string
   /** The new side, as `a`. */
   readonly b: string
-  /** A CAR file to read blocks from when they are not in the local store. */
-  readonly from?: string
+  /**
+   * Where to read blocks the local store lacks, tried in order: trustless-gateway URLs, CAR files,
+   * `dir:` folders, dataset folders (as `cairn clone --from` takes them). Every block is verified.
+   */
+  readonly from?: string | readonly string[]
   /** Index nodes fetched at once (default 16). */
   readonly concurrency?: number
   /** Also compare the rows of modified tabular shards ({@link ShardChange.rows}); reads those shards' bytes. */
@@ -142,19 +146,21 @@ export async function diff(options: DiffOptions): Promise<DiffResult> {
     dataset = await openDataset(options.dir)
   } catch (e) {
     // two CIDs and a CAR need no dataset
-    if (!(isCairnError(e, 'NOT_A_DATASET') && options.from !== undefined && cidA && cidB)) throw e
+    if (!(isCairnError(e, 'NOT_A_DATASET') && options.from !== undefined && options.from.length > 0 && cidA && cidB)) throw e
   }
-  const car = options.from !== undefined ? await CarBlockSource.open(options.from) : undefined
+  const from = typeof options.from === 'string' ? [options.from] : (options.from ?? [])
+  const remote = from.length > 0 ? await openSources(from) : undefined
   try {
     const sources: BlockSource[] = []
     if (dataset) sources.push(dataset.store)
-    if (car) sources.push(car)
+    if (remote) sources.push(remote)
     const source = sources.length === 1 ? sources[0] : new FallbackSource(sources)
     const a = cidA ?? (await resolveRef(dataset as Dataset, options.a))
     const b = cidB ?? (await resolveRef(dataset as Dataset, options.b))
     return await diffVersions(source, a, b, { concurrency: options.concurrency, onProgress: options.onProgress, rows: options.rows, limit: options.limit })
   } finally {
-    await car?.close()
+    await remote?.close()
+    await dataset?.store.close()
   }
 }
 

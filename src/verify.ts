@@ -6,7 +6,10 @@ import { availableParallelism } from 'node:os'
 import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import * as dagJson from '@ipld/dag-json'
-import { cidFor, DAG_JSON, type CID } from './cid.js'
+import { FallbackSource } from './car/source.js'
+import { cidFor, DAG_JSON, tryParseCid, type CID } from './cid.js'
+import { openSources } from './sources/index.js'
+import type { BlockSource } from './store/blocks.js'
 import { verifyCar, type CarReport } from './car/verify.js'
 import { CARD_FILE, openDataset, type Dataset } from './dataset.js'
 import { CairnError, isCairnError } from './errors.js'
@@ -24,6 +27,12 @@ export interface VerifyFolderOptions {
   readonly dir?: string
   /** Where the version's blocks and refs come from (default: the dataset holding the current folder, else `dir`). */
   readonly dataset?: string
+  /**
+   * Where to read the version's blocks when the local store lacks them: gateway URLs, CAR files,
+   * `dir:` folders, dataset folders, tried in order, every block verified. With `from` and a CID as
+   * `ref`, no local dataset is needed (then `dir` is required).
+   */
+  readonly from?: readonly string[]
   readonly jobs?: number
   readonly onProgress?: (p: { readonly files: number; readonly totalFiles: number; readonly bytes: number; readonly totalBytes: number }) => void
 }
@@ -76,22 +85,34 @@ export async function verify(options: VerifyFolderOptions | VerifyCarOptions = {
 }
 
 async function verifyFolder(options: VerifyFolderOptions): Promise<FolderReport> {
-  const dataset = await findDataset(options)
+  const from = options.from ?? []
+  const cid = tryParseCid(options.ref ?? '')
+  let dataset: Dataset | undefined
   try {
-    return await checkFolder(dataset, options)
+    dataset = await findDataset(options)
+  } catch (e) {
+    // a CID and a source need no local dataset
+    if (!(isCairnError(e, 'NOT_A_DATASET') && from.length > 0 && cid)) throw e
+  }
+  const remote = from.length > 0 ? await openSources(from) : undefined
+  try {
+    const source: BlockSource = dataset && remote ? new FallbackSource([dataset.store, remote]) : ((dataset?.store ?? remote) as BlockSource)
+    const version = cid ?? (await resolveRef(dataset as Dataset, options.ref))
+    const dir = options.dir ?? dataset?.root
+    if (dir === undefined) throw new CairnError('USAGE', 'verify needs the folder to check when there is no local dataset')
+    return await checkFolder(source, version, resolve(dir), options)
   } finally {
-    await dataset.store.close()
+    await remote?.close()
+    await dataset?.store.close()
   }
 }
 
-async function checkFolder(dataset: Dataset, options: VerifyFolderOptions): Promise<FolderReport> {
-  const version = await resolveRef(dataset, options.ref)
-  const manifest = await readVersion(dataset.store, version)
-  const dir = resolve(options.dir ?? dataset.root)
+async function checkFolder(source: BlockSource, version: CID, dir: string, options: VerifyFolderOptions): Promise<FolderReport> {
+  const manifest = await readVersion(source, version)
   const { files } = await scan(dir)
 
   const expected: ShardEntry[] = []
-  for await (const e of walkEntries(dataset.store, manifest.index)) expected.push(e)
+  for await (const e of walkEntries(source, manifest.index)) expected.push(e)
   const missing: string[] = []
   const extra: string[] = []
   const pairs: { entry: ShardEntry; file: FoundFile }[] = []
