@@ -7,11 +7,14 @@ export default class Publish extends CairnCommand {
   static override description =
     'Targets: dir:<path> (CAR files of at most --shard-size plus a block index; later versions add only the blocks the folder lacks), ' +
     'kubo:<rpc-url> (one streamed `dag/import` with pinned roots; CAIRN_KUBO_AUTH gives an Authorization for Cluster proxies), ' +
-    'storacha[:<space-did>]. Transient failures are retried with backoff. The receipt is recorded in the store: see `cairn published`.'
+    'storacha[:<space-did>] (credentials from STORACHA_PRINCIPAL and STORACHA_PROOF, else from `cairn login`; service overrides ' +
+    'STORACHA_SERVICE_URL, STORACHA_SERVICE_DID, STORACHA_RECEIPTS_URL). Transient failures are retried with backoff. ' +
+    'The receipt is recorded in the store: see `cairn published`.'
   static override examples = [
     '<%= config.bin %> publish --to dir:./release-cars',
     '<%= config.bin %> publish v1 --to dir:/srv/cars --shard-size 50MiB',
     'CAIRN_KUBO_AUTH=user:secret <%= config.bin %> publish --to kubo:http://127.0.0.1:5001 --json',
+    'STORACHA_PRINCIPAL=… STORACHA_PROOF=… <%= config.bin %> publish v1 --to storacha',
   ]
   static override args = { ref: Args.string({ description: 'a CID, HEAD, HEAD~n or a tag', default: 'HEAD' }) }
   static override flags = {

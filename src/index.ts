@@ -95,3 +95,4 @@ export {
   type SourceFailure,
   type GatewayOptions,
 } from './sources/index.js'
+export { login, type LoginOptions, type LoginResult } from './login.js'
