@@ -6,7 +6,6 @@
  */
 import { createHash } from 'node:crypto'
 import { stat } from 'node:fs/promises'
-import { availableParallelism } from 'node:os'
 import * as dagJson from '@ipld/dag-json'
 import { minimatch } from 'minimatch'
 import type { ValidateFunction } from 'ajv'
@@ -22,10 +21,10 @@ import { compileUserSchema } from './schemas.js'
 import type { BlockStore } from './store/blocks.js'
 import { withLock } from './store/lock.js'
 import { loadStatCache, saveStatCache } from './store/stat-cache.js'
-import { importFile, type BlockSink, type FileIdentity } from './unixfs/file.js'
+import { identityOf, importFile, sameIdentity, type BlockSink, type FileIdentity } from './unixfs/file.js'
 import { buildTree } from './unixfs/tree.js'
 import { readVersion } from './version.js'
-import { mapLimit } from './util/pool.js'
+import { DEFAULT_JOBS, mapLimit } from './util/pool.js'
 
 export interface BuildOptions {
   /** The dataset folder or a folder inside it (default: the current folder). */
@@ -89,41 +88,59 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
 
     let doneFiles = 0
     let doneBytes = 0
-    const entries = await mapLimit(files, options.jobs ?? availableParallelism(), async (f) => {
-      const hit = cache.get(f.path)
-      if (hit && hit.stamp === f.stamp && (await store.has(hit.entry.cid)) && (!hit.entry.schema || (await store.has(hit.entry.schema)))) {
+    // cache hits are decided up front, synchronously: only changed files go through the pool
+    const stored = await store.snapshot()
+    const hits = files.map((f) => {
+      const hit = cache.files.get(f.path)
+      return hit && hit.stamp === f.stamp && stored.has(hit.entry.cid) && (!hit.entry.schema || stored.has(hit.entry.schema)) ? hit : undefined
+    })
+    const entries = await mapLimit(files, options.jobs ?? DEFAULT_JOBS, async (f, i) => {
+      const hit = hits[i]
+      if (hit) {
         doneFiles++
         doneBytes += f.size
-        progress({ phase: 'import', files: doneFiles, totalFiles: files.length, bytes: doneBytes, totalBytes, path: f.path })
-        return { entry: hit.entry, dagSize: hit.dagSize, stamp: f.stamp, cacheable: true }
+        return { entry: hit.entry, dagSize: hit.dagSize, stamp: f.stamp, cacheable: true, hit: true }
       }
-      const imported = await importFile(f.abs, put, f.path)
+      const imported = await importFile(f.abs, put, f.path, f.identity)
       const entry = await describe(f.path, f.abs, imported.cid, imported.size, rules, store)
-      // the format reader read the file a second time: it must still be the file that was hashed
-      await assertUnchanged(f.abs, f.path, imported.identity)
+      // a format reader read the file a second time: it must still be the file that was hashed
+      if (entry.format !== 'bytes') await assertUnchanged(f.abs, f.path, imported.identity)
       doneFiles++
       doneBytes += imported.size
       progress({ phase: 'import', files: doneFiles, totalFiles: files.length, bytes: doneBytes, totalBytes, path: f.path })
-      return { entry, dagSize: imported.dagSize, stamp: f.stamp, cacheable: f.mtimeNs < racyAfter }
+      return { entry, dagSize: imported.dagSize, stamp: f.stamp, cacheable: f.identity.mtimeNs < racyAfter, hit: false }
     })
-    const saveCache = (): Promise<void> => saveStatCache(store.root, rulesKey, entries.filter((e) => e.cacheable))
 
     progress({ phase: 'commit', files: doneFiles, totalFiles: files.length, bytes: doneBytes, totalBytes })
-    const index = await buildIndex(
-      entries.map((e) => e.entry),
-      put,
-    )
-    const tree = await buildTree(
-      entries.map((e) => ({ path: e.entry.path, cid: e.entry.cid, dagSize: e.dagSize })),
-      put,
-    )
+    // every file as the cache knew it: the same entries give the same roots, already stored
+    const known = cache.roots
+    const reuse =
+      known !== undefined &&
+      entries.length === cache.files.size &&
+      entries.every((e) => e.hit) &&
+      (await store.has(known.index)) &&
+      (await store.has(known.tree))
+    const index = reuse ? { root: known.index, totals: known.totals } : await buildIndex(entries.map((e) => e.entry), put)
+    const tree = reuse
+      ? { cid: known.tree }
+      : await buildTree(
+          entries.map((e) => ({ path: e.entry.path, cid: e.entry.cid, dagSize: e.dagSize })),
+          put,
+        )
+    const cacheable = entries.filter((e) => e.cacheable)
+    const saveCache = async (): Promise<void> => {
+      if (reuse) return // the cache already says exactly this
+      await saveStatCache(store.root, rulesKey, cacheable, cacheable.length === entries.length ? { index: index.root, tree: tree.cid, totals: index.totals } : undefined)
+    }
     const cardBytes = dagJson.encode(card)
     const cardCid = cidFor<Card>(DAG_JSON, cardBytes)
     await store.put(cardCid, cardBytes)
 
     const parent = (await dataset.refs.head()) ?? null
     const parentManifest = parent ? await readVersion(store, parent) : undefined
-    const changes = await summarise(store, parentManifest?.index, entries.map((e) => e.entry))
+    const changes = parentManifest?.index.equals(index.root)
+      ? { added: 0, removed: 0, modified: 0 }
+      : await summarise(store, parentManifest?.index, entries.map((e) => e.entry))
     const same =
       parentManifest !== undefined &&
       parentManifest.index.equals(index.root) &&
@@ -174,7 +191,10 @@ async function describe(path: string, abs: string, cid: CID, size: number, rules
       }
     : undefined
   const facts = await reader.facts(abs, { onRow }).catch((e: unknown) => {
-    if (isCairnError(e)) throw e
+    // readers name the file they were given; the user knows it by its shard path
+    if (isCairnError(e)) {
+      throw new CairnError(e.code, e.message.replaceAll(abs, path), { subject: e.subject?.replaceAll(abs, path), hint: e.hint, details: e.details, cause: e })
+    }
     throw new CairnError('INVALID_SHARD', `${path}: cannot read as ${reader.name}: ${(e as Error).message}`, { subject: path, cause: e })
   })
   const schemaBlock = encodeManifest<'cairn.schema'>({ type: 'cairn.schema', v: 1, format: reader.name, fields: facts.schema.fields })
@@ -225,11 +245,11 @@ async function summarise(store: BlockStore, parentIndex: CID | undefined, entrie
 async function assertUnchanged(abs: string, path: string, before: FileIdentity): Promise<void> {
   let now
   try {
-    now = await stat(abs)
+    now = identityOf(await stat(abs, { bigint: true }))
   } catch (e) {
     throw ioError('read', path, e)
   }
-  if (now.size !== before.size || now.mtimeMs !== before.mtimeMs || now.ino !== before.ino) {
+  if (!sameIdentity(before, now)) {
     throw new CairnError('FILE_CHANGED', `${path} changed while it was being read (size ${before.size} → ${now.size})`, {
       subject: path,
       hint: 'stop whatever writes to the dataset, then build again; nothing was committed',

@@ -25,6 +25,7 @@ import { exportFile } from './unixfs/export.js'
 import { importFile } from './unixfs/file.js'
 import { mapLimit } from './util/pool.js'
 import { readCardBlock, readVersion } from './version.js'
+import { writeFileAtomic } from './util/atomic.js'
 
 /** Files fetched at once when `jobs` is not given. */
 export const DEFAULT_CLONE_JOBS = 8
@@ -673,14 +674,9 @@ async function writeFiles(
 }
 
 async function writeAtomic(file: string, text: string, tmpDir: string): Promise<void> {
-  const tmp = join(tmpDir, `.${basename(file)}.${process.pid}.tmp`)
-  try {
-    await writeFile(tmp, text)
-    await rename(tmp, file)
-  } catch (e) {
-    await unlink(tmp).catch(() => {})
+  await writeFileAtomic(file, text, { tmpDir }).catch((e: unknown) => {
     throw ioError('write', file, e)
-  }
+  })
 }
 
 async function readJson<T>(file: string): Promise<T | undefined> {

@@ -4,8 +4,8 @@
  * `.cairn/published/<version-cid>/<sha256 hex of the target address>.json` (one receipt per version and
  * target, the latest publish winning), written to a temporary name and renamed.
  */
-import { createHash, randomBytes } from 'node:crypto'
-import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { mkdir, readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CID, tryParseCid } from './cid.js'
 import { STORE_DIR, withDataset, type Dataset } from './dataset.js'
@@ -13,6 +13,7 @@ import { CairnError, ioError } from './errors.js'
 import { parseTarget } from './targets/index.js'
 import type { PublishProgress, Receipt, StoredShard, Target } from './targets/interface.js'
 import { readVersion, resolveRef } from './version.js'
+import { writeFileAtomic } from './util/atomic.js'
 
 /** The format version of receipt files; readers reject others. */
 export const RECEIPT_VERSION = 1
@@ -122,13 +123,10 @@ export function parseByteSize(text: string): number {
 async function recordReceipt(dataset: Dataset, receipt: Receipt, env: NodeJS.ProcessEnv): Promise<void> {
   const file = join(dataset.root, STORE_DIR, receiptPath(receipt.root, receipt.target))
   const text = redactSecrets(JSON.stringify({ receiptVersion: RECEIPT_VERSION, ...receipt }, null, 2) + '\n', env)
-  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`
   try {
     await mkdir(join(file, '..'), { recursive: true })
-    await writeFile(tmp, text)
-    await rename(tmp, file)
+    await writeFileAtomic(file, text)
   } catch (e) {
-    await unlink(tmp).catch(() => {})
     throw ioError('record the receipt in', file, e)
   }
 }

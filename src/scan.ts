@@ -3,11 +3,13 @@
  * name starting with `.`, which covers `.cairn/`) and the card `cairn.json` at the top. Symbolic
  * links are never followed: they are reported as skipped, like sockets and other special files.
  */
-import { lstat, readdir } from 'node:fs/promises'
+import { lstatSync } from 'node:fs'
+import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CARD_FILE } from './dataset.js'
 import { CairnError, ioError } from './errors.js'
 import { checkShardPath, comparePaths } from './manifest.js'
+import { identityOf, type FileIdentity } from './unixfs/file.js'
 
 /** A file found in the dataset. */
 export interface FoundFile {
@@ -18,7 +20,8 @@ export interface FoundFile {
   readonly size: number
   /** Size, mtime and ctime (nanoseconds) and inode: the stat cache's key (a changed file changes it). */
   readonly stamp: string
-  readonly mtimeNs: bigint
+  /** What the scan saw, to detect a change while the file is read. */
+  readonly identity: FileIdentity
 }
 
 /** An entry that is not a shard, and why. */
@@ -55,6 +58,7 @@ async function walk(root: string, rel: string, files: FoundFile[], skipped: Skip
   } catch (e) {
     throw ioError('read folder', dir, e)
   }
+  const regular: { path: string; abs: string }[] = []
   for (const entry of entries) {
     let name: string
     try {
@@ -70,21 +74,26 @@ async function walk(root: string, rel: string, files: FoundFile[], skipped: Skip
     const path = rel ? `${rel}/${name}` : name
     if (path === CARD_FILE) continue
     checkShardPath(path, 'file name')
-    const abs = join(root, path)
     if (entry.isSymbolicLink()) {
       skipped.push({ path, reason: 'symbolic link (never followed)' })
     } else if (entry.isDirectory()) {
       await walk(root, path, files, skipped)
     } else if (entry.isFile()) {
-      let st
-      try {
-        st = await lstat(abs, { bigint: true })
-      } catch (e) {
-        throw ioError('read', path, e)
-      }
-      files.push({ path, abs, size: Number(st.size), stamp: `${st.size}:${st.mtimeNs}:${st.ctimeNs}:${st.ino}`, mtimeNs: st.mtimeNs })
+      regular.push({ path, abs: join(root, path) })
     } else {
       skipped.push({ path, reason: 'not a regular file' })
     }
   }
+  // a synchronous lstat costs a few µs; a promise round trip to the thread pool costs several times that
+  const stats = regular.map(({ path, abs }) => {
+    try {
+      return lstatSync(abs, { bigint: true })
+    } catch (e) {
+      throw ioError('read', path, e)
+    }
+  })
+  regular.forEach(({ path, abs }, i) => {
+    const st = stats[i]
+    files.push({ path, abs, size: Number(st.size), stamp: `${st.size}:${st.mtimeNs}:${st.ctimeNs}:${st.ino}`, identity: identityOf(st) })
+  })
 }

@@ -2,7 +2,6 @@
  * `verify`: checks a folder against a version (every missing, extra and modified file, and the card),
  * or checks a CAR file (every block against its CID, the DAG under the root complete).
  */
-import { availableParallelism } from 'node:os'
 import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import * as dagJson from '@ipld/dag-json'
@@ -17,7 +16,7 @@ import { walkEntries } from './index/prolly.js'
 import { comparePaths, type ShardEntry } from './manifest.js'
 import { scan, type FoundFile } from './scan.js'
 import { importFile } from './unixfs/file.js'
-import { mapLimit } from './util/pool.js'
+import { DEFAULT_JOBS, mapLimit } from './util/pool.js'
 import { readVersion, resolveRef } from './version.js'
 
 export interface VerifyFolderOptions {
@@ -128,7 +127,7 @@ async function checkFolder(source: BlockSource, version: CID, dir: string, optio
   const totalBytes = pairs.reduce((n, p) => n + p.file.size, 0)
   let done = 0
   let bytes = 0
-  const results = await mapLimit(pairs, options.jobs ?? availableParallelism(), async ({ entry, file }): Promise<ModifiedFile | undefined> => {
+  const results = await mapLimit(pairs, options.jobs ?? DEFAULT_JOBS, async ({ entry, file }): Promise<ModifiedFile | undefined> => {
     let actual: { cid?: CID; size: number } = { size: file.size }
     if (file.size === entry.size) {
       const imported = await importFile(file.abs, undefined, file.path)

@@ -9,7 +9,7 @@
 
 import { createReadStream } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
-import { MapRow, RecordBatchReader, StructRow, Vector, type RecordBatch, type Schema } from 'apache-arrow'
+import { DataType, MapRow, RecordBatchReader, StructRow, Type, Vector, type Data, type RecordBatch, type Schema } from 'apache-arrow'
 import { CairnError, isCairnError, ioError } from '../errors.js'
 import type { Field, ReadOptions, Row, ShardFacts } from './interface.js'
 
@@ -34,9 +34,14 @@ const MIN_SAFE = -MAX_SAFE
  * Feather v1 files are rejected. A stream cut exactly at a message boundary cannot be told from a
  * complete one (its end-of-stream marker is optional) and reads as the batches before the cut.
  *
+ * Limits: `apache-arrow` does not verify the flatbuffers it decodes, so a corrupt vector length in a
+ * schema or batch header can make it allocate until the process runs out of memory, or spin in a
+ * synchronous loop; only the checks listed below are made here.
+ *
  * @throws {CairnError} `INVALID_SHARD` when the bytes are not Arrow IPC, a file lacks its closing
- *   `ARROW1` magic, a stream has no schema, or a message cannot be decoded; `IO` when the file
- *   cannot be read. Rejects with the abort reason of `options.signal`.
+ *   `ARROW1` magic, a stream has no schema, a message cannot be decoded, or a record batch claims
+ *   more rows than its column buffers hold; `IO` when the file cannot be read. Rejects with the
+ *   abort reason of `options.signal` (checked between batches).
  */
 export async function facts(file: string, options: ReadOptions = {}): Promise<ShardFacts> {
   const { signal } = options
@@ -56,7 +61,8 @@ export async function facts(file: string, options: ReadOptions = {}): Promise<Sh
  * Rows are `row.toJSON()` made plain, recursively: 64-bit integers (`bigint`) become a `number` when
  * within `Number.MAX_SAFE_INTEGER`, else their exact decimal string; list vectors become arrays;
  * struct and map values become plain objects. Dictionary values are decoded; timestamps and dates are
- * numbers (milliseconds since the epoch, as `apache-arrow` returns them); binary is `Uint8Array`.
+ * numbers (milliseconds since the epoch, as `apache-arrow` returns them); binary is `Uint8Array`;
+ * other values (decimals, intervals) are left as `apache-arrow` returns them.
  *
  * @throws {CairnError} like {@link facts}; a bad batch surfaces after the rows before it were yielded.
  */
@@ -102,24 +108,20 @@ async function openIpc(file: string, signal: AbortSignal | undefined): Promise<O
     return new CairnError('INVALID_SHARD', `${file}: invalid Arrow IPC ${kind} (${message})`, { subject: file, cause: e })
   }
 
+  let close = (): Promise<void> => handle.close()
   let reader: RecordBatchReader
-  let close: () => Promise<void>
+  let schema: Schema | undefined
   try {
     if (kind === 'file') {
-      close = () => handle.close()
       reader = await RecordBatchReader.from(handle)
     } else {
       await handle.close()
       const stream = createReadStream(file, { signal })
       close = async () => void stream.destroy()
-      reader = await RecordBatchReader.from(stream)
+      // as an async iterable, not as a Node stream: apache-arrow's Node stream adapter listens for
+      // 'error' only once it starts reading, and would wait forever on an error emitted before
+      reader = await RecordBatchReader.from(chunksOf(stream))
     }
-  } catch (e) {
-    await handle.close()
-    throw fail(e)
-  }
-  let schema: Schema | undefined
-  try {
     await reader.open()
     // the reader forgets its schema once it reaches the end, so keep it now
     schema = reader.schema as Schema | undefined
@@ -136,8 +138,8 @@ async function openIpc(file: string, signal: AbortSignal | undefined): Promise<O
   const fields = schema.fields.map((f) => ({ name: f.name, type: String(f.type), nullable: f.nullable }))
 
   async function* batches(): AsyncGenerator<RecordBatch> {
-    const it = reader[Symbol.asyncIterator]()
-    for (;;) {
+    const it = (kind === 'file' ? fileBatches(reader) : reader)[Symbol.asyncIterator]()
+    for (let index = 0; ; index++) {
       let next: IteratorResult<RecordBatch>
       try {
         next = await it.next()
@@ -145,11 +147,46 @@ async function openIpc(file: string, signal: AbortSignal | undefined): Promise<O
         throw fail(e)
       }
       if (next.done) return
+      const short = shortColumn(next.value)
+      if (short) {
+        throw new CairnError(
+          'INVALID_SHARD',
+          `${file}: invalid Arrow IPC ${kind} (record batch ${index} has ${next.value.numRows} rows but column ${JSON.stringify(short.name)} holds ${short.held})`,
+          { subject: file },
+        )
+      }
       yield next.value
       signal?.throwIfAborted()
     }
   }
   return { fields, batches, close }
+}
+
+async function* chunksOf(stream: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  yield* stream
+}
+
+/**
+ * A file's record batches, by index from its footer: the reader's own iterator re-reads the same
+ * block forever when that block holds a message that is not a record batch.
+ */
+async function* fileBatches(reader: RecordBatchReader): AsyncGenerator<RecordBatch> {
+  for (let i = 0; i < reader.numRecordBatches; i++) {
+    const batch = (await reader.readRecordBatch(i)) as RecordBatch | null
+    if (!batch) throw new Error(`block ${i} of the footer is not a record batch`)
+    yield batch
+  }
+}
+
+/** The first column whose buffers hold fewer values than the batch's row count claims, if any. */
+function shortColumn(batch: RecordBatch): { name: string; held: number } | undefined {
+  // apache-arrow trusts the count, and would read the missing values as nulls
+  for (const [i, field] of batch.schema.fields.entries()) {
+    const column = batch.data.children[i]
+    const held = column === undefined ? 0 : capacity(column)
+    if (held !== undefined && held < batch.numRows) return { name: field.name, held }
+  }
+  return undefined
 }
 
 /** Which IPC format the file holds, from its first 8 and last 6 bytes. */
@@ -178,6 +215,27 @@ async function sniff(file: string, handle: FileHandle): Promise<'file' | 'stream
     `${file}: not Arrow IPC data (expected the file magic ARROW1 or a stream starting with 0xFFFFFFFF)`,
     { subject: file, hint: feather1 ? 'this is a Feather v1 file; rewrite it as Feather v2 (Arrow IPC)' : undefined },
   )
+}
+
+/**
+ * How many values a column's buffers hold, where the buffers tell (offsets, fixed-width values, bit
+ * maps; struct columns by their smallest child); `undefined` where they do not.
+ */
+function capacity(data: Data): number | undefined {
+  const { type } = data
+  // all-null columns may come without a values buffer
+  if (data.nullCount === data.length) return undefined
+  if (DataType.isStruct(type)) {
+    const held = data.children.map(capacity).filter((n): n is number => n !== undefined)
+    return held.length === 0 ? undefined : Math.min(...held)
+  }
+  if (type.typeId === Type.Utf8View || type.typeId === Type.BinaryView || DataType.isFixedSizeList(type)) return undefined
+  if (data.valueOffsets) return data.valueOffsets.length - 1 - data.offset
+  const values: unknown = data.values
+  if (!ArrayBuffer.isView(values)) return undefined
+  const length = (values as Uint8Array).length
+  if (DataType.isBool(type)) return length * 8 - data.offset
+  return data.stride > 0 ? Math.floor(length / data.stride) - data.offset : undefined
 }
 
 function plain(value: unknown): unknown {

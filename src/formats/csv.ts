@@ -1,6 +1,8 @@
 /**
- * CSV shards (`.csv`, comma-separated) and TSV shards (`.tsv`, tab-separated), UTF-8, RFC 4180
- * quoting. The first record is the header; every other record becomes a row object of strings.
+ * CSV shards (`.csv`, comma-separated) and TSV shards (`.tsv`, tab-separated): UTF-8 (invalid
+ * sequences read as U+FFFD), RFC 4180 quoting for both, records ended by `\n` or `\r\n` (a lone `\r`
+ * is not a line break). The first record is the header; every other record becomes a row object of
+ * strings.
  *
  * Parsing is `csv-parse`'s streaming parser fed from `fs.createReadStream`, so memory is bounded by
  * one record plus the stream buffers. Line numbers are counted here from the bytes the parser
@@ -41,9 +43,10 @@ const BOOLEAN = /^(?:true|false)$/i
  * empty value. A UTF-8 byte-order mark is ignored; an empty file has 0 rows and no fields.
  *
  * @throws {CairnError} `INVALID_ROW` (`<file>:<line>: …`) for a record whose field count differs
- *   from the header's or with broken quoting (the line is where the bad field starts);
- *   `INVALID_SHARD` (`<file>:<line>: …`) for a header with a duplicate column name; `IO` when the file cannot be read. An error thrown by `onRow` stops the read and
- *   propagates unchanged, as does the abort reason of `options.signal`.
+ *   from the header's, or with broken quoting (the line is where the bad field starts);
+ *   `INVALID_SHARD` (`<file>:<line>: …`) for a header with a duplicate column name; `IO` when the
+ *   file cannot be read. An error thrown by `onRow` stops the read and propagates unchanged, as does
+ *   the abort reason of `options.signal`.
  */
 export async function facts(file: string, options: ReadOptions = {}): Promise<ShardFacts> {
   let columns: ColumnStats[] = []

@@ -40,8 +40,9 @@ const MIN_SAFE = -MAX_SAFE
  * or `STRUCT`; a bare `repeated` column is `LIST`. `nullable` is true for `OPTIONAL` columns.
  *
  * @throws {CairnError} `INVALID_SHARD` when the file is not Parquet (no `PAR1` magic at both ends),
- *   is truncated, or its footer cannot be decoded; `FILE_CHANGED` if the file shrinks while being
- *   read; `IO` when it cannot be opened or read. Rejects with the abort reason of `options.signal`.
+ *   is truncated, or its footer cannot be decoded or gives a `num_rows` other than the sum of its row
+ *   groups'; `FILE_CHANGED` if the file shrinks while being read; `IO` when it cannot be opened or
+ *   read. Rejects with the abort reason of `options.signal`.
  */
 export async function facts(file: string, options: ReadOptions = {}): Promise<ShardFacts> {
   options.signal?.throwIfAborted()
@@ -63,6 +64,10 @@ export async function facts(file: string, options: ReadOptions = {}): Promise<Sh
  * `JSON.stringify`-able, and a null struct is `null` (hyparquet gives `undefined`). Otherwise strings
  * are strings, timestamps and dates are `Date`s, binary is `Uint8Array`, UUIDs are strings, lists are
  * arrays and structs/maps are plain objects.
+ *
+ * Limits: `hyparquet` decodes a row group synchronously and does not bound run lengths in corrupt
+ * pages: one corrupt byte in a data page can keep it busy indefinitely, beyond the reach of
+ * `signal`. `facts` does not read pages and is not affected.
  *
  * @throws {CairnError} like {@link facts}, and `INVALID_SHARD` when a row group cannot be decoded
  *   (the rows of earlier row groups have been yielded by then). Stops with the abort reason of
@@ -107,13 +112,20 @@ async function openFile(file: string): Promise<FileHandle> {
 /**
  * An {@link AsyncBuffer} over an open file: `slice` reads exactly `[start, end)` from disk.
  *
- * @throws {CairnError} `FILE_CHANGED` when the file ends before `end`; `IO` on a read error.
+ * @throws {CairnError} `INVALID_SHARD` for a range outside the file; `FILE_CHANGED` when the file
+ *   ends before `end`; `IO` on a read error.
  */
 function fileBuffer(file: string, handle: FileHandle, byteLength: number): AsyncBuffer {
   return {
     byteLength,
     async slice(start: number, end: number = byteLength): Promise<ArrayBuffer> {
-      const bytes = new Uint8Array(Math.max(0, end - start))
+      if (!(start >= 0 && start <= end && end <= byteLength)) {
+        // only a corrupt footer points hyparquet outside the file
+        throw new CairnError('INVALID_SHARD', `${file}: invalid Parquet metadata (it points at bytes ${start}–${end} of a ${byteLength}-byte file)`, {
+          subject: file,
+        })
+      }
+      const bytes = new Uint8Array(end - start)
       let done = 0
       while (done < bytes.length) {
         let bytesRead: number
@@ -163,6 +175,17 @@ async function readFooter(file: string, handle: FileHandle): Promise<{ metadata:
   } catch (e) {
     throw invalid(`invalid Parquet footer (${(e as Error).message})`, e)
   }
+  // thrift decodes whatever a corrupt footer holds; rows() relies on these counts
+  let total = 0n
+  for (const [i, group] of metadata.row_groups.entries()) {
+    const n: unknown = group.num_rows
+    if (typeof n !== 'bigint' || n < 0n) throw invalid(`invalid Parquet footer (row group ${i} has num_rows ${String(n)})`)
+    total += n
+  }
+  if (metadata.num_rows !== total) {
+    throw invalid(`invalid Parquet footer (num_rows ${String(metadata.num_rows)} does not match the row groups' total ${total})`)
+  }
+  if (total > MAX_SAFE) throw invalid(`unsupported Parquet file (${total} rows, more than ${MAX_SAFE})`)
   return { metadata, buffer }
 }
 

@@ -30,14 +30,59 @@ interface Location {
   readonly length: number
 }
 
-/** The pack this process appends to, and the batching of its index lines. */
+/** The pack this process appends to. */
 interface Writer {
   readonly name: string
   readonly data: FileHandle
   readonly index: FileHandle
+  /** Bytes of the pack handed out so far (the next block's offset). */
   size: number
-  queued: string[]
-  flushing: Promise<void> | undefined
+  /** Blocks gathered for the next write. */
+  batch: Batch | undefined
+  /** The last index append: appends are chained so their lines never interleave. */
+  indexTail: Promise<void>
+  readonly inflight: Set<Promise<void>>
+}
+
+/** Blocks written together: their bytes in one `writev`, their index lines in one append. */
+interface Batch {
+  readonly start: number
+  readonly chunks: Uint8Array[]
+  bytes: number
+  readonly lines: string[]
+  readonly located: [string, Location][]
+  readonly done: Promise<void>
+  readonly resolve: () => void
+  readonly reject: (e: unknown) => void
+}
+
+/** A batch is written once it holds this many bytes, or at the end of the event loop turn. */
+const BATCH_BYTES = 1 << 20
+
+function newBatch(start: number): Batch {
+  let resolve!: () => void
+  let reject!: (e: unknown) => void
+  const done = new Promise<void>((res, rej) => {
+    resolve = res
+    reject = rej
+  })
+  // a failed batch is reported to each put that awaits it; never as an unhandled rejection
+  done.catch(() => {})
+  return { start, chunks: [], bytes: 0, lines: [], located: [], done, resolve, reject }
+}
+
+/** The chunks still to write after `written` bytes of them went out. */
+function remaining(chunks: readonly Uint8Array[], written: number): Uint8Array[] {
+  const out: Uint8Array[] = []
+  for (const c of chunks) {
+    if (written >= c.length) {
+      written -= c.length
+      continue
+    }
+    out.push(written > 0 ? c.subarray(written) : c)
+    written = 0
+  }
+  return out
 }
 
 /** The on-disk block store of one dataset. */
@@ -97,6 +142,16 @@ export class BlockStore implements BlockStoreLike {
     return bytes
   }
 
+  /**
+   * A synchronous view of which blocks the store holds, as of now (for checking many CIDs at once).
+   * Blocks being written by this process count as held.
+   */
+  async snapshot(): Promise<{ has(cid: CID): boolean }> {
+    this.loaded ??= this.refresh()
+    await this.loaded
+    return { has: (cid) => this.locations.has(key(cid)) || this.pending.has(key(cid)) }
+  }
+
   /** Where a block's bytes lie on disk (for inspection and tests), or undefined when it is not stored. */
   async locationOf(cid: CID): Promise<{ readonly file: string; readonly offset: number; readonly length: number } | undefined> {
     const at = await this.locate(cid, true)
@@ -116,7 +171,8 @@ export class BlockStore implements BlockStoreLike {
     this.writer = undefined
     if (writer) {
       const w = await writer
-      await w.flushing
+      if (w.batch) this.flushBatch(w, w.batch)
+      await Promise.allSettled([...w.inflight])
       await Promise.all([w.data.close(), w.index.close()])
     }
     const handles = [...this.handles.values()]
@@ -126,38 +182,50 @@ export class BlockStore implements BlockStoreLike {
 
   private async append(k: string, bytes: Uint8Array): Promise<void> {
     const w = await this.openWriter()
+    let batch = w.batch
+    if (!batch) {
+      batch = newBatch(w.size)
+      w.batch = batch
+      const b = batch
+      // blocks put during this turn of the event loop share one write and one index append
+      setImmediate(() => this.flushBatch(w, b))
+    }
     const offset = w.size
     w.size += bytes.length
-    const file = join(this.packsDir, w.name + '.pack')
-    try {
-      let written = 0
-      while (written < bytes.length) {
-        const { bytesWritten } = await w.data.write(bytes, written, bytes.length - written, offset + written)
-        written += bytesWritten
-      }
-    } catch (e) {
-      throw ioError('write block to', file, e)
-    }
-    w.queued.push(`${k} ${offset} ${bytes.length}\n`)
-    await this.flushIndex(w)
-    this.locations.set(k, { pack: w.name, offset, length: bytes.length })
+    batch.chunks.push(bytes)
+    batch.bytes += bytes.length
+    batch.lines.push(`${k} ${offset} ${bytes.length}\n`)
+    batch.located.push([k, { pack: w.name, offset, length: bytes.length }])
+    if (batch.bytes >= BATCH_BYTES) this.flushBatch(w, batch)
+    await batch.done
   }
 
-  /** Writes the queued index lines in one append; callers wait until their line is on disk. */
-  private async flushIndex(w: Writer): Promise<void> {
-    while (w.flushing) await w.flushing
-    if (w.queued.length === 0) return
-    const lines = w.queued.join('')
-    w.queued = []
-    w.flushing = w.index
-      .appendFile(lines)
-      .catch((e: unknown) => {
+  /** Writes a batch's bytes at its place in the pack, then its index lines; resolves its puts. */
+  private flushBatch(w: Writer, batch: Batch): void {
+    if (w.batch !== batch) return
+    w.batch = undefined
+    const work = (async () => {
+      const file = join(this.packsDir, w.name + '.pack')
+      try {
+        let position = batch.start
+        let chunks = batch.chunks
+        while (chunks.length > 0) {
+          const { bytesWritten } = await w.data.writev(chunks, position)
+          position += bytesWritten
+          chunks = remaining(chunks, bytesWritten)
+        }
+      } catch (e) {
+        throw ioError('write blocks to', file, e)
+      }
+      // index appends go one at a time, so lines of two batches never interleave
+      w.indexTail = w.indexTail.then(() => w.index.appendFile(batch.lines.join('')))
+      await w.indexTail.catch((e: unknown) => {
         throw ioError('write the block index', join(this.packsDir, w.name + '.idx'), e)
       })
-      .finally(() => {
-        w.flushing = undefined
-      })
-    await w.flushing
+      for (const [k, at] of batch.located) this.locations.set(k, at)
+    })()
+    w.inflight.add(work)
+    work.then(batch.resolve, batch.reject).finally(() => w.inflight.delete(work))
   }
 
   private openWriter(): Promise<Writer> {
@@ -167,7 +235,7 @@ export class BlockStore implements BlockStoreLike {
         await mkdir(this.packsDir, { recursive: true })
         const data = await open(join(this.packsDir, name + '.pack'), 'wx')
         const index = await open(join(this.packsDir, name + '.idx'), 'a')
-        return { name, data, index, size: 0, queued: [], flushing: undefined }
+        return { name, data, index, size: 0, batch: undefined, indexTail: Promise.resolve(), inflight: new Set<Promise<void>>() }
       } catch (e) {
         throw ioError('create a pack in', this.packsDir, e)
       }

@@ -2,11 +2,11 @@
  * Refs: mutable names for version CIDs. `HEAD` lives in `.cairn/HEAD`, tags in `.cairn/refs/tags/`.
  * Each ref file holds one CID and a newline, and is replaced atomically (write a temp file, rename).
  */
-import { randomBytes } from 'node:crypto'
-import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CID, tryParseCid } from '../cid.js'
 import { CairnError, ioError } from '../errors.js'
+import { writeFileAtomic } from '../util/atomic.js'
 
 // HEAD and HEAD~n are refs of their own, and a name that parses as a CID would be shadowed by it
 const TAG_NAME = /^(?![.-])(?!HEAD$)[A-Za-z0-9._-]{1,128}$/
@@ -72,13 +72,10 @@ export class Refs {
   }
 
   private async write(file: string, cid: CID): Promise<void> {
-    const tmp = join(this.root, 'tmp', `${randomBytes(8).toString('hex')}.ref`)
     try {
       await mkdir(join(this.root, 'tmp'), { recursive: true })
-      await writeFile(tmp, cid.toString() + '\n', { flush: true })
-      await rename(tmp, file)
+      await writeFileAtomic(file, cid.toString() + '\n', { tmpDir: join(this.root, 'tmp'), flush: true })
     } catch (e) {
-      await unlink(tmp).catch(() => {})
       throw ioError('write', file, e)
     }
   }

@@ -6,7 +6,7 @@
  * temporary name and renamed when complete, the `.car` before its `.idx`, `versions/<cid>` last.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import * as dagCbor from '@ipld/dag-cbor'
 import { varint } from 'multiformats'
@@ -15,6 +15,7 @@ import { blockLinks } from '../car/block.js'
 import { CID, RAW, SHA2_256 } from '../cid.js'
 import { CairnError, ioError } from '../errors.js'
 import type { PublishInput, PublishOptions, Receipt, StoredShard, Target } from './interface.js'
+import { writeFileAtomic } from '../util/atomic.js'
 
 /** The multicodec code of a CAR file's own CID. */
 export const CAR_CODEC = 0x0202
@@ -271,14 +272,9 @@ async function readLines(file: string): Promise<string[] | undefined> {
 }
 
 async function writeAtomic(file: string, text: string): Promise<void> {
-  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`
-  try {
-    await writeFile(tmp, text)
-    await rename(tmp, file)
-  } catch (e) {
-    await unlink(tmp).catch(() => {})
+  await writeFileAtomic(file, text).catch((e: unknown) => {
     throw ioError('write', file, e)
-  }
+  })
 }
 
 /** Bytes a block takes in a CAR: varint length, CID, bytes. */

@@ -16,11 +16,10 @@
  * results and thrown errors become {@link CairnError}s. No secret ever goes into a message, a receipt
  * or the `details` of an error.
  */
-import { chmod, mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readFile, stat, unlink } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { PassThrough } from 'node:stream'
-import { randomBytes } from 'node:crypto'
 import * as Storacha from '@storacha/client'
 import * as Ed25519 from '@storacha/client/principal/ed25519'
 import * as Proof from '@storacha/client/proof'
@@ -38,6 +37,7 @@ import { writeCar } from '../pack.js'
 import { isTransient as isTransientNetwork, retry, retryOptionsFromEnv } from '../util/retry.js'
 import type { BlockSource } from '../store/blocks.js'
 import type { PublishInput, PublishOptions, Receipt, StoredShard, Target } from './interface.js'
+import { writeFileAtomic } from '../util/atomic.js'
 
 /** The environment variables the target reads (the official Storacha CLI's names). */
 export const STORACHA_ENV = {
@@ -389,15 +389,12 @@ export class AgentStateStore {
   /** Writes the state: folder 0700, file 0600, written to a temporary name and renamed. */
   async save(data: AgentDataExport): Promise<void> {
     const text = JSON.stringify({ ...AGENT_STATE_FORMAT, agent: data }, encodeValue, 2) + '\n'
-    const tmp = join(this.dir, `.${AGENT_STATE_FILE}.${randomBytes(6).toString('hex')}.tmp`)
     try {
       await mkdir(this.dir, { recursive: true, mode: 0o700 })
       // mkdir's mode is masked by the umask and ignored for an existing folder
       if (process.platform !== 'win32') await chmod(this.dir, 0o700)
-      await writeFile(tmp, text, { mode: 0o600, flag: 'wx' })
-      await rename(tmp, this.file)
+      await writeFileAtomic(this.file, text, { mode: 0o600 })
     } catch (e) {
-      await unlink(tmp).catch(() => {})
       throw stateError(`Cannot write the login state ${this.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, this.file)
     }
   }

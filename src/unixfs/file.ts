@@ -4,7 +4,7 @@
  * a single raw block. Built incrementally: memory holds one chunk and at most 1024 links per level.
  */
 import { open, type FileHandle } from 'node:fs/promises'
-import type { Stats } from 'node:fs'
+import type { BigIntStats } from 'node:fs'
 import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
 import { webcrypto } from 'node:crypto'
@@ -147,12 +147,18 @@ export async function importBytes(source: AsyncIterable<Uint8Array> | Iterable<U
 /** What {@link importFile} saw of the file, to detect a change while reading. */
 export interface FileIdentity {
   readonly size: number
-  readonly mtimeMs: number
-  readonly ino: number
+  readonly mtimeNs: bigint
+  readonly ino: bigint
 }
 
-function identityOf(st: Stats): FileIdentity {
-  return { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino }
+/** The identity of a file from its (bigint) stats. */
+export function identityOf(st: BigIntStats): FileIdentity {
+  return { size: Number(st.size), mtimeNs: st.mtimeNs, ino: st.ino }
+}
+
+/** True when two identities describe the same unchanged file. */
+export function sameIdentity(a: FileIdentity, b: FileIdentity): boolean {
+  return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ino === b.ino
 }
 
 /**
@@ -164,6 +170,7 @@ export async function importFile(
   path: string,
   sink?: BlockSink,
   label: string = path,
+  expected?: FileIdentity,
 ): Promise<ImportedFile & { readonly identity: FileIdentity }> {
   let fh: FileHandle
   try {
@@ -172,7 +179,8 @@ export async function importFile(
     throw ioError('read', label, e)
   }
   try {
-    const before = identityOf(await fh.stat())
+    // the caller's stat (from the scan) saves a system call per file; a change since then is caught below
+    const before = expected ?? identityOf(await fh.stat({ bigint: true }))
     const layout = new FileLayout()
     let total = 0
     const chunks = Math.max(1, Math.ceil(before.size / CHUNK_SIZE))
@@ -192,8 +200,8 @@ export async function importFile(
     }
     const { blocks, file } = layout.finish()
     if (sink) for (const b of blocks) await sink(b)
-    const after = identityOf(await fh.stat())
-    if (total !== before.size || after.size !== before.size || after.mtimeMs !== before.mtimeMs || after.ino !== before.ino) {
+    const after = identityOf(await fh.stat({ bigint: true }))
+    if (total !== before.size || !sameIdentity(before, after)) {
       throw new CairnError('FILE_CHANGED', `${label} changed while it was being read (size ${before.size} → ${after.size}, read ${total} bytes)`, {
         subject: label,
         hint: 'stop whatever writes to the dataset, then build again; nothing was committed',
