@@ -4,7 +4,30 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { once } from 'node:events'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Table, Utf8, tableFromArrays, tableFromJSON, tableToIPC, vectorFromArray } from 'apache-arrow'
+import {
+  Bool,
+  DateDay,
+  Dictionary,
+  Field as ArrowField,
+  FixedSizeBinary,
+  Int32,
+  Int64,
+  LargeUtf8,
+  List,
+  Map_,
+  Null,
+  RecordBatch,
+  Schema,
+  Struct,
+  Table,
+  TimestampMillisecond,
+  Utf8,
+  makeData,
+  tableFromArrays,
+  tableFromJSON,
+  tableToIPC,
+  vectorFromArray,
+} from 'apache-arrow'
 import { parquetWriteBuffer } from 'hyparquet-writer'
 import { CairnError } from '../src/errors.js'
 import * as arrow from '../src/formats/arrow.js'
@@ -211,16 +234,24 @@ describe('csv', () => {
   })
 
   it('counts physical lines across CRLF, empty lines and quoted newlines', async () => {
-    const file = await fixture('lines.csv', 'a,b\r\n1,2\r\n\r\n3,"x\r\ny"\r\n5,6\r\n\r\n7,"p\r\n\r\nq"\r\n8,9')
+    const file = await fixture('lines.csv', 'a,b\r\n1,2\r\n\r\n3,"é\r\nü"\r\n5,6\r\n\r\n7,"p\r\n\r\nq"\r\n8,9')
     const seen: [Row, number][] = []
     const facts = await csv.facts(file, { onRow: (row, line) => seen.push([row, line]) })
     expect(facts.rows).toBe(5)
     expect(seen).toEqual([
       [{ a: '1', b: '2' }, 2],
-      [{ a: '3', b: 'x\r\ny' }, 4],
+      [{ a: '3', b: 'é\r\nü' }, 4],
       [{ a: '5', b: '6' }, 6],
       [{ a: '7', b: 'p\r\n\r\nq' }, 8],
       [{ a: '8', b: '9' }, 11],
+    ])
+  })
+
+  it('accepts a file mixing LF and CRLF line endings', async () => {
+    const file = await fixture('mixed.csv', 'a,b\n1,2\r\n3,4\n')
+    expect(await collect(csv.rows(file))).toEqual([
+      { a: '1', b: '2' },
+      { a: '3', b: '4' },
     ])
   })
 
@@ -414,6 +445,21 @@ describe('parquet', () => {
     }
   })
 
+  it('rejects a footer whose num_rows differs from its row groups', async () => {
+    const bytes = parquetWriteBuffer({ columnData: [{ name: 'a', data: [1, 2, 3], type: 'INT32' }] })
+    const { parquetMetadata } = await import('hyparquet')
+    expect(parquetMetadata(bytes).num_rows).toBe(3n)
+    // num_rows is the only field holding the zigzag varint 3 (0x06) right after its field header (0x16)
+    const good = new Uint8Array(bytes)
+    const footerStart = good.length - 8 - new DataView(bytes).getUint32(good.length - 8, true)
+    const at = good.findIndex((b, i) => i > footerStart && good[i - 1] === 0x16 && b === 0x06)
+    const bad = good.slice()
+    bad[at] = 0x0a
+    const path = await fixture('bad-num-rows.parquet', bad)
+    const e = await failure(parquet.facts(path))
+    expect([e.code, e.message]).toEqual(['INVALID_SHARD', `${path}: invalid Parquet footer (num_rows 5 does not match the row groups' total 3)`])
+  })
+
   it('rejects a corrupt footer with INVALID_SHARD', async () => {
     const good = new Uint8Array(await readFile(file))
     const footerLength = new DataView(good.buffer, good.byteOffset).getUint32(good.length - 8, true)
@@ -472,6 +518,53 @@ describe('arrow', () => {
       { s: { a: 1, b: 'x' }, l: [1, 2] },
       { s: null, l: null },
     ])
+  })
+
+  it.each(['file', 'stream'] as const)('reads many column types without false corruption errors (%s)', async (format) => {
+    const n = 20
+    const of = <T>(make: (i: number) => T): T[] => Array.from({ length: n }, (_, i) => make(i))
+    const many = new Table({
+      bool: vectorFromArray(of((i) => (i % 3 === 0 ? null : i % 2 === 0)), new Bool()),
+      nulls: vectorFromArray(of(() => null), new Null()),
+      allNull: vectorFromArray(of(() => null), new Int32()),
+      large: vectorFromArray(of((i) => `L${i}`), new LargeUtf8()),
+      fixed: vectorFromArray(of((i) => new Uint8Array([i, i])), new FixedSizeBinary(2)),
+      day: vectorFromArray(of((i) => new Date(i * 86_400_000)), new DateDay()),
+      ts: vectorFromArray(of((i) => i * 1000), new TimestampMillisecond()),
+      dict: vectorFromArray(of((i) => ['x', 'y'][i % 2]), new Dictionary(new Utf8(), new Int32())),
+      list: vectorFromArray(of((i) => (i % 4 === 0 ? null : [i, i + 1])), new List(new ArrowField('item', new Int32(), true))),
+      struct: vectorFromArray(
+        of((i) => (i % 5 === 0 ? null : { a: i, b: `b${i}` })),
+        new Struct([new ArrowField('a', new Int32(), true), new ArrowField('b', new Utf8(), true)]),
+      ),
+      map: vectorFromArray(
+        of((i) => new Map([[`k${i}`, i]])),
+        new Map_(
+          new ArrowField('entries', new Struct<{ key: Utf8; value: Int32 }>([new ArrowField('key', new Utf8(), false), new ArrowField('value', new Int32(), true)])),
+        ),
+      ),
+    })
+    for (const [label, t] of [['whole', many], ['sliced', many.slice(3, 17)]] as const) {
+      const path = await fixture(`many-${label}.${format === 'file' ? 'arrow' : 'arrows'}`, tableToIPC(t, format))
+      expect((await arrow.facts(path)).rows).toBe(t.numRows)
+      const rows = await collect(arrow.rows(path))
+      expect(rows.length).toBe(t.numRows)
+      expect(rows[1]).toMatchObject({ large: label === 'whole' ? 'L1' : 'L4', map: label === 'whole' ? { k1: 1 } : { k4: 4 } })
+    }
+  })
+
+  it.each(['file', 'stream'] as const)('rejects a batch claiming more rows than its buffers hold (%s)', async (format) => {
+    const schema = new Schema([new ArrowField('id', new Int64(), false)])
+    const id = makeData({ type: new Int64(), length: 1000, nullCount: 0, data: BigInt64Array.of(1n, 2n, 3n) })
+    const lying = new Table([new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: 1000, nullCount: 0, children: [id] }))])
+    const path = await fixture(`lying.${format === 'file' ? 'arrow' : 'arrows'}`, tableToIPC(lying, format))
+    for (const read of [() => arrow.facts(path), () => collect(arrow.rows(path))]) {
+      const e = await failure(read())
+      expect([e.code, e.message]).toEqual([
+        'INVALID_SHARD',
+        `${path}: invalid Arrow IPC ${format} (record batch 0 has 1000 rows but column "id" holds 3)`,
+      ])
+    }
   })
 
   it('reads a stream with a schema and no batches as 0 rows', async () => {
