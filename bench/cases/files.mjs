@@ -1,0 +1,241 @@
+/**
+ * A file case: one synthetic dataset folder measured with the peer (ipfs-car pack), the limits
+ * (sha256 on all cores, copy) and every cairn operation on it, in this order:
+ * build cold → rebuild unchanged → pack → verify folder → verify CAR → build after changing one
+ * shard → diff (cold version vs the last changed one) → clone from serve (when the library has it).
+ * The changed shard is restored at the end, so the folder is pristine again for the next run.
+ */
+import { spawn } from 'node:child_process'
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { describeFiles, generateFiles, isPristine, markDirty, markPristine, writeDatasetFile } from '../lib/data.mjs'
+import { failed, measure, notApplicable } from '../lib/measure.mjs'
+import { runChild } from '../lib/proc.mjs'
+
+const SERVER = fileURLToPath(new URL('../lib/server.mjs', import.meta.url))
+
+/** `c`: `{ name, title, spec: { count, size, perDir } }`. */
+export async function runFilesCase(ctx, c) {
+  const root = join(ctx.dataDir, c.dataName)
+  const out = join(ctx.outDir, c.dataName)
+  rmSync(out, { recursive: true, force: true })
+  mkdirSync(out, { recursive: true })
+  const files = describeFiles(c.spec)
+  const bytes = c.spec.count * c.spec.size
+
+  if (!isPristine(root, c.spec, ctx.seed)) {
+    ctx.log(`  generating ${c.title} in ${root} …`)
+    const t = performance.now()
+    generateFiles(root, c.name, c.spec, ctx.seed)
+    const init = await runChild('cairn.init', { lib: ctx.lib, dir: root, name: `bench-${c.name}` }, { workDir: ctx.workDir })
+    if (init.error) throw new Error(`cairn init of ${root} failed: ${init.error}`)
+    markPristine(root, c.spec, ctx.seed)
+    ctx.log(`  generated ${(bytes / 2 ** 20).toFixed(0)} MiB in ${((performance.now() - t) / 1000).toFixed(1)} s`)
+  }
+
+  const base = { case: c.name, bytes }
+  const lib = { lib: ctx.lib }
+
+  // the peer and the limits first, on the pristine folder (ipfs-car skips hidden entries: .cairn/)
+  const carPeer = join(out, 'ipfs-car.car')
+  await measure(ctx, {
+    ...base,
+    tool: 'ipfs-car',
+    op: 'pack',
+    childOp: 'ipfs-car.pack',
+    before: () => rmSync(carPeer, { force: true }),
+    params: () => ({ ipfsCar: ctx.ipfsCar, dir: root, output: carPeer }),
+  })
+  await measure(ctx, {
+    ...base,
+    tool: 'limit',
+    op: 'sha256 all cores',
+    childOp: 'limit.sha256',
+    params: () => ({ dir: root }),
+    check: sameAcrossRuns((i) => i.digestXor, 'digest'),
+  })
+  const copyDest = join(out, 'copy')
+  await measure(ctx, {
+    ...base,
+    tool: 'limit',
+    op: 'copy files',
+    childOp: 'limit.copy',
+    before: () => rmSync(copyDest, { recursive: true, force: true }),
+    params: () => ({ dir: root, dest: copyDest }),
+  })
+  rmSync(copyDest, { recursive: true, force: true })
+
+  const cold = await measure(ctx, {
+    ...base,
+    tool: 'cairn',
+    op: 'build cold',
+    childOp: 'cairn.build',
+    before: () => rmSync(join(root, '.cairn'), { recursive: true, force: true }),
+    params: () => ({ ...lib, dir: root, fresh: true }),
+    check: both(
+      sameAcrossRuns((i) => i.version, 'version CID'),
+      (i) => (i.shards !== files.length ? `${i.shards} shards, expected ${files.length}` : undefined),
+    ),
+  })
+  const v1 = cold.info?.version
+  const skip = (op, reason = 'build cold failed') => notApplicable(ctx, { ...base, tool: 'cairn', op }, reason)
+  if (!v1) {
+    for (const op of [
+      'rebuild unchanged',
+      'pack',
+      'verify folder',
+      'verify CAR',
+      'build, 1 shard changed',
+      'diff 2 versions',
+      'clone from serve',
+    ])
+      skip(op)
+    return
+  }
+
+  await measure(ctx, {
+    ...base,
+    tool: 'cairn',
+    op: 'rebuild unchanged',
+    childOp: 'cairn.build',
+    params: () => ({ ...lib, dir: root }),
+    check: (i) => (!i.unchanged ? 'made a new version' : i.version !== v1 ? `HEAD ${i.version}, expected ${v1}` : undefined),
+  })
+
+  const car = join(out, 'cairn.car')
+  const packed = await measure(ctx, {
+    ...base,
+    tool: 'cairn',
+    op: 'pack',
+    childOp: 'cairn.pack',
+    before: () => rmSync(car, { force: true }),
+    params: () => ({ ...lib, dir: root, ref: v1, output: car }),
+    check: both(
+      sameAcrossRuns((i) => `${i.carBytes}`, 'CAR size'),
+      (i) => (i.root !== v1 ? `root ${i.root}, expected ${v1}` : undefined),
+    ),
+  })
+
+  await measure(ctx, {
+    ...base,
+    tool: 'cairn',
+    op: 'verify folder',
+    childOp: 'cairn.verifyFolder',
+    params: () => ({ ...lib, dir: root, ref: v1 }),
+    check: (i) =>
+      !i.ok
+        ? `not ok: ${i.missing} missing, ${i.extra} extra, ${i.modified} modified, card ${i.card}`
+        : i.checked !== files.length
+          ? `checked ${i.checked} files`
+          : undefined,
+  })
+
+  if (packed.info) {
+    await measure(ctx, {
+      ...base,
+      tool: 'cairn',
+      op: 'verify CAR',
+      childOp: 'cairn.verifyCar',
+      params: () => ({ ...lib, car }),
+      bytesOf: (i) => i.carBytes,
+      note: 'MB/s of CAR bytes',
+      check: (i) => (!i.ok ? `${i.problems} problems` : undefined),
+    })
+  } else skip('verify CAR', 'pack failed')
+
+  // one shard gets new bytes of the same size before each run: every run is a real one-shard change
+  markDirty(root)
+  const changed = await measure(ctx, {
+    ...base,
+    tool: 'cairn',
+    op: 'build, 1 shard changed',
+    childOp: 'cairn.build',
+    before: (i) => writeDatasetFile(root, c.name, ctx.seed, files[Math.floor(files.length / 2)], i + 1),
+    params: () => ({ ...lib, dir: root }),
+    check: (i) =>
+      i.unchanged
+        ? 'saw no change'
+        : i.changes.modified !== 1 || i.changes.added + i.changes.removed !== 0
+          ? `changes ${JSON.stringify(i.changes)}`
+          : undefined,
+  })
+
+  const v2 = changed.info?.version
+  if (ctx.has('diff') && v2) {
+    await measure(ctx, {
+      ...base,
+      bytes: undefined,
+      tool: 'cairn',
+      op: 'diff 2 versions',
+      childOp: 'cairn.diff',
+      params: () => ({ ...lib, dir: root, a: v1, b: v2 }),
+      check: (i) => (i.counts?.modified !== 1 || i.shards !== 1 ? `counts ${JSON.stringify(i.counts)}` : undefined),
+    })
+  } else skip('diff 2 versions', ctx.has('diff') ? 'build after a change failed' : 'the library has no diff')
+
+  if (ctx.has('clone') && ctx.has('serve')) await cloneFromServe(ctx, base, root, out, v1, files.length, bytes)
+  else skip('clone from serve', `the library has no ${['clone', 'serve'].filter((f) => !ctx.has(f)).join(' or ')}`)
+
+  writeDatasetFile(root, c.name, ctx.seed, files[Math.floor(files.length / 2)], 0)
+  markPristine(root, c.spec, ctx.seed)
+  rmSync(out, { recursive: true, force: true })
+}
+
+/**
+ * Starts `cairn serve` over the dataset in a helper process (bench/lib/server.mjs, not measured) and
+ * measures `clone` of version `cid` from it into an empty folder, in a fresh process each run.
+ */
+async function cloneFromServe(ctx, base, root, out, cid, count, bytes) {
+  const spec = { ...base, tool: 'cairn', op: 'clone from serve' }
+  const urlFile = join(out, 'serve.url')
+  const server = spawn(process.execPath, [SERVER, ctx.lib, root, urlFile], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  server.stderr.on('data', (d) => (stderr = (stderr + d).slice(-2000)))
+  const exited = new Promise((resolve) => server.once('exit', resolve))
+  let gone = false
+  void exited.then(() => (gone = true))
+  try {
+    let url
+    for (const start = Date.now(); url === undefined;) {
+      if (existsSync(urlFile)) url = readFileSync(urlFile, 'utf8')
+      else if (gone) throw new Error(`cairn serve exited: ${stderr.trim() || 'no output'}`)
+      else if (Date.now() - start > 60_000) throw new Error('cairn serve did not start within 60 s')
+      else await new Promise((r) => setTimeout(r, 50))
+    }
+    const dest = join(out, 'clone')
+    await measure(ctx, {
+      ...spec,
+      childOp: 'cairn.clone',
+      before: () => rmSync(dest, { recursive: true, force: true }),
+      params: () => ({ lib: ctx.lib, cid, dest, url }),
+      note: `from ${url}`,
+      check: (i) =>
+        i.written !== count || i.bytes !== bytes || i.failures > 0
+          ? `wrote ${i.written}/${count} files, ${i.bytes}/${bytes} bytes, ${i.failures} source failures`
+          : undefined,
+    })
+    rmSync(dest, { recursive: true, force: true })
+  } catch (e) {
+    failed(ctx, spec, e instanceof Error ? e.message : String(e))
+  } finally {
+    if (!gone) server.kill('SIGTERM')
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))])
+    if (!gone) server.kill('SIGKILL')
+  }
+}
+
+/** A check that the value is the same in every run (determinism: same inputs, same CIDs). */
+function sameAcrossRuns(pick, what) {
+  let first
+  return (info, i) => {
+    const v = pick(info)
+    if (i === 0) first = v
+    else if (v !== first) return `${what} ${v} differs from run 1 (${first})`
+    return undefined
+  }
+}
+
+function both(f, g) {
+  return (info, i) => f(info, i) ?? g(info, i)
+}

@@ -1,0 +1,46 @@
+/**
+ * The wide index case: two versions of N shard entries (1,000,000 by default) differing in 10,
+ * built once through the library's index functions (`index.setup`, one run, reported but kept out of
+ * the targets: its memory is the bench's own million entries), then the diff of the two versions,
+ * each run in a fresh process reading from the on-disk store, with the blocks it read.
+ */
+import { rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { measure, notApplicable } from '../lib/measure.mjs'
+
+/** `c`: `{ name, title, entries, changed }`. */
+export async function runIndexCase(ctx, c) {
+  const dir = join(ctx.dataDir, c.dataName)
+  rmSync(dir, { recursive: true, force: true })
+  const base = { case: c.name, tool: 'cairn' }
+  const setup = await measure(ctx, {
+    ...base,
+    op: `build 2 indexes (setup)`,
+    childOp: 'index.setup',
+    runs: 1,
+    excludeFromTargets: true,
+    params: () => ({ lib: ctx.lib, libDir: ctx.libDir, dir, entries: c.entries, changed: c.changed, seed: ctx.seed }),
+  })
+  const s = setup.info
+  if (s) {
+    setup.note = `entries ${(s.genMs / 1000).toFixed(1)} s; index A ${(s.buildAms / 1000).toFixed(1)} s, B ${(s.buildBms / 1000).toFixed(1)} s`
+  }
+  const op = `diff 2 versions (${c.changed} changed)`
+  if (!ctx.has('diff')) return notApplicable(ctx, { ...base, op }, 'the library has no diff')
+  if (!s) return notApplicable(ctx, { ...base, op }, 'the setup failed')
+  const d = await measure(ctx, {
+    ...base,
+    op,
+    childOp: 'cairn.diff',
+    params: () => ({ lib: ctx.lib, dir, a: s.versionA, b: s.versionB }),
+    check: (i) =>
+      i.counts?.modified !== c.changed || i.shards !== c.changed
+        ? `counts ${JSON.stringify(i.counts)}, expected ${c.changed} modified`
+        : undefined,
+  })
+  if (d.info) {
+    const i = d.info
+    d.note = `read ${i.blocksRead ?? '?'} blocks (${i.indexNodesRead} index nodes, depth ${i.depth})`
+  }
+  if (!ctx.keep) rmSync(dir, { recursive: true, force: true })
+}

@@ -1,0 +1,125 @@
+/**
+ * cairn's operations, each one call of the compiled library (`p.lib`: the snapshot of
+ * `dist/src/index.js` this bench run measures). The library is imported before the clock starts.
+ * Every op returns what the parent checks (the version CID, `unchanged`, `ok`, counts), so a fast
+ * wrong answer cannot pass for a fast right one.
+ */
+import { statSync } from 'node:fs'
+import { pathToFileURL } from 'node:url'
+
+/** The version date every bench build uses, so equal inputs give equal version CIDs. */
+const DATE = new Date('2026-01-01T00:00:00Z')
+
+const load = (p) => import(pathToFileURL(p.lib).href)
+
+export const cairnOps = {
+  /** Which verbs the library has (diff, clone, serve are detected, not assumed). */
+  'cairn.probe': {
+    prepare: load,
+    run: (p, lib) => ({
+      exports: Object.keys(lib).sort(),
+      functions: Object.keys(lib)
+        .filter((k) => typeof lib[k] === 'function')
+        .sort(),
+    }),
+  },
+
+  'cairn.init': {
+    prepare: load,
+    async run(p, lib) {
+      const r = await lib.init({ dir: p.dir, name: p.name })
+      return { cardWritten: r.cardWritten }
+    },
+  },
+
+  /** `p.fresh`: the parent removed `.cairn/`; `init` recreates it (kept out of the timing). */
+  'cairn.build': {
+    async prepare(p) {
+      const lib = await load(p)
+      if (p.fresh) await lib.init({ dir: p.dir })
+      return lib
+    },
+    async run(p, lib) {
+      const r = await lib.build({ dir: p.dir, message: p.message ?? 'bench', date: DATE })
+      return {
+        version: r.version.toString(),
+        unchanged: r.unchanged,
+        changes: r.changes,
+        shards: r.manifest.totals.shards,
+        bytes: r.manifest.totals.bytes,
+      }
+    },
+  },
+
+  'cairn.pack': {
+    prepare: load,
+    async run(p, lib) {
+      const r = await lib.pack({ dir: p.dir, ref: p.ref, output: p.output })
+      return { root: r.root.toString(), blocks: r.blocks, blockBytes: r.bytes, carBytes: statSync(p.output).size }
+    },
+  },
+
+  'cairn.verifyFolder': {
+    prepare: load,
+    async run(p, lib) {
+      const r = await lib.verify({ dir: p.dir, dataset: p.dir, ref: p.ref })
+      return {
+        ok: r.ok,
+        checked: r.checked,
+        bytes: r.bytes,
+        missing: r.missing.length,
+        extra: r.extra.length,
+        modified: r.modified.length,
+        card: r.card,
+      }
+    },
+  },
+
+  'cairn.verifyCar': {
+    prepare: load,
+    async run(p, lib) {
+      const r = await lib.verify({ car: p.car })
+      return { ok: r.ok, blocks: r.blocks, bytes: r.bytes, problems: r.problems.length, carBytes: statSync(p.car).size }
+    },
+  },
+
+  /**
+   * Two versions of the dataset in `p.dir`, by CID. Through `diffVersions` with a block source that
+   * counts reads (every block: versions, index nodes, schemas, cards, ancestors); `diff` when the
+   * library has no `diffVersions`.
+   */
+  'cairn.diff': {
+    prepare: load,
+    async run(p, lib) {
+      if (typeof lib.diffVersions !== 'function' || typeof lib.openDataset !== 'function') {
+        const r = await lib.diff({ dir: p.dir, a: p.a, b: p.b })
+        return summariseDiff(r, undefined)
+      }
+      const dataset = await lib.openDataset(p.dir)
+      let blocksRead = 0
+      const source = {
+        get(cid) {
+          blocksRead++
+          return dataset.store.get(cid)
+        },
+      }
+      try {
+        const r = await lib.diffVersions(source, lib.CID.parse(p.a), lib.CID.parse(p.b))
+        return summariseDiff(r, blocksRead)
+      } finally {
+        await dataset.store.close?.()
+      }
+    },
+  },
+}
+
+function summariseDiff(r, blocksRead) {
+  return {
+    changed: r.changed,
+    counts: r.counts,
+    shards: r.shards.length,
+    indexNodesRead: r.stats?.indexNodesRead,
+    depth: r.stats?.depth,
+    blocksRead,
+  }
+}

@@ -1,0 +1,188 @@
+/**
+ * The report: a table of medians (stdout), the targets checked one by one (PASS / FAIL / SKIP), and
+ * the same data as JSON.
+ *
+ * Ratios are times divided by a reference time of the same case: `÷ipfs-car` 0.20 means a fifth of
+ * ipfs-car's time (5× faster); `÷sha256` 1.5 means 1.5× the time of the all-cores sha256 pass.
+ */
+
+const find = (results, c, tool, op) => results.find((r) => r.case === c && r.tool === tool && r.op === op)
+const secs = (ms) => (ms === undefined ? '' : (ms / 1000).toFixed(3))
+const fixed = (x, d) => (x === undefined || !Number.isFinite(x) ? '' : x.toFixed(d))
+
+/** The table as text lines. */
+export function table(results) {
+  const header = ['case', 'tool', 'operation', 'time s', 'CPU s', 'wall s', '÷ipfs-car', '÷sha256', 'MB/s', 'RSS MiB', 'notes']
+  const rows = results.map((r) => {
+    const peer = find(results, r.case, 'ipfs-car', 'pack')
+    const sha = find(results, r.case, 'limit', 'sha256 all cores')
+    const notes = [
+      r.na ? `n/a: ${r.na}` : '',
+      r.error ? `ERROR: ${r.error}` : '',
+      ...r.problems.map((p) => `CHECK FAILED ${p}`),
+      r.note ?? '',
+    ]
+      .filter(Boolean)
+      .join('; ')
+    if (r.ms === undefined) return [r.case, r.tool, r.op, r.na ? 'n/a' : 'error', '', '', '', '', '', '', notes]
+    return [
+      r.case,
+      r.tool,
+      r.op,
+      secs(r.ms),
+      secs(r.cpuMs),
+      secs(r.wallMs),
+      peer?.ms && r.bytes !== undefined ? fixed(r.ms / peer.ms, 2) : '',
+      sha?.ms && r.bytes !== undefined ? fixed(r.ms / sha.ms, 2) : '',
+      fixed(r.mbps, 0),
+      fixed(r.rssMiB, 0),
+      notes,
+    ]
+  })
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => String(row[i]).length)))
+  const numeric = new Set([3, 4, 5, 6, 7, 8, 9])
+  const line = (cells) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? String(c) : numeric.has(i) ? String(c).padStart(widths[i]) : String(c).padEnd(widths[i])))
+      .join('  ')
+      .trimEnd()
+  return [line(header), line(widths.map((w, i) => (i === widths.length - 1 ? '-----' : '-'.repeat(w)))), ...rows.map(line)]
+}
+
+/**
+ * Every target of the performance issue, evaluated on `results`. Each is
+ * `{ target, status: 'PASS' | 'FAIL' | 'SKIP', detail }`. A target whose row had an error or a failed
+ * check FAILs, whatever the time. The thresholds are the issue's, fixed here, never derived from the
+ * machine.
+ */
+export function targets(results, { long }) {
+  const out = []
+  const add = (target, status, detail) => out.push({ target, status, detail })
+  // resolve rows; returns [rows] or pushes SKIP/FAIL and returns undefined
+  const need = (target, ...keys) => {
+    const rows = keys.map(([c, tool, op]) => find(results, c, tool, op))
+    const missing = keys.filter((_, i) => !rows[i])
+    if (missing.length > 0) return (add(target, 'SKIP', `not run (${missing.map((k) => k.join(' · ')).join(', ')})`), undefined)
+    const bad = rows.find((r) => r.na || r.error || r.problems.length > 0 || r.ms === undefined)
+    if (bad)
+      return (
+        add(
+          target,
+          'FAIL',
+          `${bad.case} · ${bad.tool} · ${bad.op}: ${bad.na ? `n/a (${bad.na})` : bad.error ? `error: ${bad.error}` : bad.problems.join('; ')}`,
+        ),
+        undefined
+      )
+    return rows
+  }
+  const s = (r) => `${secs(r.ms)} s`
+  // the same ratio on CPU time, for reading a run on a busy machine; it never decides PASS or FAIL
+  const cpu = (x, y, unit) => {
+    if (!x.cpuMs || !y.cpuMs) return ''
+    const v = x.cpuMs / y.cpuMs
+    return `; by CPU time ${unit === '%' ? `${(v * 100).toFixed(1)}%` : `${v.toFixed(2)}×`}`
+  }
+
+  const faster = (c, what, op, peerOp, times) => {
+    const t = `${what} ≥ ${times}× faster than ipfs-car${peerOp === 'pack' && op === 'pack' ? ' pack' : ''}`
+    const rows = need(t, [c, 'cairn', op], [c, 'ipfs-car', peerOp])
+    if (!rows) return
+    const [mine, peer] = rows
+    const x = peer.ms / mine.ms
+    add(t, x >= times ? 'PASS' : 'FAIL', `${x.toFixed(2)}× (cairn ${s(mine)}, ipfs-car ${s(peer)}${cpu(peer, mine, '×')})`)
+  }
+
+  faster('large', 'build 1 GiB / 64 files cold', 'build cold', 'pack', 5)
+  {
+    const t = 'build 1 GiB / 64 files cold within 2× of the all-cores sha256 pass'
+    const rows = need(t, ['large', 'cairn', 'build cold'], ['large', 'limit', 'sha256 all cores'])
+    if (rows) {
+      const [b, h] = rows
+      const x = b.ms / h.ms
+      add(
+        t,
+        x <= 2 ? 'PASS' : 'FAIL',
+        `${x.toFixed(2)}× the sha256 time (cairn ${s(b)}, sha256 ${s(h)}, ${h.info.threads} threads${cpu(b, h, '×')})`,
+      )
+    }
+  }
+  faster('small', 'build 10,000 small files cold', 'build cold', 'pack', 10)
+  for (const c of caseNames(results, (r) => r.op === 'rebuild unchanged')) {
+    const t = `rebuild with nothing changed < 5% of cold (${c})`
+    const rows = need(t, [c, 'cairn', 'rebuild unchanged'], [c, 'cairn', 'build cold'])
+    if (rows) {
+      const [re, cold] = rows
+      const x = re.ms / cold.ms
+      add(t, x < 0.05 ? 'PASS' : 'FAIL', `${(x * 100).toFixed(1)}% (rebuild ${s(re)}, cold ${s(cold)}${cpu(re, cold, '%')})`)
+    }
+  }
+  faster('large', 'pack 1 GiB', 'pack', 'pack', 3)
+  {
+    const t = 'verify of a 1 GiB CAR ≥ 800 MB/s'
+    const rows = need(t, ['large', 'cairn', 'verify CAR'])
+    if (rows)
+      add(
+        t,
+        rows[0].mbps >= 800 ? 'PASS' : 'FAIL',
+        `${rows[0].mbps.toFixed(0)} MB/s (${(rows[0].bytes / 1e6).toFixed(0)} MB in ${s(rows[0])})`,
+      )
+  }
+  {
+    const diffRow = results.find((r) => r.case === 'index' && r.tool === 'cairn' && r.op.startsWith('diff'))
+    const t = 'diff of the two 1M-entry versions < 1 s'
+    const rows = need(t, ['index', 'cairn', diffRow?.op ?? 'diff 2 versions (10 changed)'])
+    if (rows) add(t, rows[0].ms < 1000 ? 'PASS' : 'FAIL', `${s(rows[0])}${rows[0].note ? `, ${rows[0].note}` : ''}`)
+  }
+  for (const c of caseNames(results, (r) => r.tool === 'cairn' && !r.excludeFromTargets)) {
+    const rows = results.filter((r) => r.case === c && r.tool === 'cairn' && !r.excludeFromTargets && r.rssMiB !== undefined)
+    const t = `peak RSS < 200 MiB in every cairn operation (${c})`
+    if (rows.length === 0) {
+      add(t, 'SKIP', 'no cairn operation completed')
+      continue
+    }
+    const over = rows.filter((r) => r.rssMiB >= 200)
+    const top = rows.reduce((a, b) => (b.rssMiB > a.rssMiB ? b : a))
+    add(
+      t,
+      over.length === 0 ? 'PASS' : 'FAIL',
+      over.length === 0 ? `max ${top.rssMiB.toFixed(0)} MiB (${top.op})` : over.map((r) => `${r.op} ${r.rssMiB.toFixed(0)} MiB`).join(', '),
+    )
+  }
+  if (long) {
+    // "≈": each operation's peak within 25% of the same operation on 1 GiB (the tolerance is fixed here)
+    const t = 'peak RSS on 4 GiB ≈ on 1 GiB (each cairn operation within +25%)'
+    const big = results.filter((r) => r.case === 'large-4g' && r.tool === 'cairn' && r.rssMiB !== undefined)
+    if (big.length === 0) add(t, 'SKIP', 'large-4g not run')
+    else {
+      const worse = []
+      const seen = []
+      for (const r of big) {
+        const small = find(results, 'large', 'cairn', r.op)
+        if (!small?.rssMiB) continue
+        seen.push(`${r.op} ${small.rssMiB.toFixed(0)}→${r.rssMiB.toFixed(0)}`)
+        if (r.rssMiB > small.rssMiB * 1.25) worse.push(`${r.op} ${small.rssMiB.toFixed(0)} → ${r.rssMiB.toFixed(0)} MiB`)
+      }
+      if (seen.length === 0) add(t, 'SKIP', 'large (1 GiB) not run')
+      else add(t, worse.length === 0 ? 'PASS' : 'FAIL', worse.length === 0 ? seen.join(', ') + ' MiB' : worse.join(', '))
+    }
+  }
+  const broken = results.filter((r) => r.error || r.problems.length > 0)
+  add(
+    'every operation ran and gave the expected result',
+    broken.length === 0 ? 'PASS' : 'FAIL',
+    broken.length === 0
+      ? `${results.filter((r) => !r.na).length} operations`
+      : broken.map((r) => `${r.case} · ${r.tool} · ${r.op}`).join(', '),
+  )
+  return out
+}
+
+function caseNames(results, pred) {
+  return [...new Set(results.filter(pred).map((r) => r.case))]
+}
+
+/** The targets as text lines. */
+export function targetLines(list) {
+  const w = Math.max(...list.map((t) => t.target.length))
+  return list.map((t) => `${t.status.padEnd(4)}  ${t.target.padEnd(w)}  ${t.detail}`)
+}

@@ -1,0 +1,21 @@
+/**
+ * A helper process, not a measurement: `node bench/lib/server.mjs <lib> <dataset dir> <url file>`
+ * starts cairn's `serve` on a free loopback port over the dataset's store, writes the gateway's URL to
+ * `<url file>` and serves until SIGTERM (then closes cleanly). `clone from serve` fetches from it, so
+ * the clone's process holds only the client side.
+ */
+import { renameSync, writeFileSync } from 'node:fs'
+import { pathToFileURL } from 'node:url'
+
+const [lib, dir, urlFile] = process.argv.slice(2)
+const { serve } = await import(pathToFileURL(lib).href)
+const handle = await serve({ dir, port: 0, host: '127.0.0.1' })
+// written whole, then renamed: the parent never reads half a URL
+writeFileSync(`${urlFile}.tmp`, handle.url)
+renameSync(`${urlFile}.tmp`, urlFile)
+process.once('SIGTERM', () => {
+  handle.close().then(
+    () => process.exit(0),
+    () => process.exit(1),
+  )
+})
