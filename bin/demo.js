@@ -53,7 +53,11 @@ try {
   const cars = join(work, 'published-cars')
   cairn('publish', 'v1', '--to', `dir:${cars}`)
   process.stdout.write(`\n$ cairn serve --port 0 --dir-target ${cars} &\n`)
-  const server = spawn(process.execPath, [cli, 'serve', '--port', '0', '--dir-target', cars], { cwd: work, env, stdio: ['ignore', 'pipe', 'inherit'] })
+  const server = spawn(process.execPath, [cli, 'serve', '--port', '0', '--dir-target', cars], {
+    cwd: work,
+    env,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
   const url = await new Promise((resolve, reject) => {
     server.stdout.once('data', (d) => resolve(String(d).trim().split('\n')[0]))
     server.once('exit', (code) => reject(new Error(`cairn serve exited (${code})`)))

@@ -12,7 +12,8 @@ export abstract class CairnCommand extends Command {
   static override baseFlags = {
     dir: Flags.directory({
       char: 'C',
-      summary: 'The dataset folder, or a folder inside it (default: found from the current folder). Other relative paths stay relative to the current folder.',
+      summary:
+        'The dataset folder, or a folder inside it (default: found from the current folder). Other relative paths stay relative to the current folder.',
       helpGroup: 'GLOBAL',
       exists: true,
     }),

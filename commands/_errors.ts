@@ -8,7 +8,18 @@
 import type { ErrorCode } from '../src/errors.js'
 import { isCairnError } from '../src/errors.js'
 
-export const EXIT = { ok: 0, differences: 1, usage: 2, notDataset: 3, badInput: 4, integrity: 5, io: 6, network: 7, auth: 8, internal: 70 } as const
+export const EXIT = {
+  ok: 0,
+  differences: 1,
+  usage: 2,
+  notDataset: 3,
+  badInput: 4,
+  integrity: 5,
+  io: 6,
+  network: 7,
+  auth: 8,
+  internal: 70,
+} as const
 
 const EXIT_OF: Record<ErrorCode, number> = {
   USAGE: EXIT.usage,

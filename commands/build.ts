@@ -29,7 +29,8 @@ export default class Build extends CairnCommand {
       date: flags.date === undefined ? undefined : parseDate(flags.date),
       jobs: flags.jobs,
       allowEmpty: flags['allow-empty'],
-      onProgress: (p) => progress.update(`build: ${p.files}/${p.totalFiles} files, ${bytes(p.bytes)}/${bytes(p.totalBytes)} ${p.path ?? ''}`),
+      onProgress: (p) =>
+        progress.update(`build: ${p.files}/${p.totalFiles} files, ${bytes(p.bytes)}/${bytes(p.totalBytes)} ${p.path ?? ''}`),
     })
     progress.done()
     if (!this.jsonEnabled()) {
@@ -49,6 +50,10 @@ export default class Build extends CairnCommand {
 
 function parseDate(text: string): Date {
   const date = /^\d+$/.test(text) ? new Date(Number(text) * 1000) : new Date(text)
-  if (Number.isNaN(date.getTime()) || date.getUTCFullYear() > 9999 || date.getUTCFullYear() < 1970) throw new CairnError('USAGE', `--date ${JSON.stringify(text)}: expected ISO 8601 (2026-01-31T12:00:00Z) or seconds since 1970, between 1970 and 9999`)
+  if (Number.isNaN(date.getTime()) || date.getUTCFullYear() > 9999 || date.getUTCFullYear() < 1970)
+    throw new CairnError(
+      'USAGE',
+      `--date ${JSON.stringify(text)}: expected ISO 8601 (2026-01-31T12:00:00Z) or seconds since 1970, between 1970 and 9999`,
+    )
   return date
 }

@@ -15,7 +15,12 @@ export default class Cat extends CairnCommand {
   ]
   static override args = { cid: Args.string({ description: '<cid> or <cid>/<path>', required: true }) }
   static override flags = {
-    from: Flags.string({ char: 'f', summary: 'A source, tried in the order given: http(s)://gateway, file.car, dir:<path>, a dataset folder.', multiple: true, multipleNonGreedy: true }),
+    from: Flags.string({
+      char: 'f',
+      summary: 'A source, tried in the order given: http(s)://gateway, file.car, dir:<path>, a dataset folder.',
+      multiple: true,
+      multipleNonGreedy: true,
+    }),
     timeout: Flags.integer({ summary: 'Seconds to wait for a gateway to answer (default 30).', min: 1 }),
   }
 

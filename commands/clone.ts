@@ -20,7 +20,12 @@ export default class Clone extends CairnCommand {
     dir: Args.string({ description: 'the folder to write (default: the dataset name, or the CID)' }),
   }
   static override flags = {
-    from: Flags.string({ char: 'f', summary: 'A source, tried in the order given: http(s)://gateway, file.car, dir:<path>, a dataset folder.', multiple: true, multipleNonGreedy: true }),
+    from: Flags.string({
+      char: 'f',
+      summary: 'A source, tried in the order given: http(s)://gateway, file.car, dir:<path>, a dataset folder.',
+      multiple: true,
+      multipleNonGreedy: true,
+    }),
     jobs: Flags.integer({ char: 'j', summary: 'Files fetched at once (default 8).', min: 1 }),
     include: Flags.string({ summary: 'Clone only paths matching this glob (repeatable).', multiple: true, multipleNonGreedy: true }),
     exclude: Flags.string({ summary: 'Skip paths matching this glob (repeatable).', multiple: true, multipleNonGreedy: true }),
@@ -42,7 +47,8 @@ export default class Clone extends CairnCommand {
       sourceOptions: flags.timeout === undefined ? undefined : { timeoutMs: flags.timeout * 1000, idleTimeoutMs: flags.timeout * 1000 },
       onProgress: (p) => {
         if (p.kind === 'metadata') progress.update(`clone: ${p.blocks} metadata blocks`)
-        else if (p.kind === 'files') progress.update(`clone: ${p.files}/${p.totalFiles} files, ${bytes(p.bytes)}${p.totalBytes ? ` of ${bytes(p.totalBytes)}` : ''}`)
+        else if (p.kind === 'files')
+          progress.update(`clone: ${p.files}/${p.totalFiles} files, ${bytes(p.bytes)}${p.totalBytes ? ` of ${bytes(p.totalBytes)}` : ''}`)
         else if (!this.jsonEnabled()) {
           progress.done()
           process.stderr.write(`warning: ${p.failure.message} (trying the next source)\n`)

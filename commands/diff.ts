@@ -22,10 +22,13 @@ export default class Diff extends CairnCommand {
   }
   static override flags = {
     from: Flags.string({
-      summary: 'Read blocks missing from the local store from here: a gateway URL, a CAR file, dir:<path> or a dataset folder (repeatable, tried in order).',
+      summary:
+        'Read blocks missing from the local store from here: a gateway URL, a CAR file, dir:<path> or a dataset folder (repeatable, tried in order).',
       multiple: true,
     }),
-    rows: Flags.boolean({ summary: 'Also compare the rows of modified Parquet, Arrow, JSONL and CSV shards (by the card\'s primaryKey, else by content).' }),
+    rows: Flags.boolean({
+      summary: "Also compare the rows of modified Parquet, Arrow, JSONL and CSV shards (by the card's primaryKey, else by content).",
+    }),
     limit: Flags.integer({ summary: 'With --rows: sample rows shown per kind and shard.', default: 5, min: 0 }),
     'exit-code': Flags.boolean({ summary: 'Exit with 1 when the versions differ, 0 when they do not.' }),
   }
@@ -33,7 +36,15 @@ export default class Diff extends CairnCommand {
   async run(): Promise<DiffResult> {
     const { args, flags } = await this.parse(Diff)
     const progress = this.progress()
-    const result = await diff({ dir: flags.dir, a: args.a, b: args.b, from: flags.from, rows: flags.rows, limit: flags.limit, onProgress: (p) => progress.update(`diff: ${p.phase}, ${p.nodesRead} index nodes read`) })
+    const result = await diff({
+      dir: flags.dir,
+      a: args.a,
+      b: args.b,
+      from: flags.from,
+      rows: flags.rows,
+      limit: flags.limit,
+      onProgress: (p) => progress.update(`diff: ${p.phase}, ${p.nodesRead} index nodes read`),
+    })
     progress.done()
     if (!this.jsonEnabled()) this.render(result)
     if (flags['exit-code'] && result.changed) process.exitCode = EXIT.differences
@@ -49,7 +60,8 @@ export default class Diff extends CairnCommand {
     }
     for (const s of r.shards) this.log(shardLine(s))
     const { added, removed, modified, renamed } = r.counts
-    if (r.shards.length > 0) this.log(` ${r.shards.length} shards changed: ${added} added, ${removed} removed, ${modified} modified, ${renamed} renamed`)
+    if (r.shards.length > 0)
+      this.log(` ${r.shards.length} shards changed: ${added} added, ${removed} removed, ${modified} modified, ${renamed} renamed`)
     const withSchema = r.shards.filter((s) => s.schema)
     if (withSchema.length > 0) {
       this.log('\nSchema changes:')
@@ -59,7 +71,8 @@ export default class Diff extends CairnCommand {
         for (const f of c.added) this.log(`    + ${f.name}: ${f.type}${f.nullable ? ' (nullable)' : ''}`)
         for (const f of c.removed) this.log(`    - ${f.name}: ${f.type}`)
         for (const f of c.retyped) this.log(`    ~ ${f.name}: ${f.before.type} → ${f.after.type}`)
-        for (const f of c.nullability) this.log(`    ~ ${f.name}: ${f.before.nullable ? 'nullable' : 'not null'} → ${f.after.nullable ? 'nullable' : 'not null'}`)
+        for (const f of c.nullability)
+          this.log(`    ~ ${f.name}: ${f.before.nullable ? 'nullable' : 'not null'} → ${f.after.nullable ? 'nullable' : 'not null'}`)
         if (c.reordered) this.log('    (fields reordered)')
       }
     }
@@ -107,7 +120,8 @@ function shardLine(s: ShardChange): string {
     case 'renamed':
       return `R ${s.from} → ${s.path}  ${size(s.after?.size)}`
     case 'modified': {
-      const r = s.before?.rows !== undefined || s.after?.rows !== undefined ? `  ${s.before?.rows ?? '-'} → ${s.after?.rows ?? '-'} rows` : ''
+      const r =
+        s.before?.rows !== undefined || s.after?.rows !== undefined ? `  ${s.before?.rows ?? '-'} → ${s.after?.rows ?? '-'} rows` : ''
       return `M ${s.path}  ${size(s.before?.size)} → ${size(s.after?.size)}${r}`
     }
   }

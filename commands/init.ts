@@ -47,7 +47,11 @@ export default class Init extends CairnCommand {
       shards: rules(flags.schema ?? [], flags.key ?? []),
     })
     if (!this.jsonEnabled()) {
-      this.log(result.cardWritten ? `Initialised dataset ${result.card.name} in ${result.dir}` : `Initialised the store in ${result.dir} (kept its cairn.json)`)
+      this.log(
+        result.cardWritten
+          ? `Initialised dataset ${result.card.name} in ${result.dir}`
+          : `Initialised the store in ${result.dir} (kept its cairn.json)`,
+      )
     }
     return result
   }

@@ -4,7 +4,12 @@ import { bytes, CairnCommand } from './_base.js'
 
 export default class Log extends CairnCommand {
   static override summary = 'Show the history of versions (the parent chain), newest first.'
-  static override examples = ['<%= config.bin %> log', '<%= config.bin %> log v1 -n 5', '<%= config.bin %> log --stat', '<%= config.bin %> log --json']
+  static override examples = [
+    '<%= config.bin %> log',
+    '<%= config.bin %> log v1 -n 5',
+    '<%= config.bin %> log --stat',
+    '<%= config.bin %> log --json',
+  ]
   static override args = { ref: Args.string({ description: 'where to start: a CID, HEAD, HEAD~n or a tag', default: 'HEAD' }) }
   static override flags = {
     limit: Flags.integer({ char: 'n', summary: 'Show at most this many versions.', min: 1 }),
@@ -20,7 +25,8 @@ export default class Log extends CairnCommand {
         this.log(`version ${e.cid}${tags}`)
         this.log(`Date:   ${e.created}`)
         this.log(`Totals: ${e.totals.shards} shards, ${bytes(e.totals.bytes)}, ${e.totals.rows} rows`)
-        if (e.stat) this.log(`Shards: ${e.stat.added} added, ${e.stat.removed} removed, ${e.stat.modified} modified, ${e.stat.renamed} renamed`)
+        if (e.stat)
+          this.log(`Shards: ${e.stat.added} added, ${e.stat.removed} removed, ${e.stat.modified} modified, ${e.stat.renamed} renamed`)
         this.log(`\n    ${e.message || '(no message)'}\n`)
       }
     }

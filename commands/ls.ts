@@ -13,7 +13,16 @@ export default class Ls extends CairnCommand {
     for await (const entry of ls({ dir: flags.dir, ref: args.ref })) {
       if (this.jsonEnabled()) shards.push(entry)
       // path last, like `git ls-tree`: the other columns have bounded widths and stay aligned while streaming
-      else this.log([entry.cid.toString(), bytes(entry.size).padStart(10), entry.format.padEnd(7), String(entry.rows ?? '-').padStart(9), entry.path].join('  '))
+      else
+        this.log(
+          [
+            entry.cid.toString(),
+            bytes(entry.size).padStart(10),
+            entry.format.padEnd(7),
+            String(entry.rows ?? '-').padStart(9),
+            entry.path,
+          ].join('  '),
+        )
     }
     return shards
   }

@@ -6,7 +6,11 @@ export default class Pack extends CairnCommand {
   static override summary = "Write a version's whole DAG as one CARv1 (version CID as its root)."
   static override description =
     'Depth-first, no duplicate blocks; the same version always gives the same bytes. Without -o the CAR goes to stdout and the root CID to stderr.'
-  static override examples = ['<%= config.bin %> pack -o release.car', '<%= config.bin %> pack v1 > v1.car', '<%= config.bin %> pack HEAD -o out.car --json']
+  static override examples = [
+    '<%= config.bin %> pack -o release.car',
+    '<%= config.bin %> pack v1 > v1.car',
+    '<%= config.bin %> pack HEAD -o out.car --json',
+  ]
   static override args = { ref: Args.string({ description: 'a CID, HEAD, HEAD~n or a tag', default: 'HEAD' }) }
   static override flags = { output: Flags.string({ char: 'o', summary: 'The CAR file to write (default: stdout).' }) }
 

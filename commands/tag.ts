@@ -4,7 +4,12 @@ import { CairnCommand } from './_base.js'
 
 export default class Tag extends CairnCommand {
   static override summary = 'Name a version, or list the tags.'
-  static override examples = ['<%= config.bin %> tag v1', '<%= config.bin %> tag v0 HEAD~1', '<%= config.bin %> tag', '<%= config.bin %> tag v1 --force']
+  static override examples = [
+    '<%= config.bin %> tag v1',
+    '<%= config.bin %> tag v0 HEAD~1',
+    '<%= config.bin %> tag',
+    '<%= config.bin %> tag v1 --force',
+  ]
   static override args = {
     name: Args.string({ description: 'the tag name (omit to list tags)' }),
     ref: Args.string({ description: 'a CID, HEAD, HEAD~n or a tag', default: 'HEAD' }),

@@ -26,7 +26,8 @@ export default class Verify extends CairnCommand {
     root: Flags.string({ summary: 'With --car: the root whose DAG must be complete (default: the header roots).' }),
     jobs: Flags.integer({ char: 'j', summary: 'Files hashed at once (default: 8).', min: 1 }),
     from: Flags.string({
-      summary: 'Read the version from here when the local store lacks it: a gateway URL, a CAR file, dir:<path> or a dataset folder (repeatable).',
+      summary:
+        'Read the version from here when the local store lacks it: a gateway URL, a CAR file, dir:<path> or a dataset folder (repeatable).',
       multiple: true,
     }),
   }
@@ -62,12 +63,17 @@ export default class Verify extends CairnCommand {
   private render(report: VerifyReport): void {
     if (report.kind === 'car') {
       for (const p of report.problems) this.log(`${p.kind}: ${p.message}`)
-      this.log(report.ok ? `ok: ${report.blocks} blocks, ${bytes(report.bytes)}, DAG complete under ${report.checkedRoots.join(', ')}` : `FAILED: ${report.problems.length} problem(s)`)
+      this.log(
+        report.ok
+          ? `ok: ${report.blocks} blocks, ${bytes(report.bytes)}, DAG complete under ${report.checkedRoots.join(', ')}`
+          : `FAILED: ${report.problems.length} problem(s)`,
+      )
       return
     }
     for (const p of report.missing) this.log(`missing   ${p}`)
     for (const p of report.extra) this.log(`extra     ${p}`)
-    for (const m of report.modified) this.log(`modified  ${m.path} (expected ${m.expected.cid}, ${m.expected.size} B; found ${m.actual.cid ?? '-'}, ${m.actual.size} B)`)
+    for (const m of report.modified)
+      this.log(`modified  ${m.path} (expected ${m.expected.cid}, ${m.expected.size} B; found ${m.actual.cid ?? '-'}, ${m.actual.size} B)`)
     if (report.card !== 'same') this.log(`card      cairn.json is ${report.card}`)
     this.log(
       report.ok

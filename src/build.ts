@@ -71,105 +71,125 @@ export interface BuildResult {
  * in every case HEAD and the refs are unchanged.
  */
 export async function build(options: BuildOptions = {}): Promise<BuildResult> {
-  return withDataset(options.dir, (dataset) => withLock(dataset.root, async () => {
-    const card = await readCard(dataset.root)
-    const progress = options.onProgress ?? (() => {})
-    progress({ phase: 'scan', files: 0, totalFiles: 0, bytes: 0, totalBytes: 0 })
-    const { files, skipped } = await scan(dataset.root)
-    const totalBytes = files.reduce((n, f) => n + f.size, 0)
-    const store = dataset.store
-    const put: BlockSink = (b) => store.put(b.cid, b.bytes)
-    const rules = new RowRules(card)
-    // the stat cache is valid only under the same row rules (validation happened under them)
-    const rulesKey = createHash('sha256').update(JSON.stringify(card.shards ?? [])).digest('hex')
-    const cache = await loadStatCache(store.root, rulesKey)
-    // a file modified in the same clock tick as the scan could change again unseen: don't cache it
-    const racyAfter = BigInt(Date.now() - 10) * 1_000_000n
+  return withDataset(options.dir, (dataset) =>
+    withLock(dataset.root, async () => {
+      const card = await readCard(dataset.root)
+      const progress = options.onProgress ?? (() => {})
+      progress({ phase: 'scan', files: 0, totalFiles: 0, bytes: 0, totalBytes: 0 })
+      const { files, skipped } = await scan(dataset.root)
+      const totalBytes = files.reduce((n, f) => n + f.size, 0)
+      const store = dataset.store
+      const put: BlockSink = (b) => store.put(b.cid, b.bytes)
+      const rules = new RowRules(card)
+      // the stat cache is valid only under the same row rules (validation happened under them)
+      const rulesKey = createHash('sha256')
+        .update(JSON.stringify(card.shards ?? []))
+        .digest('hex')
+      const cache = await loadStatCache(store.root, rulesKey)
+      // a file modified in the same clock tick as the scan could change again unseen: don't cache it
+      const racyAfter = BigInt(Date.now() - 10) * 1_000_000n
 
-    let doneFiles = 0
-    let doneBytes = 0
-    // cache hits are decided up front, synchronously: only changed files go through the pool
-    const stored = await store.snapshot()
-    const hits = files.map((f) => {
-      const hit = cache.files.get(f.path)
-      return hit && hit.stamp === f.stamp && stored.has(hit.entry.cid) && (!hit.entry.schema || stored.has(hit.entry.schema)) ? hit : undefined
-    })
-    const entries = await mapLimit(files, options.jobs ?? DEFAULT_JOBS, async (f, i) => {
-      const hit = hits[i]
-      if (hit) {
+      let doneFiles = 0
+      let doneBytes = 0
+      // cache hits are decided up front, synchronously: only changed files go through the pool
+      const stored = await store.snapshot()
+      const hits = files.map((f) => {
+        const hit = cache.files.get(f.path)
+        return hit && hit.stamp === f.stamp && stored.has(hit.entry.cid) && (!hit.entry.schema || stored.has(hit.entry.schema))
+          ? hit
+          : undefined
+      })
+      const entries = await mapLimit(files, options.jobs ?? DEFAULT_JOBS, async (f, i) => {
+        const hit = hits[i]
+        if (hit) {
+          doneFiles++
+          doneBytes += f.size
+          return { entry: hit.entry, dagSize: hit.dagSize, stamp: f.stamp, cacheable: true, hit: true }
+        }
+        const imported = await importFile(f.abs, put, f.path, f.identity)
+        const entry = await describe(f.path, f.abs, imported.cid, imported.size, rules, store)
+        // a format reader read the file a second time: it must still be the file that was hashed
+        if (entry.format !== 'bytes') await assertUnchanged(f.abs, f.path, imported.identity)
         doneFiles++
-        doneBytes += f.size
-        return { entry: hit.entry, dagSize: hit.dagSize, stamp: f.stamp, cacheable: true, hit: true }
-      }
-      const imported = await importFile(f.abs, put, f.path, f.identity)
-      const entry = await describe(f.path, f.abs, imported.cid, imported.size, rules, store)
-      // a format reader read the file a second time: it must still be the file that was hashed
-      if (entry.format !== 'bytes') await assertUnchanged(f.abs, f.path, imported.identity)
-      doneFiles++
-      doneBytes += imported.size
-      progress({ phase: 'import', files: doneFiles, totalFiles: files.length, bytes: doneBytes, totalBytes, path: f.path })
-      return { entry, dagSize: imported.dagSize, stamp: f.stamp, cacheable: f.identity.mtimeNs < racyAfter, hit: false }
-    })
+        doneBytes += imported.size
+        progress({ phase: 'import', files: doneFiles, totalFiles: files.length, bytes: doneBytes, totalBytes, path: f.path })
+        return { entry, dagSize: imported.dagSize, stamp: f.stamp, cacheable: f.identity.mtimeNs < racyAfter, hit: false }
+      })
 
-    progress({ phase: 'commit', files: doneFiles, totalFiles: files.length, bytes: doneBytes, totalBytes })
-    // every file as the cache knew it: the same entries give the same roots, already stored
-    const known = cache.roots
-    const reuse =
-      known !== undefined &&
-      entries.length === cache.files.size &&
-      entries.every((e) => e.hit) &&
-      (await store.has(known.index)) &&
-      (await store.has(known.tree))
-    const index = reuse ? { root: known.index, totals: known.totals } : await buildIndex(entries.map((e) => e.entry), put)
-    const tree = reuse
-      ? { cid: known.tree }
-      : await buildTree(
-          entries.map((e) => ({ path: e.entry.path, cid: e.entry.cid, dagSize: e.dagSize })),
-          put,
+      progress({ phase: 'commit', files: doneFiles, totalFiles: files.length, bytes: doneBytes, totalBytes })
+      // every file as the cache knew it: the same entries give the same roots, already stored
+      const known = cache.roots
+      const reuse =
+        known !== undefined &&
+        entries.length === cache.files.size &&
+        entries.every((e) => e.hit) &&
+        (await store.has(known.index)) &&
+        (await store.has(known.tree))
+      const index = reuse
+        ? { root: known.index, totals: known.totals }
+        : await buildIndex(
+            entries.map((e) => e.entry),
+            put,
+          )
+      const tree = reuse
+        ? { cid: known.tree }
+        : await buildTree(
+            entries.map((e) => ({ path: e.entry.path, cid: e.entry.cid, dagSize: e.dagSize })),
+            put,
+          )
+      const cacheable = entries.filter((e) => e.cacheable)
+      const saveCache = async (): Promise<void> => {
+        if (reuse) return // the cache already says exactly this
+        await saveStatCache(
+          store.root,
+          rulesKey,
+          cacheable,
+          cacheable.length === entries.length ? { index: index.root, tree: tree.cid, totals: index.totals } : undefined,
         )
-    const cacheable = entries.filter((e) => e.cacheable)
-    const saveCache = async (): Promise<void> => {
-      if (reuse) return // the cache already says exactly this
-      await saveStatCache(store.root, rulesKey, cacheable, cacheable.length === entries.length ? { index: index.root, tree: tree.cid, totals: index.totals } : undefined)
-    }
-    const cardBytes = dagJson.encode(card)
-    const cardCid = cidFor<Card>(DAG_JSON, cardBytes)
-    await store.put(cardCid, cardBytes)
+      }
+      const cardBytes = dagJson.encode(card)
+      const cardCid = cidFor<Card>(DAG_JSON, cardBytes)
+      await store.put(cardCid, cardBytes)
 
-    const parent = (await dataset.refs.head()) ?? null
-    const parentManifest = parent ? await readVersion(store, parent) : undefined
-    const changes = parentManifest?.index.equals(index.root)
-      ? { added: 0, removed: 0, modified: 0 }
-      : await summarise(store, parentManifest?.index, entries.map((e) => e.entry))
-    const same =
-      parentManifest !== undefined &&
-      parentManifest.index.equals(index.root) &&
-      parentManifest.card.equals(cardCid) &&
-      parentManifest.tree.equals(tree.cid)
-    if (same && !options.allowEmpty) {
+      const parent = (await dataset.refs.head()) ?? null
+      const parentManifest = parent ? await readVersion(store, parent) : undefined
+      const changes = parentManifest?.index.equals(index.root)
+        ? { added: 0, removed: 0, modified: 0 }
+        : await summarise(
+            store,
+            parentManifest?.index,
+            entries.map((e) => e.entry),
+          )
+      const same =
+        parentManifest !== undefined &&
+        parentManifest.index.equals(index.root) &&
+        parentManifest.card.equals(cardCid) &&
+        parentManifest.tree.equals(tree.cid)
+      if (same && !options.allowEmpty) {
+        await saveCache()
+        return { version: parent as Link<VersionManifest>, manifest: parentManifest, unchanged: true, changes, skipped }
+      }
+
+      const manifest: VersionManifest = {
+        type: 'cairn.version',
+        v: 1,
+        name: card.name,
+        parent: parent as Link<VersionManifest> | null,
+        created: createdAt(options.date),
+        message: options.message ?? '',
+        profile: PROFILE,
+        card: cardCid,
+        index: index.root,
+        tree: tree.cid,
+        totals: index.totals,
+      }
+      const block = encodeManifest<'cairn.version'>(manifest)
+      await store.put(block.cid, block.bytes)
+      await dataset.refs.setHead(block.cid)
       await saveCache()
-      return { version: parent as Link<VersionManifest>, manifest: parentManifest, unchanged: true, changes, skipped }
-    }
-
-    const manifest: VersionManifest = {
-      type: 'cairn.version',
-      v: 1,
-      name: card.name,
-      parent: parent as Link<VersionManifest> | null,
-      created: createdAt(options.date),
-      message: options.message ?? '',
-      profile: PROFILE,
-      card: cardCid,
-      index: index.root,
-      tree: tree.cid,
-      totals: index.totals,
-    }
-    const block = encodeManifest<'cairn.version'>(manifest)
-    await store.put(block.cid, block.bytes)
-    await dataset.refs.setHead(block.cid)
-    await saveCache()
-    return { version: block.cid, manifest, unchanged: false, changes, skipped }
-  }))
+      return { version: block.cid, manifest, unchanged: false, changes, skipped }
+    }),
+  )
 }
 
 /** Reads a shard's format facts (validating rows where the card says so) and stores its schema block. */
@@ -182,18 +202,27 @@ async function describe(path: string, abs: string, cid: CID, size: number, rules
         if (!validate(row)) {
           const e = validate.errors?.[0]
           const where = e?.instancePath ? ` at ${e.instancePath}` : ''
-          throw new CairnError('INVALID_ROW', `${path}:${line}: row does not match the card's row schema${where}: ${e?.message ?? 'invalid'}`, {
-            subject: `${path}:${line}`,
-            details: validate.errors ?? [],
-            hint: 'fix the row or the rowSchema in cairn.json; nothing was committed',
-          })
+          throw new CairnError(
+            'INVALID_ROW',
+            `${path}:${line}: row does not match the card's row schema${where}: ${e?.message ?? 'invalid'}`,
+            {
+              subject: `${path}:${line}`,
+              details: validate.errors ?? [],
+              hint: 'fix the row or the rowSchema in cairn.json; nothing was committed',
+            },
+          )
         }
       }
     : undefined
   const facts = await reader.facts(abs, { onRow }).catch((e: unknown) => {
     // readers name the file they were given; the user knows it by its shard path
     if (isCairnError(e)) {
-      throw new CairnError(e.code, e.message.replaceAll(abs, path), { subject: e.subject?.replaceAll(abs, path), hint: e.hint, details: e.details, cause: e })
+      throw new CairnError(e.code, e.message.replaceAll(abs, path), {
+        subject: e.subject?.replaceAll(abs, path),
+        hint: e.hint,
+        details: e.details,
+        cause: e,
+      })
     }
     throw new CairnError('INVALID_SHARD', `${path}: cannot read as ${reader.name}: ${(e as Error).message}`, { subject: path, cause: e })
   })
@@ -217,9 +246,13 @@ class RowRules {
       try {
         v = compileUserSchema(rule.rowSchema, { coerceTypes })
       } catch (e) {
-        throw new CairnError('INVALID_CARD', `cairn.json: the rowSchema for ${JSON.stringify(rule.glob)} is not a valid JSON Schema: ${(e as Error).message}`, {
-          subject: 'cairn.json',
-        })
+        throw new CairnError(
+          'INVALID_CARD',
+          `cairn.json: the rowSchema for ${JSON.stringify(rule.glob)} is not a valid JSON Schema: ${(e as Error).message}`,
+          {
+            subject: 'cairn.json',
+          },
+        )
       }
       this.compiled.set(key, v)
     }
@@ -261,7 +294,8 @@ function createdAt(date: Date | undefined): string {
   if (date) return isoDate(date, 'the build date')
   const epoch = process.env.SOURCE_DATE_EPOCH
   if (epoch !== undefined && epoch !== '') {
-    if (!/^\d+$/.test(epoch)) throw new CairnError('USAGE', `SOURCE_DATE_EPOCH must be whole seconds since 1970 (found ${JSON.stringify(epoch)})`)
+    if (!/^\d+$/.test(epoch))
+      throw new CairnError('USAGE', `SOURCE_DATE_EPOCH must be whole seconds since 1970 (found ${JSON.stringify(epoch)})`)
     return isoDate(new Date(Number(epoch) * 1000), 'SOURCE_DATE_EPOCH')
   }
   return new Date().toISOString()
@@ -271,7 +305,10 @@ function createdAt(date: Date | undefined): string {
 function isoDate(date: Date, what: string): string {
   const year = date.getUTCFullYear()
   if (Number.isNaN(date.getTime()) || year < 1970 || year > 9999) {
-    throw new CairnError('USAGE', `${what} must be a time between 1970 and 9999 (found ${Number.isNaN(date.getTime()) ? 'an invalid date' : `year ${year}`})`)
+    throw new CairnError(
+      'USAGE',
+      `${what} must be a time between 1970 and 9999 (found ${Number.isNaN(date.getTime()) ? 'an invalid date' : `year ${year}`})`,
+    )
   }
   return date.toISOString()
 }

@@ -85,21 +85,27 @@ export interface DirectoryEntry {
 export async function* listDirectory(source: BlockSource, cid: CID, onNode?: (cid: CID) => void): AsyncGenerator<DirectoryEntry> {
   const seen = new Set<string>()
   for await (const entry of walkDirectory(source, cid, 0, onNode)) {
-    const reason = invalidNameReason(entry.name) ?? (/[\\\u0000-\u001f\u007f]/.test(entry.name) ? 'it contains a backslash or a control character' : undefined)
+    const reason =
+      invalidNameReason(entry.name) ??
+      (/[\\\u0000-\u001f\u007f]/.test(entry.name) ? 'it contains a backslash or a control character' : undefined)
     if (reason !== undefined) {
       throw new CairnError('BAD_PATH', `Directory ${cid} has an entry named ${JSON.stringify(entry.name)}: ${reason}; refusing to use it`, {
         subject: entry.name,
         hint: 'this DAG was made to write outside the folder it is extracted to, or is damaged',
       })
     }
-    if (seen.has(entry.name)) throw new CairnError('BAD_PATH', `Directory ${cid} lists ${JSON.stringify(entry.name)} twice`, { subject: entry.name })
+    if (seen.has(entry.name))
+      throw new CairnError('BAD_PATH', `Directory ${cid} lists ${JSON.stringify(entry.name)} twice`, { subject: entry.name })
     seen.add(entry.name)
     yield entry
   }
 }
 
 async function* walkDirectory(source: BlockSource, cid: CID, depth: number, onNode?: (cid: CID) => void): AsyncGenerator<DirectoryEntry> {
-  if (cid.code !== DAG_PB) throw new CairnError('CORRUPT_BLOCK', `${cid} is not a UnixFS directory (codec 0x${cid.code.toString(16)})`, { subject: cid.toString() })
+  if (cid.code !== DAG_PB)
+    throw new CairnError('CORRUPT_BLOCK', `${cid} is not a UnixFS directory (codec 0x${cid.code.toString(16)})`, {
+      subject: cid.toString(),
+    })
   const { node, data } = decodeUnixFs(cid, await source.get(cid))
   onNode?.(cid)
   if (data.type === 'directory' && depth === 0) {
@@ -107,12 +113,15 @@ async function* walkDirectory(source: BlockSource, cid: CID, depth: number, onNo
     return
   }
   if (data.type !== 'hamt-sharded-directory') {
-    throw new CairnError('CORRUPT_BLOCK', `${cid} is a UnixFS ${data.type}, expected ${depth === 0 ? 'a directory' : 'a HAMT shard'}`, { subject: cid.toString() })
+    throw new CairnError('CORRUPT_BLOCK', `${cid} is a UnixFS ${data.type}, expected ${depth === 0 ? 'a directory' : 'a HAMT shard'}`, {
+      subject: cid.toString(),
+    })
   }
   const width = hamtPrefixLength(cid, data)
   for (const link of node.Links) {
     const name = link.Name ?? ''
-    if (name.length < width) throw new CairnError('CORRUPT_BLOCK', `HAMT shard ${cid} has a link named ${JSON.stringify(name)}`, { subject: cid.toString() })
+    if (name.length < width)
+      throw new CairnError('CORRUPT_BLOCK', `HAMT shard ${cid} has a link named ${JSON.stringify(name)}`, { subject: cid.toString() })
     if (name.length === width) yield* walkDirectory(source, link.Hash, depth + 1, onNode)
     else yield { name: name.slice(width), cid: link.Hash }
   }
@@ -163,7 +172,12 @@ export async function findInDirectory(source: BlockSource, dir: CID, name: strin
  * Finds the shard entry with `path` in the shard index under `root`, reading one node per level
  * (a branch entry holds the first path below it). Returns undefined when the index has no such path.
  */
-export async function findEntry(source: BlockSource, root: CID, path: string, onNode?: (cid: CID) => void): Promise<ShardEntry | undefined> {
+export async function findEntry(
+  source: BlockSource,
+  root: CID,
+  path: string,
+  onNode?: (cid: CID) => void,
+): Promise<ShardEntry | undefined> {
   let at: CID = root
   for (;;) {
     const node = await readIndexNode(source, at)
@@ -206,7 +220,11 @@ export async function resolvePath(source: BlockSource, root: CID, path: string):
     const version = await readVersion(source, root)
     seen(root)
     const entry = await findEntry(source, version.index, path, seen)
-    if (entry === undefined) throw new CairnError('USAGE', `Version ${root} has no shard ${JSON.stringify(path)}`, { subject: path, hint: 'list its shards with `cairn ls`' })
+    if (entry === undefined)
+      throw new CairnError('USAGE', `Version ${root} has no shard ${JSON.stringify(path)}`, {
+        subject: path,
+        hint: 'list its shards with `cairn ls`',
+      })
     return { cid: entry.cid, traversed, entry }
   }
   let at = root
@@ -216,7 +234,12 @@ export async function resolvePath(source: BlockSource, root: CID, path: string):
     const { data } = decodeUnixFs(at, await source.get(at))
     if (data.type !== 'directory' && data.type !== 'hamt-sharded-directory') throw notADirectory(segments.slice(0, i).join('/'), path)
     const next = await findInDirectory(source, at, segments[i], seen)
-    if (next === undefined) throw new CairnError('USAGE', `${root}/${path}: no entry ${JSON.stringify(segments[i])} in ${segments.slice(0, i).join('/') || root}`, { subject: path })
+    if (next === undefined)
+      throw new CairnError(
+        'USAGE',
+        `${root}/${path}: no entry ${JSON.stringify(segments[i])} in ${segments.slice(0, i).join('/') || root}`,
+        { subject: path },
+      )
     at = next
   }
   return { cid: at, traversed }
@@ -228,11 +251,15 @@ function notADirectory(where: string, path: string): CairnError {
 
 /** Splits `cid/path`, `/ipfs/cid/path` or `ipfs://cid/path`. Throws `USAGE` when the CID does not parse. */
 export function parseContentPath(text: string): { root: CID; path: string } {
-  const stripped = text.replace(/^ipfs:\/\//, '').replace(/^\/ipfs\//, '').replace(/^\/+/, '')
+  const stripped = text
+    .replace(/^ipfs:\/\//, '')
+    .replace(/^\/ipfs\//, '')
+    .replace(/^\/+/, '')
   const slash = stripped.indexOf('/')
   const head = slash < 0 ? stripped : stripped.slice(0, slash)
   const root = tryParseCid(head)
-  if (root === undefined) throw new CairnError('USAGE', `${JSON.stringify(head)} is not a CID (expected <cid> or <cid>/<path>)`, { subject: text })
+  if (root === undefined)
+    throw new CairnError('USAGE', `${JSON.stringify(head)} is not a CID (expected <cid> or <cid>/<path>)`, { subject: text })
   const path = slash < 0 ? '' : stripped.slice(slash + 1).replace(/\/+$/, '')
   return { root, path }
 }
@@ -274,7 +301,8 @@ export interface CatResult {
  */
 export async function cat(options: CatOptions): Promise<CatResult> {
   const { root, path } = parseContentPath(options.cid)
-  const list = options.source ?? (await openSources(options.from ?? DEFAULT_GATEWAYS, { ...options.sourceOptions, onFailure: options.onFailure }))
+  const list =
+    options.source ?? (await openSources(options.from ?? DEFAULT_GATEWAYS, { ...options.sourceOptions, onFailure: options.onFailure }))
   try {
     const kind = await kindOf(list, root)
     if (kind === 'version' && path === '') {
@@ -282,12 +310,14 @@ export async function cat(options: CatOptions): Promise<CatResult> {
     }
     const resolved = await resolvePath(list, root, path)
     const target = await kindOf(list, resolved.cid)
-    if (target !== 'file') throw new CairnError('USAGE', `${options.cid} is a ${target === 'hamt' ? 'directory' : target}, not a file`, { subject: options.cid })
+    if (target !== 'file')
+      throw new CairnError('USAGE', `${options.cid} is a ${target === 'hamt' ? 'directory' : target}, not a file`, { subject: options.cid })
     const session = list.session(resolved.cid)
     let size = 0
     try {
       for await (const piece of exportFile(session, resolved.cid)) {
-        if (options.output.destroyed) throw new CairnError('IO', 'The output was closed before the file was written whole', { cause: options.output.errored })
+        if (options.output.destroyed)
+          throw new CairnError('IO', 'The output was closed before the file was written whole', { cause: options.output.errored })
         size += piece.length
         if (!options.output.write(piece)) await drained(options.output)
       }
@@ -295,7 +325,9 @@ export async function cat(options: CatOptions): Promise<CatResult> {
       await session.close()
     }
     if (resolved.entry !== undefined && size !== resolved.entry.size) {
-      throw new CairnError('CORRUPT_BLOCK', `${options.cid}: ${size} bytes read, the version records ${resolved.entry.size}`, { subject: resolved.cid.toString() })
+      throw new CairnError('CORRUPT_BLOCK', `${options.cid}: ${size} bytes read, the version records ${resolved.entry.size}`, {
+        subject: resolved.cid.toString(),
+      })
     }
     return { cid: resolved.cid, path, size }
   } finally {
@@ -312,9 +344,13 @@ async function drained(out: Writable): Promise<void> {
   }
   out.once('error', onError)
   const closed = once(out, 'close', { signal: ac.signal }).then(() => {
-    throw new CairnError('IO', `The output was closed before the file was written whole${failure ? `: ${(failure as NodeJS.ErrnoException).code ?? (failure as Error).message}` : ''}`, {
-      cause: failure,
-    })
+    throw new CairnError(
+      'IO',
+      `The output was closed before the file was written whole${failure ? `: ${(failure as NodeJS.ErrnoException).code ?? (failure as Error).message}` : ''}`,
+      {
+        cause: failure,
+      },
+    )
   })
   try {
     await Promise.race([once(out, 'drain', { signal: ac.signal }), closed])

@@ -18,7 +18,14 @@ import { CairnError, ioError, isCairnError } from './errors.js'
 import { readIndexNode } from './index/prolly.js'
 import { checkShardPath, type BranchEntry, type ShardEntry } from './manifest.js'
 import { checkBlock } from './car/block.js'
-import { DEFAULT_GATEWAYS, MAX_BLOCK_BYTES, openSources, type GatewayOptions, type SourceFailure, type SourceList } from './sources/index.js'
+import {
+  DEFAULT_GATEWAYS,
+  MAX_BLOCK_BYTES,
+  openSources,
+  type GatewayOptions,
+  type SourceFailure,
+  type SourceList,
+} from './sources/index.js'
 import type { BlockSource, BlockStoreLike } from './store/blocks.js'
 import { invalidNameReason } from './unixfs/directory.js'
 import { exportFile } from './unixfs/export.js'
@@ -166,7 +173,12 @@ export async function clone(options: CloneOptions): Promise<CloneResult> {
     if (kind === 'version') result = await cloneVersion(root, list, options)
     else if (kind === 'directory' || kind === 'hamt') result = await cloneDirectory(root, list, options)
     else if (kind === 'file') result = await cloneFile(root, list, options)
-    else throw new CairnError('USAGE', `${root} is neither a cairn version nor a UnixFS file or directory (it is a ${kind === 'symlink' ? 'UnixFS symlink' : `block of codec 0x${root.code.toString(16)}`})`, { subject: root.toString() })
+    else
+      throw new CairnError(
+        'USAGE',
+        `${root} is neither a cairn version nor a UnixFS file or directory (it is a ${kind === 'symlink' ? 'UnixFS symlink' : `block of codec 0x${root.code.toString(16)}`})`,
+        { subject: root.toString() },
+      )
     return { ...result, failures: list.failures.slice(failuresBefore) }
   } finally {
     if (options.source === undefined) await list.close()
@@ -243,12 +255,19 @@ async function cloneVersion(root: CID, list: SourceList, options: CloneOptions):
       await fetchTreeNodes(through, version.tree, new Set(entries.map((e) => e.cid.toString())), jobs * 2)
       for (const e of entries) {
         if (e.path === CARD_FILE || e.path.split('/')[0] === STORE_DIR) {
-          throw new CairnError('BAD_PATH', `Version ${root} has a shard at ${JSON.stringify(e.path)}, which would overwrite the dataset's own files; refusing it`, {
-            subject: e.path,
-          })
+          throw new CairnError(
+            'BAD_PATH',
+            `Version ${root} has a shard at ${JSON.stringify(e.path)}, which would overwrite the dataset's own files; refusing it`,
+            {
+              subject: e.path,
+            },
+          )
         }
       }
-      checkPaths(target, entries.map((e) => e.path))
+      checkPaths(
+        target,
+        entries.map((e) => e.path),
+      )
     } catch (e) {
       if (isCairnError(e, 'BAD_PATH') || isCairnError(e, 'INVALID_MANIFEST') || isCairnError(e, 'CORRUPT_BLOCK')) {
         await store.close()
@@ -344,17 +363,27 @@ async function cloneDirectory(root: CID, list: SourceList, options: CloneOptions
       const entries: { path: string; cid: CID }[] = []
       for await (const e of listDirectory(list, dir.cid)) {
         if (dir.path === '' && e.name === UNIXFS_CLONE_DIR) {
-          throw new CairnError('BAD_PATH', `Directory ${root} has an entry named ${UNIXFS_CLONE_DIR}, which cairn uses while cloning; refusing it`, { subject: e.name })
+          throw new CairnError(
+            'BAD_PATH',
+            `Directory ${root} has an entry named ${UNIXFS_CLONE_DIR}, which cairn uses while cloning; refusing it`,
+            { subject: e.name },
+          )
         }
         entries.push({ path: dir.path === '' ? e.name : `${dir.path}/${e.name}`, cid: e.cid })
       }
       await mapLimit(entries, 8, async (e) => {
         const kind = e.cid.code === RAW ? 'file' : e.cid.code === DAG_PB ? await kindOf(list, e.cid) : 'other'
-        if (kind === 'file') files.push({ path: e.path, cid: e.cid, size: e.cid.code === DAG_PB ? await unixFsSize(list, e.cid) : undefined })
+        if (kind === 'file')
+          files.push({ path: e.path, cid: e.cid, size: e.cid.code === DAG_PB ? await unixFsSize(list, e.cid) : undefined })
         else if (kind === 'directory' || kind === 'hamt') {
           dirs.push(e.path)
           found.push(e)
-        } else unsupported.push({ path: e.path, reason: kind === 'symlink' ? 'a symbolic link (not written)' : `not a UnixFS file or directory (codec 0x${e.cid.code.toString(16)})` })
+        } else
+          unsupported.push({
+            path: e.path,
+            reason:
+              kind === 'symlink' ? 'a symbolic link (not written)' : `not a UnixFS file or directory (codec 0x${e.cid.code.toString(16)})`,
+          })
       })
       return found
     })
@@ -362,7 +391,11 @@ async function cloneDirectory(root: CID, list: SourceList, options: CloneOptions
   }
   files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
   dirs.sort()
-  checkPaths(target, files.map((f) => f.path), dirs)
+  checkPaths(
+    target,
+    files.map((f) => f.path),
+    dirs,
+  )
   const resumed = await prepareTarget(target, async (entries) => {
     if (!entries.includes(UNIXFS_CLONE_DIR)) return false
     return (await readFile(join(work, 'root'), 'utf8').catch(() => '')).trim() === root.toString()
@@ -409,12 +442,26 @@ async function cloneFile(root: CID, list: SourceList, options: CloneOptions): Pr
   let resumed = false
   if (existing !== undefined) {
     if (!existing.isFile() || !(await matchesDag(list, target, root))) {
-      throw new CairnError('TARGET_NOT_EMPTY', `${target} already exists and is not the file ${root}`, { subject: target, hint: 'remove it or clone somewhere else' })
+      throw new CairnError('TARGET_NOT_EMPTY', `${target} already exists and is not the file ${root}`, {
+        subject: target,
+        hint: 'remove it or clone somewhere else',
+      })
     }
     resumed = true
   }
   let written = { written: 0, skipped: 1, bytes: 0 }
-  if (!resumed) written = await writeFiles(parent, parent, [{ path: basename(target), cid: root, size }], list, 1, options, undefined, 'dag', `.${basename(target)}.cairn-part`)
+  if (!resumed)
+    written = await writeFiles(
+      parent,
+      parent,
+      [{ path: basename(target), cid: root, size }],
+      list,
+      1,
+      options,
+      undefined,
+      'dag',
+      `.${basename(target)}.cairn-part`,
+    )
   return {
     kind: 'file',
     cid: root,
@@ -461,10 +508,14 @@ async function prepareTarget(target: string, isSameClone: (entries: string[]) =>
   }
   if (entries.length === 0) return false
   if (await isSameClone(entries)) return true
-  throw new CairnError('TARGET_NOT_EMPTY', `${target} is not empty and is not a clone of this CID (it holds ${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', …' : ''})`, {
-    subject: target,
-    hint: 'clone into a new or empty folder; a folder holding an interrupted clone of the same CID is resumed',
-  })
+  throw new CairnError(
+    'TARGET_NOT_EMPTY',
+    `${target} is not empty and is not a clone of this CID (it holds ${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', …' : ''})`,
+    {
+      subject: target,
+      hint: 'clone into a new or empty folder; a folder holding an interrupted clone of the same CID is resumed',
+    },
+  )
 }
 
 /**
@@ -478,7 +529,11 @@ function checkPaths(target: string, files: readonly string[], dirs: readonly str
     safeJoin(target, path)
     for (let i = path.indexOf('/'); i >= 0; i = path.indexOf('/', i + 1)) {
       if (fileSet.has(path.slice(0, i))) {
-        throw new CairnError('BAD_PATH', `${JSON.stringify(path.slice(0, i))} is both a file and a folder (${JSON.stringify(path)} is inside it)`, { subject: path })
+        throw new CairnError(
+          'BAD_PATH',
+          `${JSON.stringify(path.slice(0, i))} is both a file and a folder (${JSON.stringify(path)} is inside it)`,
+          { subject: path },
+        )
       }
     }
   }
@@ -489,7 +544,9 @@ function safeJoin(target: string, path: string): string {
   checkShardPath(path, 'path')
   const abs = resolve(target, ...path.split('/'))
   if (!abs.startsWith(target + sep)) {
-    throw new CairnError('BAD_PATH', `Path ${JSON.stringify(path)} resolves to ${abs}, outside ${target}; refusing to write it`, { subject: path })
+    throw new CairnError('BAD_PATH', `Path ${JSON.stringify(path)} resolves to ${abs}, outside ${target}; refusing to write it`, {
+      subject: path,
+    })
   }
   return abs
 }
@@ -511,9 +568,13 @@ async function ensureDirs(target: string, path: string, made: Set<string>): Prom
     }
     const st = await lstat(at)
     if (!st.isDirectory() || st.isSymbolicLink()) {
-      throw new CairnError('TARGET_NOT_EMPTY', `${at} is ${st.isSymbolicLink() ? 'a symbolic link' : 'a file'} where the clone needs a folder; refusing to write through it`, {
-        subject: at,
-      })
+      throw new CairnError(
+        'TARGET_NOT_EMPTY',
+        `${at} is ${st.isSymbolicLink() ? 'a symbolic link' : 'a file'} where the clone needs a folder; refusing to write through it`,
+        {
+          subject: at,
+        },
+      )
     }
     made.add(at)
   }
@@ -613,7 +674,8 @@ async function writeFiles(
   tmpName?: string,
 ): Promise<{ written: number; skipped: number; bytes: number }> {
   // cairn's own DAGs re-hash offline; any other DAG is checked leaf by leaf against its nodes
-  const onDisk = (path: string, cid: CID): Promise<boolean> => (check === 'profile' ? matchesOnDisk(path, cid) : matchesDag(list, path, cid))
+  const onDisk = (path: string, cid: CID): Promise<boolean> =>
+    check === 'profile' ? matchesOnDisk(path, cid) : matchesDag(list, path, cid)
   const totalBytes = files.reduce((n, f) => n + (f.size ?? 0), 0)
   let written = 0
   let skipped = 0
@@ -656,7 +718,9 @@ async function writeFiles(
       out.end()
       await once(out, 'finish')
       if (job.size !== undefined && size !== job.size) {
-        throw new CairnError('CORRUPT_BLOCK', `${job.path}: the DAG of ${job.cid} holds ${size} bytes, the listing says ${job.size}`, { subject: job.path })
+        throw new CairnError('CORRUPT_BLOCK', `${job.path}: the DAG of ${job.cid} holds ${size} bytes, the listing says ${job.size}`, {
+          subject: job.path,
+        })
       }
       await rename(tmp, final)
     } catch (e) {

@@ -91,10 +91,14 @@ export async function openDataset(dir = '.'): Promise<Dataset> {
     if ((await exists(join(at, STORE_DIR, 'store.json'))) && (await exists(join(at, CARD_FILE)))) {
       const meta = JSON.parse(await readFile(join(at, STORE_DIR, 'store.json'), 'utf8')) as { storeVersion?: unknown }
       if (meta.storeVersion !== STORE_VERSION) {
-        throw new CairnError('NOT_A_DATASET', `${join(at, STORE_DIR)} has store version ${JSON.stringify(meta.storeVersion)} (expected ${STORE_VERSION})`, {
-          subject: at,
-          hint: 'upgrade cairn',
-        })
+        throw new CairnError(
+          'NOT_A_DATASET',
+          `${join(at, STORE_DIR)} has store version ${JSON.stringify(meta.storeVersion)} (expected ${STORE_VERSION})`,
+          {
+            subject: at,
+            hint: 'upgrade cairn',
+          },
+        )
       }
       const storeDir = join(at, STORE_DIR)
       return { root: at, store: new BlockStore(storeDir), refs: new Refs(storeDir) }

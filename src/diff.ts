@@ -157,7 +157,12 @@ export async function diff(options: DiffOptions): Promise<DiffResult> {
     const source = sources.length === 1 ? sources[0] : new FallbackSource(sources)
     const a = cidA ?? (await resolveRef(dataset as Dataset, options.a))
     const b = cidB ?? (await resolveRef(dataset as Dataset, options.b))
-    return await diffVersions(source, a, b, { concurrency: options.concurrency, onProgress: options.onProgress, rows: options.rows, limit: options.limit })
+    return await diffVersions(source, a, b, {
+      concurrency: options.concurrency,
+      onProgress: options.onProgress,
+      rows: options.rows,
+      limit: options.limit,
+    })
   } finally {
     await remote?.close()
     await dataset?.store.close()
@@ -219,9 +224,13 @@ export async function diffVersions(source: BlockSource, a: CID, b: CID, options:
       if (s.status !== 'modified' || !s.before || !s.after || s.after.format === 'bytes') continue
       progress({ phase: 'rows', nodesRead: indexDiff.nodesRead, path: s.path })
       let rows: RowDiff
-      if (s.before.format !== s.after.format) rows = { status: 'skipped', reason: `the format changed (${s.before.format} → ${s.after.format})` }
+      if (s.before.format !== s.after.format)
+        rows = { status: 'skipped', reason: `the format changed (${s.before.format} → ${s.after.format})` }
       else if (s.schema && s.schema.retyped.length > 0) {
-        rows = { status: 'skipped', reason: `the schema changed (retyped: ${s.schema.retyped.map((f) => f.name).join(', ')}): rows cannot be compared` }
+        rows = {
+          status: 'skipped',
+          reason: `the schema changed (retyped: ${s.schema.retyped.map((f) => f.name).join(', ')}): rows cannot be compared`,
+        }
       } else rows = await diffRows(source, s.path, s.before.cid, s.after.cid, { card: cardB, limit: options.limit })
       shards[i] = { ...s, rows }
     }
@@ -328,7 +337,7 @@ async function readVersionOrExplain(source: BlockSource, cid: CID): Promise<Vers
     }
     throw new CairnError('INVALID_MANIFEST', `${cid} is ${what}, not a cairn version`, {
       subject: cid.toString(),
-      hint: 'pass a version CID (`cairn log` lists them); a version\'s `tree` is its UnixFS directory',
+      hint: "pass a version CID (`cairn log` lists them); a version's `tree` is its UnixFS directory",
     })
   }
   return readVersion(source, cid)

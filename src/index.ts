@@ -16,7 +16,14 @@ export { show, type ShowOptions, type ShowResult } from './show.js'
 export { ls, type LsOptions } from './ls.js'
 export { tag, tags, type TagOptions } from './tag.js'
 export { pack, writeCar, type PackOptions, type PackResult, type PackProgress } from './pack.js'
-export { verify, type VerifyFolderOptions, type VerifyCarOptions, type VerifyReport, type FolderReport, type ModifiedFile } from './verify.js'
+export {
+  verify,
+  type VerifyFolderOptions,
+  type VerifyCarOptions,
+  type VerifyReport,
+  type FolderReport,
+  type ModifiedFile,
+} from './verify.js'
 export type { CarReport, CarProblem } from './car/verify.js'
 export {
   diff,
@@ -70,7 +77,16 @@ export type {
 } from './targets/interface.js'
 export { retry, isTransient, HttpStatusError, type RetryOptions, type RetryInfo, type RetryFailure } from './util/retry.js'
 export { CairnError, isCairnError, type ErrorCode } from './errors.js'
-export { PROFILE, type VersionManifest, type ShardEntry, type Card, type ShardRule, type Totals, type IndexNode, type SchemaBlock } from './manifest.js'
+export {
+  PROFILE,
+  type VersionManifest,
+  type ShardEntry,
+  type Card,
+  type ShardRule,
+  type Totals,
+  type IndexNode,
+  type SchemaBlock,
+} from './manifest.js'
 export type { FormatName, Field, ShardSchema } from './formats/interface.js'
 export { CID, type Link } from './cid.js'
 export {

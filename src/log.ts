@@ -37,27 +37,27 @@ export interface LogEntry {
  */
 export async function log(options: LogOptions = {}): Promise<LogEntry[]> {
   return withDataset(options.dir, async (dataset) => {
-  const tags = await dataset.refs.tags()
-  const out: LogEntry[] = []
-  let at: CID | null = await resolveRef(dataset, options.ref)
-  while (at && out.length < (options.limit ?? Infinity)) {
-    const v = await readVersion(dataset.store, at)
-    const here: CID = at
-    out.push({
-      cid: here,
-      parent: v.parent,
-      created: v.created,
-      message: v.message,
-      totals: v.totals,
-      tags: tags.filter((t) => t.cid.equals(here)).map((t) => t.name),
-      stat: !options.stat
-        ? undefined
-        : v.parent
-          ? (await diffVersions(dataset.store, v.parent, here, { skipHistory: true, skipSchemas: true, skipCard: true })).counts
-          : { added: v.totals.shards, removed: 0, modified: 0, renamed: 0 },
-    })
-    at = v.parent
-  }
-  return out
+    const tags = await dataset.refs.tags()
+    const out: LogEntry[] = []
+    let at: CID | null = await resolveRef(dataset, options.ref)
+    while (at && out.length < (options.limit ?? Infinity)) {
+      const v = await readVersion(dataset.store, at)
+      const here: CID = at
+      out.push({
+        cid: here,
+        parent: v.parent,
+        created: v.created,
+        message: v.message,
+        totals: v.totals,
+        tags: tags.filter((t) => t.cid.equals(here)).map((t) => t.name),
+        stat: !options.stat
+          ? undefined
+          : v.parent
+            ? (await diffVersions(dataset.store, v.parent, here, { skipHistory: true, skipSchemas: true, skipCard: true })).counts
+            : { added: v.totals.shards, removed: 0, modified: 0, renamed: 0 },
+      })
+      at = v.parent
+    }
+    return out
   })
 }

@@ -119,9 +119,13 @@ export function encodeManifest<K extends Kind>(value: KindOf<K>): Block & { read
  */
 export function decodeManifest<K extends Kind>(kind: K, cid: CID, bytes: Uint8Array): KindOf<K> {
   if (cid.code !== DAG_JSON) {
-    throw new CairnError('INVALID_MANIFEST', `${cid} is not a cairn ${kind.slice(6)} (codec 0x${cid.code.toString(16)}, expected dag-json)`, {
-      subject: cid.toString(),
-    })
+    throw new CairnError(
+      'INVALID_MANIFEST',
+      `${cid} is not a cairn ${kind.slice(6)} (codec 0x${cid.code.toString(16)}, expected dag-json)`,
+      {
+        subject: cid.toString(),
+      },
+    )
   }
   let form: unknown
   try {

@@ -48,24 +48,24 @@ export interface PackResult {
  */
 export async function pack(options: PackOptions): Promise<PackResult> {
   return withDataset(options.dir, async (dataset) => {
-  const root = await resolveRef(dataset, options.ref)
-  const version = await readVersion(dataset.store, root)
-  const totalBytes = version.totals.bytes
-  if (typeof options.output !== 'string') {
-    return { root, ...(await writeCar(dataset.store, root, options.output, (p) => options.onProgress?.({ ...p, totalBytes }))) }
-  }
-  const file = options.output
-  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`
-  try {
-    const counts = await writeCar(dataset.store, root, createWriteStream(tmp), (p) => options.onProgress?.({ ...p, totalBytes }))
-    await rename(tmp, file)
-    return { root, ...counts, file }
-  } catch (e) {
-    await unlink(tmp).catch(() => {})
-    // a CairnError has a `code` too (MISSING_BLOCK, CORRUPT_BLOCK): only file-system errors become IO
-    if (!isCairnError(e) && (e as NodeJS.ErrnoException).code) throw ioError('write', file, e)
-    throw e
-  }
+    const root = await resolveRef(dataset, options.ref)
+    const version = await readVersion(dataset.store, root)
+    const totalBytes = version.totals.bytes
+    if (typeof options.output !== 'string') {
+      return { root, ...(await writeCar(dataset.store, root, options.output, (p) => options.onProgress?.({ ...p, totalBytes }))) }
+    }
+    const file = options.output
+    const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`
+    try {
+      const counts = await writeCar(dataset.store, root, createWriteStream(tmp), (p) => options.onProgress?.({ ...p, totalBytes }))
+      await rename(tmp, file)
+      return { root, ...counts, file }
+    } catch (e) {
+      await unlink(tmp).catch(() => {})
+      // a CairnError has a `code` too (MISSING_BLOCK, CORRUPT_BLOCK): only file-system errors become IO
+      if (!isCairnError(e) && (e as NodeJS.ErrnoException).code) throw ioError('write', file, e)
+      throw e
+    }
   })
 }
 

@@ -102,7 +102,13 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
   })
   const host = options.host ?? '127.0.0.1'
   await new Promise<void>((resolveListen, reject) => {
-    server.once('error', (e) => reject(new CairnError('IO', `Cannot listen on ${host}:${options.port ?? 8080}: ${(e as NodeJS.ErrnoException).code ?? e.message}`, { cause: e })))
+    server.once('error', (e) =>
+      reject(
+        new CairnError('IO', `Cannot listen on ${host}:${options.port ?? 8080}: ${(e as NodeJS.ErrnoException).code ?? e.message}`, {
+          cause: e,
+        }),
+      ),
+    )
     server.listen(options.port ?? 8080, host, () => resolveListen())
   })
   const port = (server.address() as AddressInfo).port
@@ -144,9 +150,14 @@ async function handle(source: BlockSource, req: IncomingMessage, res: ServerResp
   const { format } = negotiated
   if (url.searchParams.has('entity-bytes')) return send(res, 400, 'entity-bytes is not supported by this gateway\n')
   const scopeParam = url.searchParams.get('dag-scope') ?? 'all'
-  if (scopeParam !== 'block' && scopeParam !== 'entity' && scopeParam !== 'all') return send(res, 400, `dag-scope=${scopeParam} is not one of block, entity, all\n`)
+  if (scopeParam !== 'block' && scopeParam !== 'entity' && scopeParam !== 'all')
+    return send(res, 400, `dag-scope=${scopeParam} is not one of block, entity, all\n`)
   const scope: Scope = scopeParam
-  for (const [name, allowed] of [['car-version', ['1']], ['car-order', ['dfs', 'unk']], ['car-dups', ['n', 'y']]] as const) {
+  for (const [name, allowed] of [
+    ['car-version', ['1']],
+    ['car-order', ['dfs', 'unk']],
+    ['car-dups', ['n', 'y']],
+  ] as const) {
     const v = url.searchParams.get(name)
     if (v !== null && !(allowed as readonly string[]).includes(v)) return send(res, 400, `${name}=${v} is not supported\n`)
   }
@@ -240,7 +251,12 @@ async function* scopeBlocks(source: BlockSource, root: CID, scope: Scope): Async
     }
     if (data.type === 'hamt-sharded-directory') {
       const width = (Number(data.fanout) - 1).toString(16).length
-      follow = (cid, bytes) => (cid.code === DAG_PB ? decodeUnixFs(cid, bytes).node.Links.filter((l) => (l.Name ?? '').length === width).map((l) => l.Hash) : [])
+      follow = (cid, bytes) =>
+        cid.code === DAG_PB
+          ? decodeUnixFs(cid, bytes)
+              .node.Links.filter((l) => (l.Name ?? '').length === width)
+              .map((l) => l.Hash)
+          : []
     }
   }
   const seen = new Set<string>()
@@ -285,7 +301,11 @@ function negotiate(format: string | null, accept: string | undefined): { format:
       const version = r.params.get('version')
       const order = r.params.get('order')
       const dups = r.params.get('dups')
-      if ((version === undefined || version === '1') && (order === undefined || order === 'dfs' || order === 'unk') && (dups === undefined || dups === 'n' || dups === 'y')) {
+      if (
+        (version === undefined || version === '1') &&
+        (order === undefined || order === 'dfs' || order === 'unk') &&
+        (dups === undefined || dups === 'n' || dups === 'y')
+      ) {
         return { format: 'car' }
       }
     }

@@ -20,16 +20,21 @@ export interface TagOptions {
  * `MISSING_BLOCK`, `INVALID_MANIFEST`.
  */
 export async function tag(options: TagOptions): Promise<{ readonly name: string; readonly cid: CID }> {
-  return withDataset(options.dir, (dataset) => withLock(dataset.root, async () => {
-    const cid = await resolveRef(dataset, options.ref)
-    await readVersion(dataset.store, cid)
-    const existing = await dataset.refs.tag(options.name)
-    if (existing && !existing.equals(cid) && !options.force) {
-      throw new CairnError('USAGE', `Tag ${options.name} already points at ${existing}`, { subject: options.name, hint: 'pass --force to move it' })
-    }
-    await dataset.refs.setTag(options.name, cid)
-    return { name: options.name, cid }
-  }))
+  return withDataset(options.dir, (dataset) =>
+    withLock(dataset.root, async () => {
+      const cid = await resolveRef(dataset, options.ref)
+      await readVersion(dataset.store, cid)
+      const existing = await dataset.refs.tag(options.name)
+      if (existing && !existing.equals(cid) && !options.force) {
+        throw new CairnError('USAGE', `Tag ${options.name} already points at ${existing}`, {
+          subject: options.name,
+          hint: 'pass --force to move it',
+        })
+      }
+      await dataset.refs.setTag(options.name, cid)
+      return { name: options.name, cid }
+    }),
+  )
 }
 
 /** Every tag of the dataset with its version CID, sorted by name. */

@@ -33,7 +33,12 @@ export interface VerifyFolderOptions {
    */
   readonly from?: readonly string[]
   readonly jobs?: number
-  readonly onProgress?: (p: { readonly files: number; readonly totalFiles: number; readonly bytes: number; readonly totalBytes: number }) => void
+  readonly onProgress?: (p: {
+    readonly files: number
+    readonly totalFiles: number
+    readonly bytes: number
+    readonly totalBytes: number
+  }) => void
 }
 
 export interface VerifyCarOptions {
@@ -95,7 +100,8 @@ async function verifyFolder(options: VerifyFolderOptions): Promise<FolderReport>
   }
   const remote = from.length > 0 ? await openSources(from) : undefined
   try {
-    const source: BlockSource = dataset && remote ? new FallbackSource([dataset.store, remote]) : ((dataset?.store ?? remote) as BlockSource)
+    const source: BlockSource =
+      dataset && remote ? new FallbackSource([dataset.store, remote]) : ((dataset?.store ?? remote) as BlockSource)
     const version = cid ?? (await resolveRef(dataset as Dataset, options.ref))
     const dir = options.dir ?? dataset?.root
     if (dir === undefined) throw new CairnError('USAGE', 'verify needs the folder to check when there is no local dataset')

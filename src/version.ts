@@ -16,13 +16,16 @@ export async function readVersion(source: BlockSource, cid: CID): Promise<Versio
 
 /** Reads and validates the card block a version links to. */
 export async function readCardBlock(source: BlockSource, cid: Link<Card>): Promise<Card> {
-  if (cid.code !== DAG_JSON) throw new CairnError('INVALID_MANIFEST', `${cid} is not a card (expected a dag-json block)`, { subject: cid.toString() })
+  if (cid.code !== DAG_JSON)
+    throw new CairnError('INVALID_MANIFEST', `${cid} is not a card (expected a dag-json block)`, { subject: cid.toString() })
   let card: unknown
   try {
     card = dagJson.decode(await source.get(cid))
   } catch (e) {
     if (e instanceof CairnError) throw e
-    throw new CairnError('INVALID_MANIFEST', `${cid} is not a card (not valid dag-json: ${(e as Error).message})`, { subject: cid.toString() })
+    throw new CairnError('INVALID_MANIFEST', `${cid} is not a card (not valid dag-json: ${(e as Error).message})`, {
+      subject: cid.toString(),
+    })
   }
   assertValidCard(card, `card block ${cid}`)
   return card
@@ -38,7 +41,11 @@ export async function resolveRef(dataset: Dataset, ref = 'HEAD'): Promise<Link<V
   const m = /^HEAD(?:~(\d+))?$/.exec(ref)
   if (m) {
     let at = await dataset.refs.head()
-    if (!at) throw new CairnError('BAD_REF', `HEAD does not point at a version yet in ${dataset.root}`, { subject: ref, hint: 'run `cairn build` first' })
+    if (!at)
+      throw new CairnError('BAD_REF', `HEAD does not point at a version yet in ${dataset.root}`, {
+        subject: ref,
+        hint: 'run `cairn build` first',
+      })
     const back = Number(m[1] ?? 0)
     for (let i = 0; i < back; i++) {
       const v = await readVersion(dataset.store, at)

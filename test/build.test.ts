@@ -83,12 +83,14 @@ function mixedFiles(): FileSpec {
       { id: 2, text: 'b', extra: null },
     ]),
     'data/table.csv': 'id,score\n1,0.5\n2,3\n',
-    'data/table.parquet': new Uint8Array(parquetWriteBuffer({
-      columnData: [
-        { name: 'id', data: [1n, 2n, 3n], type: 'INT64', nullable: false },
-        { name: 'name', data: ['x', null, 'z'], type: 'STRING' },
-      ],
-    })),
+    'data/table.parquet': new Uint8Array(
+      parquetWriteBuffer({
+        columnData: [
+          { name: 'id', data: [1n, 2n, 3n], type: 'INT64', nullable: false },
+          { name: 'name', data: ['x', null, 'z'], type: 'STRING' },
+        ],
+      }),
+    ),
     'nested/deep/big.bin': seededBytes(2 * MiB + 12345, 'big'),
     'nested/mid.bin': seededBytes(MiB, 'exactly-one-chunk'),
     'Zeta.txt': 'upper case sorts first',
@@ -224,7 +226,9 @@ describe('row validation', () => {
     const ds = await builtDataset()
     const before = await refSnapshot(ds.dir)
     // line 3 is blank, line 5 is the bad row: line numbers are physical lines
-    await ds.write({ 'data/rows.jsonl': '{"id":1,"text":"a"}\n{"id":2,"text":"b"}\n\n{"id":4,"text":"d"}\n{"id":"five","text":"e"}\n{"id":6,"text":"f"}\n' })
+    await ds.write({
+      'data/rows.jsonl': '{"id":1,"text":"a"}\n{"id":2,"text":"b"}\n\n{"id":4,"text":"d"}\n{"id":"five","text":"e"}\n{"id":6,"text":"f"}\n',
+    })
     const e = await cairnError(() => build({ dir: ds.dir, date: FIXED_DATE }))
     expect(e.code).toBe('INVALID_ROW')
     expect(e.message).toContain('data/rows.jsonl:5')
@@ -232,7 +236,12 @@ describe('row validation', () => {
     expect(e.message).toContain('/id')
     expect(await refSnapshot(ds.dir)).toEqual(before)
     // the failed build released the lock: once the row is fixed, the next build succeeds
-    await ds.write({ 'data/rows.jsonl': jsonl([{ id: 1, text: 'a' }, { id: 5, text: 'e' }]) })
+    await ds.write({
+      'data/rows.jsonl': jsonl([
+        { id: 1, text: 'a' },
+        { id: 5, text: 'e' },
+      ]),
+    })
     const fixed = await build({ dir: ds.dir, date: FIXED_DATE })
     expect(fixed.manifest.parent?.toString()).toBe(before.HEAD.trim())
   })
@@ -259,7 +268,10 @@ describe('row validation', () => {
 
   it('rejects a rowSchema that is not a JSON Schema as INVALID_CARD', async () => {
     const ds = await dataset({ 'r.jsonl': jsonl([{ id: 1 }]) })
-    await writeFile(join(ds.dir, 'cairn.json'), JSON.stringify({ cardVersion: 1, name: 'x', shards: [{ glob: '*.jsonl', rowSchema: { type: 'integr' } }] }))
+    await writeFile(
+      join(ds.dir, 'cairn.json'),
+      JSON.stringify({ cardVersion: 1, name: 'x', shards: [{ glob: '*.jsonl', rowSchema: { type: 'integr' } }] }),
+    )
     const e = await cairnError(() => build({ dir: ds.dir }))
     expect(e.code).toBe('INVALID_CARD')
     expect(e.message).toContain('cairn.json')
@@ -438,7 +450,9 @@ describe('crash safety', () => {
     let out = ''
     let err = ''
     child.stderr.on('data', (d: Buffer) => (err += d.toString()))
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.on('exit', (code, signal) => res({ code, signal })))
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
+      child.on('exit', (code, signal) => res({ code, signal })),
+    )
     // kill ~300 ms into the import, or as soon as a quarter of the files are in (a fast machine)
     let killAt: NodeJS.Timeout | undefined
     child.stdout.on('data', (d: Buffer) => {
@@ -499,7 +513,7 @@ describe('crash safety', () => {
     // whatever succeeded forms one chain from the first version to HEAD: no version is orphaned
     const head = (await headBytes(ds.dir))?.toString('utf8').trim()
     const chain: string[] = []
-    for (let at = head; at !== undefined; ) {
+    for (let at = head; at !== undefined;) {
       chain.push(at)
       const { manifest } = await show({ dir: ds.dir, ref: at })
       at = manifest.parent?.toString()

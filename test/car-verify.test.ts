@@ -83,7 +83,10 @@ async function blocksOf(file: string): Promise<{ roots: CID[]; blocks: Block[] }
 }
 
 /** The CAR `ipfs-car`'s JS API makes for some files, and its root (the encoder's final block). */
-async function ipfsCarPack(files: { name: string; bytes: Uint8Array }[], wrap: boolean): Promise<{ car: Uint8Array; root: CID; blocks: number }> {
+async function ipfsCarPack(
+  files: { name: string; bytes: Uint8Array }[],
+  wrap: boolean,
+): Promise<{ car: Uint8Array; root: CID; blocks: number }> {
   const fileLikes = files.map((f) => ({ name: f.name, stream: () => new Blob([f.bytes]).stream() }))
   const encoder = new CAREncoderStream([])
   let blocks = 0
@@ -144,23 +147,64 @@ interface FixtureExpectation {
 const MISSING_LEAF = 'QmSNLTo6Wv9dfroVaw7MFYjLqf9ho7PKrgsjdzYDtv8h1W'
 
 const fixtureExpectations: readonly FixtureExpectation[] = [
-  { file: 'trustless_gateway_car/dir-with-duplicate-files.car', root: 'bafybeihchr7vmgjaasntayyatmp5sv6xza57iy2h4xj7g46bpjij6yhrmy', blocks: 9, problems: [] },
-  { file: 'path_gateway_unixfs/dir-with-files.car', root: 'bafybeihchr7vmgjaasntayyatmp5sv6xza57iy2h4xj7g46bpjij6yhrmy', blocks: 9, problems: [] },
-  { file: 'trustless_gateway_car/subdir-with-mixed-block-files.car', root: 'bafybeidh6k2vzukelqtrjsmd4p52cpmltd2ufqrdtdg6yigi73in672fwu', problems: [] },
-  { file: 'trustless_gateway_car/subdir-with-two-single-block-files.car', root: 'bafybeietjm63oynimmv5yyqay33nui4y4wx6u3peezwetxgiwvfmelutzu', problems: [] },
-  { file: 'trustless_gateway_car/single-layer-hamt-with-multi-block-files.car', root: 'bafybeidbclfqleg2uojchspzd4bob56dqetqjsj27gy2cq3klkkgxtpn4i', blocks: 243, problems: [] },
-  { file: 'trustless_gateway_car/dir-with-dag-cbor-with-links.car', root: 'bafybeia264q44a3kmfc2otctzu4egp2k235o3t7mslz2yjraymp4nv6asi', problems: [] },
+  {
+    file: 'trustless_gateway_car/dir-with-duplicate-files.car',
+    root: 'bafybeihchr7vmgjaasntayyatmp5sv6xza57iy2h4xj7g46bpjij6yhrmy',
+    blocks: 9,
+    problems: [],
+  },
+  {
+    file: 'path_gateway_unixfs/dir-with-files.car',
+    root: 'bafybeihchr7vmgjaasntayyatmp5sv6xza57iy2h4xj7g46bpjij6yhrmy',
+    blocks: 9,
+    problems: [],
+  },
+  {
+    file: 'trustless_gateway_car/subdir-with-mixed-block-files.car',
+    root: 'bafybeidh6k2vzukelqtrjsmd4p52cpmltd2ufqrdtdg6yigi73in672fwu',
+    problems: [],
+  },
+  {
+    file: 'trustless_gateway_car/subdir-with-two-single-block-files.car',
+    root: 'bafybeietjm63oynimmv5yyqay33nui4y4wx6u3peezwetxgiwvfmelutzu',
+    problems: [],
+  },
+  {
+    file: 'trustless_gateway_car/single-layer-hamt-with-multi-block-files.car',
+    root: 'bafybeidbclfqleg2uojchspzd4bob56dqetqjsj27gy2cq3klkkgxtpn4i',
+    blocks: 243,
+    problems: [],
+  },
+  {
+    file: 'trustless_gateway_car/dir-with-dag-cbor-with-links.car',
+    root: 'bafybeia264q44a3kmfc2otctzu4egp2k235o3t7mslz2yjraymp4nv6asi',
+    problems: [],
+  },
   {
     file: 'trustless_gateway_car/file-3k-and-3-blocks-missing-block.car',
     root: 'QmYhmPjhFjYFyaoiuNzYv8WGavpSRDwdHWe5B4M5du5Rtk',
     blocks: 3,
     problems: [{ kind: 'missing', cid: MISSING_LEAF }],
   },
-  { file: 'path_gateway_dag/dag-json-traversal.car', root: 'baguqeeram5ujjqrwheyaty3w5gdsmoz6vittchvhk723jjqxk7hakxkd47xq', blocks: 3, problems: [] },
-  { file: 'path_gateway_dag/dag-cbor-traversal.car', root: 'bafyreibs4utpgbn7uqegmd2goqz4bkyflre2ek2iwv743fhvylwi4zeeim', blocks: 3, problems: [] },
+  {
+    file: 'path_gateway_dag/dag-json-traversal.car',
+    root: 'baguqeeram5ujjqrwheyaty3w5gdsmoz6vittchvhk723jjqxk7hakxkd47xq',
+    blocks: 3,
+    problems: [],
+  },
+  {
+    file: 'path_gateway_dag/dag-cbor-traversal.car',
+    root: 'bafyreibs4utpgbn7uqegmd2goqz4bkyflre2ek2iwv743fhvylwi4zeeim',
+    blocks: 3,
+    problems: [],
+  },
   { file: 'path_gateway_dag/dag-pb.car', root: 'bafybeiegxwlgmoh2cny7qlolykdf7aq7g6dlommarldrbm7c4hbckhfcke', problems: [] },
   { file: 'path_gateway_dag/gateway-json-cbor.car', root: 'bafybeiafyvqlazbbbtjnn6how5d6h6l6rxbqc4qgpbmteaiskjrffmyy4a', problems: [] },
-  { file: 'path_gateway_unixfs/dir-with-percent-encoded-filename.car', root: 'bafybeig675grnxcmshiuzdaz2xalm6ef4thxxds6o6ypakpghm5kghpc34', problems: [] },
+  {
+    file: 'path_gateway_unixfs/dir-with-percent-encoded-filename.car',
+    root: 'bafybeig675grnxcmshiuzdaz2xalm6ef4thxxds6o6ypakpghm5kghpc34',
+    problems: [],
+  },
   { file: 'path_gateway_unixfs/symlink.car', root: 'QmWvY6FaqFMS89YAQ9NAPjVP4WZKA1qbHbicc9HeSKQTgt', problems: [] },
   { file: 'path_gateway_tar/outside-root.car', root: 'bafybeicaj7kvxpcv4neaqzwhrqqmdstu4dhrwfpknrgebq6nzcecfucvyu', problems: [] },
   { file: 'path_gateway_tar/inside-root.car', root: 'bafybeibfevfxlvxp5vxobr5oapczpf7resxnleb7tkqmdorc4gl5cdva3y', problems: [] },
@@ -219,9 +263,7 @@ describe('verifyCar on the gateway-conformance CARs', () => {
     it('reports a --root that is not in the CAR as missing', async () => {
       const report = await verifyCar(file, { root: CID.parse(MISSING_LEAF) })
       expect(report.ok).toBe(false)
-      expect(report.problems).toEqual([
-        { kind: 'missing', cid: MISSING_LEAF, message: `Root ${MISSING_LEAF} is not in CAR file ${file}` },
-      ])
+      expect(report.problems).toEqual([{ kind: 'missing', cid: MISSING_LEAF, message: `Root ${MISSING_LEAF} is not in CAR file ${file}` }])
     })
   })
 
@@ -292,7 +334,9 @@ describe('verifyCar on damaged CARs', () => {
         expect(report.ok).toBe(false)
         expect(report.problems).toHaveLength(1)
         expect(report.problems[0]).toMatchObject({ kind: 'corrupt', cid: cid.toString() })
-        expect(report.problems[0].message).toMatch(new RegExp(`^Block ${cid} does not match its CID \\(sha2-256 of the bytes is [0-9a-f]{64}, expected [0-9a-f]{64}\\)$`))
+        expect(report.problems[0].message).toMatch(
+          new RegExp(`^Block ${cid} does not match its CID \\(sha2-256 of the bytes is [0-9a-f]{64}, expected [0-9a-f]{64}\\)$`),
+        )
       }
     }
   })
@@ -377,7 +421,11 @@ describe('verifyCar on damaged CARs', () => {
       const report = await verifyCar(path)
       expectNotOk(report)
       expect(report.problems[0].kind).toBe('truncated')
-      expect(report.problems[0].message).toMatch(new RegExp(`^CAR file ${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is truncated after \\d+ blocks \\(the section at byte \\d+ needs \\d+ bytes, only \\d+ remain\\)$`))
+      expect(report.problems[0].message).toMatch(
+        new RegExp(
+          `^CAR file ${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is truncated after \\d+ blocks \\(the section at byte \\d+ needs \\d+ bytes, only \\d+ remain\\)$`,
+        ),
+      )
     }
   })
 
@@ -431,11 +479,16 @@ describe('verifyCar on damaged CARs', () => {
     for (const [value, message] of cases) {
       expect((await badCar(verifyCar(chunks(header(value)), { name: 'x.car' }))).message).toBe(message)
     }
-    expect((await badCar(verifyCar(chunks(Uint8Array.of(0)), { name: 'x.car' }))).message).toBe('x.car is not a CAR file: its header has zero length')
+    expect((await badCar(verifyCar(chunks(Uint8Array.of(0)), { name: 'x.car' }))).message).toBe(
+      'x.car is not a CAR file: its header has zero length',
+    )
   })
 
   it('wraps read errors as IO', async () => {
-    await expect(verifyCar(join(tmp, 'does-not-exist.car'))).rejects.toMatchObject({ code: 'IO', message: expect.stringContaining('ENOENT') })
+    await expect(verifyCar(join(tmp, 'does-not-exist.car'))).rejects.toMatchObject({
+      code: 'IO',
+      message: expect.stringContaining('ENOENT'),
+    })
     await expect(verifyCar(tmp)).rejects.toMatchObject({ code: 'IO', message: expect.stringContaining('EISDIR') })
     async function* failing(): AsyncGenerator<Uint8Array> {
       yield Uint8Array.of(0x0a)
@@ -516,7 +569,9 @@ describe('verifyCar DAG walk', () => {
 
     const cut = await verifyCar(chunks(v2.subarray(0, dataOffset + v1.length - 2)))
     expect(cut.problems[0].kind).toBe('truncated')
-    const inner = await badCar(verifyCar(chunks(Buffer.concat([pragma, header, new Uint8Array(7), Uint8Array.of(0x0a), dagCbor.encode({ version: 2 })]))))
+    const inner = await badCar(
+      verifyCar(chunks(Buffer.concat([pragma, header, new Uint8Array(7), Uint8Array.of(0x0a), dagCbor.encode({ version: 2 })]))),
+    )
     expect(inner.message).toBe('Invalid CAR version inside CARv2 CAR stream: 2 (expected 1)')
   })
 
@@ -565,14 +620,20 @@ describe('checkBlock', () => {
     const bytes = new TextEncoder().encode('sha2-512 block')
     const cid = CID.create(1, raw.code, await sha512.digest(bytes))
     await checkBlock(cid, bytes)
-    await expect(checkBlock(cid, bytes.subarray(1))).rejects.toMatchObject({ code: 'CORRUPT_BLOCK', message: expect.stringContaining('sha2-512 of the bytes is') })
+    await expect(checkBlock(cid, bytes.subarray(1))).rejects.toMatchObject({
+      code: 'CORRUPT_BLOCK',
+      message: expect.stringContaining('sha2-512 of the bytes is'),
+    })
   })
 
   it('checks identity CIDs: the digest is the block', async () => {
     const bytes = new TextEncoder().encode('inline')
     const cid = CID.create(1, raw.code, identity.digest(bytes))
     await checkBlock(cid, bytes)
-    await expect(checkBlock(cid, new TextEncoder().encode('inlinE'))).rejects.toMatchObject({ code: 'CORRUPT_BLOCK', subject: cid.toString() })
+    await expect(checkBlock(cid, new TextEncoder().encode('inlinE'))).rejects.toMatchObject({
+      code: 'CORRUPT_BLOCK',
+      subject: cid.toString(),
+    })
   })
 
   it('rejects a truncated digest', async () => {
@@ -665,7 +726,9 @@ describe('blockLinks', () => {
         fc.dictionary(key, tie('node'), { maxKeys: 4 }),
       ),
     }))
-    const cids = await Promise.all(Array.from({ length: 64 }, async (_, i) => CID.create(1, raw.code, await sha256.digest(Uint8Array.of(i)))))
+    const cids = await Promise.all(
+      Array.from({ length: 64 }, async (_, i) => CID.create(1, raw.code, await sha256.digest(Uint8Array.of(i)))),
+    )
     const withLinks = (value: unknown, next: { i: number }): unknown => {
       if (value === LINK) return cids[next.i++ % cids.length]
       if (Array.isArray(value)) return value.map((v) => withLinks(v, next))
@@ -679,10 +742,20 @@ describe('blockLinks', () => {
         const value = withLinks(generated, { i: 0 })
         const cbor = dagCbor.encode(value)
         const inCbor = blockLinks(CID.create(1, dagCbor.code, Digest.create(0, cbor)), cbor)
-        expect(inCbor.map(String)).toEqual(occurrences(Buffer.from(cbor), cids.map((c) => c.bytes)))
+        expect(inCbor.map(String)).toEqual(
+          occurrences(
+            Buffer.from(cbor),
+            cids.map((c) => c.bytes),
+          ),
+        )
         const json = dagJson.encode(value)
         const inJson = blockLinks(CID.create(1, dagJson.code, Digest.create(0, json)), json)
-        expect(inJson.map(String)).toEqual(occurrences(Buffer.from(json), cids.map((c) => c.toString())))
+        expect(inJson.map(String)).toEqual(
+          occurrences(
+            Buffer.from(json),
+            cids.map((c) => c.toString()),
+          ),
+        )
       }),
       { seed: 20240611, numRuns: 300 },
     )
@@ -700,7 +773,9 @@ describe('blockLinks', () => {
   it('names an unknown codec', async () => {
     const bytes = new TextEncoder().encode('tree 0\0')
     const cid = CID.create(1, 0x78, await sha256.digest(bytes))
-    expect(() => blockLinks(cid, bytes)).toThrow(`Block ${cid}: cannot read links of codec 0x78 (cairn reads dag-pb, dag-cbor, dag-json and raw)`)
+    expect(() => blockLinks(cid, bytes)).toThrow(
+      `Block ${cid}: cannot read links of codec 0x78 (cairn reads dag-pb, dag-cbor, dag-json and raw)`,
+    )
   })
 
   it.each([

@@ -54,7 +54,9 @@ describe('cairn as a child process', () => {
 
     const ls = json<{ path: string; rows?: number }[]>(await run(ds, ['ls', '--json']))
     expect(validateWith('cli/ls.schema.json', ls)).toEqual([])
-    expect(ls.map((s) => s.path)).toEqual(expect.arrayContaining(['train/part-000.parquet', 'validation/part-000.arrow', 'test/part-000.jsonl']))
+    expect(ls.map((s) => s.path)).toEqual(
+      expect.arrayContaining(['train/part-000.parquet', 'validation/part-000.arrow', 'test/part-000.jsonl']),
+    )
 
     // the CAR on stdout, the root CID alone on stderr
     const piped = await run(ds, ['pack'])

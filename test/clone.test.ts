@@ -175,7 +175,14 @@ describe('clone a cairn version', () => {
   it('include and exclude clone part of a release', async () => {
     const dir = await fresh('partial')
     const result = await clone({ cid: v2.toString(), dir, from: [car2], include: ['train/*', '*.txt'], exclude: ['big.bin'] })
-    expect(await dataFiles(dir)).toEqual(['cairn.json', 'docs/more.txt', 'docs/notes.txt', 'eval/deep/d.txt', 'train/a.jsonl', 'train/b.jsonl'])
+    expect(await dataFiles(dir)).toEqual([
+      'cairn.json',
+      'docs/more.txt',
+      'docs/notes.txt',
+      'eval/deep/d.txt',
+      'train/a.jsonl',
+      'train/b.jsonl',
+    ])
     expect(result).toMatchObject({ totalFiles: 5, written: 5, excluded: 3 })
     const report = await verify({ dataset: dir, dir })
     expect(report.missing).toEqual(['README.md', 'eval/c.csv', 'train/big.bin'])
@@ -214,7 +221,8 @@ describe('clone a cairn version', () => {
     const before = await dataFiles(dir)
     expect(before).toEqual(['README.md', 'cairn.json', 'docs/notes.txt', 'eval/c.csv', 'eval/deep/d.txt', 'train/a.jsonl', 'train/b.jsonl'])
     // every file at a final path is whole and right
-    for (const f of before.filter((f) => f !== 'cairn.json')) expect(digest(await readFile(join(dir, f)))).toBe(digest(FILES[f as keyof typeof FILES]))
+    for (const f of before.filter((f) => f !== 'cairn.json'))
+      expect(digest(await readFile(join(dir, f)))).toBe(digest(FILES[f as keyof typeof FILES]))
     expect(await verify({ dataset: join(dir), dir }).catch((x: unknown) => x)).toHaveProperty('code', 'BAD_REF') // HEAD moves last
     await writeFile(join(dir, 'README.md'), '# tampered\n')
     // what a kill midway leaves: a partial file under the temporary name
@@ -284,7 +292,12 @@ describe('misbehaving gateways: the CID and the source are named, the next sourc
     const good = await testGateway(src)
     closers.push(() => good.close())
     const dir = await fresh(`bad-${mode}`)
-    const result = await clone({ cid: v1.toString(), dir, from: [bad.url, good.url], sourceOptions: { timeoutMs: 300, idleTimeoutMs: 300 } })
+    const result = await clone({
+      cid: v1.toString(),
+      dir,
+      from: [bad.url, good.url],
+      sourceOptions: { timeoutMs: 300, idleTimeoutMs: 300 },
+    })
     expect(result.failures.length).toBeGreaterThan(0)
     expect(validateWith('cli/clone.schema.json', toJsonValue(result))).toEqual([])
     const first = result.failures.find((f) => f.source === bad.url)!
@@ -341,7 +354,10 @@ describe('misbehaving gateways: the CID and the source are named, the next sourc
     closers.push(() => src.close())
     const bad1 = await testGateway(src, { misbehave: 'wrong-bytes' })
     const bad2 = await testGateway(src, { misbehave: 'html' })
-    closers.push(() => bad1.close(), () => bad2.close())
+    closers.push(
+      () => bad1.close(),
+      () => bad2.close(),
+    )
     const dir = await fresh('all-bad')
     const e = (await thrown(() => clone({ cid: v1.toString(), dir, from: [bad1.url, bad2.url], jobs: 1 }))) as CairnError
     expect(e.code).toBe('FETCH_FAILED')
@@ -385,7 +401,11 @@ describe('clone plain UnixFS from a gateway serving the conformance fixtures', (
   })
 
   it.each([
-    ['trustless_gateway_car', 'single-layer-hamt-with-multi-block-files.car', 'bafybeidbclfqleg2uojchspzd4bob56dqetqjsj27gy2cq3klkkgxtpn4i'],
+    [
+      'trustless_gateway_car',
+      'single-layer-hamt-with-multi-block-files.car',
+      'bafybeidbclfqleg2uojchspzd4bob56dqetqjsj27gy2cq3klkkgxtpn4i',
+    ],
     ['trustless_gateway_car', 'subdir-with-mixed-block-files.car', 'bafybeidh6k2vzukelqtrjsmd4p52cpmltd2ufqrdtdg6yigi73in672fwu'],
     ['path_gateway_dag', 'dag-pb.car', 'bafybeiegxwlgmoh2cny7qlolykdf7aq7g6dlommarldrbm7c4hbckhfcke'],
     ['path_gateway_dag', 'gateway-json-cbor.car', 'bafybeiafyvqlazbbbtjnn6how5d6h6l6rxbqc4qgpbmteaiskjrffmyy4a'],
@@ -410,7 +430,10 @@ describe('clone plain UnixFS from a gateway serving the conformance fixtures', (
   })
 
   it('skips what is not a UnixFS file or directory: a symlink, a dag-cbor node', async () => {
-    const gw = await gateway([fixture('path_gateway_unixfs', 'symlink.car'), fixture('trustless_gateway_car', 'dir-with-dag-cbor-with-links.car')])
+    const gw = await gateway([
+      fixture('path_gateway_unixfs', 'symlink.car'),
+      fixture('trustless_gateway_car', 'dir-with-dag-cbor-with-links.car'),
+    ])
     const a = await fresh('symlink')
     const r1 = await clone({ cid: 'QmWvY6FaqFMS89YAQ9NAPjVP4WZKA1qbHbicc9HeSKQTgt', dir: a, from: [gw.url] })
     expect(await dataFiles(a)).toEqual(['foo'])
@@ -445,7 +468,9 @@ describe('clone plain UnixFS from a gateway serving the conformance fixtures', (
   it('a DAG with a missing block fails with FETCH_FAILED and leaves nothing at the final path', async () => {
     const gw = await gateway([fixture('trustless_gateway_car', 'file-3k-and-3-blocks-missing-block.car')])
     const target = join(await fresh('missing'), 'file.bin')
-    const e = (await thrown(() => clone({ cid: 'QmYhmPjhFjYFyaoiuNzYv8WGavpSRDwdHWe5B4M5du5Rtk', dir: target, from: [gw.url] }))) as CairnError
+    const e = (await thrown(() =>
+      clone({ cid: 'QmYhmPjhFjYFyaoiuNzYv8WGavpSRDwdHWe5B4M5du5Rtk', dir: target, from: [gw.url] }),
+    )) as CairnError
     expect(e.code).toBe('FETCH_FAILED')
     expect(e.message).toContain(gw.url)
     expect(await readdir(join(target, '..'))).toEqual([])
@@ -507,7 +532,9 @@ describe('cat', () => {
   it('says what is wrong: no such shard, a version without a path', async () => {
     const out = collect()
     expect(((await thrown(() => cat({ cid: `${v2}/nope.txt`, from: [car2], output: out.stream }))) as CairnError).code).toBe('USAGE')
-    expect(((await thrown(() => cat({ cid: `${v2}`, from: [car2], output: out.stream }))) as CairnError).message).toContain('name one of its shards')
+    expect(((await thrown(() => cat({ cid: `${v2}`, from: [car2], output: out.stream }))) as CairnError).message).toContain(
+      'name one of its shards',
+    )
   })
 })
 
@@ -556,10 +583,18 @@ async function writeCarOf(path: string, badPath: string, name = 'hostile'): Prom
   const content = new TextEncoder().encode('escaped\n')
   const fileCid = cidFor(0x55, content)
   const card = dagJson.encode({ cardVersion: 1, name: 'hostile' })
-  const tree = dagPb.encode({ Data: new UnixFS({ type: 'directory' }).marshal(), Links: [{ Hash: fileCid, Name: badPath.split('/').pop() as string, Tsize: content.length }] })
+  const tree = dagPb.encode({
+    Data: new UnixFS({ type: 'directory' }).marshal(),
+    Links: [{ Hash: fileCid, Name: badPath.split('/').pop() as string, Tsize: content.length }],
+  })
   const treeCid = cidFor(0x70, tree)
   const cardCid = cidFor(DAG_JSON, card)
-  const index = dagJson.encode({ type: 'cairn.index', v: 1, level: 0, entries: [{ path: badPath, cid: fileCid, size: content.length, format: 'bytes' }] })
+  const index = dagJson.encode({
+    type: 'cairn.index',
+    v: 1,
+    level: 0,
+    entries: [{ path: badPath, cid: fileCid, size: content.length, format: 'bytes' }],
+  })
   const indexCid = cidFor(DAG_JSON, index)
   const version = dagJson.encode({
     type: 'cairn.version',

@@ -32,7 +32,11 @@ function expectSchema(name: string, value: unknown): void {
 }
 
 /** Asserts a failed `--json` run: exit code, error code, and the error JSON valid. */
-function expectError(r: CliResult, exitCode: number, code: string): { error: { code: string; message: string; subject?: string; hint?: string; details?: unknown[] } } {
+function expectError(
+  r: CliResult,
+  exitCode: number,
+  code: string,
+): { error: { code: string; message: string; subject?: string; hint?: string; details?: unknown[] } } {
   const json = parseJson<{ error: { code: string; message: string; subject?: string; hint?: string; details?: unknown[] } }>(r)
   expect(json.error, `expected an error, exit ${r.exitCode}: ${r.stdout}`).toBeDefined()
   expect(json.error.code, json.error.message).toBe(code)
@@ -91,7 +95,11 @@ describe('every --json result validates against schemas/cli/<command>.schema.jso
     empty: string
   }
   const cases: { name: string; schema: string; exit?: number; args: (c: Ctx) => string[]; prepare?: (c: Ctx) => Promise<void> }[] = [
-    { name: 'init (card from flags)', schema: 'init', args: (c) => ['init', c.empty, '--name', 'fresh', '--license', 'MIT', '--seed', '7', '--param', 'n=1'] },
+    {
+      name: 'init (card from flags)',
+      schema: 'init',
+      args: (c) => ['init', c.empty, '--name', 'fresh', '--license', 'MIT', '--seed', '7', '--param', 'n=1'],
+    },
     { name: 'build', schema: 'build', args: (c) => ['build', '-C', c.dir, '-m', 'third', '--allow-empty'] },
     { name: 'build (nothing changed)', schema: 'build', args: (c) => ['build', '-C', c.dir] },
     { name: 'log', schema: 'log', args: (c) => ['log', '-C', c.dir] },
@@ -102,7 +110,12 @@ describe('every --json result validates against schemas/cli/<command>.schema.jso
     { name: 'show HEAD~1', schema: 'show', args: (c) => ['show', 'HEAD~1', '-C', c.dir] },
     { name: 'ls', schema: 'ls', args: (c) => ['ls', '-C', c.dir] },
     { name: 'tag <name>', schema: 'tag', args: (c) => ['tag', 'v1', 'HEAD~1', '-C', c.dir] },
-    { name: 'tag (list)', schema: 'tag', args: (c) => ['tag', '-C', c.dir], prepare: async (c) => void (await cairnJson(['tag', 'v2', '-C', c.dir])) },
+    {
+      name: 'tag (list)',
+      schema: 'tag',
+      args: (c) => ['tag', '-C', c.dir],
+      prepare: async (c) => void (await cairnJson(['tag', 'v2', '-C', c.dir])),
+    },
     { name: 'tag (empty list)', schema: 'tag', args: (c) => ['tag', '-C', c.dir] },
     { name: 'pack -o', schema: 'pack', args: (c) => ['pack', '-C', c.dir, '-o', join(c.empty, 'v.car')] },
     { name: 'verify (folder, ok)', schema: 'verify', args: (c) => ['verify', '-C', c.dir] },
@@ -168,14 +181,37 @@ describe('every --json result validates against schemas/cli/<command>.schema.jso
     expect(validateWith('cli/ls.schema.json', [shard])).toEqual([])
     expect(validateWith('cli/ls.schema.json', [{ ...shard, extra: 1 }])).not.toEqual([])
     expect(validateWith('cli/ls.schema.json', [{ ...shard, cid: link['/'] }])).not.toEqual([])
-    expect(validateWith('cli/ls.schema.json', [{ ...shard, rows: undefined, schema: undefined }].map((s) => JSON.parse(JSON.stringify(s))))).not.toEqual([])
+    expect(
+      validateWith(
+        'cli/ls.schema.json',
+        [{ ...shard, rows: undefined, schema: undefined }].map((s) => JSON.parse(JSON.stringify(s))),
+      ),
+    ).not.toEqual([])
     expect(validateWith('cli/ls.schema.json', [{ path: 'a.bin', cid: link, size: 3, format: 'bytes', rows: 0 }])).not.toEqual([])
     expect(validateWith('cli/tag.schema.json', { name: 'v1', cid: link })).toEqual([])
     expect(validateWith('cli/tag.schema.json', [{ name: 'v1', cid: link }])).toEqual([])
     expect(validateWith('cli/tag.schema.json', [{ name: '-v1', cid: link }])).not.toEqual([])
-    expect(validateWith('cli/verify.schema.json', { kind: 'car', ok: true, roots: [link], checkedRoots: [link], blocks: 1, bytes: 9, problems: [] })).toEqual([])
     expect(
-      validateWith('cli/verify.schema.json', { kind: 'car', ok: true, roots: [link], checkedRoots: [link], blocks: 1, bytes: 9, problems: [{ kind: 'missing', message: 'm' }] }),
+      validateWith('cli/verify.schema.json', {
+        kind: 'car',
+        ok: true,
+        roots: [link],
+        checkedRoots: [link],
+        blocks: 1,
+        bytes: 9,
+        problems: [],
+      }),
+    ).toEqual([])
+    expect(
+      validateWith('cli/verify.schema.json', {
+        kind: 'car',
+        ok: true,
+        roots: [link],
+        checkedRoots: [link],
+        blocks: 1,
+        bytes: 9,
+        problems: [{ kind: 'missing', message: 'm' }],
+      }),
     ).not.toEqual([])
     expect(validateWith('cli/verify.schema.json', { kind: 'tarball' })).not.toEqual([])
     expect(validateWith('cli/error.schema.json', { error: { code: 'NOT_A_DATASET', message: 'm' } })).toEqual([])
@@ -242,7 +278,13 @@ describe('init', () => {
       description: 'Rows of things',
       license: 'CC-BY-4.0',
       authors: ['Ada Lovelace', 'Charles Babbage'],
-      provenance: { generator: 'gen.py', model: 'llama-3-8b', promptTemplate: 'Say {x}', seed: 42, parameters: { temperature: 0.7, style: 'plain' } },
+      provenance: {
+        generator: 'gen.py',
+        model: 'llama-3-8b',
+        promptTemplate: 'Say {x}',
+        seed: 42,
+        parameters: { temperature: 0.7, style: 'plain' },
+      },
       shards: [
         { glob: '**/*.jsonl', rowSchema: { type: 'object', required: ['id'] }, primaryKey: ['id'] },
         { glob: '**/*.parquet', primaryKey: ['a', 'b'] },
@@ -283,7 +325,14 @@ describe('init', () => {
     const dir = await tmp.make()
     await writeFile(
       join(dir, 'cairn.json'),
-      JSON.stringify({ cardVersion: 2, name: '-bad', authors: ['ok', ''], colour: 'red', provenance: { seed: 1.5 }, shards: [{ glob: '', primaryKey: [] }] }),
+      JSON.stringify({
+        cardVersion: 2,
+        name: '-bad',
+        authors: ['ok', ''],
+        colour: 'red',
+        provenance: { seed: 1.5 },
+        shards: [{ glob: '', primaryKey: [] }],
+      }),
     )
     const paths = ['/cardVersion', '/name', '/authors/1', '/provenance/seed', '/shards/0/glob', '/shards/0/primaryKey']
 
@@ -510,7 +559,11 @@ describe('log, show, ls, tag on a built dataset', () => {
     const json = await cairnJson<Shard[]>(['ls', '-C', dir])
     expectSchema('ls', json)
     const byPath = new Map(json.map((s) => [s.path, s]))
-    expect(byPath.get('train/part-000.parquet')).toMatchObject({ format: 'parquet', rows: 400, size: (await stat(join(dir, 'train/part-000.parquet'))).size })
+    expect(byPath.get('train/part-000.parquet')).toMatchObject({
+      format: 'parquet',
+      rows: 400,
+      size: (await stat(join(dir, 'train/part-000.parquet'))).size,
+    })
     expect(byPath.get('validation/part-000.arrow')).toMatchObject({ format: 'arrow', rows: 150 })
     expect(byPath.get('test/part-000.jsonl')).toMatchObject({ format: 'jsonl', rows: 150 })
     expect(byPath.get(ADDED_FILE)).toMatchObject({ format: 'bytes', size: 14 })
@@ -607,7 +660,14 @@ describe('pack', () => {
     expect(human.exitCode, human.stderr).toBe(0)
     expect(human.stdout).toMatch(new RegExp(`^${v2}  \\d+ blocks, .* → ${a.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\n$`))
 
-    const json = await cairnJson<{ root: JsonLink; blocks: number; bytes: number; file: string }>(['pack', 'HEAD', '-C', dir, '-o', join(out, 'b.car')])
+    const json = await cairnJson<{ root: JsonLink; blocks: number; bytes: number; file: string }>([
+      'pack',
+      'HEAD',
+      '-C',
+      dir,
+      '-o',
+      join(out, 'b.car'),
+    ])
     expectSchema('pack', json)
     expect(json).toMatchObject({ root: { '/': v2 }, file: join(out, 'b.car') })
     const bytesA = await readFile(a)
@@ -656,15 +716,26 @@ describe('verify', () => {
   const changes: { name: string; change: (dir: string) => Promise<void>; human: string; json: Partial<FolderReport> }[] = [
     {
       name: 'a modified file (same size)',
-      change: async (dir) => void (await flipBitInside(join(dir, 'test', 'part-000.jsonl'), await readFile(join(dir, 'test', 'part-000.jsonl')))),
+      change: async (dir) =>
+        void (await flipBitInside(join(dir, 'test', 'part-000.jsonl'), await readFile(join(dir, 'test', 'part-000.jsonl')))),
       human: 'modified  test/part-000.jsonl (expected ',
-      json: { modified: [expect.objectContaining({ path: 'test/part-000.jsonl', actual: expect.objectContaining({ cid: expect.anything() }) })] },
+      json: {
+        modified: [expect.objectContaining({ path: 'test/part-000.jsonl', actual: expect.objectContaining({ cid: expect.anything() }) })],
+      },
     },
     {
       name: 'a modified file (other size)',
       change: (dir) => writeFile(join(dir, ADDED_FILE), 'different\n'),
       human: `modified  ${ADDED_FILE} (expected `,
-      json: { modified: [expect.objectContaining({ path: ADDED_FILE, expected: expect.objectContaining({ size: 14 }), actual: expect.objectContaining({ size: 10 }) })] },
+      json: {
+        modified: [
+          expect.objectContaining({
+            path: ADDED_FILE,
+            expected: expect.objectContaining({ size: 14 }),
+            actual: expect.objectContaining({ size: 10 }),
+          }),
+        ],
+      },
     },
     {
       name: 'an added file',
@@ -725,7 +796,14 @@ describe('verify', () => {
     expect(human.stdout).toMatch(new RegExp(`^ok: ${packed.blocks} blocks, .*DAG complete under ${v2}\\n$`))
     const json = await cairnJson<CarReport>(['verify', '--car', car])
     expectSchema('verify', json)
-    expect(json).toMatchObject({ kind: 'car', ok: true, roots: [{ '/': v2 }], checkedRoots: [{ '/': v2 }], blocks: packed.blocks, problems: [] })
+    expect(json).toMatchObject({
+      kind: 'car',
+      ok: true,
+      roots: [{ '/': v2 }],
+      checkedRoots: [{ '/': v2 }],
+      blocks: packed.blocks,
+      problems: [],
+    })
     const size = (await stat(car)).size
     expect(json).toMatchObject({ bytes: size })
   })
@@ -800,7 +878,9 @@ describe('errors', () => {
     const human = await cairn([...args, '-C', dir])
     expect(human.exitCode).toBe(3)
     expect(human.stdout).toBe('')
-    expect(human.stderr).toBe(`Error: ${dir} is not inside a cairn dataset (no cairn.json with a .cairn/ store beside it)\nHint: run \`cairn init\` in the dataset folder first\n`)
+    expect(human.stderr).toBe(
+      `Error: ${dir} is not inside a cairn dataset (no cairn.json with a .cairn/ store beside it)\nHint: run \`cairn init\` in the dataset folder first\n`,
+    )
     const { error } = expectError(await cairn([...args, '-C', dir, '--json']), 3, 'NOT_A_DATASET')
     expect(error).toMatchObject({ subject: dir, hint: expect.stringContaining('cairn init') })
   })

@@ -31,7 +31,8 @@ describe.each(names)('datasets/%s', (name) => {
     await init({ dir })
     const result = await build({ dir, message: expected.message, date: new Date(expected.sourceDateEpoch * 1000) })
     const shards: Record<string, unknown> = {}
-    for await (const e of ls({ dir })) shards[e.path] = JSON.parse(JSON.stringify({ cid: e.cid.toString(), size: e.size, format: e.format, rows: e.rows }))
+    for await (const e of ls({ dir }))
+      shards[e.path] = JSON.parse(JSON.stringify({ cid: e.cid.toString(), size: e.size, format: e.format, rows: e.rows }))
     expect(shards).toEqual(expected.shards)
     expect(result.manifest.totals).toEqual(expected.totals)
     expect(result.manifest.tree.toString()).toBe(expected.tree)

@@ -69,7 +69,9 @@ describe('diffIndexes on a million entries', () => {
     rootB = (await buildIndex(entries, sink)).root
     depth = (await readIndexNode(source, rootA)).level
     source.reads = 0
-    console.log(`built two indexes of ${N} entries in ${((performance.now() - t0) / 1000).toFixed(1)} s, ${source.blocks.size} blocks, depth ${depth}`)
+    console.log(
+      `built two indexes of ${N} entries in ${((performance.now() - t0) / 1000).toFixed(1)} s, ${source.blocks.size} blocks, depth ${depth}`,
+    )
     // two builds of a million entries: tens of seconds on an idle machine, more on a loaded one
   }, 600_000)
 
@@ -200,7 +202,7 @@ describe('diff of built versions', () => {
     expect(rows?.schema?.removed).toEqual([])
   })
 
-  it('--rows: matches rows by the card\'s primary key and lists changed columns', async () => {
+  it("--rows: matches rows by the card's primary key and lists changed columns", async () => {
     const result = await diff({ dir: ds.dir, a: v1, b: v2, rows: true, limit: 1 })
     const rows = result.shards.find((s) => s.path === 'rows.jsonl')?.rows
     expect(rows).toEqual({
@@ -211,7 +213,11 @@ describe('diff of built versions', () => {
       removed: 0,
       changed: 2,
       unchanged: 0,
-      samples: { added: [{ id: 3, x: 'c', y: false }], removed: [], changed: [{ key: [1], columns: { y: { before: undefined, after: true } } }] },
+      samples: {
+        added: [{ id: 3, x: 'c', y: false }],
+        removed: [],
+        changed: [{ key: [1], columns: { y: { before: undefined, after: true } } }],
+      },
     })
     // only modified tabular shards get a row diff
     expect(result.shards.filter((s) => s.rows).map((s) => s.path)).toEqual(['rows.jsonl'])
@@ -326,7 +332,11 @@ describe('cairn diff and cairn log --stat (compiled commands)', () => {
     ensureBuilt()
     ds = await makeDataset({ 'a.jsonl': '{"id":1}\n', 'b.bin': 'b' }, { card: { cardVersion: 1, name: 'cli', description: 'one' } })
     await build({ dir: ds.dir, message: 'v1', date: FIXED_DATE })
-    await ds.write({ 'a.jsonl': '{"id":1,"n":2}\n{"id":2,"n":3}\n', 'c.bin': 'c', 'cairn.json': JSON.stringify({ cardVersion: 1, name: 'cli', description: 'two' }) })
+    await ds.write({
+      'a.jsonl': '{"id":1,"n":2}\n{"id":2,"n":3}\n',
+      'c.bin': 'c',
+      'cairn.json': JSON.stringify({ cardVersion: 1, name: 'cli', description: 'two' }),
+    })
     await build({ dir: ds.dir, message: 'v2', date: FIXED_DATE })
   })
   afterAll(() => ds.cleanup())

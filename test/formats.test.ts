@@ -162,7 +162,11 @@ describe('jsonl', () => {
     ['number row', '{"a":1}\n42\n', (p) => `${p}:2: expected a JSON object, found integer`],
     ['null row', 'null\n', (p) => `${p}:1: expected a JSON object, found null`],
     ['string row', '"x"\n', (p) => `${p}:1: expected a JSON object, found string`],
-    ['invalid UTF-8', Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d, 0x0a]), (p) => `${p}:1: invalid UTF-8 (expected UTF-8 encoded JSON)`],
+    [
+      'invalid UTF-8',
+      Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d, 0x0a]),
+      (p) => `${p}:1: invalid UTF-8 (expected UTF-8 encoded JSON)`,
+    ],
   ])('rejects %s with INVALID_ROW naming file:line', async (label, content, message) => {
     const file = await fixture(`bad-${label.replace(/\W+/g, '-')}.jsonl`, content)
     const e = await failure(jsonl.facts(file))
@@ -192,10 +196,7 @@ describe('jsonl', () => {
 
 describe('csv', () => {
   it('reads rows and infers column types', async () => {
-    const file = await fixture(
-      'basic.csv',
-      'id,score,ok,name,blank,mixed\n1,1.5,true,a,,1\n-2,2,FALSE,"b, c",,x\n+3,1e3,true,,,2\n',
-    )
+    const file = await fixture('basic.csv', 'id,score,ok,name,blank,mixed\n1,1.5,true,a,,1\n-2,2,FALSE,"b, c",,x\n+3,1e3,true,,,2\n')
     const lines: number[] = []
     const facts = await csv.facts(file, { onRow: (_row, line) => lines.push(line) })
     expect(facts).toEqual({
@@ -282,12 +283,42 @@ describe('csv', () => {
   it.each<[string, string, string, (file: string) => string]>([
     ['too few fields', 'a,b,c\n1,2,3\n\n4,5\n', 'INVALID_ROW', (p) => `${p}:4: expected 3 fields (as in the header), found 2`],
     ['too many fields', 'a,b\n1,2\n3,4,5', 'INVALID_ROW', (p) => `${p}:3: expected 2 fields (as in the header), found 3`],
-    ['ragged after a multi-line field', 'a,b\r\n1,"x\r\ny",z\r\n', 'INVALID_ROW', (p) => `${p}:2: expected 2 fields (as in the header), found 3`],
-    ['unclosed quote', 'a,b\n1,2\n3,"x\ny\n', 'INVALID_ROW', (p) => `${p}:3: quoted field "b" not closed (expected a closing quote before the end of the file)`],
-    ['text after closing quote', 'a,b\n1,"x"y\n', 'INVALID_ROW', (p) => `${p}:2: unexpected character after the closing quote of field "b" (expected a delimiter or the end of the line)`],
-    ['quote in unquoted field', 'a,b\n1,2\n3,x"y\n', 'INVALID_ROW', (p) => `${p}:3: quote inside unquoted field "b" (expected quotes around the whole field, with inner quotes doubled)`],
-    ['quote error in the header', 'a,b"\n1,2\n', 'INVALID_ROW', (p) => `${p}:1: quote inside unquoted field 2 (expected quotes around the whole field, with inner quotes doubled)`],
-    ['empty line in a multi-column file is skipped, a lone value is not', 'a,b\n\n1,2\n3\n', 'INVALID_ROW', (p) => `${p}:4: expected 2 fields (as in the header), found 1`],
+    [
+      'ragged after a multi-line field',
+      'a,b\r\n1,"x\r\ny",z\r\n',
+      'INVALID_ROW',
+      (p) => `${p}:2: expected 2 fields (as in the header), found 3`,
+    ],
+    [
+      'unclosed quote',
+      'a,b\n1,2\n3,"x\ny\n',
+      'INVALID_ROW',
+      (p) => `${p}:3: quoted field "b" not closed (expected a closing quote before the end of the file)`,
+    ],
+    [
+      'text after closing quote',
+      'a,b\n1,"x"y\n',
+      'INVALID_ROW',
+      (p) => `${p}:2: unexpected character after the closing quote of field "b" (expected a delimiter or the end of the line)`,
+    ],
+    [
+      'quote in unquoted field',
+      'a,b\n1,2\n3,x"y\n',
+      'INVALID_ROW',
+      (p) => `${p}:3: quote inside unquoted field "b" (expected quotes around the whole field, with inner quotes doubled)`,
+    ],
+    [
+      'quote error in the header',
+      'a,b"\n1,2\n',
+      'INVALID_ROW',
+      (p) => `${p}:1: quote inside unquoted field 2 (expected quotes around the whole field, with inner quotes doubled)`,
+    ],
+    [
+      'empty line in a multi-column file is skipped, a lone value is not',
+      'a,b\n\n1,2\n3\n',
+      'INVALID_ROW',
+      (p) => `${p}:4: expected 2 fields (as in the header), found 1`,
+    ],
     ['duplicate header', '\na,b,a\n1,2,3\n', 'INVALID_SHARD', (p) => `${p}:2: duplicate column "a" in the header (expected unique names)`],
   ])('rejects %s', async (label, content, code, message) => {
     const file = await fixture(`bad-${label.replace(/\W+/g, '-')}.csv`, content)
@@ -377,7 +408,12 @@ describe('parquet', () => {
         { name: 'root', num_children: 8 },
         { name: 'd', type: 'INT32', repetition_type: 'REQUIRED', logical_type: { type: 'DATE' }, converted_type: 'DATE' },
         { name: 'i8', type: 'INT32', repetition_type: 'REQUIRED', logical_type: { type: 'INTEGER', bitWidth: 8, isSigned: true } },
-        { name: 'ts', type: 'INT64', repetition_type: 'OPTIONAL', logical_type: { type: 'TIMESTAMP', unit: 'MICROS', isAdjustedToUTC: false } },
+        {
+          name: 'ts',
+          type: 'INT64',
+          repetition_type: 'OPTIONAL',
+          logical_type: { type: 'TIMESTAMP', unit: 'MICROS', isAdjustedToUTC: false },
+        },
         { name: 'dec', type: 'INT32', repetition_type: 'REQUIRED', converted_type: 'DECIMAL', precision: 9, scale: 2 },
         { name: 'fix', type: 'FIXED_LEN_BYTE_ARRAY', type_length: 4, repetition_type: 'REQUIRED' },
         { name: 'u', type: 'FIXED_LEN_BYTE_ARRAY', type_length: 16, repetition_type: 'OPTIONAL', logical_type: { type: 'UUID' } },
@@ -457,7 +493,10 @@ describe('parquet', () => {
     bad[at] = 0x0a
     const path = await fixture('bad-num-rows.parquet', bad)
     const e = await failure(parquet.facts(path))
-    expect([e.code, e.message]).toEqual(['INVALID_SHARD', `${path}: invalid Parquet footer (num_rows 5 does not match the row groups' total 3)`])
+    expect([e.code, e.message]).toEqual([
+      'INVALID_SHARD',
+      `${path}: invalid Parquet footer (num_rows 5 does not match the row groups' total 3)`,
+    ])
   })
 
   it('rejects a corrupt footer with INVALID_SHARD', async () => {
@@ -524,15 +563,42 @@ describe('arrow', () => {
     const n = 20
     const of = <T>(make: (i: number) => T): T[] => Array.from({ length: n }, (_, i) => make(i))
     const many = new Table({
-      bool: vectorFromArray(of((i) => (i % 3 === 0 ? null : i % 2 === 0)), new Bool()),
-      nulls: vectorFromArray(of(() => null), new Null()),
-      allNull: vectorFromArray(of(() => null), new Int32()),
-      large: vectorFromArray(of((i) => `L${i}`), new LargeUtf8()),
-      fixed: vectorFromArray(of((i) => new Uint8Array([i, i])), new FixedSizeBinary(2)),
-      day: vectorFromArray(of((i) => new Date(i * 86_400_000)), new DateDay()),
-      ts: vectorFromArray(of((i) => i * 1000), new TimestampMillisecond()),
-      dict: vectorFromArray(of((i) => ['x', 'y'][i % 2]), new Dictionary(new Utf8(), new Int32())),
-      list: vectorFromArray(of((i) => (i % 4 === 0 ? null : [i, i + 1])), new List(new ArrowField('item', new Int32(), true))),
+      bool: vectorFromArray(
+        of((i) => (i % 3 === 0 ? null : i % 2 === 0)),
+        new Bool(),
+      ),
+      nulls: vectorFromArray(
+        of(() => null),
+        new Null(),
+      ),
+      allNull: vectorFromArray(
+        of(() => null),
+        new Int32(),
+      ),
+      large: vectorFromArray(
+        of((i) => `L${i}`),
+        new LargeUtf8(),
+      ),
+      fixed: vectorFromArray(
+        of((i) => new Uint8Array([i, i])),
+        new FixedSizeBinary(2),
+      ),
+      day: vectorFromArray(
+        of((i) => new Date(i * 86_400_000)),
+        new DateDay(),
+      ),
+      ts: vectorFromArray(
+        of((i) => i * 1000),
+        new TimestampMillisecond(),
+      ),
+      dict: vectorFromArray(
+        of((i) => ['x', 'y'][i % 2]),
+        new Dictionary(new Utf8(), new Int32()),
+      ),
+      list: vectorFromArray(
+        of((i) => (i % 4 === 0 ? null : [i, i + 1])),
+        new List(new ArrowField('item', new Int32(), true)),
+      ),
       struct: vectorFromArray(
         of((i) => (i % 5 === 0 ? null : { a: i, b: `b${i}` })),
         new Struct([new ArrowField('a', new Int32(), true), new ArrowField('b', new Utf8(), true)]),
@@ -540,11 +606,17 @@ describe('arrow', () => {
       map: vectorFromArray(
         of((i) => new Map([[`k${i}`, i]])),
         new Map_(
-          new ArrowField('entries', new Struct<{ key: Utf8; value: Int32 }>([new ArrowField('key', new Utf8(), false), new ArrowField('value', new Int32(), true)])),
+          new ArrowField(
+            'entries',
+            new Struct<{ key: Utf8; value: Int32 }>([new ArrowField('key', new Utf8(), false), new ArrowField('value', new Int32(), true)]),
+          ),
         ),
       ),
     })
-    for (const [label, t] of [['whole', many], ['sliced', many.slice(3, 17)]] as const) {
+    for (const [label, t] of [
+      ['whole', many],
+      ['sliced', many.slice(3, 17)],
+    ] as const) {
       const path = await fixture(`many-${label}.${format === 'file' ? 'arrow' : 'arrows'}`, tableToIPC(t, format))
       expect((await arrow.facts(path)).rows).toBe(t.numRows)
       const rows = await collect(arrow.rows(path))
@@ -556,7 +628,9 @@ describe('arrow', () => {
   it.each(['file', 'stream'] as const)('rejects a batch claiming more rows than its buffers hold (%s)', async (format) => {
     const schema = new Schema([new ArrowField('id', new Int64(), false)])
     const id = makeData({ type: new Int64(), length: 1000, nullCount: 0, data: BigInt64Array.of(1n, 2n, 3n) })
-    const lying = new Table([new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: 1000, nullCount: 0, children: [id] }))])
+    const lying = new Table([
+      new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: 1000, nullCount: 0, children: [id] })),
+    ])
     const path = await fixture(`lying.${format === 'file' ? 'arrow' : 'arrows'}`, tableToIPC(lying, format))
     for (const read of [() => arrow.facts(path), () => collect(arrow.rows(path))]) {
       const e = await failure(read())
@@ -578,13 +652,24 @@ describe('arrow', () => {
     ['empty', 'empty.arrow', () => new Uint8Array(0), notArrow],
     ['Parquet bytes', 'parquet.feather', () => new TextEncoder().encode('PAR1xxxxxxxxPAR1'), notArrow],
     ['Feather v1', 'v1.feather', () => new TextEncoder().encode('FEA1\0\0\0\0\0\0\0\0FEA1'), notArrow],
-    ['truncated file', 'trunc.arrow', () => tableToIPC(table, 'file').slice(0, -20), (p) => `${p}: truncated Arrow IPC file (expected magic ARROW1 at the end)`],
-    ['end-of-stream only', 'eos.arrows', () => new Uint8Array([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]), (p) => `${p}: Arrow IPC stream has no schema message (expected one before any record batch)`],
+    [
+      'truncated file',
+      'trunc.arrow',
+      () => tableToIPC(table, 'file').slice(0, -20),
+      (p) => `${p}: truncated Arrow IPC file (expected magic ARROW1 at the end)`,
+    ],
+    [
+      'end-of-stream only',
+      'eos.arrows',
+      () => new Uint8Array([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]),
+      (p) => `${p}: Arrow IPC stream has no schema message (expected one before any record batch)`,
+    ],
     [
       'stream cut inside a batch',
       'cut.arrows',
       () => tableToIPC(table, 'stream').slice(0, -20),
-      (p) => new RegExp(`^${escape(p)}: invalid Arrow IPC stream \\(Expected to read \\d+ bytes for message body, but only read \\d+\\.\\)$`),
+      (p) =>
+        new RegExp(`^${escape(p)}: invalid Arrow IPC stream \\(Expected to read \\d+ bytes for message body, but only read \\d+\\.\\)$`),
     ],
     [
       'stream with a huge metadata length',
@@ -615,7 +700,11 @@ describe('all readers', () => {
   const cases: [string, FormatReader, () => Uint8Array | string][] = [
     ['a.jsonl', jsonl as FormatReader, () => '{"a":1}\n{"a":2}\n{"a":3}\n'],
     ['a.csv', csv as FormatReader, () => 'a\n1\n2\n3\n'],
-    ['a.parquet', parquet as FormatReader, () => new Uint8Array(parquetWriteBuffer({ columnData: [{ name: 'a', data: [1, 2, 3], type: 'INT32' }], rowGroupSize: 1 }))],
+    [
+      'a.parquet',
+      parquet as FormatReader,
+      () => new Uint8Array(parquetWriteBuffer({ columnData: [{ name: 'a', data: [1, 2, 3], type: 'INT32' }], rowGroupSize: 1 })),
+    ],
     ['a.arrows', arrow as FormatReader, () => tableToIPC(tableFromArrays({ a: new Int32Array([1, 2, 3]) }), 'stream')],
     ['a.arrow', arrow as FormatReader, () => tableToIPC(tableFromArrays({ a: new Int32Array([1, 2, 3]) }), 'file')],
   ]

@@ -135,7 +135,8 @@ describe('shape and determinism', () => {
         expect(walked[i].cid.toString()).toBe(entries[i].cid.toString())
         expect(walked[i].size).toBe(entries[i].size)
       }
-      for (let i = 1; i < walked.length; i++) if (comparePaths(walked[i - 1].path, walked[i].path) >= 0) throw new Error(`out of order at ${i}`)
+      for (let i = 1; i < walked.length; i++)
+        if (comparePaths(walked[i - 1].path, walked[i].path) >= 0) throw new Error(`out of order at ${i}`)
     })
 
     it.each([0, 31_337, 99_999])('rewrite only O(depth) nodes when the CID of entry %i changes', async (at) => {
@@ -238,7 +239,12 @@ describe('reading nodes', () => {
   it('rejects a bad node met while walking a built tree', async () => {
     const store = new MemoryStore()
     const bad = store.put(leaf(['../escape']))
-    const root = store.put({ type: 'cairn.index', v: 1, level: 1, entries: [{ path: 'a', node: bad, totals: { shards: 1, bytes: 1, rows: 0 } }] })
+    const root = store.put({
+      type: 'cairn.index',
+      v: 1,
+      level: 1,
+      entries: [{ path: 'a', node: bad, totals: { shards: 1, bytes: 1, rows: 0 } }],
+    })
     const e = await thrown(() => collect(store, root))
     expect(['BAD_PATH', 'INVALID_MANIFEST']).toContain((e as CairnError).code)
   })
@@ -281,4 +287,3 @@ describe('round trip (fast-check, fixed seed)', () => {
     )
   })
 })
-

@@ -7,10 +7,15 @@ import { cidFor, DAG_JSON, RAW } from '../src/cid.js'
 import { decodeManifest, encodeManifest, type IndexNode, type ShardEntry, type VersionManifest } from '../src/manifest.js'
 
 const path = fc
-  .array(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 12 }).filter((s) => !/[\u0000-\u001f\u007f/\\]/.test(s) && s !== '.' && s !== '..'), {
-    minLength: 1,
-    maxLength: 3,
-  })
+  .array(
+    fc
+      .string({ unit: 'grapheme', minLength: 1, maxLength: 12 })
+      .filter((s) => !/[\u0000-\u001f\u007f/\\]/.test(s) && s !== '.' && s !== '..'),
+    {
+      minLength: 1,
+      maxLength: 3,
+    },
+  )
   .map((segments) => segments.join('/'))
 
 const entry = fc.record({

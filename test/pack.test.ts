@@ -246,7 +246,8 @@ describe('pack of older versions and failures', () => {
       const file = join(out, 'empty.car')
       const packed = await pack({ dir: d.dir, output: file })
       const got: { cid: CID; bytes: Uint8Array }[] = []
-      for await (const b of await CarBlockIterator.fromBytes(await readFile(file))) got.push({ cid: CID.asCID(b.cid) as CID, bytes: b.bytes })
+      for await (const b of await CarBlockIterator.fromBytes(await readFile(file)))
+        got.push({ cid: CID.asCID(b.cid) as CID, bytes: b.bytes })
       expect(got[0].cid.toString()).toBe(packed.root.toString())
       expect(got).toHaveLength(4)
       const tree = await exporter(r.manifest.tree, {
@@ -301,6 +302,12 @@ async function dropFromIndex(dir: string, cid: CID): Promise<void> {
   const packs = join(dir, '.cairn', 'packs')
   for (const name of (await readdir(packs)).filter((n) => n.endsWith('.idx'))) {
     const text = await readFile(join(packs, name), 'utf8')
-    await writeFile(join(packs, name), text.split('\n').filter((l) => !l.startsWith(cid.toString() + ' ')).join('\n'))
+    await writeFile(
+      join(packs, name),
+      text
+        .split('\n')
+        .filter((l) => !l.startsWith(cid.toString() + ' '))
+        .join('\n'),
+    )
   }
 }

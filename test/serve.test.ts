@@ -75,7 +75,9 @@ describe('serve', () => {
   })
 
   it('Accept alone selects the format; format wins over Accept', async () => {
-    expect((await get(`/ipfs/${version}`, { headers: { accept: 'application/vnd.ipld.raw' } })).headers.get('content-type')).toBe('application/vnd.ipld.raw')
+    expect((await get(`/ipfs/${version}`, { headers: { accept: 'application/vnd.ipld.raw' } })).headers.get('content-type')).toBe(
+      'application/vnd.ipld.raw',
+    )
     const car = await get(`/ipfs/${version}`, { headers: { accept: 'text/html, application/vnd.ipld.car; version=1; q=0.5' } })
     expect(car.headers.get('content-type')).toMatch(/^application\/vnd\.ipld\.car; version=1/)
     await car.arrayBuffer()
@@ -212,4 +214,3 @@ describe('serve', () => {
     }
   })
 })
-

@@ -45,7 +45,11 @@ describe('stat cache', () => {
     ds = await makeDataset({ 'rows.jsonl': jsonl([{ id: 1 }, { id: 'two' }]) })
     await settle()
     await build({ dir: ds.dir, date: FIXED_DATE })
-    const card = { cardVersion: 1, name: 'test-data', shards: [{ glob: '**/*.jsonl', rowSchema: { type: 'object', properties: { id: { type: 'integer' } } } }] }
+    const card = {
+      cardVersion: 1,
+      name: 'test-data',
+      shards: [{ glob: '**/*.jsonl', rowSchema: { type: 'object', properties: { id: { type: 'integer' } } } }],
+    }
     await writeFile(join(ds.dir, 'cairn.json'), JSON.stringify(card))
     const e = await thrown(() => build({ dir: ds.dir, date: FIXED_DATE }))
     expect(e).toBeInstanceOf(CairnError)

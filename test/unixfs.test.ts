@@ -90,7 +90,7 @@ class MemoryBlocks {
   readonly blocks = new Map<string, Uint8Array>()
   readonly put = (block: Block): void => {
     this.blocks.set(block.cid.toString(), block.bytes)
-  }
+  };
   *get(cid: CID): Generator<Uint8Array> {
     const bytes = this.blocks.get(cid.toString())
     if (bytes === undefined) throw new Error(`missing block ${cid}`)
@@ -224,18 +224,14 @@ describe('files against ipfs-car and ipfs-unixfs-importer', () => {
 
   it('gives the same CID for any split of the same bytes (property, fixed seed)', async () => {
     await fc.assert(
-      fc.asyncProperty(
-        fc.integer({ min: 0, max: 3 * MiB + 17 }),
-        fc.array(fc.nat(), { maxLength: 12 }),
-        async (size, rawCuts) => {
-          const bytes = chacha20Bytes(`cairn-split-${size}`, size)
-          const cuts = [0, ...rawCuts.map((c) => (size === 0 ? 0 : c % (size + 1))).sort((a, b) => a - b), size]
-          const pieces = cuts.slice(1).map((end, i) => bytes.subarray(cuts[i], end))
-          const whole = await importBytes([bytes])
-          const split = await importBytes(pieces)
-          expect(split).toEqual(whole)
-        },
-      ),
+      fc.asyncProperty(fc.integer({ min: 0, max: 3 * MiB + 17 }), fc.array(fc.nat(), { maxLength: 12 }), async (size, rawCuts) => {
+        const bytes = chacha20Bytes(`cairn-split-${size}`, size)
+        const cuts = [0, ...rawCuts.map((c) => (size === 0 ? 0 : c % (size + 1))).sort((a, b) => a - b), size]
+        const pieces = cuts.slice(1).map((end, i) => bytes.subarray(cuts[i], end))
+        const whole = await importBytes([bytes])
+        const split = await importBytes(pieces)
+        expect(split).toEqual(whole)
+      }),
       { seed: 20250499, numRuns: 40 },
     )
   })

@@ -7,7 +7,17 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CarIndexer } from '@ipld/car'
 import { build, CairnError, ls, pack, verify, type CarReport, type ShardEntry } from '../src/index.js'
-import { DEFAULT_CARD, FIXED_DATE, jsonl, makeDataset, seededBytes, tempDir, thrown, type FileSpec, type TempDataset } from './helpers/dataset.js'
+import {
+  DEFAULT_CARD,
+  FIXED_DATE,
+  jsonl,
+  makeDataset,
+  seededBytes,
+  tempDir,
+  thrown,
+  type FileSpec,
+  type TempDataset,
+} from './helpers/dataset.js'
 
 const MiB = 1024 * 1024
 const BIG = 3 * MiB + 4321
@@ -105,19 +115,27 @@ describe('verify a folder', () => {
   })
 
   it('names a one-chunk file with one byte changed as modified', async () => {
-    await withChanged('data/deeper/table.csv', (b) => Buffer.from(b.toString().replace('1', '9')), async () => {
-      const r = await verifyFolder()
-      expect(r.modified.map((m) => m.path)).toEqual(['data/deeper/table.csv'])
-    })
+    await withChanged(
+      'data/deeper/table.csv',
+      (b) => Buffer.from(b.toString().replace('1', '9')),
+      async () => {
+        const r = await verifyFolder()
+        expect(r.modified.map((m) => m.path)).toEqual(['data/deeper/table.csv'])
+      },
+    )
   })
 
   it('names a file whose size changed as modified, with both sizes', async () => {
-    await withChanged('small.txt', (b) => Buffer.concat([b, Buffer.from('!')]), async () => {
-      const r = await verifyFolder()
-      expect(r.ok).toBe(false)
-      expect(r.modified).toHaveLength(1)
-      expect(r.modified[0]).toMatchObject({ path: 'small.txt', expected: { size: 10 }, actual: { size: 11 } })
-    })
+    await withChanged(
+      'small.txt',
+      (b) => Buffer.concat([b, Buffer.from('!')]),
+      async () => {
+        const r = await verifyFolder()
+        expect(r.ok).toBe(false)
+        expect(r.modified).toHaveLength(1)
+        expect(r.modified[0]).toMatchObject({ path: 'small.txt', expected: { size: 10 }, actual: { size: 11 } })
+      },
+    )
   })
 
   it('lists missing and extra files', async () => {

@@ -84,7 +84,8 @@ export class CarBlockSource implements BlockSource {
    */
   async get(cid: CID): Promise<Uint8Array> {
     const range = this.index.get(keyOf(cid))
-    if (range === undefined) throw new CairnError('MISSING_BLOCK', `Block ${cid} is not in CAR file ${this.path}`, { subject: cid.toString() })
+    if (range === undefined)
+      throw new CairnError('MISSING_BLOCK', `Block ${cid} is not in CAR file ${this.path}`, { subject: cid.toString() })
     const bytes = Buffer.allocUnsafe(range.length)
     let filled = 0
     while (filled < range.length) {
@@ -94,7 +95,10 @@ export class CarBlockSource implements BlockSource {
       } catch (e) {
         throw ioError('read', this.path, e)
       }
-      if (n === 0) throw new CairnError('BAD_CAR', `CAR file ${this.path} ends inside block ${cid} (it changed after it was indexed)`, { subject: this.path })
+      if (n === 0)
+        throw new CairnError('BAD_CAR', `CAR file ${this.path} ends inside block ${cid} (it changed after it was indexed)`, {
+          subject: this.path,
+        })
       filled += n
     }
     await checkBlock(cid, bytes)
@@ -125,8 +129,12 @@ export class FallbackSource implements BlockSource {
         misses.push(e.message)
       }
     }
-    throw new CairnError('MISSING_BLOCK', misses.length === 1 ? misses[0] : `Block ${cid} is in none of the sources (${misses.join('; ')})`, {
-      subject: cid.toString(),
-    })
+    throw new CairnError(
+      'MISSING_BLOCK',
+      misses.length === 1 ? misses[0] : `Block ${cid} is in none of the sources (${misses.join('; ')})`,
+      {
+        subject: cid.toString(),
+      },
+    )
   }
 }

@@ -89,8 +89,7 @@ const PROGRESS_INTERVAL_MS = 100
  */
 export async function verifyCar(input: string | AsyncIterable<Uint8Array>, options: VerifyCarOptions = {}): Promise<CarReport> {
   const name = typeof input === 'string' ? input : (options.name ?? 'CAR stream')
-  const source: AsyncIterable<Uint8Array> =
-    typeof input === 'string' ? createReadStream(input, { highWaterMark: READ_CHUNK_BYTES }) : input
+  const source: AsyncIterable<Uint8Array> = typeof input === 'string' ? createReadStream(input, { highWaterMark: READ_CHUNK_BYTES }) : input
   const reader = new CarSectionReader(source, name)
   const problems: CarProblem[] = []
   // Keyed by canonical CID bytes (latin1 string, CIDv0 as CIDv1); a link list holds the links as written.
@@ -358,7 +357,10 @@ class CarSectionReader {
     const length = varint[0]
     if (length === 0) throw new StreamDamage('corrupt', `the section at byte ${at} has zero length`)
     if (length > MAX_SECTION_BYTES) {
-      throw new StreamDamage('corrupt', `the section at byte ${at} claims ${length} bytes, more than the ${MAX_SECTION_BYTES} cairn accepts`)
+      throw new StreamDamage(
+        'corrupt',
+        `the section at byte ${at} claims ${length} bytes, more than the ${MAX_SECTION_BYTES} cairn accepts`,
+      )
     }
     return length
   }

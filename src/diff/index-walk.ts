@@ -41,7 +41,8 @@ export interface DiffIndexesOptions {
 }
 
 /** A branch entry waiting to be read (a subtree), or a shard entry. */
-type Item = { readonly kind: 'node'; readonly level: number; readonly entry: BranchEntry } | { readonly kind: 'leaf'; readonly entry: ShardEntry }
+type Item =
+  { readonly kind: 'node'; readonly level: number; readonly entry: BranchEntry } | { readonly kind: 'leaf'; readonly entry: ShardEntry }
 
 /**
  * Compares the shard indexes rooted at `a` and `b`, read from `source`. Both frontiers are kept in

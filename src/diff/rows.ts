@@ -94,7 +94,13 @@ export function primaryKeyFor(card: Card | undefined, path: string): readonly st
  * @throws {CairnError} `MISSING_BLOCK` / `CORRUPT_BLOCK` for the shards' blocks, `INVALID_SHARD` when a
  *   shard cannot be read as its format, `IO` for the temporary files.
  */
-export async function diffRows(source: BlockSource, path: string, before: CID, after: CID, options: DiffRowsOptions = {}): Promise<RowDiff> {
+export async function diffRows(
+  source: BlockSource,
+  path: string,
+  before: CID,
+  after: CID,
+  options: DiffRowsOptions = {},
+): Promise<RowDiff> {
   const reader = readerFor(path)
   if (!reader) return { status: 'skipped', reason: 'not a tabular format' }
   const limit = options.limit ?? 5
@@ -126,7 +132,12 @@ export interface DiffRowFilesOptions {
  *
  * @throws {CairnError} like the reader's `rows()` (`INVALID_SHARD`, `INVALID_ROW`, `IO`).
  */
-export async function diffRowFiles(reader: FormatReader, fileA: string, fileB: string, options: DiffRowFilesOptions = {}): Promise<RowDiff> {
+export async function diffRowFiles(
+  reader: FormatReader,
+  fileA: string,
+  fileB: string,
+  options: DiffRowFilesOptions = {},
+): Promise<RowDiff> {
   const key = options.primaryKey && options.primaryKey.length > 0 ? options.primaryKey : undefined
   const limit = Math.max(0, Math.floor(options.limit ?? 5))
   // a secret prefix for the hashes: nobody can make up rows whose hashes collide for this diff
@@ -178,7 +189,12 @@ export async function diffRowFiles(reader: FormatReader, fileA: string, fileB: s
 }
 
 /** Calls `visit` with the rows of `file` at the given ordinals, in file order; stops after the last. */
-async function rowsAt(reader: FormatReader, file: string, ordinals: readonly number[], visit: (row: Row, ordinal: number) => void): Promise<void> {
+async function rowsAt(
+  reader: FormatReader,
+  file: string,
+  ordinals: readonly number[],
+  visit: (row: Row, ordinal: number) => void,
+): Promise<void> {
   const wanted = [...new Set(ordinals)].sort((x, y) => x - y)
   if (wanted.length === 0) return
   let next = 0
@@ -646,21 +662,29 @@ const sha256: (text: string) => string =
 
 /** The big-endian 32-bit word at byte `at` of a `binary` digest. */
 function word32(digest: string, at: number): number {
-  return ((digest.charCodeAt(at) << 24) | (digest.charCodeAt(at + 1) << 16) | (digest.charCodeAt(at + 2) << 8) | digest.charCodeAt(at + 3)) >>> 0
+  return (
+    ((digest.charCodeAt(at) << 24) | (digest.charCodeAt(at + 1) << 16) | (digest.charCodeAt(at + 2) << 8) | digest.charCodeAt(at + 3)) >>> 0
+  )
 }
 
 /** A canonical text of a value: object keys sorted, bigints, bytes and dates spelled out. */
 function canonical(value: unknown): string {
   const flat = flatText(value)
   if (flat !== undefined) return flat
-  return JSON.stringify(value, (_k, v: unknown) => {
-    if (typeof v === 'bigint') return `${v}n`
-    if (v instanceof Uint8Array) return { $bytes: Buffer.from(v).toString('base64') }
-    if (v && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Date)) {
-      return Object.fromEntries(Object.keys(v).sort().map((k) => [k, (v as Record<string, unknown>)[k]]))
-    }
-    return v
-  }) ?? 'undefined'
+  return (
+    JSON.stringify(value, (_k, v: unknown) => {
+      if (typeof v === 'bigint') return `${v}n`
+      if (v instanceof Uint8Array) return { $bytes: Buffer.from(v).toString('base64') }
+      if (v && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Date)) {
+        return Object.fromEntries(
+          Object.keys(v)
+            .sort()
+            .map((k) => [k, (v as Record<string, unknown>)[k]]),
+        )
+      }
+      return v
+    }) ?? 'undefined'
+  )
 }
 
 /** The keys of the last object {@link flatText} saw, and the same sorted: rows of a shard share them. */

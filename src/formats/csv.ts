@@ -96,15 +96,7 @@ function observe(column: ColumnStats, value: string): void {
 
 function toField(column: ColumnStats): Field {
   const type =
-    column.values === 0
-      ? 'string'
-      : column.integer
-        ? 'integer'
-        : column.number
-          ? 'number'
-          : column.boolean
-            ? 'boolean'
-            : 'string'
+    column.values === 0 ? 'string' : column.integer ? 'integer' : column.number ? 'number' : column.boolean ? 'boolean' : 'string'
   return { name: column.name, type, nullable: column.empty > 0 }
 }
 
@@ -139,9 +131,13 @@ async function* records(
       }
       if (record.length !== header.length) {
         if (record.length === 1 && record[0] === '') continue
-        throw new CairnError('INVALID_ROW', `${file}:${line}: expected ${header.length} fields (as in the header), found ${record.length}`, {
-          subject: file,
-        })
+        throw new CairnError(
+          'INVALID_ROW',
+          `${file}:${line}: expected ${header.length} fields (as in the header), found ${record.length}`,
+          {
+            subject: file,
+          },
+        )
       }
       const names = header
       yield { row: Object.fromEntries(record.map((value, i) => [names[i], value])), line }
@@ -159,9 +155,13 @@ function checkHeader(file: string, names: string[], line: number): string[] {
   const seen = new Set<string>()
   for (const n of names) {
     if (seen.has(n)) {
-      throw new CairnError('INVALID_SHARD', `${file}:${line}: duplicate column ${JSON.stringify(n)} in the header (expected unique names)`, {
-        subject: file,
-      })
+      throw new CairnError(
+        'INVALID_SHARD',
+        `${file}:${line}: duplicate column ${JSON.stringify(n)} in the header (expected unique names)`,
+        {
+          subject: file,
+        },
+      )
     }
     seen.add(n)
   }
@@ -195,8 +195,7 @@ function rowError(file: string, e: CsvError, lines: LineIndex, header: readonly 
   const at = typeof e.bytes === 'number' ? lines.lineBefore(e.bytes) : undefined
   const where = at === undefined ? file : `${file}:${at}`
   const index = typeof e.index === 'number' ? e.index : undefined
-  const column =
-    index === undefined ? '' : header?.[index] !== undefined ? ` ${JSON.stringify(header[index])}` : ` ${index + 1}`
+  const column = index === undefined ? '' : header?.[index] !== undefined ? ` ${JSON.stringify(header[index])}` : ` ${index + 1}`
   let message: string
   switch (e.code) {
     case 'CSV_QUOTE_NOT_CLOSED':

@@ -121,9 +121,13 @@ function fileBuffer(file: string, handle: FileHandle, byteLength: number): Async
     async slice(start: number, end: number = byteLength): Promise<ArrayBuffer> {
       if (!(start >= 0 && start <= end && end <= byteLength)) {
         // only a corrupt footer points hyparquet outside the file
-        throw new CairnError('INVALID_SHARD', `${file}: invalid Parquet metadata (it points at bytes ${start}–${end} of a ${byteLength}-byte file)`, {
-          subject: file,
-        })
+        throw new CairnError(
+          'INVALID_SHARD',
+          `${file}: invalid Parquet metadata (it points at bytes ${start}–${end} of a ${byteLength}-byte file)`,
+          {
+            subject: file,
+          },
+        )
       }
       const bytes = new Uint8Array(end - start)
       let done = 0
@@ -135,9 +139,13 @@ function fileBuffer(file: string, handle: FileHandle, byteLength: number): Async
           throw ioError('read', file, e)
         }
         if (bytesRead === 0) {
-          throw new CairnError('FILE_CHANGED', `${file}: file ended at byte ${start + done} (expected ${byteLength} bytes); it changed while being read`, {
-            subject: file,
-          })
+          throw new CairnError(
+            'FILE_CHANGED',
+            `${file}: file ended at byte ${start + done} (expected ${byteLength} bytes); it changed while being read`,
+            {
+              subject: file,
+            },
+          )
         }
         done += bytesRead
       }

@@ -49,7 +49,9 @@ export interface BuiltIndex {
 export async function buildIndex(entries: readonly ShardEntry[], sink: BlockSink): Promise<BuiltIndex> {
   for (let i = 1; i < entries.length; i++) {
     if (comparePaths(entries[i - 1].path, entries[i].path) >= 0) {
-      throw new CairnError('BAD_PATH', `Index entries out of order or duplicated at ${JSON.stringify(entries[i].path)}`, { subject: entries[i].path })
+      throw new CairnError('BAD_PATH', `Index entries out of order or duplicated at ${JSON.stringify(entries[i].path)}`, {
+        subject: entries[i].path,
+      })
     }
   }
   let level = 0
@@ -124,7 +126,9 @@ export async function readIndexNode(source: BlockSource, cid: CID): Promise<Inde
   for (const e of node.entries) {
     checkShardPath(e.path, `index node ${cid}: path`)
     if (previous !== undefined && comparePaths(previous, e.path) >= 0) {
-      throw new CairnError('INVALID_MANIFEST', `index node ${cid}: paths out of order at ${JSON.stringify(e.path)}`, { subject: cid.toString() })
+      throw new CairnError('INVALID_MANIFEST', `index node ${cid}: paths out of order at ${JSON.stringify(e.path)}`, {
+        subject: cid.toString(),
+      })
     }
     previous = e.path
   }

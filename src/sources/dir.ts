@@ -55,7 +55,10 @@ export class DirSource implements Source {
       marker = JSON.parse(await readFile(markerFile, 'utf8'))
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw new CairnError('USAGE', `${dir} is not a dir: target (no cairn-dir.json)`, { subject: dir, hint: 'make one with `cairn publish --to dir:<path>`' })
+        throw new CairnError('USAGE', `${dir} is not a dir: target (no cairn-dir.json)`, {
+          subject: dir,
+          hint: 'make one with `cairn publish --to dir:<path>`',
+        })
       }
       if (e instanceof SyntaxError) throw new CairnError('USAGE', `${markerFile} is not JSON`, { subject: markerFile })
       throw ioError('read', markerFile, e)
@@ -96,10 +99,15 @@ export class DirSource implements Source {
         const length = Number(parts[2])
         let cid: CID
         try {
-          if (parts.length !== 3 || !Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) throw new Error('bad line')
+          if (parts.length !== 3 || !Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0)
+            throw new Error('bad line')
           cid = CID.parse(parts[0])
         } catch {
-          throw new CairnError('BAD_CAR', `${idxFile} line ${line} is not "<cid> <offset> <length>": ${JSON.stringify(row.slice(0, 120))}`, { subject: idxFile })
+          throw new CairnError(
+            'BAD_CAR',
+            `${idxFile} line ${line} is not "<cid> <offset> <length>": ${JSON.stringify(row.slice(0, 120))}`,
+            { subject: idxFile },
+          )
         }
         const key = keyOf(cid)
         if (!index.has(key)) index.set(key, { car, offset, length })
@@ -142,9 +150,13 @@ export class DirSource implements Source {
       throw ioError('read', file, e)
     }
     if (filled < where.length) {
-      throw new CairnError('CORRUPT_BLOCK', `Block ${cid}: ${file} ends before the ${where.length} bytes its index lists at offset ${where.offset}`, {
-        subject: cid.toString(),
-      })
+      throw new CairnError(
+        'CORRUPT_BLOCK',
+        `Block ${cid}: ${file} ends before the ${where.length} bytes its index lists at offset ${where.offset}`,
+        {
+          subject: cid.toString(),
+        },
+      )
     }
     try {
       await checkBlock(cid, bytes)

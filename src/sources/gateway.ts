@@ -58,7 +58,10 @@ export class GatewaySource implements Source {
       throw new CairnError('USAGE', `${JSON.stringify(url)} is not a gateway URL (expected http://… or https://…)`, { subject: url })
     }
     this.name = url
-    this.base = parsed.toString().replace(/\/+$/, '').replace(/\/ipfs$/, '')
+    this.base = parsed
+      .toString()
+      .replace(/\/+$/, '')
+      .replace(/\/ipfs$/, '')
     this.timeoutMs = options.timeoutMs ?? 30_000
     this.idleTimeoutMs = options.idleTimeoutMs ?? 15_000
     this.fetchFn = options.fetch ?? fetch
@@ -85,7 +88,10 @@ export class GatewaySource implements Source {
     try {
       await checkBlock(cid, bytes)
     } catch (e) {
-      throw new CairnError('CORRUPT_BLOCK', `${this.name} sent wrong bytes for block ${cid}: ${(e as Error).message}`, { subject: cid.toString(), cause: e })
+      throw new CairnError('CORRUPT_BLOCK', `${this.name} sent wrong bytes for block ${cid}: ${(e as Error).message}`, {
+        subject: cid.toString(),
+        cause: e,
+      })
     }
     return bytes
   }
@@ -107,7 +113,11 @@ export class GatewaySource implements Source {
     try {
       let res: Response
       try {
-        res = await this.fetchFn(url, { headers: { accept: `${CAR_TYPE}; version=1; order=dfs; dups=n` }, signal: controller.signal, redirect: 'follow' })
+        res = await this.fetchFn(url, {
+          headers: { accept: `${CAR_TYPE}; version=1; order=dfs; dups=n` },
+          signal: controller.signal,
+          redirect: 'follow',
+        })
         this.checkResponse(res, root, 'CAR', [CAR_TYPE])
       } finally {
         clearTimeout(headerTimer)
@@ -134,10 +144,14 @@ export class GatewaySource implements Source {
         try {
           await checkBlock(cid, next.value.bytes)
         } catch (e) {
-          throw new CairnError('CORRUPT_BLOCK', `${this.name} sent wrong bytes for block ${cid} (in the CAR of ${root}): ${(e as Error).message}`, {
-            subject: cid.toString(),
-            cause: e,
-          })
+          throw new CairnError(
+            'CORRUPT_BLOCK',
+            `${this.name} sent wrong bytes for block ${cid} (in the CAR of ${root}): ${(e as Error).message}`,
+            {
+              subject: cid.toString(),
+              cause: e,
+            },
+          )
         }
         count++
         yield { cid, bytes: next.value.bytes }

@@ -62,15 +62,21 @@ export async function openSource(spec: string, options: SourceOptions = {}): Pro
   const path = resolve(spec)
   const st = await stat(path).catch(() => undefined)
   if (st === undefined) {
-    throw new CairnError('USAGE', `Source ${JSON.stringify(spec)} does not exist (expected a gateway URL, a CAR file, dir:<path> or a dataset folder)`, {
-      subject: spec,
-    })
+    throw new CairnError(
+      'USAGE',
+      `Source ${JSON.stringify(spec)} does not exist (expected a gateway URL, a CAR file, dir:<path> or a dataset folder)`,
+      {
+        subject: spec,
+      },
+    )
   }
   if (st.isFile()) return carSource(spec, await CarBlockSource.open(path))
   if (await isFile(join(path, 'cairn-dir.json'))) return DirSource.open(path)
   if (await isFile(join(path, STORE_DIR, 'store.json'))) return storeSource(spec, new BlockStore(join(path, STORE_DIR)))
   if (await isFile(join(path, 'store.json'))) return storeSource(spec, new BlockStore(path))
-  throw new CairnError('USAGE', `Source ${JSON.stringify(spec)} is a folder that is neither a dir: target nor a cairn dataset`, { subject: spec })
+  throw new CairnError('USAGE', `Source ${JSON.stringify(spec)} is a folder that is neither a dir: target nor a cairn dataset`, {
+    subject: spec,
+  })
 }
 
 /**
@@ -78,7 +84,8 @@ export async function openSource(spec: string, options: SourceOptions = {}): Pro
  * {@link openSource} does (closing what it opened), or `USAGE` for an empty list.
  */
 export async function openSources(specs: readonly string[], options: SourceOptions = {}): Promise<SourceList> {
-  if (specs.length === 0) throw new CairnError('USAGE', 'No source given (expected a gateway URL, a CAR file, dir:<path> or a dataset folder)')
+  if (specs.length === 0)
+    throw new CairnError('USAGE', 'No source given (expected a gateway URL, a CAR file, dir:<path> or a dataset folder)')
   const opened: Source[] = []
   try {
     for (const spec of specs) opened.push(await openSource(spec, options))
@@ -231,7 +238,11 @@ class CarSession implements BlockSource {
       }
       if (next.done) {
         this.iterator = undefined
-        this.list.record(cid, this.source, new CairnError('MISSING_BLOCK', `the CAR from ${this.source.name} ended without block ${cid}`, { subject: cid.toString() }))
+        this.list.record(
+          cid,
+          this.source,
+          new CairnError('MISSING_BLOCK', `the CAR from ${this.source.name} ended without block ${cid}`, { subject: cid.toString() }),
+        )
         break
       }
       const got = keyOf(next.value.cid)
@@ -244,9 +255,13 @@ class CarSession implements BlockSource {
         this.list.record(
           cid,
           this.source,
-          new CairnError('FETCH_FAILED', `the CAR from ${this.source.name} sent over ${STASH_LIMIT_BYTES} bytes of blocks not asked for before block ${cid}`, {
-            subject: cid.toString(),
-          }),
+          new CairnError(
+            'FETCH_FAILED',
+            `the CAR from ${this.source.name} sent over ${STASH_LIMIT_BYTES} bytes of blocks not asked for before block ${cid}`,
+            {
+              subject: cid.toString(),
+            },
+          ),
         )
       }
     }
@@ -282,7 +297,8 @@ function storeSource(spec: string, store: BlockStore): Source {
       try {
         return await store.get(cid)
       } catch (e) {
-        if (isCairnError(e, 'MISSING_BLOCK')) throw new CairnError('MISSING_BLOCK', `Block ${cid} is not in the store of ${spec}`, { subject: cid.toString() })
+        if (isCairnError(e, 'MISSING_BLOCK'))
+          throw new CairnError('MISSING_BLOCK', `Block ${cid} is not in the store of ${spec}`, { subject: cid.toString() })
         throw e
       }
     },

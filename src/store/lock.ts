@@ -28,7 +28,10 @@ export async function withLock<T>(root: string, fn: () => Promise<T>): Promise<T
 async function acquire(file: string): Promise<void> {
   for (let attempt = 0; attempt < 2; attempt++) {
     if (held.has(file)) {
-      throw new CairnError('IO', `Another operation of this process is writing to this dataset (${file})`, { subject: file, hint: 'wait for it to finish' })
+      throw new CairnError('IO', `Another operation of this process is writing to this dataset (${file})`, {
+        subject: file,
+        hint: 'wait for it to finish',
+      })
     }
     // claimed before the first await, so a concurrent call in this process sees it
     held.add(file)

@@ -34,7 +34,10 @@ export class Refs {
   /** Sets tag `name` to `cid`. Throws `USAGE` for a name that is not `[A-Za-z0-9._-]` (not leading `.`/`-`). */
   async setTag(name: string, cid: CID): Promise<void> {
     if (!TAG_NAME.test(name) || tryParseCid(name) !== undefined) {
-      throw new CairnError('USAGE', `Invalid tag name ${JSON.stringify(name)} (expected 1–128 of A–Z a–z 0–9 . _ -, not starting with . or -, not HEAD, not a CID)`)
+      throw new CairnError(
+        'USAGE',
+        `Invalid tag name ${JSON.stringify(name)} (expected 1–128 of A–Z a–z 0–9 . _ -, not starting with . or -, not HEAD, not a CID)`,
+      )
     }
     await mkdir(join(this.root, 'refs', 'tags'), { recursive: true })
     await this.write(join(this.root, 'refs', 'tags', name), cid)
@@ -67,7 +70,9 @@ export class Refs {
     try {
       return CID.parse(text.trim())
     } catch {
-      throw new CairnError('BAD_REF', `${what} in ${file} does not hold a CID (found ${JSON.stringify(text.slice(0, 80))})`, { subject: file })
+      throw new CairnError('BAD_REF', `${what} in ${file} does not hold a CID (found ${JSON.stringify(text.slice(0, 80))})`, {
+        subject: file,
+      })
     }
   }
 

@@ -38,7 +38,16 @@ export interface StatCache {
   readonly roots?: CachedRoots
 }
 
-type Line = [path: string, stamp: string, cid: string, size: number, format: FormatName, dagSize: number, rows: number | null, schema: string | null]
+type Line = [
+  path: string,
+  stamp: string,
+  cid: string,
+  size: number,
+  format: FormatName,
+  dagSize: number,
+  rows: number | null,
+  schema: string | null,
+]
 
 /** Loads the cache of the store at `root` (`.cairn`), or an empty one when it is absent, stale or damaged. */
 export async function loadStatCache(root: string, rulesKey: string): Promise<StatCache> {
@@ -52,9 +61,16 @@ export async function loadStatCache(root: string, rulesKey: string): Promise<Sta
   const lines = text.split('\n')
   let roots: CachedRoots | undefined
   try {
-    const header = JSON.parse(lines[0]) as { statCache?: number; rules?: string; index?: string; tree?: string; totals?: CachedRoots['totals'] }
+    const header = JSON.parse(lines[0]) as {
+      statCache?: number
+      rules?: string
+      index?: string
+      tree?: string
+      totals?: CachedRoots['totals']
+    }
     if (header.statCache !== VERSION || header.rules !== rulesKey) return { files: out }
-    if (header.index && header.tree && header.totals) roots = { index: CID.parse(header.index), tree: CID.parse(header.tree), totals: header.totals }
+    if (header.index && header.tree && header.totals)
+      roots = { index: CID.parse(header.index), tree: CID.parse(header.tree), totals: header.totals }
     for (const line of lines.slice(1)) {
       if (line === '') continue
       const [path, stamp, cid, size, format, dagSize, rows, schema] = JSON.parse(line) as Line

@@ -156,9 +156,13 @@ function sortEntries(entries: readonly DirEntry[], where: string): SortedEntry[]
       })
     }
     if (!Number.isSafeInteger(e.dagSize) || e.dagSize < 0) {
-      throw new CairnError('USAGE', `Invalid dagSize ${e.dagSize} for entry ${JSON.stringify(e.name)} (expected a non-negative safe integer)`, {
-        subject: where,
-      })
+      throw new CairnError(
+        'USAGE',
+        `Invalid dagSize ${e.dagSize} for entry ${JSON.stringify(e.name)} (expected a non-negative safe integer)`,
+        {
+          subject: where,
+        },
+      )
     }
     return { name: e.name, cid: e.cid, dagSize: e.dagSize, nameLength: utf8Length(e.name) }
   })

@@ -24,7 +24,9 @@ export async function* exportFile(source: BlockSource, cid: CID): AsyncGenerator
     return
   }
   if (cid.code !== DAG_PB) {
-    throw new CairnError('CORRUPT_BLOCK', `${cid} is not a UnixFS file (codec 0x${cid.code.toString(16)}, expected raw or dag-pb)`, { subject: cid.toString() })
+    throw new CairnError('CORRUPT_BLOCK', `${cid} is not a UnixFS file (codec 0x${cid.code.toString(16)}, expected raw or dag-pb)`, {
+      subject: cid.toString(),
+    })
   }
   const bytes = await source.get(cid)
   let node: dagPb.PBNode
@@ -40,7 +42,9 @@ export async function* exportFile(source: BlockSource, cid: CID): AsyncGenerator
   }
   if (data.data && data.data.length > 0) yield data.data
   if (node.Links.length !== data.blockSizes.length && node.Links.length > 0) {
-    throw new CairnError('CORRUPT_BLOCK', `${cid}: ${node.Links.length} links but ${data.blockSizes.length} block sizes`, { subject: cid.toString() })
+    throw new CairnError('CORRUPT_BLOCK', `${cid}: ${node.Links.length} links but ${data.blockSizes.length} block sizes`, {
+      subject: cid.toString(),
+    })
   }
   for (let i = 0; i < node.Links.length; i++) {
     let n = 0
@@ -49,7 +53,9 @@ export async function* exportFile(source: BlockSource, cid: CID): AsyncGenerator
       yield piece
     }
     if (BigInt(n) !== data.blockSizes[i]) {
-      throw new CairnError('CORRUPT_BLOCK', `${cid}: child ${i} holds ${n} bytes, the node records ${data.blockSizes[i]}`, { subject: cid.toString() })
+      throw new CairnError('CORRUPT_BLOCK', `${cid}: child ${i} holds ${n} bytes, the node records ${data.blockSizes[i]}`, {
+        subject: cid.toString(),
+      })
     }
   }
 }

@@ -202,10 +202,14 @@ export async function importFile(
     if (sink) for (const b of blocks) await sink(b)
     const after = identityOf(await fh.stat({ bigint: true }))
     if (total !== before.size || !sameIdentity(before, after)) {
-      throw new CairnError('FILE_CHANGED', `${label} changed while it was being read (size ${before.size} → ${after.size}, read ${total} bytes)`, {
-        subject: label,
-        hint: 'stop whatever writes to the dataset, then build again; nothing was committed',
-      })
+      throw new CairnError(
+        'FILE_CHANGED',
+        `${label} changed while it was being read (size ${before.size} → ${after.size}, read ${total} bytes)`,
+        {
+          subject: label,
+          hint: 'stop whatever writes to the dataset, then build again; nothing was committed',
+        },
+      )
     }
     return { ...file, identity: before }
   } finally {

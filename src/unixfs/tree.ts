@@ -90,10 +90,14 @@ function splitPath(path: string): string[] {
   for (const segment of segments) {
     const reason = invalidNameReason(segment)
     if (reason !== undefined) {
-      throw new CairnError('BAD_PATH', `Invalid path ${JSON.stringify(path)}: segment ${JSON.stringify(segment)} is not acceptable (${reason})`, {
-        subject: path,
-        hint: 'paths are relative and /-separated, without empty, "." or ".." segments and without NUL',
-      })
+      throw new CairnError(
+        'BAD_PATH',
+        `Invalid path ${JSON.stringify(path)}: segment ${JSON.stringify(segment)} is not acceptable (${reason})`,
+        {
+          subject: path,
+          hint: 'paths are relative and /-separated, without empty, "." or ".." segments and without NUL',
+        },
+      )
     }
   }
   return segments

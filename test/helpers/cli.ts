@@ -84,7 +84,10 @@ export interface SpawnResult {
 }
 
 /** Spawns `node bin/run.js <args>` in `cwd`, stdin closed, stdout and stderr pipes (not terminals). */
-export function spawnCairn(args: readonly string[], options: { readonly cwd: string; readonly env?: NodeJS.ProcessEnv }): Promise<SpawnResult> {
+export function spawnCairn(
+  args: readonly string[],
+  options: { readonly cwd: string; readonly env?: NodeJS.ProcessEnv },
+): Promise<SpawnResult> {
   return new Promise((resolve, reject) => {
     const child = execFile(
       process.execPath,
