@@ -14,14 +14,32 @@ import type { Block } from './unixfs/file.js'
 export async function* walkDag(source: BlockSource, root: CID): AsyncGenerator<Block> {
   const seen = new Set<string>()
   const stack: CID[] = [root]
+  // the next blocks of the walk are read (and verified) ahead, so reading and hashing overlap
+  const ahead = new Map<string, Promise<Uint8Array>>()
   while (stack.length > 0) {
     const cid = stack.pop() as CID
     const key = cid.toString()
     if (seen.has(key) || cid.multihash.code === 0x00) continue
     seen.add(key)
-    const bytes = await source.get(cid)
-    yield { cid, bytes }
+    const pending = ahead.get(key)
+    ahead.delete(key)
+    const bytes = await (pending ?? source.get(cid))
     const links = blockLinks(cid, bytes)
     for (let i = links.length - 1; i >= 0; i--) if (!seen.has(links[i].toString())) stack.push(links[i])
+    for (let i = stack.length - 1; i >= 0 && i >= stack.length - READ_AHEAD; i--) {
+      const next = stack[i]
+      const k = next.toString()
+      if (!seen.has(k) && !ahead.has(k) && next.multihash.code !== 0x00) ahead.set(k, quiet(source.get(next)))
+    }
+    yield { cid, bytes }
   }
+}
+
+/** Blocks read ahead of the one being yielded. */
+const READ_AHEAD = 4
+
+/** A read-ahead that fails is reported when its block is reached, never as an unhandled rejection. */
+function quiet<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => {})
+  return p
 }
