@@ -42,6 +42,17 @@ export abstract class CairnCommand extends Command {
   }
 }
 
+/**
+ * `--from`: where blocks come from, shared by clone, cat, diff and verify (src/sources/index.ts reads
+ * each spec). Repeatable; sources are tried in the order given.
+ */
+export const fromFlag = Flags.string({
+  char: 'f',
+  summary: 'A block source, tried in the order given (repeatable): http(s)://gateway, file.car, dir:<path>, a dataset folder.',
+  multiple: true,
+  multipleNonGreedy: true,
+})
+
 /** One redrawn line of progress on stderr. */
 export class Progress {
   private last = 0

@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core'
 import { cat, isCairnError } from '../src/index.js'
-import { CairnCommand } from './_base.js'
+import { CairnCommand, fromFlag } from './_base.js'
 
 export default class Cat extends CairnCommand {
   static override enableJsonFlag = false
@@ -15,12 +15,7 @@ export default class Cat extends CairnCommand {
   ]
   static override args = { cid: Args.string({ description: '<cid> or <cid>/<path>', required: true }) }
   static override flags = {
-    from: Flags.string({
-      char: 'f',
-      summary: 'A source, tried in the order given: http(s)://gateway, file.car, dir:<path>, a dataset folder.',
-      multiple: true,
-      multipleNonGreedy: true,
-    }),
+    from: fromFlag,
     timeout: Flags.integer({ summary: 'Seconds to wait for a gateway to answer (default 30).', min: 1 }),
   }
 

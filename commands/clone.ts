@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core'
 import { clone } from '../src/index.js'
-import { bytes, CairnCommand } from './_base.js'
+import { bytes, CairnCommand, fromFlag } from './_base.js'
 
 export default class Clone extends CairnCommand {
   static override summary = 'Fetch a release (or any UnixFS file or directory) by CID, verifying every block.'
@@ -20,12 +20,7 @@ export default class Clone extends CairnCommand {
     dir: Args.string({ description: 'the folder to write (default: the dataset name, or the CID)' }),
   }
   static override flags = {
-    from: Flags.string({
-      char: 'f',
-      summary: 'A source, tried in the order given: http(s)://gateway, file.car, dir:<path>, a dataset folder.',
-      multiple: true,
-      multipleNonGreedy: true,
-    }),
+    from: fromFlag,
     jobs: Flags.integer({ char: 'j', summary: 'Files fetched at once (default 8).', min: 1 }),
     include: Flags.string({ summary: 'Clone only paths matching this glob (repeatable).', multiple: true, multipleNonGreedy: true }),
     exclude: Flags.string({ summary: 'Skip paths matching this glob (repeatable).', multiple: true, multipleNonGreedy: true }),

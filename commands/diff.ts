@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core'
 import { diff, type DiffResult, type ShardChange } from '../src/index.js'
-import { bytes, CairnCommand } from './_base.js'
+import { bytes, CairnCommand, fromFlag } from './_base.js'
 import { EXIT } from './_errors.js'
 
 export default class Diff extends CairnCommand {
@@ -21,11 +21,7 @@ export default class Diff extends CairnCommand {
     b: Args.string({ description: 'the new version (default HEAD)', default: 'HEAD' }),
   }
   static override flags = {
-    from: Flags.string({
-      summary:
-        'Read blocks missing from the local store from here: a gateway URL, a CAR file, dir:<path> or a dataset folder (repeatable, tried in order).',
-      multiple: true,
-    }),
+    from: fromFlag,
     rows: Flags.boolean({
       summary: "Also compare the rows of modified Parquet, Arrow, JSONL and CSV shards (by the card's primaryKey, else by content).",
     }),

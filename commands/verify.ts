@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core'
 import { CID } from 'multiformats/cid'
 import { CairnError, verify, type VerifyReport } from '../src/index.js'
-import { bytes, CairnCommand } from './_base.js'
+import { bytes, CairnCommand, fromFlag } from './_base.js'
 import { EXIT } from './_errors.js'
 
 export default class Verify extends CairnCommand {
@@ -25,11 +25,7 @@ export default class Verify extends CairnCommand {
     car: Flags.file({ summary: 'Check this CAR file instead of a folder.', exists: false }),
     root: Flags.string({ summary: 'With --car: the root whose DAG must be complete (default: the header roots).' }),
     jobs: Flags.integer({ char: 'j', summary: 'Files hashed at once (default: 8).', min: 1 }),
-    from: Flags.string({
-      summary:
-        'Read the version from here when the local store lacks it: a gateway URL, a CAR file, dir:<path> or a dataset folder (repeatable).',
-      multiple: true,
-    }),
+    from: fromFlag,
   }
 
   async run() {
