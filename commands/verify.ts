@@ -24,7 +24,7 @@ export default class Verify extends CairnCommand {
   static override flags = {
     car: Flags.file({ summary: 'Check this CAR file instead of a folder.', exists: false }),
     root: Flags.string({ summary: 'With --car: the root whose DAG must be complete (default: the header roots).' }),
-    jobs: Flags.integer({ char: 'j', summary: 'Files hashed at once (default: 8).', min: 1 }),
+    jobs: Flags.integer({ char: 'j', summary: 'Threads that read and hash files (default: the number of CPUs).', min: 1 }),
     from: fromFlag,
   }
 

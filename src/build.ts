@@ -21,10 +21,11 @@ import { compileUserSchema } from './schemas.js'
 import type { BlockStore } from './store/blocks.js'
 import { withLock } from './store/lock.js'
 import { loadStatCache, saveStatCache } from './store/stat-cache.js'
-import { identityOf, importFile, sameIdentity, type BlockSink, type FileIdentity } from './unixfs/file.js'
+import { identityOf, importFiles, importGroups, sameIdentity, type BlockSink, type FileIdentity } from './unixfs/file.js'
 import { buildTree } from './unixfs/tree.js'
 import { readVersion } from './version.js'
-import { DEFAULT_JOBS, mapLimit } from './util/pool.js'
+import { hashPool } from './util/hash-pool.js'
+import { mapLimit } from './util/pool.js'
 
 export interface BuildOptions {
   /** The dataset folder or a folder inside it (default: the current folder). */
@@ -32,7 +33,7 @@ export interface BuildOptions {
   readonly message?: string
   /** The version's `created` time. Default: `SOURCE_DATE_EPOCH` (seconds) when set, else now. */
   readonly date?: Date
-  /** Files imported at once (default: the number of CPUs). The result does not depend on it. */
+  /** Threads that read and hash files (default: the number of CPUs). The result does not depend on it. */
   readonly jobs?: number
   /** Make a new version even when nothing changed since HEAD. */
   readonly allowEmpty?: boolean
@@ -99,21 +100,31 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
           ? hit
           : undefined
       })
-      const entries = await mapLimit(files, options.jobs ?? DEFAULT_JOBS, async (f, i) => {
+      const entries = new Array<ImportedEntry>(files.length)
+      const todo: number[] = []
+      files.forEach((f, i) => {
         const hit = hits[i]
-        if (hit) {
-          doneFiles++
-          doneBytes += f.size
-          return { entry: hit.entry, dagSize: hit.dagSize, stamp: f.stamp, cacheable: true, hit: true }
-        }
-        const imported = await importFile(f.abs, put, f.path, f.identity)
-        const entry = await describe(f.path, f.abs, imported.cid, imported.size, rules, store)
-        // a format reader read the file a second time: it must still be the file that was hashed
-        if (entry.format !== 'bytes') await assertUnchanged(f.abs, f.path, imported.identity)
+        if (!hit) return todo.push(i)
         doneFiles++
-        doneBytes += imported.size
-        progress({ phase: 'import', files: doneFiles, totalFiles: files.length, bytes: doneBytes, totalBytes, path: f.path })
-        return { entry, dagSize: imported.dagSize, stamp: f.stamp, cacheable: f.identity.mtimeNs < racyAfter, hit: false }
+        doneBytes += f.size
+        entries[i] = { entry: hit.entry, dagSize: hit.dagSize, stamp: f.stamp, cacheable: true, hit: true }
+      })
+      const pool = hashPool(options.jobs)
+      const groups = importGroups(todo.map((i) => ({ i, size: files[i].size })))
+      // enough groups in flight to keep every thread busy while the main thread lays out and writes
+      await mapLimit(groups, 2 * pool.size + 2, async (group) => {
+        const batch = group.map(({ i }) => ({ path: files[i].abs, label: files[i].path, expected: files[i].identity }))
+        const imported = await importFiles(batch, put, { pool, reuseBuffers: true })
+        for (const [k, { i }] of group.entries()) {
+          const f = files[i]
+          const entry = await describe(f.path, f.abs, imported[k].cid, imported[k].size, rules, store)
+          // a format reader read the file a second time: it must still be the file that was hashed
+          if (entry.format !== 'bytes') await assertUnchanged(f.abs, f.path, imported[k].identity)
+          doneFiles++
+          doneBytes += imported[k].size
+          progress({ phase: 'import', files: doneFiles, totalFiles: files.length, bytes: doneBytes, totalBytes, path: f.path })
+          entries[i] = { entry, dagSize: imported[k].dagSize, stamp: f.stamp, cacheable: f.identity.mtimeNs < racyAfter, hit: false }
+        }
       })
 
       progress({ phase: 'commit', files: doneFiles, totalFiles: files.length, bytes: doneBytes, totalBytes })
@@ -190,6 +201,15 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       return { version: block.cid, manifest, unchanged: false, changes, skipped }
     }),
   )
+}
+
+/** A file of the new version, imported or found unchanged in the stat cache. */
+interface ImportedEntry {
+  readonly entry: ShardEntry
+  readonly dagSize: number
+  readonly stamp: string
+  readonly cacheable: boolean
+  readonly hit: boolean
 }
 
 /** Reads a shard's format facts (validating rows where the card says so) and stores its schema block. */

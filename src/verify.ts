@@ -15,8 +15,9 @@ import { CairnError, isCairnError } from './errors.js'
 import { walkEntries } from './index/prolly.js'
 import { comparePaths, type ShardEntry } from './manifest.js'
 import { scan, type FoundFile } from './scan.js'
-import { importFile } from './unixfs/file.js'
-import { DEFAULT_JOBS, mapLimit } from './util/pool.js'
+import { importFiles, importGroups } from './unixfs/file.js'
+import { hashPool } from './util/hash-pool.js'
+import { mapLimit } from './util/pool.js'
 import { readVersion, resolveRef } from './version.js'
 
 export interface VerifyFolderOptions {
@@ -32,6 +33,7 @@ export interface VerifyFolderOptions {
    * `ref`, no local dataset is needed (then `dir` is required).
    */
   readonly from?: readonly string[]
+  /** Threads that read and hash files (default: the number of CPUs). */
   readonly jobs?: number
   readonly onProgress?: (p: {
     readonly files: number
@@ -133,18 +135,23 @@ async function checkFolder(source: BlockSource, version: CID, dir: string, optio
   const totalBytes = pairs.reduce((n, p) => n + p.file.size, 0)
   let done = 0
   let bytes = 0
-  const results = await mapLimit(pairs, options.jobs ?? DEFAULT_JOBS, async ({ entry, file }): Promise<ModifiedFile | undefined> => {
-    let actual: { cid?: CID; size: number } = { size: file.size }
-    if (file.size === entry.size) {
-      const imported = await importFile(file.abs, undefined, file.path)
-      actual = { cid: imported.cid, size: imported.size }
-    }
+  const pool = hashPool(options.jobs)
+  const modified: ModifiedFile[] = []
+  const report = (entry: ShardEntry, actual: { cid?: CID; size: number }): void => {
     done++
-    bytes += file.size
+    bytes += actual.size
     options.onProgress?.({ files: done, totalFiles: pairs.length, bytes, totalBytes })
-    return actual.cid?.equals(entry.cid) ? undefined : { path: entry.path, expected: { cid: entry.cid, size: entry.size }, actual }
+    if (!actual.cid?.equals(entry.cid)) modified.push({ path: entry.path, expected: { cid: entry.cid, size: entry.size }, actual })
+  }
+  // a file of another size is modified without reading it; the others are hashed, many small ones at once
+  for (const { entry, file } of pairs) if (file.size !== entry.size) report(entry, { size: file.size })
+  const sameSize = pairs.filter((p) => p.file.size === p.entry.size)
+  await mapLimit(importGroups(sameSize.map((p) => ({ ...p, size: p.file.size }))), 2 * pool.size + 2, async (group) => {
+    const files = group.map(({ file }) => ({ path: file.abs, label: file.path, expected: file.identity }))
+    const imported = await importFiles(files, undefined, { pool })
+    group.forEach(({ entry }, k) => report(entry, { cid: imported[k].cid, size: imported[k].size }))
   })
-  const modified = results.filter((r): r is ModifiedFile => r !== undefined)
+  modified.sort((a, b) => comparePaths(a.path, b.path))
   const card = await compareCard(dir, manifest.card)
   return {
     kind: 'folder',

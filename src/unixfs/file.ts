@@ -3,14 +3,14 @@
  * 1 MiB chunks, `balanced` layout with at most 1024 links per node; a file of at most one chunk is
  * a single raw block. Built incrementally: memory holds one chunk and at most 1024 links per level.
  */
-import { open, type FileHandle } from 'node:fs/promises'
+import { open, stat, type FileHandle } from 'node:fs/promises'
 import type { BigIntStats } from 'node:fs'
 import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
-import { webcrypto } from 'node:crypto'
 import * as Digest from 'multiformats/hashes/digest'
 import { CID, cidFor, DAG_PB, RAW, SHA2_256 } from '../cid.js'
 import { CairnError, ioError } from '../errors.js'
+import { hashPool, type HashPool, type Hashed } from '../util/hash-pool.js'
 
 /** Fixed chunk size of the profile (1 MiB). */
 export const CHUNK_SIZE = 1_048_576
@@ -161,80 +161,146 @@ export function sameIdentity(a: FileIdentity, b: FileIdentity): boolean {
   return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ino === b.ino
 }
 
+/** How {@link importFile} and {@link importFiles} read. */
+export interface ImportOptions {
+  /** Names the file in errors (default: its path). */
+  readonly label?: string
+  /** The file as the caller last saw it (saves a stat); a change since then is `FILE_CHANGED`. */
+  readonly expected?: FileIdentity
+  /** The hashing threads (default: the process's pool of one thread per CPU). */
+  readonly pool?: HashPool
+  /**
+   * The sink keeps no reference to a block's bytes once its promise has resolved (the store's `put`
+   * does not), so read buffers can be reused: less garbage, fewer allocations.
+   */
+  readonly reuseBuffers?: boolean
+}
+
+/** An imported file and the identity it had while it was read. */
+export type ImportedFileAt = ImportedFile & { readonly identity: FileIdentity }
+
 /**
- * Imports the file at `path`, reading it in 1 MiB sequential reads. Fails with `FILE_CHANGED` when
- * its size, mtime or inode differ between the start and the end of the read (or the bytes read
- * differ from the size), and with `IO` when it cannot be read. `label` names the file in errors.
+ * Imports the file at `path`: read and hashed in 1 MiB chunks by the hashing threads, laid out here.
+ * Fails with `FILE_CHANGED` when its size, mtime or inode differ between the start and the end of the
+ * read (or the bytes read differ from the size), and with `IO` when it cannot be read.
  */
-export async function importFile(
-  path: string,
-  sink?: BlockSink,
-  label: string = path,
-  expected?: FileIdentity,
-): Promise<ImportedFile & { readonly identity: FileIdentity }> {
+export async function importFile(path: string, sink?: BlockSink, options: ImportOptions = {}): Promise<ImportedFileAt> {
+  const label = options.label ?? path
+  let expected = options.expected
+  if (!expected) {
+    try {
+      expected = identityOf(await stat(path, { bigint: true }))
+    } catch (e) {
+      throw ioError('read', label, e)
+    }
+  }
+  if (expected.size <= CHUNK_SIZE) return (await importFiles([{ path, label, expected }], sink, options))[0]
+  const pool = options.pool ?? hashPool()
   let fh: FileHandle
   try {
     fh = await open(path, 'r')
   } catch (e) {
     throw ioError('read', label, e)
   }
+  const size = expected.size
+  const chunks = Math.ceil(size / CHUNK_SIZE)
+  const ahead: Promise<Hashed>[] = []
   try {
-    // the caller's stat (from the scan) saves a system call per file; a change since then is caught below
-    const before = expected ?? identityOf(await fh.stat({ bigint: true }))
     const layout = new FileLayout()
     let total = 0
-    const chunks = Math.max(1, Math.ceil(before.size / CHUNK_SIZE))
-    // Read ahead and hash on libuv's thread pool (WebCrypto) so that several cores hash one file;
-    // chunks still enter the layout strictly in order.
-    const start = (i: number): Promise<Leaf> => readLeaf(fh, i * CHUNK_SIZE, Math.min(CHUNK_SIZE, before.size - i * CHUNK_SIZE), label)
-    const ahead: Promise<Leaf>[] = []
-    for (let i = 0; i < Math.min(READ_AHEAD, chunks); i++) ahead.push(quiet(start(i)))
+    // chunks are read and hashed ahead, on every thread of the pool; they enter the layout in order
+    const readAhead = Math.max(4, 2 * pool.size)
+    const start = (i: number): void => {
+      if (i < chunks) ahead.push(quiet(pool.readRange(fh.fd, i * CHUNK_SIZE, Math.min(CHUNK_SIZE, size - i * CHUNK_SIZE))))
+    }
+    for (let i = 0; i < readAhead; i++) start(i)
     for (let i = 0; i < chunks; i++) {
-      const leaf = await ahead[i]
-      delete ahead[i]
-      if (i + READ_AHEAD < chunks) ahead.push(quiet(start(i + READ_AHEAD)))
+      let leaf: Hashed
+      try {
+        leaf = await ahead[i]
+      } catch (e) {
+        throw ioError('read', label, e)
+      }
+      start(i + readAhead)
       total += leaf.bytes.length
       const blocks = layout.addChunk(leaf.bytes, leaf.digest)
       if (sink) for (const b of blocks) await sink(b)
-      if (leaf.short) break
+      if (options.reuseBuffers || !sink) pool.release(leaf.bytes)
+      if (leaf.bytes.length < CHUNK_SIZE) break // the file is shrinking: the identity check reports it
     }
     const { blocks, file } = layout.finish()
     if (sink) for (const b of blocks) await sink(b)
-    const after = identityOf(await fh.stat({ bigint: true }))
-    if (total !== before.size || !sameIdentity(before, after)) {
-      throw new CairnError(
-        'FILE_CHANGED',
-        `${label} changed while it was being read (size ${before.size} → ${after.size}, read ${total} bytes)`,
-        {
-          subject: label,
-          hint: 'stop whatever writes to the dataset, then build again; nothing was committed',
-        },
-      )
+    let after: FileIdentity
+    try {
+      after = identityOf(await fh.stat({ bigint: true }))
+    } catch (e) {
+      throw ioError('read', label, e)
     }
-    return { ...file, identity: before }
+    if (total !== size || !sameIdentity(expected, after)) throw fileChanged(label, expected, after, total)
+    return { ...file, identity: expected }
   } finally {
+    // never close the descriptor while a thread may still read it
+    await Promise.allSettled(ahead)
     await fh.close()
   }
 }
 
-/** Chunks read and hashed ahead of the one being added to the layout. */
-const READ_AHEAD = 4
-/** Below this, hashing on the main thread costs less than a round trip to the thread pool. */
-const POOL_HASH_MIN = 64 * 1024
-
-interface Leaf {
-  readonly bytes: Uint8Array
-  readonly digest?: Uint8Array
-  /** The file ended before the expected size: it is shrinking (the identity check reports it). */
-  readonly short: boolean
+/** A file for {@link importFiles}: its path, its name in errors, and its identity when scanned. */
+export interface FileToImport {
+  readonly path: string
+  readonly label: string
+  readonly expected: FileIdentity
 }
 
-async function readLeaf(fh: FileHandle, position: number, want: number, label: string): Promise<Leaf> {
-  const buf = new Uint8Array(Math.max(0, want))
-  const n = await readFull(fh, buf, position, label)
-  const bytes = n === buf.length ? buf : buf.subarray(0, n)
-  const digest = bytes.length >= POOL_HASH_MIN ? new Uint8Array(await webcrypto.subtle.digest('SHA-256', bytes)) : undefined
-  return { bytes, digest, short: n < want }
+/**
+ * Imports several files at once. Files of at most one chunk (one raw block each) are read by one
+ * thread in one round trip: what makes many small files fast. Larger ones go through
+ * {@link importFile} one after the other. Results are in the order of `files`.
+ */
+export async function importFiles(
+  files: readonly FileToImport[],
+  sink?: BlockSink,
+  options: ImportOptions = {},
+): Promise<ImportedFileAt[]> {
+  const out: ImportedFileAt[] = []
+  const small = files.filter((f) => f.expected.size <= CHUNK_SIZE)
+  const pool = options.pool ?? hashPool()
+  const read = small.length > 0 ? await pool.readFiles(small.map((f) => ({ path: f.path, size: f.expected.size }))) : undefined
+  const stores: Promise<void>[] = []
+  try {
+    let next = 0
+    for (const f of files) {
+      if (f.expected.size > CHUNK_SIZE) {
+        out.push(await importFile(f.path, sink, { ...options, label: f.label, expected: f.expected }))
+        continue
+      }
+      const r = read!.files[next++]
+      if (r.error) throw ioError('read', f.label, r.error)
+      const after = { size: r.size, mtimeNs: r.mtimeNs, ino: r.ino }
+      if (r.bytes.length !== f.expected.size || !sameIdentity(f.expected, after))
+        throw fileChanged(f.label, f.expected, after, r.bytes.length)
+      const leaf = { cid: rawCid(r.digest), bytes: r.bytes }
+      if (sink) stores.push(Promise.resolve(sink(leaf)))
+      out.push({ cid: leaf.cid, size: r.bytes.length, dagSize: r.bytes.length, identity: f.expected })
+    }
+    await Promise.all(stores)
+  } catch (e) {
+    await Promise.allSettled(stores) // no block write is left unobserved
+    throw e
+  }
+  if (read && (options.reuseBuffers || !sink)) pool.release(read.buffer)
+  return out
+}
+
+function fileChanged(label: string, before: FileIdentity, after: FileIdentity, read: number): CairnError {
+  return new CairnError(
+    'FILE_CHANGED',
+    `${label} changed while it was being read (size ${before.size} → ${after.size}, read ${read} bytes)`,
+    {
+      subject: label,
+      hint: 'stop whatever writes to the dataset, then build again; nothing was committed',
+    },
+  )
 }
 
 /** Marks a read-ahead promise as handled: if an earlier chunk fails, later failures are not unhandled. */
@@ -247,17 +313,31 @@ function rawCid(digest: Uint8Array): CID {
   return CID.createV1(RAW, Digest.create(SHA2_256, digest))
 }
 
-async function readFull(fh: FileHandle, buf: Uint8Array, position: number, label: string): Promise<number> {
-  let filled = 0
-  while (filled < buf.length) {
-    let n: number
-    try {
-      ;({ bytesRead: n } = await fh.read(buf, filled, buf.length - filled, position + filled))
-    } catch (e) {
-      throw ioError('read', label, e)
+/** Small files read by a thread in one round trip, at most. */
+const GROUP_FILES = 256
+
+/**
+ * Cuts files into import groups, keeping their order: consecutive files of at most one chunk share a
+ * group up to {@link CHUNK_SIZE} bytes or {@link GROUP_FILES} files (one round trip to a thread);
+ * a larger file is a group of its own.
+ */
+export function importGroups<T extends { readonly size: number }>(files: readonly T[]): T[][] {
+  const groups: T[][] = []
+  let open: T[] | undefined
+  let bytes = 0
+  for (const f of files) {
+    if (f.size > CHUNK_SIZE) {
+      groups.push([f])
+      open = undefined
+      continue
     }
-    if (n === 0) break
-    filled += n
+    if (!open || open.length === GROUP_FILES || bytes + f.size > CHUNK_SIZE) {
+      open = []
+      bytes = 0
+      groups.push(open)
+    }
+    open.push(f)
+    bytes += f.size
   }
-  return filled
+  return groups
 }

@@ -1,0 +1,202 @@
+/**
+ * Hashing threads. Reading and sha2-256 hashing are most of the work of importing files; a pool of
+ * worker threads (hash-worker.js) does both with synchronous system calls, on as many cores as the
+ * pool has threads, while the main thread lays out DAGs and writes the store. Buffers go to a thread
+ * and come back transferred, never copied, and 1 MiB buffers are reused once released, so a build
+ * allocates a few dozen of them however large the dataset.
+ *
+ * Workers start on first use and are unreferenced while idle, so an idle pool never keeps the process
+ * alive. The result never depends on the number of threads: replies are matched to requests by id.
+ */
+import { availableParallelism } from 'node:os'
+import { Worker } from 'node:worker_threads'
+
+/** The size of the buffers the pool lends for range reads, and reuses (the profile's chunk size). */
+export const BUFFER_SIZE = 1_048_576
+/** Released buffers kept for reuse, per pool. */
+const FREE_BUFFERS = 64
+
+/** A request to a hashing thread. */
+export type WorkerTask =
+  | {
+      readonly id: number
+      readonly kind: 'range'
+      readonly fd: number
+      readonly position: number
+      readonly length: number
+      readonly buffer: ArrayBuffer
+    }
+  | { readonly id: number; readonly kind: 'files'; readonly paths: string[]; readonly sizes: number[]; readonly buffer: ArrayBuffer }
+
+/** A system error as it crosses the thread boundary. */
+export interface WorkerError {
+  readonly message: string
+  readonly code?: string
+  readonly errno?: number
+  readonly syscall?: string
+}
+
+/** One small file as a thread read it: where its bytes lie in the buffer, and its stat after the read. */
+export type FileRead =
+  | { readonly offset: number; readonly length: number; readonly size: number; readonly mtimeNs: bigint; readonly ino: bigint }
+  | { readonly error: WorkerError }
+
+/** A hashing thread's answer; `digests` holds 32 bytes per range or file, in order. */
+export type WorkerReply =
+  | { readonly id: number; readonly kind: 'range'; readonly buffer: ArrayBuffer; readonly length: number; readonly digests: Uint8Array }
+  | { readonly id: number; readonly kind: 'files'; readonly buffer: ArrayBuffer; readonly files: FileRead[]; readonly digests: Uint8Array }
+  | { readonly id: number; readonly kind: 'failed'; readonly buffer: ArrayBuffer; readonly error: WorkerError }
+
+/** Bytes read and hashed by a thread. */
+export interface Hashed {
+  readonly bytes: Uint8Array
+  readonly digest: Uint8Array
+}
+
+/** A small file read and hashed by a thread, or the error that stopped it. */
+export type HashedFile =
+  | (Hashed & { readonly error?: undefined; readonly size: number; readonly mtimeNs: bigint; readonly ino: bigint })
+  | { readonly error: Error }
+
+interface Thread {
+  readonly worker: Worker
+  readonly waiting: Map<number, { resolve: (r: WorkerReply) => void; reject: (e: unknown) => void }>
+}
+
+export class HashPool {
+  private readonly threads: Thread[] = []
+  private readonly free: ArrayBuffer[] = []
+  private nextId = 0
+
+  /** `size`: the most threads it starts (default: the number of CPUs). */
+  constructor(readonly size: number = availableParallelism()) {
+    if (!Number.isInteger(size) || size < 1) throw new RangeError(`a hash pool needs at least one thread (got ${size})`)
+  }
+
+  /** Reads up to `length` (≤ {@link BUFFER_SIZE}) bytes of the open file `fd` at `position` and hashes them. */
+  async readRange(fd: number, position: number, length: number): Promise<Hashed> {
+    const reply = await this.run({ id: this.nextId++, kind: 'range', fd, position, length, buffer: this.buffer(length) })
+    if (reply.kind !== 'range') throw unexpected(reply)
+    return { bytes: new Uint8Array(reply.buffer, 0, reply.length), digest: reply.digests.subarray(0, 32) }
+  }
+
+  /**
+   * Reads and hashes whole files of the given sizes, in one round trip to a thread. A file that
+   * turns out longer than its size is read only up to it; its stat (returned) tells the caller.
+   * `buffer` holds them all: release it once none of their bytes are needed.
+   */
+  async readFiles(
+    files: readonly { readonly path: string; readonly size: number }[],
+  ): Promise<{ buffer: Uint8Array; files: HashedFile[] }> {
+    const total = files.reduce((n, f) => n + f.size, 0)
+    const reply = await this.run({
+      id: this.nextId++,
+      kind: 'files',
+      paths: files.map((f) => f.path),
+      sizes: files.map((f) => f.size),
+      buffer: this.buffer(total),
+    })
+    if (reply.kind !== 'files') throw unexpected(reply)
+    const read = reply.files.map((r, i): HashedFile => {
+      if ('error' in r) return { error: toError(r.error) }
+      return {
+        bytes: new Uint8Array(reply.buffer, r.offset, r.length),
+        digest: reply.digests.subarray(32 * i, 32 * i + 32),
+        size: r.size,
+        mtimeNs: r.mtimeNs,
+        ino: r.ino,
+      }
+    })
+    return { buffer: new Uint8Array(reply.buffer), files: read }
+  }
+
+  /** Gives a buffer back for reuse once nothing refers to the bytes read into it any more. */
+  release(bytes: Uint8Array): void {
+    const buffer = bytes.buffer
+    if (
+      buffer instanceof ArrayBuffer &&
+      buffer.byteLength === BUFFER_SIZE &&
+      this.free.length < FREE_BUFFERS &&
+      !this.free.includes(buffer)
+    ) {
+      this.free.push(buffer)
+    }
+  }
+
+  /** Stops the threads. The pool starts new ones if used again. */
+  async close(): Promise<void> {
+    const threads = this.threads.splice(0)
+    await Promise.all(threads.map((t) => t.worker.terminate()))
+  }
+
+  private buffer(length: number): ArrayBuffer {
+    if (length <= BUFFER_SIZE) return this.free.pop() ?? new ArrayBuffer(BUFFER_SIZE)
+    return new ArrayBuffer(length)
+  }
+
+  private run(task: WorkerTask): Promise<WorkerReply> {
+    const thread = this.pick()
+    return new Promise<WorkerReply>((resolve, reject) => {
+      thread.waiting.set(task.id, { resolve, reject })
+      if (thread.waiting.size === 1) thread.worker.ref()
+      thread.worker.postMessage(task, [task.buffer])
+    })
+  }
+
+  /** The thread with the fewest tasks waiting; a new one while the pool is below its size and all are busy. */
+  private pick(): Thread {
+    let best: Thread | undefined
+    for (const t of this.threads) if (!best || t.waiting.size < best.waiting.size) best = t
+    if (best && (best.waiting.size === 0 || this.threads.length >= this.size)) return best
+    return this.start()
+  }
+
+  private start(): Thread {
+    // no inherited flags: the worker is plain JavaScript, and flags such as --input-type would stop it
+    const worker = new Worker(new URL('./hash-worker.js', import.meta.url), { execArgv: [] })
+    worker.unref()
+    const thread: Thread = { worker, waiting: new Map() }
+    const settle = (reply: WorkerReply): void => {
+      const w = thread.waiting.get(reply.id)
+      if (!w) return
+      thread.waiting.delete(reply.id)
+      if (thread.waiting.size === 0) worker.unref()
+      if (reply.kind === 'failed') {
+        this.release(new Uint8Array(reply.buffer))
+        w.reject(toError(reply.error))
+      } else w.resolve(reply)
+    }
+    const fail = (error: unknown): void => {
+      const i = this.threads.indexOf(thread)
+      if (i >= 0) this.threads.splice(i, 1)
+      for (const w of thread.waiting.values()) w.reject(error)
+      thread.waiting.clear()
+    }
+    worker.on('message', settle)
+    worker.on('error', fail)
+    worker.on('exit', (code) => fail(new Error(`a hashing thread exited (code ${code})`)))
+    this.threads.push(thread)
+    return thread
+  }
+}
+
+/** The pool of `threads` threads shared by everything in this process that imports files. */
+export function hashPool(threads: number = availableParallelism()): HashPool {
+  let pool = shared.get(threads)
+  if (!pool) {
+    pool = new HashPool(threads)
+    shared.set(threads, pool)
+  }
+  return pool
+}
+
+const shared = new Map<number, HashPool>()
+
+/** A thread's system error as an Error with Node's usual fields (`code`, `errno`, `syscall`). */
+function toError(e: WorkerError): Error {
+  return Object.assign(new Error(e.message), { code: e.code, errno: e.errno, syscall: e.syscall })
+}
+
+function unexpected(reply: WorkerReply): Error {
+  return new Error(`a hashing thread answered ${reply.kind} to a different request`)
+}

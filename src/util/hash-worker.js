@@ -1,0 +1,106 @@
+// @ts-check
+/**
+ * The body of a hashing thread (see hash-pool.ts). It reads file bytes with synchronous system calls
+ * straight into a buffer the main thread lent it, hashes them with sha2-256, and hands the buffer back
+ * (transferred, never copied). It knows nothing of CIDs or the store: the main thread lays out the DAG.
+ *
+ * Plain JavaScript, type-checked by tsc through JSDoc, so that the same file runs as a worker from
+ * `src/` (under the test runner) and from `dist/` (compiled).
+ */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { parentPort } from 'node:worker_threads'
+
+/** @typedef {import('./hash-pool.js').WorkerTask} WorkerTask */
+/** @typedef {import('./hash-pool.js').WorkerReply} WorkerReply */
+
+const port = parentPort
+if (!port) throw new Error('hash-worker.js runs only as a worker thread')
+
+port.on('message', (/** @type {WorkerTask} */ task) => {
+  /** @type {WorkerReply} */
+  let reply
+  try {
+    reply = task.kind === 'range' ? readRange(task) : readFiles(task)
+  } catch (e) {
+    reply = { id: task.id, kind: 'failed', buffer: task.buffer, error: describe(e) }
+  }
+  const digests = 'digests' in reply ? [/** @type {ArrayBuffer} */ (reply.digests.buffer)] : []
+  port.postMessage(reply, [reply.buffer, ...digests])
+})
+
+/**
+ * Reads up to `length` bytes of an open file at `position` (fewer at its end) and hashes them.
+ * @param {Extract<WorkerTask, { kind: 'range' }>} task
+ * @returns {WorkerReply}
+ */
+function readRange(task) {
+  const bytes = new Uint8Array(task.buffer, 0, task.length)
+  const n = readFully(task.fd, bytes, task.position)
+  const digests = new Uint8Array(32)
+  digests.set(sha256(bytes.subarray(0, n)))
+  return { id: task.id, kind: 'range', buffer: task.buffer, length: n, digests }
+}
+
+/**
+ * Reads whole small files one after the other into the buffer: open, read, fstat, close, with no
+ * round trip to the main thread in between. A file that cannot be read is reported on its own.
+ * @param {Extract<WorkerTask, { kind: 'files' }>} task
+ * @returns {WorkerReply}
+ */
+function readFiles(task) {
+  const digests = new Uint8Array(32 * task.paths.length)
+  /** @type {import('./hash-pool.js').FileRead[]} */
+  const files = []
+  let offset = 0
+  for (let i = 0; i < task.paths.length; i++) {
+    const want = task.sizes[i]
+    try {
+      const fd = openSync(task.paths[i], 'r')
+      try {
+        const bytes = new Uint8Array(task.buffer, offset, want)
+        const length = readFully(fd, bytes, 0)
+        // stat after the read: a file that changed since the scan shows it here (the caller compares)
+        const st = fstatSync(fd, { bigint: true })
+        digests.set(sha256(bytes.subarray(0, length)), 32 * i)
+        files.push({ offset, length, size: Number(st.size), mtimeNs: st.mtimeNs, ino: st.ino })
+        offset += length
+      } finally {
+        closeSync(fd)
+      }
+    } catch (e) {
+      files.push({ error: describe(e) })
+    }
+  }
+  return { id: task.id, kind: 'files', buffer: task.buffer, files, digests }
+}
+
+/**
+ * @param {number} fd
+ * @param {Uint8Array} into
+ * @param {number} position
+ */
+function readFully(fd, into, position) {
+  let filled = 0
+  while (filled < into.length) {
+    const n = readSync(fd, into, filled, into.length - filled, position + filled)
+    if (n === 0) break
+    filled += n
+  }
+  return filled
+}
+
+/** @param {Uint8Array} bytes */
+function sha256(bytes) {
+  return createHash('sha256').update(bytes).digest()
+}
+
+/**
+ * What the main thread needs of an error to rebuild it: Node's system error fields survive.
+ * @param {unknown} e
+ * @returns {import('./hash-pool.js').WorkerError}
+ */
+function describe(e) {
+  const err = /** @type {NodeJS.ErrnoException} */ (e)
+  return { message: String(err?.message ?? e), code: err?.code, errno: err?.errno, syscall: err?.syscall }
+}
