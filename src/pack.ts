@@ -6,14 +6,16 @@
 import { randomBytes } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
 import { rename, unlink } from 'node:fs/promises'
-import { Readable, type Writable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
-import { CarWriter } from '@ipld/car/writer'
-import type { CID } from './cid.js'
+import { once } from 'node:events'
+import type { Writable } from 'node:stream'
+import { finished } from 'node:stream/promises'
+import { carHeader, sectionPrefix } from './car/write.js'
+import { RAW, type CID } from './cid.js'
 import { withDataset } from './dataset.js'
 import { ioError, isCairnError } from './errors.js'
 import { walkDag } from './dag.js'
 import type { BlockSource } from './store/blocks.js'
+import { hashPool } from './util/hash-pool.js'
 import { readVersion, resolveRef } from './version.js'
 
 export interface PackOptions {
@@ -57,7 +59,9 @@ export async function pack(options: PackOptions): Promise<PackResult> {
     const file = options.output
     const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`
     try {
-      const counts = await writeCar(dataset.store, root, createWriteStream(tmp), (p) => options.onProgress?.({ ...p, totalBytes }))
+      const counts = await writeCar(dataset.store, root, createWriteStream(tmp), (p) => options.onProgress?.({ ...p, totalBytes }), {
+        reuseBuffers: true,
+      })
       await rename(tmp, file)
       return { root, ...counts, file }
     } catch (e) {
@@ -69,29 +73,47 @@ export async function pack(options: PackOptions): Promise<PackResult> {
   })
 }
 
-/** Streams the DAG under `root` from `source` into `out` as a CARv1 with `root` as its only root. */
+/**
+ * Streams the DAG under `root` from `source` into `out` as a CARv1 with `root` as its only root, and
+ * ends `out`. Waits for `out` to drain (backpressure); on failure `out` is destroyed with the error.
+ * `reuseBuffers`: `out` is done with a chunk when its write callback runs (a file stream, not a
+ * PassThrough), so the buffers of raw blocks read on hashing threads can be reused.
+ */
 export async function writeCar(
   source: BlockSource,
   root: CID,
   out: Writable,
   onProgress?: (p: { blocks: number; bytes: number }) => void,
+  options: { readonly reuseBuffers?: boolean } = {},
 ): Promise<{ blocks: number; bytes: number }> {
-  const { writer, out: car } = CarWriter.create([root])
   let blocks = 0
   let bytes = 0
-  const feed = (async () => {
-    try {
-      for await (const block of walkDag(source, root)) {
-        await writer.put(block)
-        blocks++
-        bytes += block.bytes.length
-        if (onProgress && blocks % 64 === 0) onProgress({ blocks, bytes })
-      }
-    } finally {
-      await writer.close()
+  const pool = hashPool()
+  // an error of `out` while nothing waits on it must not go unhandled: it is rethrown at the next wait
+  let failed: { error: unknown } | undefined
+  const onError = (error: unknown): void => {
+    failed ??= { error }
+  }
+  out.on('error', onError)
+  try {
+    out.write(carHeader([root]))
+    for await (const block of walkDag(source, root)) {
+      if (failed) throw failed.error
+      out.write(sectionPrefix(block.cid, block.bytes.length))
+      const done = options.reuseBuffers && block.cid.code === RAW ? () => pool.release(block.bytes) : undefined
+      if (!out.write(block.bytes, done)) await once(out, 'drain')
+      blocks++
+      bytes += block.bytes.length
+      if (onProgress && blocks % 64 === 0) onProgress({ blocks, bytes })
     }
-  })()
-  await Promise.all([feed, pipeline(Readable.from(car), out)])
+    out.end()
+    await finished(out)
+  } catch (e) {
+    out.destroy(e instanceof Error ? e : new Error(String(e)))
+    throw failed?.error ?? e
+  } finally {
+    out.off('error', onError)
+  }
   onProgress?.({ blocks, bytes })
   return { blocks, bytes }
 }

@@ -61,6 +61,15 @@ export async function checkBlock(cid: CID, bytes: Uint8Array): Promise<void> {
         { subject: cid.toString(), hint: 'fetch the data again as blocks hashed with sha2-256' },
       )
   }
+  checkDigest(cid, actual)
+}
+
+/**
+ * Checks a digest computed elsewhere (a hashing thread) against the CID's, for a CID whose multihash
+ * function is known to {@link checkBlock}. Throws `CORRUPT_BLOCK` when they differ.
+ */
+export function checkDigest(cid: CID, actual: Uint8Array): void {
+  const { code, digest } = cid.multihash
   if (!equalBytes(actual, digest)) {
     throw new CairnError(
       'CORRUPT_BLOCK',

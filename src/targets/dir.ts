@@ -8,10 +8,9 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import * as dagCbor from '@ipld/dag-cbor'
-import { varint } from 'multiformats'
 import * as Digest from 'multiformats/hashes/digest'
 import { blockLinks } from '../car/block.js'
+import { carHeader, sectionLength, sectionPrefix } from '../car/write.js'
 import { CID, RAW, SHA2_256 } from '../cid.js'
 import { CairnError, ioError } from '../errors.js'
 import type { PublishInput, PublishOptions, Receipt, StoredShard, Target } from './interface.js'
@@ -117,7 +116,7 @@ async function publishToDir(path: string, input: PublishInput, options: PublishO
         bytes = await input.source.get(cid)
       } else {
         bytes = await input.source.get(cid)
-        const section = sectionLength(cid, bytes)
+        const section = sectionLength(cid, bytes.length)
         if (current && current.blocks > 0 && current.size + section > shardSize) {
           await finish(current)
           current = undefined
@@ -277,12 +276,6 @@ async function writeAtomic(file: string, text: string): Promise<void> {
   })
 }
 
-/** Bytes a block takes in a CAR: varint length, CID, bytes. */
-function sectionLength(cid: CID, bytes: Uint8Array): number {
-  const n = cid.bytes.length + bytes.length
-  return varint.encodingLength(n) + n
-}
-
 /** One CAR being written to a temporary file, hashed and indexed as it goes. */
 class CarFile {
   /** Bytes so far (header included). */
@@ -312,17 +305,12 @@ class CarFile {
       throw ioError('create', tmp, e)
     }
     const car = new CarFile(carsDir, tmp, fh)
-    const header = dagCbor.encode({ version: 1, roots: [root] })
-    car.push(varint.encodeTo(header.length, new Uint8Array(varint.encodingLength(header.length))))
-    car.push(header)
+    car.push(carHeader([root]))
     return car
   }
 
   async append(cid: CID, bytes: Uint8Array): Promise<void> {
-    const cidBytes = cid.bytes
-    const n = cidBytes.length + bytes.length
-    this.push(varint.encodeTo(n, new Uint8Array(varint.encodingLength(n))))
-    this.push(cidBytes)
+    this.push(sectionPrefix(cid, bytes.length))
     this.idx.push(`${cid.toString()} ${this.size} ${bytes.length}\n`)
     this.push(bytes)
     this.blocks++
