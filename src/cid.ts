@@ -32,3 +32,29 @@ export function tryParseCid(text: string): CID | undefined {
     return undefined
   }
 }
+
+const BASE32 = new TextEncoder().encode('abcdefghijklmnopqrstuvwxyz234567')
+
+/**
+ * The CIDv1 of `cid` as base32 text: `cid.toV1().toString()`, several times faster (the generic
+ * multibase encoder dominated writing many small blocks), and a flat string, not a rope of 60 pieces.
+ * A CIDv0 and its CIDv1 give the same text.
+ */
+export function cidText(cid: CID): string {
+  const bytes = cid.version === 0 ? cid.toV1().bytes : cid.bytes
+  const codes = new Array<number>(1 + Math.ceil((bytes.length * 8) / 5))
+  codes[0] = 0x62 // 'b', the multibase prefix of base32
+  let n = 1
+  let bits = 0
+  let value = 0
+  for (let i = 0; i < bytes.length; i++) {
+    value = ((value << 8) | bytes[i]) & 0xfff // the 12 low bits are all that can still be pending
+    bits += 8
+    while (bits >= 5) {
+      bits -= 5
+      codes[n++] = BASE32[(value >>> bits) & 31]
+    }
+  }
+  if (bits > 0) codes[n++] = BASE32[(value << (5 - bits)) & 31]
+  return String.fromCharCode(...codes)
+}

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdir, open, readdir, readFile, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { checkBlock, checkDigest } from '../car/block.js'
-import { CID, SHA2_256 } from '../cid.js'
+import { CID, cidText, SHA2_256 } from '../cid.js'
 import { CairnError, ioError, isCairnError } from '../errors.js'
 import { hashPool } from '../util/hash-pool.js'
 
@@ -317,7 +317,7 @@ export class BlockStore implements BlockStoreLike {
 
 /** The index key of a block: its CIDv1 in base32 (a CIDv0 and its CIDv1 are the same block). */
 function key(cid: CID): string {
-  return (cid.version === 0 ? cid.toV1() : cid).toString()
+  return cidText(cid)
 }
 
 export { CID }
