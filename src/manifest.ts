@@ -3,7 +3,7 @@
  * blocks validated against `schemas/` when written and when read. Readers reject a format version
  * they do not know. Links are real CID links, never CID strings.
  */
-import { CID, cidFor, DAG_JSON, type Link } from './cid.js'
+import { CID, cidFor, cidText, DAG_JSON, type Link } from './cid.js'
 import { CairnError } from './errors.js'
 import type { Field, FormatName } from './formats/interface.js'
 import { validateWith } from './schemas.js'
@@ -168,7 +168,8 @@ function check(kind: Kind, form: unknown, cid: CID | undefined): void {
 function toJsonForm(value: unknown): unknown {
   if (value === null || typeof value !== 'object') return value
   const cid = CID.asCID(value)
-  if (cid) return { '/': cid.toString() }
+  // dag-json writes a CIDv1 in base32 (cidText, the fast path) and a CIDv0 in base58btc
+  if (cid) return { '/': cid.version === 1 ? cidText(cid) : cid.toString() }
   if (Array.isArray(value)) return value.map(toJsonForm)
   const out: Record<string, unknown> = {}
   for (const k of Object.keys(value).sort()) {
