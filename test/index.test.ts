@@ -9,8 +9,8 @@ import fc from 'fast-check'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { cidFor, CID, DAG_JSON, RAW } from '../src/cid.js'
 import { CairnError } from '../src/errors.js'
-import { buildIndex, MAX_NODE_BYTES, readIndexNode, walkEntries } from '../src/index/prolly.js'
-import { comparePaths, type ShardEntry } from '../src/manifest.js'
+import { buildIndex, isBoundary, MAX_NODE_BYTES, readIndexNode, walkEntries } from '../src/index/prolly.js'
+import { comparePaths, encodeManifest, type ShardEntry } from '../src/manifest.js'
 import type { BlockSource } from '../src/store/blocks.js'
 import type { Block } from '../src/unixfs/file.js'
 import { thrown } from './helpers/dataset.js'
@@ -284,6 +284,64 @@ describe('round trip (fast-check, fixed seed)', () => {
         expect((await collect(store, root)).map((e) => e.path)).toEqual(entries.map((e) => e.path))
       }),
       { seed: 42, numRuns: 5 },
+    )
+  })
+})
+
+describe('building one entry at a time', () => {
+  /**
+   * The index as docs/index.md defines it, cut level by level over whole lists: an independent
+   * statement of the rules, which the streaming builder must match node for node.
+   */
+  function reference(entries: readonly ShardEntry[], sink: (b: Block) => void): CID {
+    const cut = (level: number, items: readonly (ShardEntry | { path: string; node: CID; totals: unknown })[]) => {
+      const out: { path: string; node: CID; totals: { shards: number; bytes: number; rows: number } }[] = []
+      let start = 0
+      let bytes = 0
+      const est = (p: string): number => p.length * 3 + 200
+      for (let i = 0; i < items.length; i++) {
+        bytes += est(items[i].path)
+        const last = i === items.length - 1
+        if (last || isBoundary(level, items[i].path) || bytes + est(items[i + 1].path) > MAX_NODE_BYTES) {
+          const slice = items.slice(start, i + 1)
+          const block = encodeManifest<'cairn.index'>({ type: 'cairn.index', v: 1, level, entries: slice } as never)
+          sink(block)
+          const totals = { shards: 0, bytes: 0, rows: 0 }
+          for (const it of slice) {
+            const t = 'node' in it ? (it.totals as typeof totals) : { shards: 1, bytes: it.size, rows: it.rows ?? 0 }
+            totals.shards += t.shards
+            totals.bytes += t.bytes
+            totals.rows += t.rows
+          }
+          out.push({ path: slice[0].path, node: block.cid, totals })
+          start = i + 1
+          bytes = 0
+        }
+      }
+      return out
+    }
+    let level = 0
+    let children = cut(0, entries)
+    while (children.length > 1) children = cut(++level, children)
+    return children[0].node
+  }
+
+  it('gives the nodes of the level-by-level definition, for any set of paths (property, fixed seed)', async () => {
+    const segment = fc.stringMatching(/^[a-z0-9._-]{1,12}$/).filter((s) => s !== '.' && s !== '..')
+    const longSegment = fc.stringMatching(/^[a-z]{200,400}$/)
+    const path = fc
+      .array(fc.oneof({ weight: 9, arbitrary: segment }, { weight: 1, arbitrary: longSegment }), { minLength: 1, maxLength: 3 })
+      .map((s) => s.join('/'))
+    await fc.assert(
+      fc.asyncProperty(fc.uniqueArray(path, { minLength: 1, maxLength: 2000 }), async (paths) => {
+        const entries = sorted(paths.map((p) => entry(p)))
+        const a = new MemoryStore()
+        const b = new MemoryStore()
+        const built = await buildIndex(entries, a.sink)
+        expect(built.root.toString()).toBe(reference(entries, b.sink).toString())
+        for (const k of b.blocks.keys()) expect(a.blocks.has(k)).toBe(true)
+      }),
+      { seed: 64, numRuns: 60 },
     )
   })
 })

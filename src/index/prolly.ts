@@ -46,46 +46,84 @@ export interface BuiltIndex {
  * Builds the index over `entries`, which must be sorted by {@link comparePaths} without duplicates
  * (throws `BAD_PATH` otherwise), passing every node block to `sink`, children first.
  */
-export async function buildIndex(entries: readonly ShardEntry[], sink: BlockSink): Promise<BuiltIndex> {
-  for (let i = 1; i < entries.length; i++) {
-    if (comparePaths(entries[i - 1].path, entries[i].path) >= 0) {
-      throw new CairnError('BAD_PATH', `Index entries out of order or duplicated at ${JSON.stringify(entries[i].path)}`, {
-        subject: entries[i].path,
-      })
-    }
-  }
-  let level = 0
-  let children: BranchEntry[] = await chunk(0, entries, sink)
-  while (children.length > 1) {
-    level++
-    children = await chunk(level, children, sink)
-  }
-  if (children.length === 0) {
-    const { cid } = await emit({ type: 'cairn.index', v: 1, level: 0, entries: [] }, sink)
-    return { root: cid, totals: { shards: 0, bytes: 0, rows: 0 } }
-  }
-  return { root: children[0].node, totals: children[0].totals }
+export async function buildIndex(entries: Iterable<ShardEntry> | AsyncIterable<ShardEntry>, sink: BlockSink): Promise<BuiltIndex> {
+  const builder = new IndexBuilder(sink)
+  for await (const e of entries) await builder.add(e)
+  return builder.finish()
 }
 
-async function chunk(level: number, items: readonly (ShardEntry | BranchEntry)[], sink: BlockSink): Promise<BranchEntry[]> {
-  const out: BranchEntry[] = []
-  let start = 0
-  let bytes = 0
-  for (let i = 0; i < items.length; i++) {
-    bytes += estimate(items[i])
-    const last = i === items.length - 1
-    if (last || isBoundary(level, items[i].path) || bytes + estimate(items[i + 1]) > MAX_NODE_BYTES) {
-      const slice = items.slice(start, i + 1)
-      const node = { type: 'cairn.index', v: 1, level, entries: slice } as IndexNode
-      const { cid } = await emit(node, sink)
-      out.push({ path: slice[0].path, node: cid, totals: sumTotals(slice) })
-      // let timers and I/O run during a long build, even when the sink is synchronous
-      if (out.length % 256 === 0) await new Promise((resolve) => setImmediate(resolve))
-      start = i + 1
-      bytes = 0
+/** One level of an index being built: the items of the node it is filling. */
+interface Level {
+  items: (ShardEntry | BranchEntry)[]
+  bytes: number
+  /** Items this level received in all; a level above 0 that received one item is not built: it is the root. */
+  received: number
+  first: ShardEntry | BranchEntry | undefined
+}
+
+/**
+ * Builds an index one entry at a time, in path order: memory holds one open node per level, so an
+ * index of any size is built in the space of a few nodes. Gives the same nodes as cutting the whole
+ * sorted list level by level: an item closes its node when it is a boundary, and a node is closed
+ * before an item that would take it past {@link MAX_NODE_BYTES}.
+ */
+export class IndexBuilder {
+  private readonly levels: Level[] = []
+  private last: string | undefined
+  private built = 0
+
+  constructor(private readonly sink: BlockSink) {}
+
+  /** Adds the next entry; throws `BAD_PATH` when it is not after the previous one. */
+  async add(entry: ShardEntry): Promise<void> {
+    if (this.last !== undefined && comparePaths(this.last, entry.path) >= 0) {
+      throw new CairnError('BAD_PATH', `Index entries out of order or duplicated at ${JSON.stringify(entry.path)}`, {
+        subject: entry.path,
+      })
+    }
+    this.last = entry.path
+    await this.push(0, entry)
+  }
+
+  /** Closes every open node; returns the root and the totals below it. */
+  async finish(): Promise<BuiltIndex> {
+    if (this.levels.length === 0) {
+      const { cid } = await emit({ type: 'cairn.index', v: 1, level: 0, entries: [] }, this.sink)
+      return { root: cid, totals: { shards: 0, bytes: 0, rows: 0 } }
+    }
+    for (let level = 0; ; level++) {
+      const l = this.levels[level]
+      // a level above 0 that received a single item: that item's node is the root
+      if (level > 0 && l.received === 1) {
+        // (a node may have been closed over it alone when it was a boundary: unused, like any block of a failed build)
+        const root = l.first as BranchEntry
+        return { root: root.node, totals: root.totals }
+      }
+      if (l.items.length > 0) await this.close(level)
     }
   }
-  return out
+
+  private async push(level: number, item: ShardEntry | BranchEntry): Promise<void> {
+    if (this.levels.length === level) this.levels.push({ items: [], bytes: 0, received: 0, first: item })
+    const l = this.levels[level]
+    if (l.items.length > 0 && l.bytes + estimate(item) > MAX_NODE_BYTES) await this.close(level)
+    l.items.push(item)
+    l.bytes += estimate(item)
+    l.received++
+    if (isBoundary(level, item.path)) await this.close(level)
+  }
+
+  /** Turns the open node of `level` into a block and passes its branch entry up. */
+  private async close(level: number): Promise<void> {
+    const l = this.levels[level]
+    const items = l.items
+    l.items = []
+    l.bytes = 0
+    const { cid } = await emit({ type: 'cairn.index', v: 1, level, entries: items } as IndexNode, this.sink)
+    // let timers and I/O run during a long build, even when the sink is synchronous
+    if (++this.built % 256 === 0) await new Promise((resolve) => setImmediate(resolve))
+    await this.push(level + 1, { path: items[0].path, node: cid, totals: sumTotals(items) })
+  }
 }
 
 async function emit(node: IndexNode, sink: BlockSink): Promise<{ cid: Link<IndexNode> }> {
