@@ -14,18 +14,27 @@ import { readCard, withDataset } from './dataset.js'
 import { CairnError, ioError, isCairnError } from './errors.js'
 import { readerFor } from './formats/index.js'
 import type { Row } from './formats/interface.js'
-import { buildIndex, walkEntries } from './index/prolly.js'
-import { encodeManifest, PROFILE, type Card, type ShardEntry, type ShardRule, type Totals, type VersionManifest } from './manifest.js'
+import { IndexBuilder, walkEntries, type BuiltIndex } from './index/prolly.js'
+import {
+  comparePaths,
+  encodeManifest,
+  PROFILE,
+  type Card,
+  type ShardEntry,
+  type ShardRule,
+  type Totals,
+  type VersionManifest,
+} from './manifest.js'
 import { scan, type SkippedEntry } from './scan.js'
 import { compileUserSchema } from './schemas.js'
 import type { BlockStore } from './store/blocks.js'
 import { withLock } from './store/lock.js'
-import { loadStatCache, saveStatCache } from './store/stat-cache.js'
+import { loadStatCache, saveStatCache, type CachedFile } from './store/stat-cache.js'
 import { identityOf, importFiles, importGroups, sameIdentity, type BlockSink, type FileIdentity } from './unixfs/file.js'
-import { buildTree } from './unixfs/tree.js'
+import { buildTree, type TreeFile } from './unixfs/tree.js'
 import { readVersion } from './version.js'
 import { hashPool } from './util/hash-pool.js'
-import { mapLimit } from './util/pool.js'
+import { mapOrdered } from './util/pool.js'
 
 export interface BuildOptions {
   /** The dataset folder or a folder inside it (default: the current folder). */
@@ -90,8 +99,6 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       // a file modified in the same clock tick as the scan could change again unseen: don't cache it
       const racyAfter = BigInt(Date.now() - 10) * 1_000_000n
 
-      let doneFiles = 0
-      let doneBytes = 0
       // cache hits are decided up front, synchronously: only changed files go through the pool
       const stored = await store.snapshot()
       const hits = files.map((f) => {
@@ -100,82 +107,98 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
           ? hit
           : undefined
       })
-      const entries = new Array<ImportedEntry>(files.length)
-      const todo: number[] = []
-      files.forEach((f, i) => {
-        const hit = hits[i]
-        if (!hit) return todo.push(i)
-        doneFiles++
-        doneBytes += f.size
-        entries[i] = { entry: hit.entry, dagSize: hit.dagSize, stamp: f.stamp, cacheable: true, hit: true }
-      })
-      const pool = hashPool(options.jobs)
-      const groups = importGroups(todo.map((i) => ({ i, size: files[i].size })))
-      // enough groups in flight to keep every thread busy while the main thread lays out and writes
-      await mapLimit(groups, 2 * pool.size + 2, async (group) => {
-        const batch = group.map(({ i }) => ({ path: files[i].abs, label: files[i].path, expected: files[i].identity }))
-        const imported = await importFiles(batch, put, { pool, reuseBuffers: true })
-        for (const [k, { i }] of group.entries()) {
-          const f = files[i]
-          const entry = await describe(f.path, f.abs, imported[k].cid, imported[k].size, rules, store)
-          // a format reader read the file a second time: it must still be the file that was hashed
-          if (entry.format !== 'bytes') await assertUnchanged(f.abs, f.path, imported[k].identity)
-          doneFiles++
-          doneBytes += imported[k].size
-          progress({ phase: 'import', files: doneFiles, totalFiles: files.length, bytes: doneBytes, totalBytes, path: f.path })
-          entries[i] = { entry, dagSize: imported[k].dagSize, stamp: f.stamp, cacheable: f.identity.mtimeNs < racyAfter, hit: false }
-        }
-      })
-
-      progress({ phase: 'commit', files: doneFiles, totalFiles: files.length, bytes: doneBytes, totalBytes })
+      const cached = hits.filter((h) => h !== undefined)
+      const parent = (await dataset.refs.head()) ?? null
+      const parentManifest = parent ? await readVersion(store, parent) : undefined
       // every file as the cache knew it: the same entries give the same roots, already stored
       const known = cache.roots
       const reuse =
         known !== undefined &&
-        entries.length === cache.files.size &&
-        entries.every((e) => e.hit) &&
+        cached.length === files.length &&
+        files.length === cache.files.size &&
         (await store.has(known.index)) &&
         (await store.has(known.tree))
-      const index = reuse
-        ? { root: known.index, totals: known.totals }
-        : await buildIndex(
-            entries.map((e) => e.entry),
-            put,
-          )
-      const tree = reuse
-        ? { cid: known.tree }
-        : await buildTree(
-            entries.map((e) => ({ path: e.entry.path, cid: e.entry.cid, dagSize: e.dagSize })),
-            put,
-          )
-      const cacheable = entries.filter((e) => e.cacheable)
+
+      let index: BuiltIndex
+      let tree: CID
+      let changes: ChangeSummary = { added: 0, removed: 0, modified: 0 }
+      const cacheable: CachedFile[] = []
+      if (reuse) {
+        index = { root: known.index, totals: known.totals }
+        tree = known.tree
+        if (!parentManifest?.index.equals(index.root)) {
+          const counter = new ChangeCounter(store, parentManifest?.index)
+          for (const hit of cached) await counter.see(hit.entry)
+          changes = await counter.finish()
+        }
+        progress({ phase: 'commit', files: files.length, totalFiles: files.length, bytes: totalBytes, totalBytes })
+      } else {
+        // Files flow in path order, through a window of imports, into the index, the tree, the cache
+        // and the change count: memory holds the window and the open nodes, not every entry.
+        const pool = hashPool(options.jobs)
+        const indexBuilder = new IndexBuilder(put)
+        const counter = new ChangeCounter(store, parentManifest?.index)
+        let doneFiles = 0
+        let doneBytes = 0
+        const groups = importGroups(files.map((f, i) => ({ i, size: hits[i] ? 0 : f.size })))
+        const importGroup = async (group: readonly { i: number }[]): Promise<ImportedEntry[]> => {
+          const todo = group.filter(({ i }) => !hits[i])
+          const batch = todo.map(({ i }) => ({ path: files[i].abs, label: files[i].path, expected: files[i].identity }))
+          const imported = batch.length > 0 ? await importFiles(batch, put, { pool, reuseBuffers: true }) : []
+          const out: ImportedEntry[] = []
+          let k = 0
+          for (const { i } of group) {
+            const f = files[i]
+            const hit = hits[i]
+            if (hit) {
+              out.push({ entry: hit.entry, dagSize: hit.dagSize, stamp: f.stamp, cacheable: true })
+            } else {
+              const got = imported[k++]
+              const entry = await describe(f.path, f.abs, got.cid, got.size, rules, store)
+              // a format reader read the file a second time: it must still be the file that was hashed
+              if (entry.format !== 'bytes') await assertUnchanged(f.abs, f.path, got.identity)
+              out.push({ entry, dagSize: got.dagSize, stamp: f.stamp, cacheable: f.identity.mtimeNs < racyAfter })
+            }
+            doneFiles++
+            doneBytes += f.size
+            progress({ phase: 'import', files: doneFiles, totalFiles: files.length, bytes: doneBytes, totalBytes, path: f.path })
+          }
+          return out
+        }
+        // enough groups in flight to keep every thread busy while the main thread lays out and writes
+        async function* ordered(): AsyncGenerator<TreeFile> {
+          for await (const group of mapOrdered(groups, 2 * pool.size + 2, importGroup)) {
+            for (const e of group) {
+              await indexBuilder.add(e.entry)
+              await counter.see(e.entry)
+              if (e.cacheable) cacheable.push(e)
+              yield { path: e.entry.path, cid: e.entry.cid, dagSize: e.dagSize }
+            }
+          }
+        }
+        tree = (await buildTree(ordered(), put)).cid
+        progress({ phase: 'commit', files: doneFiles, totalFiles: files.length, bytes: doneBytes, totalBytes })
+        index = await indexBuilder.finish()
+        if (!parentManifest?.index.equals(index.root)) changes = await counter.finish()
+      }
       const saveCache = async (): Promise<void> => {
         if (reuse) return // the cache already says exactly this
         await saveStatCache(
           store.root,
           rulesKey,
           cacheable,
-          cacheable.length === entries.length ? { index: index.root, tree: tree.cid, totals: index.totals } : undefined,
+          cacheable.length === files.length ? { index: index.root, tree, totals: index.totals } : undefined,
         )
       }
       const cardBytes = dagJson.encode(card)
       const cardCid = cidFor<Card>(DAG_JSON, cardBytes)
       await store.put(cardCid, cardBytes)
 
-      const parent = (await dataset.refs.head()) ?? null
-      const parentManifest = parent ? await readVersion(store, parent) : undefined
-      const changes = parentManifest?.index.equals(index.root)
-        ? { added: 0, removed: 0, modified: 0 }
-        : await summarise(
-            store,
-            parentManifest?.index,
-            entries.map((e) => e.entry),
-          )
       const same =
         parentManifest !== undefined &&
         parentManifest.index.equals(index.root) &&
         parentManifest.card.equals(cardCid) &&
-        parentManifest.tree.equals(tree.cid)
+        parentManifest.tree.equals(tree)
       if (same && !options.allowEmpty) {
         await saveCache()
         return { version: parent as Link<VersionManifest>, manifest: parentManifest, unchanged: true, changes, skipped }
@@ -191,7 +214,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
         profile: PROFILE,
         card: cardCid,
         index: index.root,
-        tree: tree.cid,
+        tree,
         totals: index.totals,
       }
       const block = encodeManifest<'cairn.version'>(manifest)
@@ -204,12 +227,8 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
 }
 
 /** A file of the new version, imported or found unchanged in the stat cache. */
-interface ImportedEntry {
-  readonly entry: ShardEntry
-  readonly dagSize: number
-  readonly stamp: string
+interface ImportedEntry extends CachedFile {
   readonly cacheable: boolean
-  readonly hit: boolean
 }
 
 /** Reads a shard's format facts (validating rows where the card says so) and stores its schema block. */
@@ -280,19 +299,47 @@ class RowRules {
   }
 }
 
-async function summarise(store: BlockStore, parentIndex: CID | undefined, entries: readonly ShardEntry[]): Promise<ChangeSummary> {
-  if (!parentIndex) return { added: entries.length, removed: 0, modified: 0 }
-  const before = new Map<string, string>()
-  for await (const e of walkEntries(store, parentIndex)) before.set(e.path, e.cid.toString())
-  let added = 0
-  let modified = 0
-  for (const e of entries) {
-    const old = before.get(e.path)
-    if (old === undefined) added++
-    else if (old !== e.cid.toString()) modified++
-    before.delete(e.path)
+/**
+ * Counts shards added, removed and modified against the parent's index, fed the new entries in path
+ * order: the parent's entries are read alongside, one index node at a time.
+ */
+class ChangeCounter {
+  private readonly before: AsyncIterator<ShardEntry> | undefined
+  private next: ShardEntry | undefined
+  private started = false
+  private readonly counts = { added: 0, removed: 0, modified: 0 }
+
+  constructor(store: BlockStore, parentIndex: CID | undefined) {
+    this.before = parentIndex && walkEntries(store, parentIndex)
   }
-  return { added, removed: before.size, modified }
+
+  async see(entry: ShardEntry): Promise<void> {
+    if (!this.before) return void this.counts.added++
+    if (!this.started) await this.advance()
+    while (this.next && comparePaths(this.next.path, entry.path) < 0) {
+      this.counts.removed++
+      await this.advance()
+    }
+    if (this.next?.path === entry.path) {
+      if (!this.next.cid.equals(entry.cid)) this.counts.modified++
+      await this.advance()
+    } else this.counts.added++
+  }
+
+  async finish(): Promise<ChangeSummary> {
+    if (this.before && !this.started) await this.advance()
+    while (this.next) {
+      this.counts.removed++
+      await this.advance()
+    }
+    return { ...this.counts }
+  }
+
+  private async advance(): Promise<void> {
+    this.started = true
+    const r = await this.before!.next()
+    this.next = r.done ? undefined : r.value
+  }
 }
 
 async function assertUnchanged(abs: string, path: string, before: FileIdentity): Promise<void> {

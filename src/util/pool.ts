@@ -27,3 +27,24 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
   if (failure) throw failure.error
   return results
 }
+
+/**
+ * Maps `items` through `fn` with at most `limit` calls in flight and yields the results in input
+ * order, so a consumer can take each result as soon as all before it are done: memory holds the
+ * window, not the whole list. A failure is thrown at its turn; if the consumer stops or a call fails,
+ * the calls still in flight are awaited first (none is left unobserved).
+ */
+export async function* mapOrdered<T, R>(items: Iterable<T>, limit: number, fn: (item: T) => Promise<R>): AsyncGenerator<R> {
+  const window: Promise<R>[] = []
+  try {
+    for (const item of items) {
+      const p = fn(item)
+      p.catch(() => {}) // observed below, in turn
+      window.push(p)
+      if (window.length >= limit) yield await (window.shift() as Promise<R>)
+    }
+    while (window.length > 0) yield await (window.shift() as Promise<R>)
+  } finally {
+    await Promise.allSettled(window)
+  }
+}
