@@ -114,43 +114,60 @@ async function verifyFolder(options: VerifyFolderOptions): Promise<FolderReport>
   }
 }
 
+/** Files hashed per wave when verifying a folder. */
+const WAVE = 4096
+
 async function checkFolder(source: BlockSource, version: CID, dir: string, options: VerifyFolderOptions): Promise<FolderReport> {
   const manifest = await readVersion(source, version)
   const { files } = await scan(dir)
-
-  const expected: ShardEntry[] = []
-  for await (const e of walkEntries(source, manifest.index)) expected.push(e)
   const missing: string[] = []
   const extra: string[] = []
-  const pairs: { entry: ShardEntry; file: FoundFile }[] = []
-  let i = 0
-  let j = 0
-  while (i < expected.length || j < files.length) {
-    const c = i === expected.length ? 1 : j === files.length ? -1 : comparePaths(expected[i].path, files[j].path)
-    if (c < 0) missing.push(expected[i++].path)
-    else if (c > 0) extra.push(files[j++].path)
-    else pairs.push({ entry: expected[i++], file: files[j++] })
-  }
-
-  const totalBytes = pairs.reduce((n, p) => n + p.file.size, 0)
-  let done = 0
-  let bytes = 0
-  const pool = hashPool(options.jobs)
   const modified: ModifiedFile[] = []
+  const pool = hashPool(options.jobs)
+  // progress counts the version's shards (missing ones too) against its totals
+  const totalFiles = manifest.totals.shards
+  const totalBytes = manifest.totals.bytes
+  let done = 0
+  let checked = 0
+  let bytes = 0
   const report = (entry: ShardEntry, actual: { cid?: CID; size: number }): void => {
     done++
+    checked++
     bytes += actual.size
-    options.onProgress?.({ files: done, totalFiles: pairs.length, bytes, totalBytes })
+    options.onProgress?.({ files: done, totalFiles, bytes, totalBytes })
     if (!actual.cid?.equals(entry.cid)) modified.push({ path: entry.path, expected: { cid: entry.cid, size: entry.size }, actual })
   }
-  // a file of another size is modified without reading it; the others are hashed, many small ones at once
-  for (const { entry, file } of pairs) if (file.size !== entry.size) report(entry, { size: file.size })
-  const sameSize = pairs.filter((p) => p.file.size === p.entry.size)
-  await mapLimit(importGroups(sameSize.map((p) => ({ ...p, size: p.file.size }))), 2 * pool.size + 2, async (group) => {
-    const files = group.map(({ file }) => ({ path: file.abs, label: file.path, expected: file.identity }))
-    const imported = await importFiles(files, undefined, { pool })
-    group.forEach(({ entry }, k) => report(entry, { cid: imported[k].cid, size: imported[k].size }))
-  })
+  // Files of the right size are hashed a wave at a time, many small ones per round trip: memory holds
+  // a wave, while the version's entries are read alongside the (sorted) scan, one index node at a time.
+  let wave: { entry: ShardEntry; file: FoundFile; size: number }[] = []
+  const hashWave = async (): Promise<void> => {
+    await mapLimit(importGroups(wave), 2 * pool.size + 2, async (group) => {
+      const imported = await importFiles(
+        group.map(({ file }) => ({ path: file.abs, label: file.path, expected: file.identity })),
+        undefined,
+        { pool },
+      )
+      group.forEach(({ entry }, k) => report(entry, { cid: imported[k].cid, size: imported[k].size }))
+    })
+    wave = []
+  }
+  let j = 0
+  const pair = async (entry: ShardEntry, file: FoundFile): Promise<void> => {
+    // a file of another size is modified without reading it
+    if (file.size !== entry.size) return report(entry, { size: file.size })
+    wave.push({ entry, file, size: file.size })
+    if (wave.length >= WAVE) await hashWave()
+  }
+  for await (const entry of walkEntries(source, manifest.index)) {
+    while (j < files.length && comparePaths(files[j].path, entry.path) < 0) extra.push(files[j++].path)
+    if (j < files.length && files[j].path === entry.path) await pair(entry, files[j++])
+    else {
+      missing.push(entry.path)
+      options.onProgress?.({ files: ++done, totalFiles, bytes, totalBytes })
+    }
+  }
+  while (j < files.length) extra.push(files[j++].path)
+  await hashWave()
   modified.sort((a, b) => comparePaths(a.path, b.path))
   const card = await compareCard(dir, manifest.card)
   return {
@@ -158,7 +175,7 @@ async function checkFolder(source: BlockSource, version: CID, dir: string, optio
     ok: missing.length === 0 && extra.length === 0 && modified.length === 0 && card === 'same',
     version,
     dir,
-    checked: pairs.length,
+    checked,
     bytes,
     missing,
     extra,
