@@ -3,7 +3,7 @@
  * their parent's codec lists them, every block once. The same DAG always walks in the same order.
  */
 import { blockLinks } from './car/block.js'
-import type { CID } from './cid.js'
+import { cidText, type CID } from './cid.js'
 import type { BlockSource } from './store/blocks.js'
 import type { Block } from './unixfs/file.js'
 
@@ -18,17 +18,17 @@ export async function* walkDag(source: BlockSource, root: CID): AsyncGenerator<B
   const ahead = new Map<string, Promise<Uint8Array>>()
   while (stack.length > 0) {
     const cid = stack.pop() as CID
-    const key = cid.toString()
+    const key = keyOf(cid)
     if (seen.has(key) || cid.multihash.code === 0x00) continue
     seen.add(key)
     const pending = ahead.get(key)
     ahead.delete(key)
     const bytes = await (pending ?? source.get(cid))
     const links = blockLinks(cid, bytes)
-    for (let i = links.length - 1; i >= 0; i--) if (!seen.has(links[i].toString())) stack.push(links[i])
+    for (let i = links.length - 1; i >= 0; i--) if (!seen.has(keyOf(links[i]))) stack.push(links[i])
     for (let i = stack.length - 1; i >= 0 && i >= stack.length - READ_AHEAD; i--) {
       const next = stack[i]
-      const k = next.toString()
+      const k = keyOf(next)
       if (!seen.has(k) && !ahead.has(k) && next.multihash.code !== 0x00) ahead.set(k, quiet(source.get(next)))
     }
     yield { cid, bytes }
@@ -42,4 +42,9 @@ const READ_AHEAD = 4
 function quiet<T>(p: Promise<T>): Promise<T> {
   p.catch(() => {})
   return p
+}
+
+/** A CID's text, fast: a CIDv0 keeps its own (it is another CID than its CIDv1, in a CAR as anywhere). */
+function keyOf(cid: CID): string {
+  return cid.version === 0 ? cid.toString() : cidText(cid)
 }

@@ -73,6 +73,9 @@ export async function pack(options: PackOptions): Promise<PackResult> {
   })
 }
 
+/** Sections smaller than this are copied together into writes of about this size. */
+const COALESCE = 64 * 1024
+
 /**
  * Streams the DAG under `root` from `source` into `out` as a CARv1 with `root` as its only root, and
  * ends `out`. Waits for `out` to drain (backpressure); on failure `out` is destroyed with the error.
@@ -95,17 +98,35 @@ export async function writeCar(
     failed ??= { error }
   }
   out.on('error', onError)
+  // small sections are gathered into one write of up to COALESCE bytes: a stream write per 4 KiB block
+  // costs more than the copy
+  let small: Uint8Array[] = [carHeader([root])]
+  let smallBytes = small[0].length
+  const flush = (): boolean => {
+    const ok = out.write(small.length === 1 ? small[0] : Buffer.concat(small, smallBytes))
+    small = []
+    smallBytes = 0
+    return ok
+  }
   try {
-    out.write(carHeader([root]))
     for await (const block of walkDag(source, root)) {
       if (failed) throw failed.error
-      out.write(sectionPrefix(block.cid, block.bytes.length))
-      const done = options.reuseBuffers && block.cid.code === RAW ? () => pool.release(block.bytes) : undefined
-      if (!out.write(block.bytes, done)) await once(out, 'drain')
+      const prefix = sectionPrefix(block.cid, block.bytes.length)
+      if (block.bytes.length < COALESCE) {
+        small.push(prefix, block.bytes)
+        smallBytes += prefix.length + block.bytes.length
+        if (smallBytes >= COALESCE && !flush()) await once(out, 'drain')
+      } else {
+        if (smallBytes > 0) flush()
+        out.write(prefix)
+        const done = options.reuseBuffers && block.cid.code === RAW ? () => pool.release(block.bytes) : undefined
+        if (!out.write(block.bytes, done)) await once(out, 'drain')
+      }
       blocks++
       bytes += block.bytes.length
       if (onProgress && blocks % 64 === 0) onProgress({ blocks, bytes })
     }
+    if (smallBytes > 0) flush()
     out.end()
     await finished(out)
   } catch (e) {
