@@ -4,6 +4,8 @@
  * clone being a dataset where `verify` and `diff` work at once.
  */
 import { createHash } from 'node:crypto'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -321,6 +323,30 @@ describe('misbehaving gateways: the CID and the source are named, the next sourc
     expect(result.failures[0].message).toMatch(/ECONNREFUSED/)
     // tried after the others from then on: one failure, not one per block
     expect(result.failures.length).toBe(1)
+    await expectVerified(dir, v1)
+  })
+
+  it('redirects are followed (public gateways redirect to subdomains), to another host too', async () => {
+    const src = await carsSource([car1])
+    closers.push(() => src.close())
+    const good = await testGateway(src)
+    closers.push(() => good.close())
+    const hops: string[] = []
+    const redirector = createServer((req, res) => {
+      hops.push(req.url ?? '')
+      res.writeHead(req.url?.startsWith('/hop/') ? 307 : 302, {
+        location: req.url?.startsWith('/hop/') ? `${good.url}${req.url.slice(4)}` : `/hop${req.url ?? ''}`,
+      })
+      res.end()
+    })
+    await new Promise<void>((done) => redirector.listen(0, '127.0.0.1', done))
+    closers.push(() => new Promise<void>((done) => redirector.close(() => done())))
+    const url = `http://127.0.0.1:${(redirector.address() as AddressInfo).port}`
+    const dir = await fresh('redirected')
+    const result = await clone({ cid: v1.toString(), dir, from: [url] })
+    expect(result.failures).toEqual([])
+    expect(hops.some((h) => h.startsWith('/hop/ipfs/'))).toBe(true)
+    expect(good.requests.length).toBeGreaterThan(0)
     await expectVerified(dir, v1)
   })
 
