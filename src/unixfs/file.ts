@@ -11,6 +11,7 @@ import { webcrypto } from 'node:crypto'
 import * as Digest from 'multiformats/hashes/digest'
 import { CID, cidFor, DAG_PB, RAW, SHA2_256 } from '../cid.js'
 import { CairnError, ioError } from '../errors.js'
+import { quiet } from '../util/pool.js'
 
 /** Fixed chunk size of the profile (1 MiB). */
 export const CHUNK_SIZE = 1_048_576
@@ -235,12 +236,6 @@ async function readLeaf(fh: FileHandle, position: number, want: number, label: s
   const bytes = n === buf.length ? buf : buf.subarray(0, n)
   const digest = bytes.length >= POOL_HASH_MIN ? new Uint8Array(await webcrypto.subtle.digest('SHA-256', bytes)) : undefined
   return { bytes, digest, short: n < want }
-}
-
-/** Marks a read-ahead promise as handled: if an earlier chunk fails, later failures are not unhandled. */
-function quiet<T>(p: Promise<T>): Promise<T> {
-  p.catch(() => {})
-  return p
 }
 
 function rawCid(digest: Uint8Array): CID {
