@@ -248,8 +248,13 @@ class Exchange {
       const req = request(url, { headers: { accept: this.accept }, agent: this.agentFor(url) })
       this.current = req
       let response: IncomingMessage | undefined
-      // an error after the headers (a reset mid-body) ends the body, where the reader sees it
-      req.on('error', (e) => (response === undefined ? reject(e) : response.destroy(e)))
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        // an error after the headers (a reset mid-body) ends the body, where the reader sees it
+        if (response !== undefined) return response.destroy(e)
+        // a kept-alive connection the server closed as the request went out: once more, on a new one
+        if (req.reusedSocket && e.code === 'ECONNRESET' && this.reason === undefined) return resolve(this.go(url, hops))
+        reject(e)
+      })
       req.on('response', (res) => {
         response = res
         const location = res.headers.location
