@@ -10,13 +10,13 @@ import { createWriteStream } from 'node:fs'
 import { once } from 'node:events'
 import { lstat, mkdir, open, readdir, readFile, rename, rm, unlink, writeFile, type FileHandle } from 'node:fs/promises'
 import { basename, dirname, join, resolve, sep } from 'node:path'
-import { minimatch } from 'minimatch'
+import { Minimatch } from 'minimatch'
 import { decodeUnixFs, kindOf, listDirectory } from './cat.js'
 import { DAG_PB, RAW, tryParseCid, type CID } from './cid.js'
 import { CARD_FILE, init, openDataset, STORE_DIR } from './dataset.js'
 import { CairnError, ioError, isCairnError } from './errors.js'
 import { readIndexNode } from './index/prolly.js'
-import { checkShardPath, type BranchEntry, type ShardEntry } from './manifest.js'
+import { checkShardPath, comparePaths, type BranchEntry, type IndexNode, type ShardEntry } from './manifest.js'
 import { checkBlock } from './car/block.js'
 import {
   DEFAULT_GATEWAYS,
@@ -30,7 +30,7 @@ import type { BlockSource, BlockStoreLike } from './store/blocks.js'
 import { invalidNameReason } from './unixfs/directory.js'
 import { exportFile } from './unixfs/export.js'
 import { importFile } from './unixfs/file.js'
-import { mapLimit } from './util/pool.js'
+import { forEachLimit, mapLimit, quiet } from './util/pool.js'
 import { readCardBlock, readVersion } from './version.js'
 import { writeFileAtomic } from './util/atomic.js'
 
@@ -248,26 +248,12 @@ async function cloneVersion(root: CID, list: SourceList, options: CloneOptions):
         return bytes
       },
     }
-    let entries: ShardEntry[]
+    // two walks of the index, so that memory does not grow with the file count: the first checks
+    // every path and stores the metadata before anything is written, the second (from the store)
+    // feeds the files to the writers
+    let plan: VersionPlan
     try {
-      entries = await collectEntries(through, version.index, jobs * 2)
-      await mapLimit(uniqueCids(entries.flatMap((e) => (e.schema ? [e.schema] : []))), jobs * 2, (cid) => through.get(cid))
-      await fetchTreeNodes(through, version.tree, new Set(entries.map((e) => e.cid.toString())), jobs * 2)
-      for (const e of entries) {
-        if (e.path === CARD_FILE || e.path.split('/')[0] === STORE_DIR) {
-          throw new CairnError(
-            'BAD_PATH',
-            `Version ${root} has a shard at ${JSON.stringify(e.path)}, which would overwrite the dataset's own files; refusing it`,
-            {
-              subject: e.path,
-            },
-          )
-        }
-      }
-      checkPaths(
-        target,
-        entries.map((e) => e.path),
-      )
+      plan = await planVersion(through, root, version.index, version.tree, target, options, jobs * 2)
     } catch (e) {
       if (isCairnError(e, 'BAD_PATH') || isCairnError(e, 'INVALID_MANIFEST') || isCairnError(e, 'CORRUPT_BLOCK')) {
         await store.close()
@@ -275,14 +261,23 @@ async function cloneVersion(root: CID, list: SourceList, options: CloneOptions):
       }
       throw e
     }
-    const selected = select(entries, options)
     const tmpDir = join(storeDir, CLONE_TMP)
     try {
       await mkdir(tmpDir, { recursive: true })
     } catch (e) {
       throw ioError('create', tmpDir, e)
     }
-    const written = await writeFiles(target, tmpDir, selected, list, jobs, options, options.storeFileBlocks ? store : undefined, 'profile')
+    const written = await writeFiles(
+      target,
+      tmpDir,
+      selectedEntries(through, version.index, options),
+      plan.selected,
+      list,
+      jobs,
+      options,
+      options.storeFileBlocks ? store : undefined,
+      'profile',
+    )
     await dataset.refs.setHead(root)
     await writeAtomic(join(storeDir, CLONE_RECORD), JSON.stringify({ cid: root.toString(), complete: true }) + '\n', storeDir)
     await rm(tmpDir, { recursive: true, force: true }).catch(() => {})
@@ -291,9 +286,9 @@ async function cloneVersion(root: CID, list: SourceList, options: CloneOptions):
       cid: root,
       dir: target,
       resumed,
-      totalFiles: selected.length,
-      totalBytes: selected.reduce((n, e) => n + (e.size ?? 0), 0),
-      excluded: entries.length - selected.length,
+      totalFiles: plan.selected.files,
+      totalBytes: plan.selected.bytes,
+      excluded: plan.files - plan.selected.files,
       metadataBlocks,
       unsupported: [],
       ...written,
@@ -313,34 +308,124 @@ function defaultFolderName(name: string, root: CID): string {
   return plain ? name : root.toString()
 }
 
-/** Every shard entry under `root`, in path order, reading up to `concurrency` index nodes at once. */
-async function collectEntries(source: BlockSource, root: CID, concurrency: number): Promise<ShardEntry[]> {
-  // the frontier keeps path order: each item is a node still to read or the entries of a leaf read
-  let frontier: (CID | readonly ShardEntry[])[] = [root]
-  while (frontier.some((x) => !Array.isArray(x))) {
-    const expanded = await mapLimit(frontier, concurrency, async (item): Promise<(CID | readonly ShardEntry[])[]> => {
-      if (Array.isArray(item)) return [item]
-      const node = await readIndexNode(source, item as CID)
-      if (node.level === 0) return [node.entries as readonly ShardEntry[]]
-      return (node.entries as readonly BranchEntry[]).map((b) => b.node)
-    })
-    frontier = expanded.flat()
-  }
-  return (frontier as (readonly ShardEntry[])[]).flat()
+/** What the first walk of a version's index found. */
+interface VersionPlan {
+  /** Shard entries in the index. */
+  readonly files: number
+  /** Those selected by include/exclude, and their bytes. */
+  readonly selected: Totals
 }
 
-/** Fetches every directory node of the tree (HAMT shards included); files are not read. */
-async function fetchTreeNodes(source: BlockSource, tree: CID, files: ReadonlySet<string>, concurrency: number): Promise<void> {
-  let level: CID[] = [tree]
+/** A count of files and their bytes. */
+interface Totals {
+  readonly files: number
+  readonly bytes: number
+}
+
+/**
+ * The first walk of a version's index: checks every shard path (see {@link checkPaths}) with memory
+ * bounded by the number of folders, not files, and reads (so that `source` stores them) every index
+ * node, schema block and directory node of the tree.
+ *
+ * Paths must come in strictly increasing order across the whole index (each node checks its own), so
+ * a path listed twice is refused, and the paths under a file `f` (`f/…`) could only come right after
+ * it, among the others that begin with `f`: the check keeps just that chain of earlier paths.
+ */
+async function planVersion(
+  source: BlockSource,
+  root: CID,
+  index: CID,
+  tree: CID,
+  target: string,
+  options: CloneOptions,
+  concurrency: number,
+): Promise<VersionPlan> {
+  const pick = selector(options)
+  const folders = new Set<string>()
+  const schemas = new Map<string, CID>()
+  let files = 0
+  let selected = 0
+  let bytes = 0
+  let previous: string | undefined
+  // earlier paths that every path since begins with, each a prefix of the next
+  const chain: string[] = []
+  for await (const leaf of indexLeaves(source, index, concurrency)) {
+    for (const e of leaf) {
+      if (previous !== undefined && comparePaths(previous, e.path) >= 0) {
+        throw new CairnError(
+          'INVALID_MANIFEST',
+          `Version ${root}: the shard index lists ${JSON.stringify(e.path)} after ${JSON.stringify(previous)}`,
+          {
+            subject: e.path,
+          },
+        )
+      }
+      previous = e.path
+      if (e.path === CARD_FILE || e.path.split('/')[0] === STORE_DIR) {
+        throw new CairnError(
+          'BAD_PATH',
+          `Version ${root} has a shard at ${JSON.stringify(e.path)}, which would overwrite the dataset's own files; refusing it`,
+          { subject: e.path },
+        )
+      }
+      safeJoin(target, e.path)
+      while (chain.length > 0 && !e.path.startsWith(chain[chain.length - 1])) chain.pop()
+      const file = chain.find((f) => e.path[f.length] === '/')
+      if (file !== undefined) throw bothFileAndFolder(file, e.path)
+      chain.push(e.path)
+      for (let i = e.path.indexOf('/'); i >= 0; i = e.path.indexOf('/', i + 1)) folders.add(e.path.slice(0, i))
+      if (e.schema !== undefined) schemas.set(e.schema.toString(), e.schema)
+      files++
+      if (pick(e.path)) {
+        selected++
+        bytes += e.size
+      }
+    }
+  }
+  await mapLimit([...schemas.values()], concurrency, (cid) => source.get(cid))
+  await fetchTreeNodes(source, tree, folders, concurrency)
+  return { files, selected: { files: selected, bytes } }
+}
+
+/** The second walk: the entries include/exclude select, in path order, as files to write. */
+async function* selectedEntries(source: BlockSource, index: CID, options: CloneOptions): AsyncGenerator<FileJob> {
+  const pick = selector(options)
+  for await (const leaf of indexLeaves(source, index, 2)) {
+    for (const e of leaf) if (pick(e.path)) yield { path: e.path, cid: e.cid, size: e.size }
+  }
+}
+
+/**
+ * The leaves of the shard index under `root`, in path order, reading the next `ahead` nodes of the
+ * walk while one is used: memory holds the nodes on the way down and those read ahead.
+ */
+async function* indexLeaves(source: BlockSource, root: CID, ahead: number): AsyncGenerator<readonly ShardEntry[]> {
+  // the nodes still to visit, in path order; the first `ahead` are being read
+  const queue: { cid: CID; node?: Promise<IndexNode> }[] = [{ cid: root }]
+  while (queue.length > 0) {
+    for (let i = 0; i < Math.min(ahead, queue.length); i++) queue[i].node ??= quiet(readIndexNode(source, queue[i].cid))
+    const node = await (queue.shift() as { node: Promise<IndexNode> }).node
+    if (node.level === 0) yield node.entries as readonly ShardEntry[]
+    else queue.unshift(...(node.entries as readonly BranchEntry[]).map((b) => ({ cid: b.node })))
+  }
+}
+
+/**
+ * Reads every directory node of the tree (HAMT shards included): its root and the `folders` the
+ * shard paths make. Files are not read.
+ */
+async function fetchTreeNodes(source: BlockSource, tree: CID, folders: ReadonlySet<string>, concurrency: number): Promise<void> {
+  let level: { path: string; cid: CID }[] = [{ path: '', cid: tree }]
   while (level.length > 0) {
     const next = await mapLimit(level, concurrency, async (dir) => {
-      const subdirs: CID[] = []
-      for await (const e of listDirectory(source, dir)) {
-        if (e.cid.code === DAG_PB && !files.has(e.cid.toString())) subdirs.push(e.cid)
+      const subdirs: { path: string; cid: CID }[] = []
+      for await (const e of listDirectory(source, dir.cid)) {
+        const path = dir.path === '' ? e.name : `${dir.path}/${e.name}`
+        if (folders.has(path)) subdirs.push({ path, cid: e.cid })
       }
       return subdirs
     })
-    level = uniqueCids(next.flat())
+    level = next.flat()
   }
 }
 
@@ -411,7 +496,7 @@ async function cloneDirectory(root: CID, list: SourceList, options: CloneOptions
   const selected = select(files, options)
   const filtered = (options.include?.length ?? 0) > 0 || (options.exclude?.length ?? 0) > 0
   if (!filtered) for (const d of dirs) await ensureDirs(target, `${d}/x`, new Set())
-  const written = await writeFiles(target, work, selected, list, jobs, options, undefined, 'dag')
+  const written = await writeFiles(target, work, selected, totalsOf(selected), list, jobs, options, undefined, 'dag')
   await rm(work, { recursive: true, force: true }).catch(() => {})
   return {
     kind: 'directory',
@@ -455,6 +540,7 @@ async function cloneFile(root: CID, list: SourceList, options: CloneOptions): Pr
       parent,
       parent,
       [{ path: basename(target), cid: root, size }],
+      { files: 1, bytes: size ?? 0 },
       list,
       1,
       options,
@@ -528,15 +614,15 @@ function checkPaths(target: string, files: readonly string[], dirs: readonly str
   for (const path of [...files, ...dirs]) {
     safeJoin(target, path)
     for (let i = path.indexOf('/'); i >= 0; i = path.indexOf('/', i + 1)) {
-      if (fileSet.has(path.slice(0, i))) {
-        throw new CairnError(
-          'BAD_PATH',
-          `${JSON.stringify(path.slice(0, i))} is both a file and a folder (${JSON.stringify(path)} is inside it)`,
-          { subject: path },
-        )
-      }
+      if (fileSet.has(path.slice(0, i))) throw bothFileAndFolder(path.slice(0, i), path)
     }
   }
+}
+
+function bothFileAndFolder(file: string, inside: string): CairnError {
+  return new CairnError('BAD_PATH', `${JSON.stringify(file)} is both a file and a folder (${JSON.stringify(inside)} is inside it)`, {
+    subject: inside,
+  })
 }
 
 /** `target/path`, refusing any path that is not normalised or that resolves outside `target`. */
@@ -580,11 +666,17 @@ async function ensureDirs(target: string, path: string, made: Set<string>): Prom
   }
 }
 
+/** Whether include/exclude select a path (each glob compiled once). */
+function selector(options: CloneOptions): (path: string) => boolean {
+  const compile = (glob: string): Minimatch => new Minimatch(glob, { dot: true, matchBase: !glob.includes('/') })
+  const include = (options.include ?? []).map(compile)
+  const exclude = (options.exclude ?? []).map(compile)
+  return (path) => (include.length === 0 || include.some((m) => m.match(path))) && !exclude.some((m) => m.match(path))
+}
+
 function select<T extends { readonly path: string }>(items: readonly T[], options: CloneOptions): T[] {
-  const matcher = (glob: string) => (path: string) => minimatch(path, glob, { dot: true, matchBase: !glob.includes('/') })
-  const include = (options.include ?? []).map(matcher)
-  const exclude = (options.exclude ?? []).map(matcher)
-  return items.filter((i) => (include.length === 0 || include.some((m) => m(i.path))) && !exclude.some((m) => m(i.path)))
+  const pick = selector(options)
+  return items.filter((i) => pick(i.path))
 }
 
 /** True when the file at `path` is the UnixFS file `cid` under cairn's profile. */
@@ -665,7 +757,8 @@ async function matchesDag(source: BlockSource, path: string, cid: CID): Promise<
 async function writeFiles(
   target: string,
   tmpDir: string,
-  files: readonly FileJob[],
+  files: Iterable<FileJob> | AsyncIterable<FileJob>,
+  totals: Totals,
   list: SourceList,
   jobs: number,
   options: CloneOptions,
@@ -676,14 +769,13 @@ async function writeFiles(
   // cairn's own DAGs re-hash offline; any other DAG is checked leaf by leaf against its nodes
   const onDisk = (path: string, cid: CID): Promise<boolean> =>
     check === 'profile' ? matchesOnDisk(path, cid) : matchesDag(list, path, cid)
-  const totalBytes = files.reduce((n, f) => n + (f.size ?? 0), 0)
   let written = 0
   let skipped = 0
   let bytes = 0
   const made = new Set<string>()
   const report = (): void =>
-    options.onProgress?.({ kind: 'files', files: written + skipped, totalFiles: files.length, bytes, totalBytes, skipped })
-  await mapLimit(files, jobs, async (job) => {
+    options.onProgress?.({ kind: 'files', files: written + skipped, totalFiles: totals.files, bytes, totalBytes: totals.bytes, skipped })
+  await forEachLimit(files, jobs, async (job) => {
     const final = safeJoin(target, job.path)
     await ensureDirs(target, job.path, made)
     const existing = await lstat(final).catch(() => undefined)
@@ -751,8 +843,6 @@ async function readJson<T>(file: string): Promise<T | undefined> {
   }
 }
 
-function uniqueCids(cids: readonly CID[]): CID[] {
-  const seen = new Map<string, CID>()
-  for (const c of cids) seen.set(c.toString(), c)
-  return [...seen.values()]
+function totalsOf(files: readonly FileJob[]): Totals {
+  return { files: files.length, bytes: files.reduce((n, f) => n + (f.size ?? 0), 0) }
 }

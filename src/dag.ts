@@ -6,6 +6,7 @@ import { blockLinks } from './car/block.js'
 import { cidText, type CID } from './cid.js'
 import type { BlockSource } from './store/blocks.js'
 import type { Block } from './unixfs/file.js'
+import { quiet } from './util/pool.js'
 
 /**
  * Yields every block reachable from `root`, each verified by the source. Identity-hash CIDs carry
@@ -37,12 +38,6 @@ export async function* walkDag(source: BlockSource, root: CID): AsyncGenerator<B
 
 /** Blocks read ahead of the one being yielded. */
 const READ_AHEAD = 4
-
-/** A read-ahead that fails is reported when its block is reached, never as an unhandled rejection. */
-function quiet<T>(p: Promise<T>): Promise<T> {
-  p.catch(() => {})
-  return p
-}
 
 /** A CID's text, fast: a CIDv0 keeps its own (it is another CID than its CIDv1, in a CAR as anywhere). */
 function keyOf(cid: CID): string {

@@ -130,11 +130,11 @@ export async function writeCar(
     out.end()
     await finished(out)
   } catch (e) {
+    // the listener stays: destroying with the error emits it once more, later
     out.destroy(e instanceof Error ? e : new Error(String(e)))
     throw failed?.error ?? e
-  } finally {
-    out.off('error', onError)
   }
+  out.off('error', onError)
   onProgress?.({ blocks, bytes })
   return { blocks, bytes }
 }

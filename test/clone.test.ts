@@ -4,6 +4,8 @@
  * clone being a dataset where `verify` and `diff` work at once.
  */
 import { createHash } from 'node:crypto'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -274,6 +276,35 @@ describe('clone a cairn version', () => {
     // the fresh target is removed again: nothing inside it, nothing outside
     expect(await readdir(join(dir, '..'))).toEqual([])
   })
+
+  // the paths are checked as the index streams by, without holding them all
+  it.each([
+    { leaves: [['a/b', 'a/b.txt', 'a/b/c']], code: 'BAD_PATH', says: /"a\/b" is both a file and a folder \("a\/b\/c" is inside it\)/ },
+    {
+      leaves: [
+        ['a/b', 'a/b-x'],
+        ['a/b.txt', 'a/b/c'],
+      ],
+      code: 'BAD_PATH',
+      says: /"a\/b" is both a file and a folder/,
+    },
+    { leaves: [['a', 'c'], ['b']], code: 'INVALID_MANIFEST', says: /lists "b" after "c"/ },
+    {
+      leaves: [
+        ['a', 'b'],
+        ['b', 'c'],
+      ],
+      code: 'INVALID_MANIFEST',
+      says: /lists "b" after "b"/,
+    },
+  ])('refuses a shard index whose paths clash across entries and nodes: $leaves', async ({ leaves, code, says }) => {
+    const file = await writeVersionCar(join(work, `clash-${leaves.flat().length}-${code}.car`), leaves)
+    const dir = await fresh(`clash-${leaves.flat().join('-').replace(/[/.]/g, '_')}`)
+    const e = (await thrown(() => clone({ cid: file.root.toString(), dir, from: [file.path] }))) as CairnError
+    expect(e.code).toBe(code)
+    expect(e.message).toMatch(says)
+    expect(await readdir(join(dir, '..'))).toEqual([])
+  })
 })
 
 describe('misbehaving gateways: the CID and the source are named, the next source is used', () => {
@@ -321,6 +352,30 @@ describe('misbehaving gateways: the CID and the source are named, the next sourc
     expect(result.failures[0].message).toMatch(/ECONNREFUSED/)
     // tried after the others from then on: one failure, not one per block
     expect(result.failures.length).toBe(1)
+    await expectVerified(dir, v1)
+  })
+
+  it('redirects are followed (public gateways redirect to subdomains), to another host too', async () => {
+    const src = await carsSource([car1])
+    closers.push(() => src.close())
+    const good = await testGateway(src)
+    closers.push(() => good.close())
+    const hops: string[] = []
+    const redirector = createServer((req, res) => {
+      hops.push(req.url ?? '')
+      res.writeHead(req.url?.startsWith('/hop/') ? 307 : 302, {
+        location: req.url?.startsWith('/hop/') ? `${good.url}${req.url.slice(4)}` : `/hop${req.url ?? ''}`,
+      })
+      res.end()
+    })
+    await new Promise<void>((done) => redirector.listen(0, '127.0.0.1', done))
+    closers.push(() => new Promise<void>((done) => redirector.close(() => done())))
+    const url = `http://127.0.0.1:${(redirector.address() as AddressInfo).port}`
+    const dir = await fresh('redirected')
+    const result = await clone({ cid: v1.toString(), dir, from: [url] })
+    expect(result.failures).toEqual([])
+    expect(hops.some((h) => h.startsWith('/hop/ipfs/'))).toBe(true)
+    expect(good.requests.length).toBeGreaterThan(0)
     await expectVerified(dir, v1)
   })
 
@@ -580,6 +635,20 @@ async function leavesOf(root: CID): Promise<CID[]> {
 
 /** Writes a CAR holding a version whose only shard entry has `badPath`, with a valid card and tree. */
 async function writeCarOf(path: string, badPath: string, name = 'hostile'): Promise<{ path: string; root: CID }> {
+  return writeVersionCar(path, [[badPath]], name)
+}
+
+/**
+ * A hand-made version whose shard index holds these leaves (one leaf: the root; more: under one
+ * branch node, in the order given), every entry the same small file; the tree lists the first path's
+ * last segment only (the index is refused before the tree matters).
+ */
+async function writeVersionCar(
+  path: string,
+  leaves: readonly (readonly string[])[],
+  name = 'hostile',
+): Promise<{ path: string; root: CID }> {
+  const badPath = leaves[0][0]
   const content = new TextEncoder().encode('escaped\n')
   const fileCid = cidFor(0x55, content)
   const card = dagJson.encode({ cardVersion: 1, name: 'hostile' })
@@ -589,12 +658,28 @@ async function writeCarOf(path: string, badPath: string, name = 'hostile'): Prom
   })
   const treeCid = cidFor(0x70, tree)
   const cardCid = cidFor(DAG_JSON, card)
-  const index = dagJson.encode({
-    type: 'cairn.index',
-    v: 1,
-    level: 0,
-    entries: [{ path: badPath, cid: fileCid, size: content.length, format: 'bytes' }],
+  const leafBlocks = leaves.map((paths) => {
+    const bytes = dagJson.encode({
+      type: 'cairn.index',
+      v: 1,
+      level: 0,
+      entries: paths.map((p) => ({ path: p, cid: fileCid, size: content.length, format: 'bytes' })),
+    })
+    return { paths, cid: cidFor(DAG_JSON, bytes), bytes }
   })
+  const index =
+    leafBlocks.length === 1
+      ? leafBlocks[0].bytes
+      : dagJson.encode({
+          type: 'cairn.index',
+          v: 1,
+          level: 1,
+          entries: leafBlocks.map((l) => ({
+            path: l.paths[0],
+            node: l.cid,
+            totals: { shards: l.paths.length, bytes: content.length * l.paths.length, rows: 0 },
+          })),
+        })
   const indexCid = cidFor(DAG_JSON, index)
   const version = dagJson.encode({
     type: 'cairn.version',
@@ -616,6 +701,7 @@ async function writeCarOf(path: string, badPath: string, name = 'hostile'): Prom
     [root, version],
     [cardCid, card],
     [indexCid, index],
+    ...(leafBlocks.length === 1 ? [] : leafBlocks.map((l) => [l.cid, l.bytes] as const)),
     [fileCid, content],
     [treeCid, tree],
   ] as const)

@@ -4,7 +4,14 @@
  * checked block by block as they arrive. Nothing the gateway sends is trusted: every block is hashed
  * against its CID, and every failure (HTTP status, an HTML page instead of a block, wrong bytes, a
  * truncated CAR, a hang) is a {@link CairnError} naming the CID and the gateway.
+ *
+ * Requests go through `node:http`/`node:https` with a keep-alive agent per gateway, not the global
+ * `fetch`: a clone makes one request per file, and each `fetch` leaves objects behind (abort signals
+ * held through weak references, resource timings) that survive young-generation GCs; 10,000 requests
+ * took 65 MiB more peak memory and three times the CPU.
  */
+import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http'
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
 import { CarBlockIterator } from '@ipld/car/iterator'
 import { checkBlock } from '../car/block.js'
 import { CID } from '../cid.js'
@@ -27,16 +34,17 @@ export interface GatewayOptions {
   readonly timeoutMs?: number
   /** Longest pause allowed between two pieces of a response body (default 15 s). */
   readonly idleTimeoutMs?: number
-  /** The fetch implementation (default the global `fetch`, undici). */
-  readonly fetch?: typeof fetch
 }
 
 const RAW_TYPE = 'application/vnd.ipld.raw'
 const CAR_TYPE = 'application/vnd.ipld.car'
 
+/** Redirects followed per request (public gateways redirect path requests to subdomains). */
+const MAX_REDIRECTS = 5
+
 /**
  * One trustless gateway, addressed by its base URL (`https://host[:port][/prefix]`; requests go to
- * `<base>/ipfs/<cid>`). Stateless apart from its options; `close` does nothing.
+ * `<base>/ipfs/<cid>`). Connections are kept alive between requests; `close` ends them.
  */
 export class GatewaySource implements Source {
   /** The base URL as given; every error message quotes it. */
@@ -44,7 +52,8 @@ export class GatewaySource implements Source {
   private readonly base: string
   private readonly timeoutMs: number
   private readonly idleTimeoutMs: number
-  private readonly fetchFn: typeof fetch
+  private readonly httpAgent = new HttpAgent({ keepAlive: true })
+  private readonly httpsAgent = new HttpsAgent({ keepAlive: true })
 
   /** Throws `USAGE` when `url` is not an http(s) URL. */
   constructor(url: string, options: GatewayOptions = {}) {
@@ -64,7 +73,6 @@ export class GatewaySource implements Source {
       .replace(/\/ipfs$/, '')
     this.timeoutMs = options.timeoutMs ?? 30_000
     this.idleTimeoutMs = options.idleTimeoutMs ?? 15_000
-    this.fetchFn = options.fetch ?? fetch
   }
 
   /**
@@ -75,15 +83,17 @@ export class GatewaySource implements Source {
    */
   async get(cid: CID): Promise<Uint8Array> {
     if (cid.multihash.code === 0x00) return cid.multihash.digest
-    const url = `${this.base}/ipfs/${cid}?format=raw`
-    const signal = AbortSignal.timeout(this.timeoutMs)
+    const exchange = this.send(`${this.base}/ipfs/${cid}?format=raw`, RAW_TYPE)
+    const timer = setTimeout(() => exchange.abort(new Timeout()), this.timeoutMs)
     let bytes: Uint8Array
     try {
-      const res = await this.fetchFn(url, { headers: { accept: RAW_TYPE }, signal, redirect: 'follow' })
+      const res = await exchange.response
       this.checkResponse(res, cid, 'block', [RAW_TYPE, 'application/octet-stream'])
       bytes = await readLimited(res, MAX_BLOCK_BYTES, () => this.fail(cid, `the block is larger than ${MAX_BLOCK_BYTES} bytes`))
     } catch (e) {
-      throw this.wrap(e, cid, signal)
+      throw this.wrap(e, cid, exchange.reason)
+    } finally {
+      clearTimeout(timer)
     }
     try {
       await checkBlock(cid, bytes)
@@ -104,30 +114,27 @@ export class GatewaySource implements Source {
    * the idle timeout. Stopping the iteration early aborts the request.
    */
   async *dag(root: CID): AsyncGenerator<Block> {
-    const url = `${this.base}/ipfs/${root}?format=car&dag-scope=all&car-order=dfs&car-dups=n`
-    const controller = new AbortController()
-    const headerTimer = setTimeout(() => controller.abort(new DOMException('timed out', 'TimeoutError')), this.timeoutMs)
-    headerTimer.unref()
+    const exchange = this.send(
+      `${this.base}/ipfs/${root}?format=car&dag-scope=all&car-order=dfs&car-dups=n`,
+      `${CAR_TYPE}; version=1; order=dfs; dups=n`,
+    )
+    const timer = setTimeout(() => exchange.abort(new Timeout()), this.timeoutMs)
     let count = 0
+    let res: IncomingMessage | undefined
     let body: AsyncGenerator<Uint8Array> | undefined
     try {
-      let res: Response
       try {
-        res = await this.fetchFn(url, {
-          headers: { accept: `${CAR_TYPE}; version=1; order=dfs; dups=n` },
-          signal: controller.signal,
-          redirect: 'follow',
-        })
+        res = await exchange.response
         this.checkResponse(res, root, 'CAR', [CAR_TYPE])
       } finally {
-        clearTimeout(headerTimer)
+        clearTimeout(timer)
       }
-      if (res.body === null) throw this.fail(root, 'the CAR response has no body')
-      body = idleLimited(res.body, this.idleTimeoutMs, controller)
       let iterator: CarBlockIterator
       try {
+        body = idleLimited(res, this.idleTimeoutMs, exchange.abort)
         iterator = await CarBlockIterator.fromIterable(body)
       } catch (e) {
+        if (exchange.reason !== undefined) throw e
         throw this.fail(root, `the response is not a CAR: ${(e as Error).message}`, e)
       }
       const blocks = iterator[Symbol.asyncIterator]()
@@ -136,7 +143,7 @@ export class GatewaySource implements Source {
         try {
           next = await blocks.next()
         } catch (e) {
-          if (controller.signal.aborted) throw e
+          if (exchange.reason !== undefined) throw e
           throw this.fail(root, `the CAR ends or breaks after ${count} blocks (${(e as Error).message})`, e)
         }
         if (next.done) return
@@ -157,29 +164,38 @@ export class GatewaySource implements Source {
         yield { cid, bytes: next.value.bytes }
       }
     } catch (e) {
-      throw this.wrap(e, root, controller.signal, count)
+      throw this.wrap(e, root, exchange.reason, count)
     } finally {
-      controller.abort()
-      // the CAR parser may stop pulling mid-body: end the body reader so its idle timer goes too
+      // the CAR parser may stop pulling mid-body: drop the connection rather than read the rest, and
+      // end the body reader so that its idle timer goes too
+      if (res?.complete !== true) exchange.abort(new Stopped())
       void body?.return(undefined).catch(() => {})
     }
   }
 
-  /** Nothing to release: requests end with their responses. */
-  async close(): Promise<void> {}
+  /** Ends the connections kept alive. */
+  async close(): Promise<void> {
+    this.httpAgent.destroy()
+    this.httpsAgent.destroy()
+  }
 
-  private checkResponse(res: Response, cid: CID, what: string, types: readonly string[]): void {
-    if (res.status === 404 || res.status === 410) {
-      void res.body?.cancel().catch(() => {})
-      throw new CairnError('MISSING_BLOCK', `${this.name} does not have ${cid} (HTTP ${res.status})`, { subject: cid.toString() })
+  /** Starts a GET of `url` with this gateway's connections. */
+  private send(url: string, accept: string): Exchange {
+    return new Exchange(new URL(url), accept, (target) => (target.protocol === 'https:' ? this.httpsAgent : this.httpAgent))
+  }
+
+  private checkResponse(res: IncomingMessage, cid: CID, what: string, types: readonly string[]): void {
+    if (res.statusCode === 404 || res.statusCode === 410) {
+      res.destroy()
+      throw new CairnError('MISSING_BLOCK', `${this.name} does not have ${cid} (HTTP ${res.statusCode})`, { subject: cid.toString() })
     }
-    if (res.status !== 200) {
-      void res.body?.cancel().catch(() => {})
-      throw this.fail(cid, `HTTP ${res.status} ${res.statusText} for the ${what}`)
+    if (res.statusCode !== 200) {
+      res.destroy()
+      throw this.fail(cid, `HTTP ${res.statusCode} ${res.statusMessage ?? ''} for the ${what}`.replace(/ +for/, ' for'))
     }
-    const type = (res.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase()
+    const type = (res.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase()
     if (!types.includes(type)) {
-      void res.body?.cancel().catch(() => {})
+      res.destroy()
       throw this.fail(cid, `the answer is ${type || 'of no content type'}, expected ${types[0]} (is this a trustless gateway?)`)
     }
   }
@@ -188,66 +204,106 @@ export class GatewaySource implements Source {
     return new CairnError('FETCH_FAILED', `${this.name} failed on ${cid}: ${reason}`, { subject: cid.toString(), cause })
   }
 
-  /** Turns whatever fetching threw into a CairnError naming the CID and this gateway. */
-  private wrap(e: unknown, cid: CID, signal: AbortSignal, blocks?: number): CairnError {
+  /** Turns whatever the request threw into a CairnError naming the CID and this gateway. */
+  private wrap(e: unknown, cid: CID, aborted: Error | undefined, blocks?: number): CairnError {
     if (isCairnError(e)) return e
     const after = blocks === undefined ? '' : ` after ${blocks} blocks`
-    if (signal.aborted) {
-      const reason: unknown = signal.reason
-      const idle = reason instanceof IdleTimeout
-      return this.fail(cid, idle ? `no data for ${this.idleTimeoutMs} ms${after}` : `no answer within ${this.timeoutMs} ms${after}`, e)
-    }
-    const cause = (e as { cause?: { code?: string; message?: string } }).cause
-    const reason = cause?.code ?? cause?.message ?? (e as Error).message ?? String(e)
+    if (aborted instanceof IdleTimeout) return this.fail(cid, `no data for ${this.idleTimeoutMs} ms${after}`, e)
+    if (aborted instanceof Timeout) return this.fail(cid, `no answer within ${this.timeoutMs} ms${after}`, e)
+    const reason = (e as NodeJS.ErrnoException).code ?? (e as Error).message ?? String(e)
     return this.fail(cid, `${reason}${after}`, e)
   }
 }
 
-class IdleTimeout extends Error {}
+const REDIRECTS = new Set([301, 302, 303, 307, 308])
 
-/** The body's pieces, aborting `controller` when none arrives for `idleMs`. */
-async function* idleLimited(body: ReadableStream<Uint8Array>, idleMs: number, controller: AbortController): AsyncGenerator<Uint8Array> {
-  let timer: NodeJS.Timeout | undefined
-  const arm = (): void => {
-    clearTimeout(timer)
-    timer = setTimeout(() => controller.abort(new IdleTimeout('idle')), idleMs)
-    timer.unref()
+/**
+ * One GET in flight, following redirects. {@link Exchange.response} settles once the final response's
+ * headers are in; {@link Exchange.abort} ends the exchange at any point (a body being read then fails)
+ * and {@link Exchange.reason} keeps why.
+ */
+class Exchange {
+  readonly response: Promise<IncomingMessage>
+  reason: Error | undefined
+  private current: ClientRequest | undefined
+
+  constructor(
+    url: URL,
+    private readonly accept: string,
+    private readonly agentFor: (url: URL) => HttpAgent,
+  ) {
+    this.response = this.go(url, 0)
   }
-  const reader = body.getReader()
-  try {
-    arm()
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) return
-      arm()
-      yield value
-    }
-  } finally {
-    clearTimeout(timer)
-    reader.releaseLock()
+
+  /** Ends the exchange (idempotent); the first reason is kept. */
+  readonly abort = (reason: Error): void => {
+    this.reason ??= reason
+    this.current?.destroy(reason)
+  }
+
+  private go(url: URL, hops: number): Promise<IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      if (this.reason !== undefined) return reject(this.reason)
+      const request = url.protocol === 'https:' ? httpsRequest : httpRequest
+      const req = request(url, { headers: { accept: this.accept }, agent: this.agentFor(url) })
+      this.current = req
+      let response: IncomingMessage | undefined
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        // an error after the headers (a reset mid-body) ends the body, where the reader sees it
+        if (response !== undefined) return response.destroy(e)
+        // a kept-alive connection the server closed as the request went out: once more, on a new one
+        if (req.reusedSocket && e.code === 'ECONNRESET' && this.reason === undefined) return resolve(this.go(url, hops))
+        reject(e)
+      })
+      req.on('response', (res) => {
+        response = res
+        const location = res.headers.location
+        if (!REDIRECTS.has(res.statusCode ?? 0) || location === undefined || hops >= MAX_REDIRECTS) return resolve(res)
+        res.resume()
+        try {
+          resolve(this.go(new URL(location, url), hops + 1))
+        } catch (e) {
+          reject(e as Error)
+        }
+      })
+      req.end()
+    })
   }
 }
 
-/** Reads a whole body of at most `limit` bytes (the request's own signal bounds the time). */
-async function readLimited(res: Response, limit: number, tooLarge: () => Error): Promise<Uint8Array> {
-  const declared = Number(res.headers.get('content-length') ?? NaN)
-  if (declared > limit) {
-    void res.body?.cancel().catch(() => {})
+class Timeout extends Error {}
+class IdleTimeout extends Error {}
+class Stopped extends Error {}
+
+/** The body's pieces, aborting when none arrives for `idleMs`. */
+async function* idleLimited(body: IncomingMessage, idleMs: number, abort: (reason: Error) => void): AsyncGenerator<Uint8Array> {
+  const timer = setTimeout(() => abort(new IdleTimeout()), idleMs)
+  timer.unref()
+  try {
+    for await (const piece of body) {
+      timer.refresh()
+      yield piece as Uint8Array
+    }
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** Reads a whole body of at most `limit` bytes (the caller's timer bounds the time). */
+async function readLimited(res: IncomingMessage, limit: number, tooLarge: () => Error): Promise<Uint8Array> {
+  if (Number(res.headers['content-length'] ?? NaN) > limit) {
+    res.destroy()
     throw tooLarge()
   }
-  if (res.body === null) return new Uint8Array(0)
-  const pieces: Uint8Array[] = []
+  const pieces: Buffer[] = []
   let size = 0
-  const reader = res.body.getReader()
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    size += value.length
+  for await (const piece of res) {
+    size += (piece as Buffer).length
     if (size > limit) {
-      void reader.cancel().catch(() => {})
+      res.destroy()
       throw tooLarge()
     }
-    pieces.push(value)
+    pieces.push(piece as Buffer)
   }
   return pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, size)
 }

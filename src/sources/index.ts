@@ -7,7 +7,7 @@
 import { stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { CarBlockSource } from '../car/source.js'
-import type { CID } from '../cid.js'
+import { RAW, type CID } from '../cid.js'
 import { STORE_DIR } from '../dataset.js'
 import { CairnError, isCairnError, type ErrorCode } from '../errors.js'
 import { BlockStore, type BlockSource } from '../store/blocks.js'
@@ -96,9 +96,9 @@ export async function openSources(specs: readonly string[], options: SourceOptio
   return new SourceList(opened, options.onFailure)
 }
 
-/** Blocks of at most this size are kept by a {@link SourceList}, the last {@link RECENT_MAX_BLOCKS} of them. */
+/** Blocks of at most this size are kept by a {@link SourceList}, the latest ones up to {@link RECENT_BUDGET_BYTES} in all. */
 const RECENT_MAX_BYTES = 64 * 1024
-const RECENT_MAX_BLOCKS = 1024
+const RECENT_BUDGET_BYTES = 4 * 1024 * 1024
 
 /** Blocks a CAR session may hold that were sent before they were asked for (out of order, or not in the DAG). */
 const STASH_LIMIT_BYTES = 32 * 1024 * 1024
@@ -114,6 +114,7 @@ export class SourceList implements BlockSource {
   private readonly strikes = new Map<Source, number>()
   /** Recently fetched small blocks (directory and file nodes are often asked for more than once). */
   private readonly recent = new Map<string, Uint8Array>()
+  private recentBytes = 0
 
   /** `sources` are tried in this order; `onFailure` hears of each failure. The list closes them in {@link SourceList.close}. */
   constructor(
@@ -129,15 +130,27 @@ export class SourceList implements BlockSource {
     const key = cid.toString()
     const cached = this.recent.get(key)
     if (cached !== undefined) return cached
+    const bytes = await this.fetch(cid, avoid)
+    if (bytes.length <= RECENT_MAX_BYTES && !this.recent.has(key)) {
+      // a view into a larger network buffer would keep all of that buffer
+      this.recent.set(key, bytes.byteLength < bytes.buffer.byteLength ? bytes.slice() : bytes)
+      this.recentBytes += bytes.length
+      for (const [oldest, b] of this.recent) {
+        if (this.recentBytes <= RECENT_BUDGET_BYTES) break
+        this.recent.delete(oldest)
+        this.recentBytes -= b.length
+      }
+    }
+    return bytes
+  }
+
+  /** The block from the first source that has it (trying `avoid` last), not kept. Throws as {@link SourceList.get}. */
+  private async fetch(cid: CID, avoid?: Source): Promise<Uint8Array> {
     const tried: string[] = []
     for (const source of this.ordered(avoid)) {
       try {
         const bytes = await source.get(cid)
         this.strikes.delete(source)
-        if (bytes.length <= RECENT_MAX_BYTES) {
-          this.recent.set(key, bytes)
-          if (this.recent.size > RECENT_MAX_BLOCKS) this.recent.delete(this.recent.keys().next().value as string)
-        }
         return bytes
       } catch (e) {
         tried.push(this.record(cid, source, e).message)
@@ -154,9 +167,12 @@ export class SourceList implements BlockSource {
    * A block source for reading the DAG under `root` in depth-first order (a file): when the first
    * source can stream a whole DAG, one CAR request serves every block in order, and whatever that
    * stream cannot supply (it breaks, stalls, sends wrong bytes or lacks a block) is fetched block by
-   * block from the other sources, that source last. Close it when done (it aborts the stream).
+   * block from the other sources, that source last. A file that is one raw block is fetched as that
+   * block, and not cached (a file's bytes are read once): a CAR stream of it would be cut off after its
+   * block, and its connection with it. Close the session when done (it aborts the stream).
    */
   session(root: CID): BlockSource & { close(): Promise<void> } {
+    if (root.code === RAW) return { get: (cid: CID) => this.fetch(cid), close: async () => {} }
     const first = this.ordered()[0]
     if (first?.dag === undefined) return Object.assign(this.wrapGet(), { close: async () => {} })
     return new CarSession(this, first, root)

@@ -11,6 +11,7 @@ import * as Digest from 'multiformats/hashes/digest'
 import { CID, cidFor, DAG_PB, RAW, SHA2_256 } from '../cid.js'
 import { CairnError, ioError } from '../errors.js'
 import { hashPool, type HashPool, type Hashed } from '../util/hash-pool.js'
+import { quiet } from '../util/pool.js'
 
 /** Fixed chunk size of the profile (1 MiB). */
 export const CHUNK_SIZE = 1_048_576
@@ -301,12 +302,6 @@ function fileChanged(label: string, before: FileIdentity, after: FileIdentity, r
       hint: 'stop whatever writes to the dataset, then build again; nothing was committed',
     },
   )
-}
-
-/** Marks a read-ahead promise as handled: if an earlier chunk fails, later failures are not unhandled. */
-function quiet<T>(p: Promise<T>): Promise<T> {
-  p.catch(() => {})
-  return p
 }
 
 function rawCid(digest: Uint8Array): CID {
