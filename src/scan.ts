@@ -5,7 +5,7 @@
  */
 import { lstatSync } from 'node:fs'
 import { readdir } from 'node:fs/promises'
-import { join } from 'node:path'
+import { join, sep } from 'node:path'
 import { CARD_FILE } from './dataset.js'
 import { CairnError, ioError } from './errors.js'
 import { checkShardPath, comparePaths } from './manifest.js'
@@ -52,48 +52,57 @@ export async function scan(root: string): Promise<ScanResult> {
 
 async function walk(root: string, rel: string, files: FoundFile[], skipped: SkippedEntry[]): Promise<void> {
   const dir = rel === '' ? root : join(root, rel)
-  let entries
+  let names
   try {
-    entries = await readdir(dir, { withFileTypes: true, encoding: 'buffer' })
+    names = await readdir(dir)
   } catch (e) {
     throw ioError('read folder', dir, e)
   }
-  const regular: { path: string; abs: string }[] = []
-  for (const entry of entries) {
-    let name: string
+  // names are decoded as UTF-8 with U+FFFD for bytes that are not: only then look at the bytes
+  if (names.some((name) => name.includes('\ufffd'))) await assertUtf8Names(dir, rel)
+  for (const name of names) {
+    if (name.startsWith('.')) continue
+    const path = rel ? `${rel}/${name}` : name
+    if (path === CARD_FILE) continue
+    checkShardPath(path, 'file name')
+    // `dir` is normalised already; the lstat that gives the stamp also gives the type (never following a link)
+    const abs = dir + sep + name
+    let st
     try {
-      name = utf8.decode(entry.name)
+      // synchronous: a promise round trip to the thread pool costs several times the few µs of an lstat
+      st = lstatSync(abs, { bigint: true })
+    } catch (e) {
+      throw ioError('read', path, e)
+    }
+    if (st.isSymbolicLink()) {
+      skipped.push({ path, reason: 'symbolic link (never followed)' })
+    } else if (st.isDirectory()) {
+      await walk(root, path, files, skipped)
+    } else if (st.isFile()) {
+      files.push({ path, abs, size: Number(st.size), stamp: `${st.size}:${st.mtimeNs}:${st.ctimeNs}:${st.ino}`, identity: identityOf(st) })
+    } else {
+      skipped.push({ path, reason: 'not a regular file' })
+    }
+  }
+}
+
+/** Throws `BAD_PATH` for the first name in `dir` that is not valid UTF-8. */
+async function assertUtf8Names(dir: string, rel: string): Promise<void> {
+  let names
+  try {
+    names = await readdir(dir, { encoding: 'buffer' })
+  } catch (e) {
+    throw ioError('read folder', dir, e)
+  }
+  for (const name of names) {
+    try {
+      utf8.decode(name)
     } catch {
-      const shown = (rel ? rel + '/' : '') + entry.name.toString('latin1')
+      const shown = (rel ? rel + '/' : '') + name.toString('latin1')
       throw new CairnError('BAD_PATH', `File name ${JSON.stringify(shown)} is not valid UTF-8 (shard paths must be UTF-8)`, {
         subject: shown,
         hint: 'rename the file',
       })
     }
-    if (name.startsWith('.')) continue
-    const path = rel ? `${rel}/${name}` : name
-    if (path === CARD_FILE) continue
-    checkShardPath(path, 'file name')
-    if (entry.isSymbolicLink()) {
-      skipped.push({ path, reason: 'symbolic link (never followed)' })
-    } else if (entry.isDirectory()) {
-      await walk(root, path, files, skipped)
-    } else if (entry.isFile()) {
-      regular.push({ path, abs: join(root, path) })
-    } else {
-      skipped.push({ path, reason: 'not a regular file' })
-    }
   }
-  // a synchronous lstat costs a few µs; a promise round trip to the thread pool costs several times that
-  const stats = regular.map(({ path, abs }) => {
-    try {
-      return lstatSync(abs, { bigint: true })
-    } catch (e) {
-      throw ioError('read', path, e)
-    }
-  })
-  regular.forEach(({ path, abs }, i) => {
-    const st = stats[i]
-    files.push({ path, abs, size: Number(st.size), stamp: `${st.size}:${st.mtimeNs}:${st.ctimeNs}:${st.ino}`, identity: identityOf(st) })
-  })
 }
