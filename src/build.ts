@@ -95,16 +95,23 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       const stored = await store.snapshot()
       const hits = files.map((f) => {
         const hit = cache.files.get(f.path)
-        return hit && hit.stamp === f.stamp && stored.has(hit.entry.cid) && (!hit.entry.schema || stored.has(hit.entry.schema))
-          ? hit
-          : undefined
+        return hit && hit.stamp === f.stamp && stored.has(hit.cid) && (!hit.schema || stored.has(hit.schema)) ? hit : undefined
       })
       const entries = await mapLimit(files, options.jobs ?? DEFAULT_JOBS, async (f, i) => {
         const hit = hits[i]
         if (hit) {
           doneFiles++
           doneBytes += f.size
-          return { entry: hit.entry, dagSize: hit.dagSize, stamp: f.stamp, cacheable: true, hit: true }
+          // parsed only if the index or tree is rebuilt
+          return {
+            get entry() {
+              return hit.entry
+            },
+            dagSize: hit.dagSize,
+            stamp: f.stamp,
+            cacheable: true,
+            hit: true,
+          }
         }
         const imported = await importFile(f.abs, put, f.path, f.identity)
         const entry = await describe(f.path, f.abs, imported.cid, imported.size, rules, store)

@@ -144,12 +144,18 @@ export class BlockStore implements BlockStoreLike {
 
   /**
    * A synchronous view of which blocks the store holds, as of now (for checking many CIDs at once).
-   * Blocks being written by this process count as held.
+   * Blocks being written by this process count as held. A CID may be given as its text, which saves
+   * parsing it: the CIDv1 base32 text is found; any other text of it (CIDv0, another base) is not.
    */
-  async snapshot(): Promise<{ has(cid: CID): boolean }> {
+  async snapshot(): Promise<{ has(cid: CID | string): boolean }> {
     this.loaded ??= this.refresh()
     await this.loaded
-    return { has: (cid) => this.locations.has(key(cid)) || this.pending.has(key(cid)) }
+    return {
+      has: (cid) => {
+        const k = typeof cid === 'string' ? cid : key(cid)
+        return this.locations.has(k) || this.pending.has(k)
+      },
+    }
   }
 
   /** Where a block's bytes lie on disk (for inspection and tests), or undefined when it is not stored. */
