@@ -93,8 +93,8 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       let doneBytes = 0
       // cache hits are decided up front, synchronously: only changed files go through the pool
       const stored = await store.snapshot()
-      const hits = files.map((f) => {
-        const hit = cache.files.get(f.path)
+      const hits = files.map((f, i) => {
+        const hit = cache.get(f.path, i)
         return hit && hit.stamp === f.stamp && stored.has(hit.cid) && (!hit.schema || stored.has(hit.schema)) ? hit : undefined
       })
       const entries = await mapLimit(files, options.jobs ?? DEFAULT_JOBS, async (f, i) => {
@@ -128,7 +128,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       const known = cache.roots
       const reuse =
         known !== undefined &&
-        entries.length === cache.files.size &&
+        entries.length === cache.size &&
         entries.every((e) => e.hit) &&
         (await store.has(known.index)) &&
         (await store.has(known.tree))

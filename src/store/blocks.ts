@@ -293,9 +293,15 @@ export class BlockStore implements BlockStoreLike {
       const from = this.indexRead.get(pack) ?? 0
       const end = text.lastIndexOf('\n') + 1
       if (end <= from) continue
-      for (const line of text.slice(from, end).split('\n')) {
-        const [k, offset, length] = line.split(' ')
-        if (k && offset && length) this.locations.set(k, { pack, offset: Number(offset), length: Number(length) })
+      // `<cid> <offset> <length>` per line, found with indexOf: splitting 10,000 lines twice costs more
+      for (let at = from; at < end;) {
+        const nl = text.indexOf('\n', at)
+        const s1 = text.indexOf(' ', at)
+        const s2 = text.indexOf(' ', s1 + 1)
+        if (s1 > at && s2 > s1 + 1 && s2 + 1 < nl) {
+          this.locations.set(text.slice(at, s1), { pack, offset: Number(text.slice(s1 + 1, s2)), length: Number(text.slice(s2 + 1, nl)) })
+        }
+        at = nl + 1
       }
       this.indexRead.set(pack, end)
     }

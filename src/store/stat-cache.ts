@@ -45,7 +45,14 @@ export interface CachedRoots {
 
 /** A loaded cache. */
 export interface StatCache {
-  readonly files: ReadonlyMap<string, CachedFile>
+  /** How many files it knows. */
+  readonly size: number
+  /**
+   * What the cache knows of `path`. `at` is where the caller expects it: the cache keeps the order it
+   * was saved in, a build's canonical path order, so a scan in that order finds each file there without
+   * a lookup by path.
+   */
+  get(path: string, at?: number): CachedFile | undefined
   readonly roots?: CachedRoots
 }
 
@@ -98,7 +105,25 @@ class Cached implements CachedFile {
   }
 }
 
-const EMPTY: StatCache = { files: new Map() }
+class Loaded implements StatCache {
+  #byPath: Map<string, number> | undefined
+  constructor(
+    private readonly body: Body,
+    readonly roots: CachedRoots | undefined,
+  ) {}
+  get size(): number {
+    return this.body.paths.length
+  }
+  get(path: string, at?: number): CachedFile | undefined {
+    const paths = this.body.paths
+    if (at !== undefined && paths[at] === path) return new Cached(this.body, at)
+    this.#byPath ??= new Map(paths.map((p, i) => [p, i]))
+    const i = this.#byPath.get(path)
+    return i === undefined ? undefined : new Cached(this.body, i)
+  }
+}
+
+const EMPTY: StatCache = { size: 0, get: () => undefined }
 
 /** Loads the cache of the store at `root` (`.cairn`), or an empty one when it is absent, stale or damaged. */
 export async function loadStatCache(root: string, rulesKey: string): Promise<StatCache> {
@@ -119,10 +144,8 @@ export async function loadStatCache(root: string, rulesKey: string): Promise<Sta
     const n = body.paths.length
     const columns = [body.stamps, body.cids, body.sizes, body.formats, body.dagSizes, body.rows, body.schemas]
     if (!columns.every((c) => Array.isArray(c) && c.length === n)) return EMPTY
-    const files = new Map<string, CachedFile>()
-    for (let i = 0; i < n; i++) files.set(body.paths[i], new Cached(body, i))
     const r = body.roots
-    return r ? { files, roots: { index: CID.parse(r.index), tree: CID.parse(r.tree), totals: r.totals } } : { files }
+    return new Loaded(body, r ? { index: CID.parse(r.index), tree: CID.parse(r.tree), totals: r.totals } : undefined)
   } catch {
     return EMPTY
   }
