@@ -76,6 +76,9 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       const card = await readCard(dataset.root)
       const progress = options.onProgress ?? (() => {})
       progress({ phase: 'scan', files: 0, totalFiles: 0, bytes: 0, totalBytes: 0 })
+      // a file modified in the same clock tick as its lstat could change again unseen: don't cache it
+      // (the time is taken before the scan, since a scan of many files lasts many ticks)
+      const racyAfter = BigInt(Date.now() - 10) * 1_000_000n
       const { files, skipped } = await scan(dataset.root)
       const totalBytes = files.reduce((n, f) => n + f.size, 0)
       const store = dataset.store
@@ -86,8 +89,6 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
         .update(JSON.stringify(card.shards ?? []))
         .digest('hex')
       const cache = await loadStatCache(store.root, rulesKey)
-      // a file modified in the same clock tick as the scan could change again unseen: don't cache it
-      const racyAfter = BigInt(Date.now() - 10) * 1_000_000n
 
       let doneFiles = 0
       let doneBytes = 0
