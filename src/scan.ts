@@ -3,7 +3,7 @@
  * name starting with `.`, which covers `.cairn/`) and the card `cairn.json` at the top. Symbolic
  * links are never followed: they are reported as skipped, like sockets and other special files.
  */
-import { lstatSync } from 'node:fs'
+import { lstatSync, type BigIntStats } from 'node:fs'
 import { readdir } from 'node:fs/promises'
 import { join, sep } from 'node:path'
 import { CARD_FILE } from './dataset.js'
@@ -34,6 +34,28 @@ export interface SkippedEntry {
 export interface ScanResult {
   readonly files: readonly FoundFile[]
   readonly skipped: readonly SkippedEntry[]
+}
+
+/**
+ * Kept for every file of a build, so kept small: the stamp is one flat string (a template literal
+ * would keep a tree of pieces), and the absolute path is made again when it is needed.
+ */
+class Found implements FoundFile {
+  readonly size: number
+  readonly stamp: string
+  readonly identity: FileIdentity
+  constructor(
+    private readonly root: string,
+    readonly path: string,
+    st: BigIntStats,
+  ) {
+    this.size = Number(st.size)
+    this.stamp = [st.size, st.mtimeNs, st.ctimeNs, st.ino].join(':')
+    this.identity = identityOf(st)
+  }
+  get abs(): string {
+    return join(this.root, this.path)
+  }
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
@@ -79,7 +101,7 @@ async function walk(root: string, rel: string, files: FoundFile[], skipped: Skip
     } else if (st.isDirectory()) {
       await walk(root, path, files, skipped)
     } else if (st.isFile()) {
-      files.push({ path, abs, size: Number(st.size), stamp: `${st.size}:${st.mtimeNs}:${st.ctimeNs}:${st.ino}`, identity: identityOf(st) })
+      files.push(new Found(root, path, st))
     } else {
       skipped.push({ path, reason: 'not a regular file' })
     }
