@@ -20,7 +20,7 @@ import { scan, type SkippedEntry } from './scan.js'
 import { compileUserSchema } from './schemas.js'
 import type { BlockStore } from './store/blocks.js'
 import { withLock } from './store/lock.js'
-import { loadStatCache, saveStatCache } from './store/stat-cache.js'
+import { loadStatCache, saveStatCache, type CachedFile } from './store/stat-cache.js'
 import { identityOf, importFile, sameIdentity, type BlockSink, type FileIdentity } from './unixfs/file.js'
 import { buildTree } from './unixfs/tree.js'
 import { readVersion } from './version.js'
@@ -103,16 +103,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
         if (hit) {
           doneFiles++
           doneBytes += f.size
-          // parsed only if the index or tree is rebuilt
-          return {
-            get entry() {
-              return hit.entry
-            },
-            dagSize: hit.dagSize,
-            stamp: f.stamp,
-            cacheable: true,
-            hit: true,
-          }
+          return new CacheHit(hit)
         }
         const imported = await importFile(f.abs, put, f.path, f.identity)
         const entry = await describe(f.path, f.abs, imported.cid, imported.size, rules, store)
@@ -198,6 +189,23 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       return { version: block.cid, manifest, unchanged: false, changes, skipped }
     }),
   )
+}
+
+/** A file as the stat cache knew it. A class: an object literal with a getter costs ~1 µs to make. */
+class CacheHit {
+  readonly cacheable = true
+  readonly hit = true
+  constructor(private readonly cached: CachedFile) {}
+  /** Parsed only if the index or tree is rebuilt. */
+  get entry(): ShardEntry {
+    return this.cached.entry
+  }
+  get dagSize(): number {
+    return this.cached.dagSize
+  }
+  get stamp(): string {
+    return this.cached.stamp
+  }
 }
 
 /** Reads a shard's format facts (validating rows where the card says so) and stores its schema block. */
