@@ -7,7 +7,7 @@
  * cache (its checksum tells) just means every file is read.
  */
 import { createHash } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { CID } from '../cid.js'
 import type { FormatName } from '../formats/interface.js'
@@ -129,7 +129,8 @@ const EMPTY: StatCache = { size: 0, get: () => undefined }
 export async function loadStatCache(root: string, rulesKey: string): Promise<StatCache> {
   let bytes: Buffer
   try {
-    bytes = await readFile(join(root, 'stat-cache'))
+    // one synchronous read: the async one reads 512 KiB per thread-pool round trip
+    bytes = readFileSync(join(root, 'stat-cache'))
   } catch {
     return EMPTY
   }
