@@ -107,6 +107,7 @@ describe('stat cache', () => {
     ],
     ['a column shorter than the paths, resealed', resealed((body) => body.cids.pop())],
     ['no columns, resealed', resealed((body) => delete body.stamps)],
+    ['paths that are not an array, resealed', resealed((body) => ((body as Record<string, unknown>).paths = 'ab'))],
   ])('a cache that is %s is ignored: every file is read, the version is the same', async (_, damage) => {
     ds = await makeDataset({ 'a.txt': 'alpha', 'b.txt': 'bravo' })
     await settle()

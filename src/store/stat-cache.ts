@@ -142,9 +142,8 @@ export async function loadStatCache(root: string, rulesKey: string): Promise<Sta
     if (header.sha256 !== createHash('sha256').update(rest).digest('hex')) return EMPTY
     const body = JSON.parse(rest.toString('utf8')) as Body
     if (body.rules !== rulesKey) return EMPTY
-    const n = body.paths.length
-    const columns = [body.stamps, body.cids, body.sizes, body.formats, body.dagSizes, body.rows, body.schemas]
-    if (!columns.every((c) => Array.isArray(c) && c.length === n)) return EMPTY
+    const columns = [body.paths, body.stamps, body.cids, body.sizes, body.formats, body.dagSizes, body.rows, body.schemas]
+    if (!columns.every((c) => Array.isArray(c) && c.length === body.paths.length)) return EMPTY
     const r = body.roots
     return new Loaded(body, r ? { index: CID.parse(r.index), tree: CID.parse(r.tree), totals: r.totals } : undefined)
   } catch {
