@@ -94,6 +94,14 @@ describe('stat cache', () => {
     expect(await buildCounting(ds.dir)).toEqual({ version: first.version, read: 0 })
   })
 
+  it('a file added before the others shifts every position: only the new one is read', async () => {
+    ds = await makeDataset({ 'b.txt': 'bravo', 'c/d.jsonl': jsonl([{ id: 1 }]) })
+    await settle()
+    await buildCounting(ds.dir)
+    await ds.write({ 'a.txt': 'alpha' })
+    expect((await buildCounting(ds.dir)).read).toBe(1)
+  })
+
   // each damage must cost a full read, never a wrong version
   it.each<[string, (bytes: Buffer) => Buffer]>([
     ['empty', () => Buffer.alloc(0)],
