@@ -2,7 +2,7 @@
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'bench/tmp/', 'coverage/'] },
+  { ignores: ['dist/', 'node_modules/', 'bench/tmp/', 'coverage/', 'src/schemas.generated.ts'] },
   {
     files: ['src/**/*.ts', 'commands/**/*.ts', 'test/**/*.ts'],
     extends: [tseslint.configs.base],

@@ -29,7 +29,7 @@ import { scan, type SkippedEntry } from './scan.js'
 import { compileUserSchema } from './schemas.js'
 import type { BlockStore } from './store/blocks.js'
 import { withLock } from './store/lock.js'
-import { loadStatCache, saveStatCache, type CachedFile } from './store/stat-cache.js'
+import { loadStatCache, StatCacheWriter, type FileFacts } from './store/stat-cache.js'
 import { identityOf, importFiles, importGroups, sameIdentity, type BlockSink, type FileIdentity } from './unixfs/file.js'
 import { buildTree, type TreeFile } from './unixfs/tree.js'
 import { readVersion } from './version.js'
@@ -86,6 +86,9 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       const card = await readCard(dataset.root)
       const progress = options.onProgress ?? (() => {})
       progress({ phase: 'scan', files: 0, totalFiles: 0, bytes: 0, totalBytes: 0 })
+      // a file modified in the same clock tick as its lstat could change again unseen: don't cache it
+      // (the time is taken before the scan, since a scan of many files lasts many ticks)
+      const racyAfter = BigInt(Date.now() - 10) * 1_000_000n
       const { files, skipped } = await scan(dataset.root)
       const totalBytes = files.reduce((n, f) => n + f.size, 0)
       const store = dataset.store
@@ -96,16 +99,12 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
         .update(JSON.stringify(card.shards ?? []))
         .digest('hex')
       const cache = await loadStatCache(store.root, rulesKey)
-      // a file modified in the same clock tick as the scan could change again unseen: don't cache it
-      const racyAfter = BigInt(Date.now() - 10) * 1_000_000n
 
       // cache hits are decided up front, synchronously: only changed files go through the pool
       const stored = await store.snapshot()
-      const hits = files.map((f) => {
-        const hit = cache.files.get(f.path)
-        return hit && hit.stamp === f.stamp && stored.has(hit.entry.cid) && (!hit.entry.schema || stored.has(hit.entry.schema))
-          ? hit
-          : undefined
+      const hits = files.map((f, i) => {
+        const hit = cache.get(f.path, i)
+        return hit && hit.stamp === f.stamp && stored.has(hit.cid) && (!hit.schema || stored.has(hit.schema)) ? hit : undefined
       })
       const cached = hits.filter((h) => h !== undefined)
       const parent = (await dataset.refs.head()) ?? null
@@ -115,14 +114,14 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       const reuse =
         known !== undefined &&
         cached.length === files.length &&
-        files.length === cache.files.size &&
+        files.length === cache.size &&
         (await store.has(known.index)) &&
         (await store.has(known.tree))
 
       let index: BuiltIndex
       let tree: CID
       let changes: ChangeSummary = { added: 0, removed: 0, modified: 0 }
-      const cacheable: CachedFile[] = []
+      const cacheable = new StatCacheWriter(rulesKey)
       if (reuse) {
         index = { root: known.index, totals: known.totals }
         tree = known.tree
@@ -161,7 +160,8 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
             }
             doneFiles++
             doneBytes += f.size
-            progress({ phase: 'import', files: doneFiles, totalFiles: files.length, bytes: doneBytes, totalBytes, path: f.path })
+            // reported for each file read (a file found in the cache is merely counted)
+            if (!hit) progress({ phase: 'import', files: doneFiles, totalFiles: files.length, bytes: doneBytes, totalBytes, path: f.path })
           }
           return out
         }
@@ -171,7 +171,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
             for (const e of group) {
               await indexBuilder.add(e.entry)
               await counter.see(e.entry)
-              if (e.cacheable) cacheable.push(e)
+              if (e.cacheable) cacheable.add(e)
               yield { path: e.entry.path, cid: e.entry.cid, dagSize: e.dagSize }
             }
           }
@@ -183,12 +183,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       }
       const saveCache = async (): Promise<void> => {
         if (reuse) return // the cache already says exactly this
-        await saveStatCache(
-          store.root,
-          rulesKey,
-          cacheable,
-          cacheable.length === files.length ? { index: index.root, tree, totals: index.totals } : undefined,
-        )
+        await cacheable.save(store.root, cacheable.size === files.length ? { index: index.root, tree, totals: index.totals } : undefined)
       }
       const cardBytes = dagJson.encode(card)
       const cardCid = cidFor<Card>(DAG_JSON, cardBytes)
@@ -227,7 +222,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
 }
 
 /** A file of the new version, imported or found unchanged in the stat cache. */
-interface ImportedEntry extends CachedFile {
+interface ImportedEntry extends FileFacts {
   readonly cacheable: boolean
 }
 

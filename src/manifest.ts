@@ -209,7 +209,7 @@ export function checkShardPath(path: string, where = 'shard path'): void {
           ? 'contains a backslash'
           : /[\u0000-\u001f\u007f]/.test(path)
             ? 'contains a control character'
-            : path.split('/').some((s) => s === '' || s === '.' || s === '..')
+            : DOT_OR_EMPTY_SEGMENT.test(path)
               ? 'has an empty, "." or ".." segment'
               : path.isWellFormed?.() === false
                 ? 'is not valid Unicode'
@@ -220,6 +220,8 @@ export function checkShardPath(path: string, where = 'shard path'): void {
     })
   }
 }
+
+const DOT_OR_EMPTY_SEGMENT = /(?:^|\/)\.{0,2}(?:\/|$)/
 
 /** Byte-wise UTF-8 order of two paths: the canonical order of the shard index and the tree. */
 export function comparePaths(a: string, b: string): number {

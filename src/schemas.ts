@@ -1,11 +1,14 @@
 /**
  * JSON Schema validation of everything cairn persists or prints (`schemas/*.json`), with ajv
- * (draft 2020-12). Schemas are compiled once, on first use.
+ * (draft 2020-12). The persisted formats' schemas (card, manifests) are compiled ahead of time
+ * (`src/schemas.generated.ts`, `npm run schemas`), since every build and every read validates with
+ * them; the `--json` result schemas (`schemas/cli/`) are compiled once, on first use.
  */
 import { readFileSync, readdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js'
+import { validators } from './schemas.generated.js'
 
 /** The package's root folder (holds `package.json` and `schemas/`), from src/ or from dist/src/. */
 export const packageRoot: string = (() => {
@@ -25,6 +28,7 @@ export const packageRoot: string = (() => {
 const BASE = 'https://cairn.dev/schemas/'
 let ajv: Ajv2020 | undefined
 
+/** All schemas, compiled on first use (with the options bin/compile-schemas.js compiles with). */
 function instance(): Ajv2020 {
   if (ajv) return ajv
   ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true })
@@ -43,9 +47,13 @@ export interface SchemaError {
   readonly message: string
 }
 
+/** What validation needs of a compiled schema (an ajv `ValidateFunction` or standalone code). */
+type Validator = { (value: unknown): boolean; errors?: ErrorObject[] | null }
+const precompiled: Readonly<Record<string, Validator | undefined>> = validators
+
 /** Validates `value` against `schemas/<name>` (e.g. `card.schema.json`, `cli/ls.schema.json`). */
 export function validateWith(name: string, value: unknown): readonly SchemaError[] {
-  const validate = instance().getSchema(BASE + name)
+  const validate: Validator | undefined = precompiled[name] ?? instance().getSchema(BASE + name)
   if (!validate) throw new Error(`cairn: no schema ${name} in ${join(packageRoot, 'schemas')}`)
   return validate(value) ? [] : formatErrors(validate.errors)
 }

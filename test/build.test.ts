@@ -369,6 +369,12 @@ describe('bad input', () => {
     expect(await headBytes(ds.dir)).toBeUndefined()
   })
 
+  it('a name holding U+FFFD itself (valid UTF-8) is a shard like any other', async () => {
+    const ds = await dataset({ 'sub/\ufffd.txt': 'replacement character' })
+    const r = await build({ dir: ds.dir, date: FIXED_DATE })
+    expect(r.manifest.totals.shards).toBe(1)
+  })
+
   it('BAD_PATH for a non-UTF-8 name inside a subfolder, naming the folder too', async () => {
     const ds = await dataset({ 'sub/a.txt': 'a' })
     writeFileSync(Buffer.concat([Buffer.from(ds.dir + '/sub/'), Buffer.from([0x66, 0xff, 0x2e, 0x6a])]), 'x')

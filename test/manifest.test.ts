@@ -4,7 +4,7 @@ import * as dagJson from '@ipld/dag-json'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { cidFor, DAG_JSON, RAW } from '../src/cid.js'
-import { decodeManifest, encodeManifest, type IndexNode, type ShardEntry, type VersionManifest } from '../src/manifest.js'
+import { checkShardPath, decodeManifest, encodeManifest, type IndexNode, type ShardEntry, type VersionManifest } from '../src/manifest.js'
 
 const path = fc
   .array(
@@ -71,5 +71,29 @@ describe('manifest codec', () => {
       }),
       { seed: 2025, numRuns: 300 },
     )
+  })
+})
+
+describe('shard paths', () => {
+  it.each(['a', 'a/b', '..a', 'a..', '.a/b', 'a/.../b', '...', 'a/b.c/d', 'dir/\ufffd.bin'])('%j is a shard path', (p) => {
+    expect(() => checkShardPath(p)).not.toThrow()
+  })
+
+  it.each([
+    ['', 'is empty'],
+    ['/a', 'is absolute'],
+    ['a\\b', 'contains a backslash'],
+    ['a\u0001b', 'contains a control character'],
+    ['a//b', 'has an empty, "." or ".." segment'],
+    ['a/', 'has an empty, "." or ".." segment'],
+    ['.', 'has an empty, "." or ".." segment'],
+    ['./a', 'has an empty, "." or ".." segment'],
+    ['a/.', 'has an empty, "." or ".." segment'],
+    ['..', 'has an empty, "." or ".." segment'],
+    ['../a', 'has an empty, "." or ".." segment'],
+    ['a/../b', 'has an empty, "." or ".." segment'],
+    ['a/\ud800', 'is not valid Unicode'],
+  ])('%j: BAD_PATH, it %s', (p, problem) => {
+    expect(() => checkShardPath(p)).toThrow(`shard path ${JSON.stringify(p)} ${problem}`)
   })
 })

@@ -1,5 +1,6 @@
 // The stat cache saves re-reading unchanged files; it must never hide a change.
-import { stat, utimes, writeFile } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { readFile, stat, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { build, CairnError, ls } from '../src/index.js'
@@ -8,6 +9,25 @@ import { FIXED_DATE, jsonl, makeDataset, thrown, type TempDataset } from './help
 async function cidOf(dir: string, path: string): Promise<string | undefined> {
   for await (const e of ls({ dir })) if (e.path === path) return e.cid.toString()
   return undefined
+}
+
+/** Builds `dir` and counts the files it read (a cache hit reports no import progress). */
+async function buildCounting(dir: string): Promise<{ version: string; read: number }> {
+  let read = 0
+  const r = await build({ dir, date: FIXED_DATE, onProgress: (p) => void (p.phase === 'import' && read++) })
+  return { version: r.version.toString(), read }
+}
+
+/** Rewrites the cache body with `edit` and a checksum that matches it (a well-formed but wrong cache). */
+function resealed(edit: (body: Record<string, unknown[]>) => void): (bytes: Buffer) => Buffer {
+  return (bytes) => {
+    const nl = bytes.indexOf(10)
+    const body = JSON.parse(bytes.subarray(nl + 1).toString()) as Record<string, unknown[]>
+    edit(body)
+    const rest = JSON.stringify(body) + '\n'
+    const sha256 = createHash('sha256').update(rest).digest('hex')
+    return Buffer.from(JSON.stringify({ statCache: 2, sha256 }) + '\n' + rest)
+  }
 }
 
 /** Waits until the clock is past the racy window, so the first build caches every file. */
@@ -64,5 +84,59 @@ describe('stat cache', () => {
     await ds.write({ 'z.txt': 'new' })
     const r = await build({ dir: ds.dir, date: FIXED_DATE })
     expect(r.changes.added).toBe(1)
+  })
+
+  it('a rebuild with nothing changed reads no file', async () => {
+    ds = await makeDataset({ 'a.txt': 'alpha', 'b/c.jsonl': jsonl([{ id: 1 }]) })
+    await settle()
+    const first = await buildCounting(ds.dir)
+    expect(first.read).toBe(2)
+    expect(await buildCounting(ds.dir)).toEqual({ version: first.version, read: 0 })
+  })
+
+  it('a file added before the others shifts every position: only the new one is read', async () => {
+    ds = await makeDataset({ 'b.txt': 'bravo', 'c/d.jsonl': jsonl([{ id: 1 }]) })
+    await settle()
+    await buildCounting(ds.dir)
+    await ds.write({ 'a.txt': 'alpha' })
+    expect((await buildCounting(ds.dir)).read).toBe(1)
+  })
+
+  // each damage must cost a full read, never a wrong version
+  it.each<[string, (bytes: Buffer) => Buffer]>([
+    ['empty', () => Buffer.alloc(0)],
+    ['truncated', (b) => b.subarray(0, b.length >> 1)],
+    ['not JSON', () => Buffer.from('\u0000garbage\n')],
+    ['an unknown version', (b) => Buffer.from(b.toString().replace('"statCache":2', '"statCache":99'))],
+    ['a byte changed (a size), checksum not matching', (b) => Buffer.from(b.toString().replace('"sizes":[5,', '"sizes":[6,'))],
+    [
+      'the previous format (NDJSON, version 1)',
+      () => Buffer.from('{"statCache":1,"rules":"x"}\n["a.txt","5:1:1:1","bafy",5,"bytes",5,null,null]\n'),
+    ],
+    ['a column shorter than the paths, resealed', resealed((body) => body.cids.pop())],
+    ['no columns, resealed', resealed((body) => delete body.stamps)],
+    ['paths that are not an array, resealed', resealed((body) => ((body as Record<string, unknown>).paths = 'ab'))],
+  ])('a cache that is %s is ignored: every file is read, the version is the same', async (_, damage) => {
+    ds = await makeDataset({ 'a.txt': 'alpha', 'b.txt': 'bravo' })
+    await settle()
+    const first = await buildCounting(ds.dir)
+    const file = join(ds.dir, '.cairn', 'stat-cache')
+    await writeFile(file, damage(await readFile(file)))
+    expect(await buildCounting(ds.dir)).toEqual({ version: first.version, read: 2 })
+    // and the rebuilt cache is whole again
+    expect(await buildCounting(ds.dir)).toEqual({ version: first.version, read: 0 })
+  })
+
+  it('a file whose block is gone from the store is read again', async () => {
+    ds = await makeDataset({ 'a.txt': 'alpha' })
+    await settle()
+    const first = await buildCounting(ds.dir)
+    const file = join(ds.dir, '.cairn', 'stat-cache')
+    // the cache now names a CID the store does not hold for a.txt
+    await writeFile(
+      file,
+      resealed((body) => (body.cids[0] = 'bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e'))(await readFile(file)),
+    )
+    expect(await buildCounting(ds.dir)).toEqual({ version: first.version, read: 1 })
   })
 })

@@ -1,0 +1,65 @@
+import { readFileSync, readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { Ajv2020 } from 'ajv/dist/2020.js'
+import { describe, expect, it } from 'vitest'
+import { formatErrors, packageRoot, validateWith } from '../src/schemas.js'
+// @ts-expect-error: a plain JS build script, without type declarations
+import { generate, OUTPUT } from '../bin/compile-schemas.js'
+
+const link = { '/': 'bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e' }
+
+/** Values to validate, valid and not, per precompiled schema. */
+const samples: [string, unknown][] = [
+  ['card.schema.json', { cardVersion: 1, name: 'd' }],
+  ['card.schema.json', { cardVersion: 2, name: '-d', extra: true }],
+  ['card.schema.json', { cardVersion: 1, name: 'd', shards: [{ glob: '' }], provenance: { seed: 1.5 } }],
+  ['card.schema.json', 'not an object'],
+  [
+    'version.schema.json',
+    {
+      type: 'cairn.version',
+      v: 1,
+      name: 'd',
+      parent: null,
+      created: '2026-01-01T00:00:00Z',
+      message: '',
+      profile: 'unixfs-v1-2025',
+      card: link,
+      index: link,
+      tree: link,
+      totals: { shards: 0, bytes: 0, rows: 0 },
+    },
+  ],
+  ['version.schema.json', { type: 'cairn.version', v: 1, parent: 'bafy', created: 'yesterday', totals: { shards: -1 } }],
+  ['index-node.schema.json', { type: 'cairn.index', v: 1, level: 0, entries: [{ path: 'a.bin', cid: link, size: 1, format: 'bytes' }] }],
+  ['index-node.schema.json', { type: 'cairn.index', v: 1, level: 0, entries: [{ path: '../a', cid: 'x', size: -1, format: 'zip' }] }],
+  ['shard-schema.schema.json', { type: 'cairn.schema', v: 1, format: 'csv', fields: [] }],
+  ['shard-schema.schema.json', { type: 'cairn.schema', v: 1, format: 'bytes' }],
+]
+
+describe('precompiled schemas', () => {
+  it('src/schemas.generated.ts is compiled from the current schemas/ (else run `npm run schemas`)', () => {
+    expect(readFileSync(OUTPUT, 'utf8') === (generate() as string), 'src/schemas.generated.ts is stale: run `npm run schemas`').toBe(true)
+  })
+
+  // the oracle: the same schemas compiled at run time by ajv
+  const ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true })
+  for (const name of readdirSync(join(packageRoot, 'schemas')).filter((n) => n.endsWith('.schema.json'))) {
+    ajv.addSchema(JSON.parse(readFileSync(join(packageRoot, 'schemas', name), 'utf8')) as object)
+  }
+
+  it.each(samples)('%s: the same verdict and errors as ajv at run time (#%#)', (name, value) => {
+    const validate = ajv.getSchema(`https://cairn.dev/schemas/${name}`)!
+    const expected = validate(value) ? [] : formatErrors(validate.errors)
+    expect(validateWith(name, value)).toEqual(expected)
+  })
+
+  it('has a valid and an invalid sample for every persisted schema but the shared definitions', () => {
+    const names = readdirSync(join(packageRoot, 'schemas')).filter((n) => n.endsWith('.schema.json') && n !== 'defs.schema.json')
+    for (const name of names) {
+      const verdicts = samples.filter(([n]) => n === name).map(([n, v]) => validateWith(n, v).length === 0)
+      expect(verdicts, name).toContain(true)
+      expect(verdicts, name).toContain(false)
+    }
+  })
+})
