@@ -141,13 +141,13 @@ describe('importing through the pool', () => {
     expect((gone as Error).message).toContain('gone')
   })
 
-  it('groups small files up to a chunk or 256 files, a large file alone, each file once and in order', () => {
+  it('groups small files up to a chunk or 64 files, a large file alone, each file once and in order', () => {
     const sizes = [...Array.from({ length: 300 }, () => 10), CHUNK_SIZE + 1, CHUNK_SIZE, 1, CHUNK_SIZE / 2, CHUNK_SIZE / 2 + 1]
     const groups = importGroups(sizes.map((size, i) => ({ size, i })))
     expect(groups.flat().map((f) => f.i)).toEqual(sizes.map((_, i) => i))
     for (const g of groups) {
       expect(g.length).toBeGreaterThan(0)
-      expect(g.length).toBeLessThanOrEqual(256)
+      expect(g.length).toBeLessThanOrEqual(64)
       if (g.some((f) => f.size > CHUNK_SIZE)) expect(g.length).toBe(1)
       else expect(g.reduce((n, f) => n + f.size, 0)).toBeLessThanOrEqual(CHUNK_SIZE)
     }

@@ -309,7 +309,7 @@ function rawCid(digest: Uint8Array): CID {
 }
 
 /** Small files read by a thread in one round trip, at most. */
-const GROUP_FILES = 256
+const GROUP_FILES = 64
 
 /**
  * Cuts files into import groups, keeping their order: consecutive files of at most one chunk share a
