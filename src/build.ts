@@ -25,7 +25,7 @@ import {
   type Totals,
   type VersionManifest,
 } from './manifest.js'
-import { scan, type SkippedEntry } from './scan.js'
+import { scan, type FoundFile, type SkippedEntry } from './scan.js'
 import { compileUserSchema } from './schemas.js'
 import type { BlockStore } from './store/blocks.js'
 import { withLock } from './store/lock.js'
@@ -156,7 +156,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
               const entry = await describe(f.path, f.abs, got.cid, got.size, rules, store)
               // a format reader read the file a second time: it must still be the file that was hashed
               if (entry.format !== 'bytes') await assertUnchanged(f.abs, f.path, got.identity)
-              out.push({ entry, dagSize: got.dagSize, stamp: f.stamp, cacheable: f.identity.mtimeNs < racyAfter })
+              out.push({ entry, dagSize: got.dagSize, stamp: f.stamp, cacheable: !isRacy(f, racyAfter) })
             }
             doneFiles++
             doneBytes += f.size
@@ -219,6 +219,16 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       return { version: block.cid, manifest, unchanged: false, changes, skipped }
     }),
   )
+}
+
+/**
+ * True when a file was modified or had its inode changed (ctime) too recently to be cached: it could
+ * change again within the same clock tick and keep its stamp. ctime counts too, since tools that copy
+ * files (tar, rsync -t) set mtime into the past while ctime is now.
+ */
+function isRacy(f: FoundFile, racyAfter: bigint): boolean {
+  const ctimeNs = BigInt(f.stamp.split(':')[2])
+  return f.identity.mtimeNs >= racyAfter || ctimeNs >= racyAfter
 }
 
 /** A file of the new version, imported or found unchanged in the stat cache. */

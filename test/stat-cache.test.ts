@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto'
 import { readFile, stat, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { build, CairnError, ls } from '../src/index.js'
 import { FIXED_DATE, jsonl, makeDataset, thrown, type TempDataset } from './helpers/dataset.js'
 
@@ -92,6 +92,23 @@ describe('stat cache', () => {
     const first = await buildCounting(ds.dir)
     expect(first.read).toBe(2)
     expect(await buildCounting(ds.dir)).toEqual({ version: first.version, read: 0 })
+  })
+
+  it('a file whose ctime is too recent is not cached, even with an old mtime (copied by tar or rsync -t)', async () => {
+    ds = await makeDataset({ 'a.txt': 'alpha' })
+    const file = join(ds.dir, 'a.txt')
+    await utimes(file, new Date('2001-01-01'), new Date('2001-01-01')) // mtime in the past, ctime now
+    const { ctimeMs } = await stat(file)
+    // the build sees its clock just after the file's ctime: the file is racy by ctime only
+    const now = vi.spyOn(Date, 'now').mockReturnValue(Math.floor(ctimeMs) + 5)
+    try {
+      expect((await buildCounting(ds.dir)).read).toBe(1)
+    } finally {
+      now.mockRestore()
+    }
+    await settle()
+    expect((await buildCounting(ds.dir)).read).toBe(1) // read again: it was not cached
+    expect((await buildCounting(ds.dir)).read).toBe(0)
   })
 
   it('a file added before the others shifts every position: only the new one is read', async () => {
