@@ -33,6 +33,9 @@ export function tryParseCid(text: string): CID | undefined {
   }
 }
 
+/** Arguments spread into one call at most. */
+const SPREAD_MAX = 4096
+
 const BASE32 = new TextEncoder().encode('abcdefghijklmnopqrstuvwxyz234567')
 
 /**
@@ -56,5 +59,9 @@ export function cidText(cid: CID): string {
     }
   }
   if (bits > 0) codes[n++] = BASE32[(value << (5 - bits)) & 31]
-  return String.fromCharCode(...codes)
+  if (n <= SPREAD_MAX) return String.fromCharCode(...codes)
+  // an identity CID can carry a large block inline: spread it in pieces, never past the stack's limit
+  let out = ''
+  for (let i = 0; i < n; i += SPREAD_MAX) out += String.fromCharCode(...codes.slice(i, Math.min(n, i + SPREAD_MAX)))
+  return out
 }

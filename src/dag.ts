@@ -19,18 +19,21 @@ export async function* walkDag(source: BlockSource, root: CID): AsyncGenerator<B
   const ahead = new Map<string, Promise<Uint8Array>>()
   while (stack.length > 0) {
     const cid = stack.pop() as CID
+    if (cid.multihash.code === 0x00) continue // identity: the bytes are in the CID, nothing to walk or read
     const key = keyOf(cid)
-    if (seen.has(key) || cid.multihash.code === 0x00) continue
+    if (seen.has(key)) continue
     seen.add(key)
     const pending = ahead.get(key)
     ahead.delete(key)
     const bytes = await (pending ?? source.get(cid))
     const links = blockLinks(cid, bytes)
-    for (let i = links.length - 1; i >= 0; i--) if (!seen.has(keyOf(links[i]))) stack.push(links[i])
+    for (let i = links.length - 1; i >= 0; i--) {
+      if (links[i].multihash.code !== 0x00 && !seen.has(keyOf(links[i]))) stack.push(links[i])
+    }
     for (let i = stack.length - 1; i >= 0 && i >= stack.length - READ_AHEAD; i--) {
       const next = stack[i]
       const k = keyOf(next)
-      if (!seen.has(k) && !ahead.has(k) && next.multihash.code !== 0x00) ahead.set(k, quiet(source.get(next)))
+      if (!seen.has(k) && !ahead.has(k)) ahead.set(k, quiet(source.get(next)))
     }
     yield { cid, bytes }
   }

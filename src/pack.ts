@@ -6,7 +6,6 @@
 import { randomBytes } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
 import { rename, unlink } from 'node:fs/promises'
-import { once } from 'node:events'
 import type { Writable } from 'node:stream'
 import { finished } from 'node:stream/promises'
 import { carHeader, sectionPrefix } from './car/write.js'
@@ -111,16 +110,17 @@ export async function writeCar(
   try {
     for await (const block of walkDag(source, root)) {
       if (failed) throw failed.error
+      if (out.destroyed) throw closedEarly()
       const prefix = sectionPrefix(block.cid, block.bytes.length)
       if (block.bytes.length < COALESCE) {
         small.push(prefix, block.bytes)
         smallBytes += prefix.length + block.bytes.length
-        if (smallBytes >= COALESCE && !flush()) await once(out, 'drain')
+        if (smallBytes >= COALESCE && !flush()) await drained(out)
       } else {
         if (smallBytes > 0) flush()
         out.write(prefix)
         const done = options.reuseBuffers && block.cid.code === RAW ? () => pool.release(block.bytes) : undefined
-        if (!out.write(block.bytes, done)) await once(out, 'drain')
+        if (!out.write(block.bytes, done)) await drained(out)
       }
       blocks++
       bytes += block.bytes.length
@@ -137,4 +137,25 @@ export async function writeCar(
   out.off('error', onError)
   onProgress?.({ blocks, bytes })
   return { blocks, bytes }
+}
+
+/** Waits until `out` takes more; rejects when it is closed or destroyed first (it would never drain). */
+function drained(out: Writable): Promise<void> {
+  if (out.destroyed) return Promise.reject(closedEarly())
+  return new Promise((resolve, reject) => {
+    const onDrain = (): void => {
+      out.off('close', onClose)
+      resolve()
+    }
+    const onClose = (): void => {
+      out.off('drain', onDrain)
+      reject(closedEarly())
+    }
+    out.once('drain', onDrain)
+    out.once('close', onClose)
+  })
+}
+
+function closedEarly(): Error {
+  return Object.assign(new Error('the CAR output was closed before the CAR was complete'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })
 }

@@ -15,7 +15,7 @@ import { CairnError, isCairnError } from './errors.js'
 import { walkEntries } from './index/prolly.js'
 import { comparePaths, type ShardEntry } from './manifest.js'
 import { scan, type FoundFile } from './scan.js'
-import { importFiles, importGroups } from './unixfs/file.js'
+import { importFile, importFiles, importGroups } from './unixfs/file.js'
 import { hashPool } from './util/hash-pool.js'
 import { mapLimit } from './util/pool.js'
 import { readVersion, resolveRef } from './version.js'
@@ -146,7 +146,11 @@ async function checkFolder(source: BlockSource, version: CID, dir: string, optio
         group.map(({ file }) => ({ path: file.abs, label: file.path, expected: file.identity })),
         undefined,
         { pool },
-      )
+      ).catch((e: unknown) => {
+        if (!isCairnError(e, 'FILE_CHANGED')) throw e
+        // touched since the scan (a verify checks content, not stamps): read each as it is now
+        return Promise.all(group.map(({ file }) => importFile(file.abs, undefined, { label: file.path, pool })))
+      })
       group.forEach(({ entry }, k) => report(entry, { cid: imported[k].cid, size: imported[k].size }))
     })
     wave = []

@@ -25,3 +25,10 @@ describe('cidText', () => {
     expect(cidText(v0)).toBe(v0.toV1().toString())
   })
 })
+
+describe('cidText on large identity CIDs', () => {
+  it('encodes 200 KB of inline bytes without exhausting the stack', () => {
+    const cid = CID.createV1(0x55, Digest.create(0x00, new Uint8Array(200_000).fill(7)))
+    expect(cidText(cid)).toBe(cid.toString())
+  })
+})

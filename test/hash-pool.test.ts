@@ -13,7 +13,7 @@ import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { isCairnError } from '../src/errors.js'
 import { CHUNK_SIZE, identityOf, importBytes, importFile, importFiles, importGroups } from '../src/unixfs/file.js'
-import { BUFFER_SIZE, HashPool } from '../src/util/hash-pool.js'
+import { BUFFER_SIZE, HashPool, Places } from '../src/util/hash-pool.js'
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
@@ -162,3 +162,52 @@ async function readAll(path: string): Promise<Uint8Array> {
     await fh.close()
   }
 }
+
+describe('read-ahead places', () => {
+  it('are handed out first come, first served, and never more than there are', async () => {
+    const places = new Places(2)
+    const order: number[] = []
+    await places.take()
+    await places.take()
+    const third = places.take().then(() => order.push(3))
+    const fourth = places.take().then(() => order.push(4))
+    await new Promise((r) => setTimeout(r, 10))
+    expect(order).toEqual([])
+    places.give()
+    await third
+    expect(order).toEqual([3])
+    places.give()
+    await fourth
+    expect(order).toEqual([3, 4])
+  })
+
+  it('bound the chunks in flight across many large files at once, which all complete', async () => {
+    const pool = new HashPool(1) // 8 places for every file together
+    const paths = await Promise.all(
+      Array.from({ length: 12 }, async (_, k) => {
+        const p = join(dir, `many-${k}`)
+        await writeFile(p, randomBytes(3 * CHUNK_SIZE + k))
+        return p
+      }),
+    )
+    let inFlight = 0
+    let peak = 0
+    const readRange = pool.readRange.bind(pool)
+    pool.readRange = async (...args) => {
+      peak = Math.max(peak, ++inFlight)
+      try {
+        return await readRange(...args)
+      } finally {
+        inFlight--
+      }
+    }
+    try {
+      const got = await Promise.all(paths.map((p) => importFile(p, undefined, { pool })))
+      const want = await Promise.all(paths.map(async (p) => (await importBytes([await readAll(p)])).cid.toString()))
+      expect(got.map((g) => g.cid.toString())).toEqual(want)
+      expect(peak).toBeLessThanOrEqual(8)
+    } finally {
+      await pool.close()
+    }
+  })
+})

@@ -6,6 +6,7 @@ import { createWriteStream } from 'node:fs'
 import { open, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { once } from 'node:events'
 import { join } from 'node:path'
+import { PassThrough } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CarBlockIterator, CarReader } from '@ipld/car'
 import * as dagJson from '@ipld/dag-json'
@@ -14,7 +15,7 @@ import { exporter, type UnixFSEntry } from 'ipfs-unixfs-exporter'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { build, CairnError, ls, openDataset, pack, show, type ShardEntry } from '../src/index.js'
+import { build, CairnError, ls, openDataset, pack, show, writeCar, type ShardEntry } from '../src/index.js'
 import { FIXED_DATE, jsonl, makeDataset, seededBytes, tempDir, thrown, type FileSpec, type TempDataset } from './helpers/dataset.js'
 
 const MiB = 1024 * 1024
@@ -311,3 +312,24 @@ async function dropFromIndex(dir: string, cid: CID): Promise<void> {
     )
   }
 }
+
+describe('writeCar into a stream its reader closes early', () => {
+  it('rejects instead of waiting forever for a drain that cannot come', { timeout: 15_000 }, async () => {
+    const dataset = await openDataset(ds.dir)
+    try {
+      const pass = new PassThrough({ highWaterMark: 1024 })
+      const written = writeCar(dataset.store, version, pass)
+      // the reader takes one chunk, then goes away (a cancelled upload)
+      await once(pass, 'readable')
+      pass.read()
+      pass.destroy()
+      const e = await written.then(
+        () => undefined,
+        (err: unknown) => err,
+      )
+      expect((e as NodeJS.ErrnoException)?.code).toBe('ERR_STREAM_PREMATURE_CLOSE')
+    } finally {
+      await dataset.store.close()
+    }
+  })
+})

@@ -2,6 +2,7 @@
  * `verify`: a folder against a version (modified, missing and extra files, the card) and a packed CAR
  * (one-byte corruption of every block, truncation at every boundary and inside every section).
  */
+import { utimesSync } from 'node:fs'
 import { cp, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -298,5 +299,32 @@ describe('verify a CAR', () => {
     const e = await thrown(() => verify({ car: join(scratch, 'nope.car') }))
     expect(e).toBeInstanceOf(CairnError)
     expect((e as CairnError).code).toBe('IO')
+  })
+})
+
+describe('verify while files are touched', () => {
+  it('a file touched after the scan but unchanged in content is not modified', async () => {
+    const many: FileSpec = {}
+    for (let i = 0; i < 150; i++) many[`f/${String(i).padStart(3, '0')}.txt`] = `file ${i}`
+    const d = await makeDataset(many)
+    try {
+      await build({ dir: d.dir, date: FIXED_DATE })
+      let touched = false
+      const report = await verify({
+        dir: d.dir,
+        dataset: d.dir,
+        onProgress: () => {
+          if (touched) return
+          touched = true
+          // the last file is read after this (files are hashed 64 at a time, in order)
+          const last = join(d.dir, 'f/149.txt')
+          utimesSync(last, new Date('2002-02-02'), new Date('2002-02-02'))
+        },
+      })
+      expect(touched).toBe(true)
+      expect(report.ok).toBe(true)
+    } finally {
+      await d.cleanup()
+    }
   })
 })

@@ -206,13 +206,21 @@ export async function importFile(path: string, sink?: BlockSink, options: Import
   const size = expected.size
   const chunks = Math.ceil(size / CHUNK_SIZE)
   const ahead: Promise<Hashed>[] = []
+  let consumed = 0
   try {
     const layout = new FileLayout()
     let total = 0
     // chunks are read and hashed ahead, on every thread of the pool; they enter the layout in order
+    // at most `readAhead` chunks of this file, and at most the pool's places for all files at once
     const readAhead = Math.max(4, 2 * pool.size)
     const start = (i: number): void => {
-      if (i < chunks) ahead.push(quiet(pool.readRange(fh.fd, i * CHUNK_SIZE, Math.min(CHUNK_SIZE, size - i * CHUNK_SIZE))))
+      if (i >= chunks) return
+      const read = pool.readAhead.take().then(() => {
+        const r = pool.readRange(fh.fd, i * CHUNK_SIZE, Math.min(CHUNK_SIZE, size - i * CHUNK_SIZE))
+        r.catch(() => pool.readAhead.give())
+        return r
+      })
+      ahead.push(quiet(read))
     }
     for (let i = 0; i < readAhead; i++) start(i)
     for (let i = 0; i < chunks; i++) {
@@ -226,6 +234,8 @@ export async function importFile(path: string, sink?: BlockSink, options: Import
       total += leaf.bytes.length
       const blocks = layout.addChunk(leaf.bytes, leaf.digest)
       if (sink) for (const b of blocks) await sink(b)
+      consumed++
+      pool.readAhead.give()
       if (options.reuseBuffers || !sink) pool.release(leaf.bytes)
       if (leaf.bytes.length < CHUNK_SIZE) break // the file is shrinking: the identity check reports it
     }
@@ -240,8 +250,10 @@ export async function importFile(path: string, sink?: BlockSink, options: Import
     if (total !== size || !sameIdentity(expected, after)) throw fileChanged(label, expected, after, total)
     return { ...file, identity: expected }
   } finally {
-    // never close the descriptor while a thread may still read it
-    await Promise.allSettled(ahead)
+    // never close the descriptor while a thread may still read it; give back the places of chunks read
+    // but not laid out (a failed read gave its place back already)
+    const settled = await Promise.allSettled(ahead)
+    for (let i = consumed; i < settled.length; i++) if (settled[i].status === 'fulfilled') pool.readAhead.give()
     await fh.close()
   }
 }
@@ -281,7 +293,7 @@ export async function importFiles(
       if (r.bytes.length !== f.expected.size || !sameIdentity(f.expected, after))
         throw fileChanged(f.label, f.expected, after, r.bytes.length)
       const leaf = { cid: rawCid(r.digest), bytes: r.bytes }
-      if (sink) stores.push(Promise.resolve(sink(leaf)))
+      if (sink) stores.push(quiet(Promise.resolve(sink(leaf))))
       out.push({ cid: leaf.cid, size: r.bytes.length, dagSize: r.bytes.length, identity: f.expected })
     }
     await Promise.all(stores)

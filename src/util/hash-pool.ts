@@ -10,6 +10,7 @@
  */
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
+import { CairnError } from '../errors.js'
 
 /** The size of the buffers the pool lends for range reads, and reuses (the profile's chunk size). */
 export const BUFFER_SIZE = 1_048_576
@@ -63,14 +64,45 @@ interface Thread {
   readonly waiting: Map<number, { resolve: (r: WorkerReply) => void; reject: (e: unknown) => void }>
 }
 
+/**
+ * Places for chunks read ahead, shared by every file a pool imports at once: an importer takes a place
+ * before it asks for a chunk and gives it back once the chunk has gone into the layout. Memory for
+ * read-ahead is then bounded by the pool, however many files are in flight. First come, first served,
+ * so the earliest chunk asked for is always the next to get a place (no importer waits on itself).
+ */
+export class Places {
+  private free: number
+  private readonly queue: (() => void)[] = []
+  constructor(readonly size: number) {
+    this.free = size
+  }
+  take(): Promise<void> {
+    if (this.free > 0) {
+      this.free--
+      return Promise.resolve()
+    }
+    return new Promise((resolve) => this.queue.push(resolve))
+  }
+  give(): void {
+    const next = this.queue.shift()
+    if (next) next()
+    else this.free++
+  }
+}
+
 export class HashPool {
+  /** Chunks in flight for the files this pool imports (see {@link Places}). */
+  readonly readAhead: Places
   private readonly threads: Thread[] = []
   private readonly free: ArrayBuffer[] = []
   private nextId = 0
 
   /** `size`: the most threads it starts (default: the number of CPUs). */
   constructor(readonly size: number = availableParallelism()) {
-    if (!Number.isInteger(size) || size < 1) throw new RangeError(`a hash pool needs at least one thread (got ${size})`)
+    if (!Number.isInteger(size) || size < 1) {
+      throw new CairnError('USAGE', `jobs must be a whole number of threads, at least 1 (got ${size})`)
+    }
+    this.readAhead = new Places(4 * size + 4)
   }
 
   /** Reads up to `length` (≤ {@link BUFFER_SIZE}) bytes of the open file `fd` at `position` and hashes them. */
@@ -137,9 +169,10 @@ export class HashPool {
   private run(task: WorkerTask): Promise<WorkerReply> {
     const thread = this.pick()
     return new Promise<WorkerReply>((resolve, reject) => {
+      // posted first: if posting throws, nothing is left waiting (a reply cannot come before this returns)
+      thread.worker.postMessage(task, [task.buffer])
       thread.waiting.set(task.id, { resolve, reject })
       if (thread.waiting.size === 1) thread.worker.ref()
-      thread.worker.postMessage(task, [task.buffer])
     })
   }
 
