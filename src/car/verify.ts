@@ -66,7 +66,8 @@ export interface VerifyCarOptions {
  */
 const MAX_HEADER_BYTES = 32 << 20
 const MAX_SECTION_BYTES = 8 << 20
-const READ_CHUNK_BYTES = 1 << 20
+/** Large reads: a batch then holds several 1 MiB blocks, hashed at once on libuv's threads. */
+const READ_CHUNK_BYTES = 4 << 20
 const PROGRESS_INTERVAL_MS = 100
 
 /**
@@ -101,26 +102,42 @@ export async function verifyCar(input: string | AsyncIterable<Uint8Array>, optio
   try {
     const roots = await reader.readHeader()
     try {
-      for (let batch = await reader.next(); batch.length > 0; batch = await reader.next()) {
-        for (const { cid, bytes } of batch) {
-          count++
-          const key = canonicalKey(keyOf(cid))
-          try {
-            await checkBlock(cid, bytes)
-            const known = blocks.get(key)
-            if (known === undefined || known === CORRUPT) {
-              blocks.set(key, cid.code === raw.code ? NO_LINKS : blockLinks(cid, bytes).map(keyOf))
-            }
-          } catch (e) {
-            if (!isCairnError(e, 'CORRUPT_BLOCK')) throw e
-            problems.push({ kind: 'corrupt', cid: cid.toString(), message: e.message })
-            if (!blocks.has(key)) blocks.set(key, CORRUPT)
+      // the blocks of a batch are hashed together (large ones on libuv's threads), their results taken in
+      // file order, so the report is the same as one block at a time; all before the next batch, whose
+      // reading may reuse the buffer
+      const checking: { cid: CID; bytes: Uint8Array; check: Promise<void> }[] = []
+      const settle = async (): Promise<void> => {
+        const { cid, bytes, check } = checking.shift() as (typeof checking)[number]
+        const key = canonicalKey(keyOf(cid))
+        try {
+          await check
+          const known = blocks.get(key)
+          if (known === undefined || known === CORRUPT) {
+            blocks.set(key, cid.code === raw.code ? NO_LINKS : blockLinks(cid, bytes).map(keyOf))
+          }
+        } catch (e) {
+          if (!isCairnError(e, 'CORRUPT_BLOCK')) throw e
+          problems.push({ kind: 'corrupt', cid: cid.toString(), message: e.message })
+          if (!blocks.has(key)) blocks.set(key, CORRUPT)
+        }
+      }
+      try {
+        for (let batch = await reader.next(); batch.length > 0; batch = await reader.next()) {
+          for (const { cid, bytes } of batch) {
+            count++
+            const check = checkBlock(cid, bytes)
+            check.catch(() => {}) // taken in turn by settle
+            checking.push({ cid, bytes, check })
+          }
+          while (checking.length > 0) await settle()
+          if (options.onProgress !== undefined && performance.now() - lastProgress >= PROGRESS_INTERVAL_MS) {
+            lastProgress = performance.now()
+            progress()
           }
         }
-        if (options.onProgress !== undefined && performance.now() - lastProgress >= PROGRESS_INTERVAL_MS) {
-          lastProgress = performance.now()
-          progress()
-        }
+      } finally {
+        // the blocks read before a damaged section are still checked and reported
+        while (checking.length > 0) await settle()
       }
     } catch (e) {
       if (!(e instanceof StreamDamage)) throw e
