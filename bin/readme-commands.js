@@ -36,5 +36,5 @@ const stop = '<!-- commandsstop -->'
 const a = readme.indexOf(start)
 const b = readme.indexOf(stop)
 if (a < 0 || b < a) throw new Error('README.md lacks the <!-- commands --> … <!-- commandsstop --> markers')
-writeFileSync(`${root}/README.md`, readme.slice(0, a + start.length) + '\n' + sections.join('\n') + readme.slice(b))
+writeFileSync(`${root}/README.md`, readme.slice(0, a + start.length) + '\n\n' + sections.join('\n') + '\n' + readme.slice(b))
 console.log(`README.md: ${sections.length} commands`)
