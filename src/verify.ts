@@ -115,7 +115,7 @@ async function verifyFolder(options: VerifyFolderOptions): Promise<FolderReport>
 }
 
 /** Files hashed per wave when verifying a folder. */
-const WAVE = 4096
+const WAVE = 512
 
 async function checkFolder(source: BlockSource, version: CID, dir: string, options: VerifyFolderOptions): Promise<FolderReport> {
   const manifest = await readVersion(source, version)
