@@ -29,7 +29,7 @@ import { scan, type FoundFile, type SkippedEntry } from './scan.js'
 import { compileUserSchema } from './schemas.js'
 import type { BlockStore } from './store/blocks.js'
 import { withLock } from './store/lock.js'
-import { loadStatCache, StatCacheWriter, type FileFacts } from './store/stat-cache.js'
+import { loadStatCache, StatCacheWriter, type CachedFile, type FileFacts } from './store/stat-cache.js'
 import { identityOf, importFiles, importGroups, sameIdentity, type BlockSink, type FileIdentity } from './unixfs/file.js'
 import { buildTree, type TreeFile } from './unixfs/tree.js'
 import { readVersion } from './version.js'
@@ -90,7 +90,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       // (the time is taken before the scan, since a scan of many files lasts many ticks)
       const racyAfter = BigInt(Date.now() - 10) * 1_000_000n
       const { files, skipped } = await scan(dataset.root)
-      const totalBytes = files.reduce((n, f) => n + f.size, 0)
+      const totalBytes = files.totalBytes
       const store = dataset.store
       const put: BlockSink = (b) => store.put(b.cid, b.bytes)
       const rules = new RowRules(card)
@@ -102,18 +102,21 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
 
       // cache hits are decided up front, synchronously: only changed files go through the pool
       const stored = await store.snapshot()
-      const hits = files.map((f, i) => {
-        const hit = cache.get(f.path, i)
-        return hit && hit.stamp === f.stamp && stored.has(hit.cid) && (!hit.schema || stored.has(hit.schema)) ? hit : undefined
-      })
-      const cached = hits.filter((h) => h !== undefined)
+      const hits: (CachedFile | undefined)[] = []
+      let cached = 0
+      for (let i = 0; i < files.length; i++) {
+        const hit = cache.get(files.path(i), i)
+        const ok = hit && hit.stamp === files.at(i).stamp && stored.has(hit.cid) && (!hit.schema || stored.has(hit.schema))
+        hits.push(ok ? hit : undefined)
+        if (ok) cached++
+      }
       const parent = (await dataset.refs.head()) ?? null
       const parentManifest = parent ? await readVersion(store, parent) : undefined
       // every file as the cache knew it: the same entries give the same roots, already stored
       const known = cache.roots
       const reuse =
         known !== undefined &&
-        cached.length === files.length &&
+        cached === files.length &&
         files.length === cache.size &&
         (await store.has(known.index)) &&
         (await store.has(known.tree))
@@ -127,7 +130,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
         tree = known.tree
         if (!parentManifest?.index.equals(index.root)) {
           const counter = new ChangeCounter(store, parentManifest?.index)
-          for (const hit of cached) await counter.see(hit.entry)
+          for (const hit of hits) await counter.see((hit as CachedFile).entry)
           changes = await counter.finish()
         }
         progress({ phase: 'commit', files: files.length, totalFiles: files.length, bytes: totalBytes, totalBytes })
@@ -139,19 +142,21 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
         const counter = new ChangeCounter(store, parentManifest?.index)
         let doneFiles = 0
         let doneBytes = 0
-        const groups = importGroups(files.map((f, i) => ({ i, size: hits[i] ? 0 : f.size })))
-        const importGroup = async (group: readonly { i: number }[]): Promise<ImportedEntry[]> => {
-          const todo = group.filter(({ i }) => !hits[i])
-          const batch = todo.map(({ i }) => ({ path: files[i].abs, label: files[i].path, expected: files[i].identity }))
+        const groups = importGroups(files.length, (i) => (hits[i] ? 0 : files.size(i)))
+        const importGroup = async (group: readonly number[]): Promise<ImportedEntry[]> => {
+          const todo = group.filter((i) => !hits[i]).map((i) => files.at(i))
+          const batch = todo.map((f) => ({ path: f.abs, label: f.path, expected: f.identity }))
           const imported = batch.length > 0 ? await importFiles(batch, put, { pool, reuseBuffers: true }) : []
           const out: ImportedEntry[] = []
           let k = 0
-          for (const { i } of group) {
-            const f = files[i]
+          for (const i of group) {
             const hit = hits[i]
+            // let go of the cache's entry once it has been used: 100,000 parsed entries would stay
+            hits[i] = undefined
             if (hit) {
-              out.push({ entry: hit.entry, dagSize: hit.dagSize, stamp: f.stamp, cacheable: true })
+              out.push({ entry: hit.entry, dagSize: hit.dagSize, stamp: hit.stamp, cacheable: true })
             } else {
+              const f = todo[k]
               const got = imported[k++]
               const entry = await describe(f.path, f.abs, got.cid, got.size, rules, store)
               // a format reader read the file a second time: it must still be the file that was hashed
@@ -159,9 +164,9 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
               out.push({ entry, dagSize: got.dagSize, stamp: f.stamp, cacheable: !isRacy(f, racyAfter) })
             }
             doneFiles++
-            doneBytes += f.size
+            doneBytes += files.size(i)
             // reported for each file read (a file found in the cache is merely counted)
-            if (!hit) progress({ phase: 'import', files: doneFiles, totalFiles: files.length, bytes: doneBytes, totalBytes, path: f.path })
+            if (!hit) progress({ phase: 'import', files: doneFiles, totalFiles: files.length, bytes: doneBytes, totalBytes, path: files.path(i) })
           }
           return out
         }

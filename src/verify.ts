@@ -141,7 +141,8 @@ async function checkFolder(source: BlockSource, version: CID, dir: string, optio
   // a wave, while the version's entries are read alongside the (sorted) scan, one index node at a time.
   let wave: { entry: ShardEntry; file: FoundFile; size: number }[] = []
   const hashWave = async (): Promise<void> => {
-    await mapLimit(importGroups(wave), 2 * pool.size + 2, async (group) => {
+    const groups = [...importGroups(wave.length, (k) => wave[k].size)].map((g) => g.map((k) => wave[k]))
+    await mapLimit(groups, 2 * pool.size + 2, async (group) => {
       const imported = await importFiles(
         group.map(({ file }) => ({ path: file.abs, label: file.path, expected: file.identity })),
         undefined,
@@ -163,14 +164,14 @@ async function checkFolder(source: BlockSource, version: CID, dir: string, optio
     if (wave.length >= WAVE) await hashWave()
   }
   for await (const entry of walkEntries(source, manifest.index)) {
-    while (j < files.length && comparePaths(files[j].path, entry.path) < 0) extra.push(files[j++].path)
-    if (j < files.length && files[j].path === entry.path) await pair(entry, files[j++])
+    while (j < files.length && comparePaths(files.path(j), entry.path) < 0) extra.push(files.path(j++))
+    if (j < files.length && files.path(j) === entry.path) await pair(entry, files.at(j++))
     else {
       missing.push(entry.path)
       options.onProgress?.({ files: ++done, totalFiles, bytes, totalBytes })
     }
   }
-  while (j < files.length) extra.push(files[j++].path)
+  while (j < files.length) extra.push(files.path(j++))
   await hashWave()
   modified.sort((a, b) => comparePaths(a.path, b.path))
   const card = await compareCard(dir, manifest.card)

@@ -143,13 +143,21 @@ describe('importing through the pool', () => {
 
   it('groups small files up to a chunk or 64 files, a large file alone, each file once and in order', () => {
     const sizes = [...Array.from({ length: 300 }, () => 10), CHUNK_SIZE + 1, CHUNK_SIZE, 1, CHUNK_SIZE / 2, CHUNK_SIZE / 2 + 1]
-    const groups = importGroups(sizes.map((size, i) => ({ size, i })))
-    expect(groups.flat().map((f) => f.i)).toEqual(sizes.map((_, i) => i))
+    const groups = [...importGroups(sizes.length, (i) => sizes[i])]
+    expect(groups.flat()).toEqual(sizes.map((_, i) => i))
     for (const g of groups) {
       expect(g.length).toBeGreaterThan(0)
       expect(g.length).toBeLessThanOrEqual(64)
-      if (g.some((f) => f.size > CHUNK_SIZE)) expect(g.length).toBe(1)
-      else expect(g.reduce((n, f) => n + f.size, 0)).toBeLessThanOrEqual(CHUNK_SIZE)
+      if (g.some((i) => sizes[i] > CHUNK_SIZE)) expect(g.length).toBe(1)
+      else expect(g.reduce((n, i) => n + sizes[i], 0)).toBeLessThanOrEqual(CHUNK_SIZE)
+    }
+    // a group is full: the next file would pass a chunk's bytes or 64 files
+    for (let k = 0; k + 1 < groups.length; k++) {
+      const g = groups[k]
+      const next = sizes[groups[k + 1][0]]
+      if (g.length === 1 && sizes[g[0]] > CHUNK_SIZE) continue
+      if (next > CHUNK_SIZE) continue
+      expect(g.length === 64 || g.reduce((n, i) => n + sizes[i], 0) + next > CHUNK_SIZE).toBe(true)
     }
   })
 })

@@ -324,27 +324,29 @@ function rawCid(digest: Uint8Array): CID {
 const GROUP_FILES = 64
 
 /**
- * Cuts files into import groups, keeping their order: consecutive files of at most one chunk share a
- * group up to {@link CHUNK_SIZE} bytes or {@link GROUP_FILES} files (one round trip to a thread);
- * a larger file is a group of its own.
+ * Cuts files `0 … count-1` into import groups of their indices, keeping their order: consecutive files
+ * of at most one chunk share a group up to {@link CHUNK_SIZE} bytes or {@link GROUP_FILES} files (one
+ * round trip to a thread); a larger file is a group of its own. Lazy: a group is cut when it is asked for.
  */
-export function importGroups<T extends { readonly size: number }>(files: readonly T[]): T[][] {
-  const groups: T[][] = []
-  let open: T[] | undefined
+export function* importGroups(count: number, sizeOf: (i: number) => number): Generator<number[]> {
+  let open: number[] = []
   let bytes = 0
-  for (const f of files) {
-    if (f.size > CHUNK_SIZE) {
-      groups.push([f])
-      open = undefined
-      continue
-    }
-    if (!open || open.length === GROUP_FILES || bytes + f.size > CHUNK_SIZE) {
+  for (let i = 0; i < count; i++) {
+    const size = sizeOf(i)
+    if (size > CHUNK_SIZE) {
+      if (open.length > 0) yield open
+      yield [i]
       open = []
       bytes = 0
-      groups.push(open)
+      continue
     }
-    open.push(f)
-    bytes += f.size
+    if (open.length === GROUP_FILES || bytes + size > CHUNK_SIZE) {
+      yield open
+      open = []
+      bytes = 0
+    }
+    open.push(i)
+    bytes += size
   }
-  return groups
+  if (open.length > 0) yield open
 }
