@@ -166,7 +166,8 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
             doneFiles++
             doneBytes += files.size(i)
             // reported for each file read (a file found in the cache is merely counted)
-            if (!hit) progress({ phase: 'import', files: doneFiles, totalFiles: files.length, bytes: doneBytes, totalBytes, path: files.path(i) })
+            if (!hit)
+              progress({ phase: 'import', files: doneFiles, totalFiles: files.length, bytes: doneBytes, totalBytes, path: files.path(i) })
           }
           return out
         }
