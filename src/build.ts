@@ -9,6 +9,7 @@ import { stat } from 'node:fs/promises'
 import * as dagJson from '@ipld/dag-json'
 import { minimatch } from 'minimatch'
 import type { ValidateFunction } from 'ajv'
+import { checkBlock } from './car/block.js'
 import { cidFor, DAG_JSON, type CID, type Link } from './cid.js'
 import { readCard, withDataset } from './dataset.js'
 import { CairnError, ioError, isCairnError } from './errors.js'
@@ -17,6 +18,7 @@ import type { Row } from './formats/interface.js'
 import { IndexBuilder, walkEntries, type BuiltIndex } from './index/prolly.js'
 import {
   comparePaths,
+  decodeManifest,
   encodeManifest,
   PROFILE,
   type Card,
@@ -25,11 +27,11 @@ import {
   type Totals,
   type VersionManifest,
 } from './manifest.js'
-import { scan, type FoundFile, type SkippedEntry } from './scan.js'
+import { scan, type FoundFiles, type SkippedEntry } from './scan.js'
 import { compileUserSchema } from './schemas.js'
 import type { BlockStore } from './store/blocks.js'
 import { withLock } from './store/lock.js'
-import { loadStatCache, StatCacheWriter, type CachedFile, type FileFacts } from './store/stat-cache.js'
+import { loadStatCache, StatCacheWriter, type CachedFile, type CachedHead, type FileFacts, type StatCache } from './store/stat-cache.js'
 import { identityOf, importFiles, importGroups, sameIdentity, type BlockSink, type FileIdentity } from './unixfs/file.js'
 import { buildTree, type TreeFile } from './unixfs/tree.js'
 import { readVersion } from './version.js'
@@ -99,27 +101,42 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
         .update(JSON.stringify(card.shards ?? []))
         .digest('hex')
       const cache = await loadStatCache(store.root, rulesKey)
+      // while the store holds every block it held when the cache was saved, the cache's CIDs need no
+      // look-up (and the store's index of every block is not even read)
+      const intact = cache.store !== undefined && store.holdsAll(cache.store)
+      const parent = (await dataset.refs.head()) ?? null
+      const cardBytes = dagJson.encode(card)
+      const cardCid = cidFor<Card>(DAG_JSON, cardBytes)
+      // Nothing changed since the build that saved the cache: the same paths and stamps, HEAD still the
+      // version that build left, the same card. No file is read, nor the store's index of blocks.
+      if (parent && !options.allowEmpty && intact && cache.roots && cache.head?.cid.equals(parent) && sameFiles(files, cache)) {
+        const manifest = await readParent(store, parent, cache.head)
+        if (manifest.index.equals(cache.roots.index) && manifest.tree.equals(cache.roots.tree) && manifest.card.equals(cardCid)) {
+          progress({ phase: 'commit', files: files.length, totalFiles: files.length, bytes: totalBytes, totalBytes })
+          const changes = { added: 0, removed: 0, modified: 0 }
+          return { version: parent as Link<VersionManifest>, manifest, unchanged: true, changes, skipped }
+        }
+      }
+      const stored = intact ? undefined : await store.snapshot()
+      const inStore = (cid: CID | string): boolean => stored === undefined || stored.has(cid)
 
       // cache hits are decided up front, synchronously: only changed files go through the pool
-      const stored = await store.snapshot()
       const hits: (CachedFile | undefined)[] = []
       let cached = 0
       for (let i = 0; i < files.length; i++) {
         const hit = cache.get(files.path(i), i)
-        const ok = hit && hit.stamp === files.at(i).stamp && stored.has(hit.cid) && (!hit.schema || stored.has(hit.schema))
+        const ok =
+          hit !== undefined &&
+          files.sameStamp(i, cache.stamps, hit.index) &&
+          (stored === undefined || (inStore(hit.cid) && (!hit.schema || inStore(hit.schema))))
         hits.push(ok ? hit : undefined)
         if (ok) cached++
       }
-      const parent = (await dataset.refs.head()) ?? null
-      const parentManifest = parent ? await readVersion(store, parent) : undefined
+      const parentManifest = parent ? await readParent(store, parent, cache.head) : undefined
       // every file as the cache knew it: the same entries give the same roots, already stored
       const known = cache.roots
       const reuse =
-        known !== undefined &&
-        cached === files.length &&
-        files.length === cache.size &&
-        (await store.has(known.index)) &&
-        (await store.has(known.tree))
+        known !== undefined && cached === files.length && files.length === cache.size && inStore(known.index) && inStore(known.tree)
 
       let index: BuiltIndex
       let tree: CID
@@ -154,14 +171,15 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
             // let go of the cache's entry once it has been used: 100,000 parsed entries would stay
             hits[i] = undefined
             if (hit) {
-              out.push({ entry: hit.entry, dagSize: hit.dagSize, stamp: hit.stamp, cacheable: true })
+              out.push({ entry: hit.entry, dagSize: hit.dagSize, stamp: files.stamp(i), cacheable: true })
             } else {
               const f = todo[k]
               const got = imported[k++]
               const entry = await describe(f.path, f.abs, got.cid, got.size, rules, store)
               // a format reader read the file a second time: it must still be the file that was hashed
               if (entry.format !== 'bytes') await assertUnchanged(f.abs, f.path, got.identity)
-              out.push({ entry, dagSize: got.dagSize, stamp: f.stamp, cacheable: !isRacy(f, racyAfter) })
+              // a file modified in the racy window could change again unseen: not cached
+              out.push({ entry, dagSize: got.dagSize, stamp: files.stamp(i), cacheable: !files.changedSince(i, racyAfter) })
             }
             doneFiles++
             doneBytes += files.size(i)
@@ -187,23 +205,26 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
         index = await indexBuilder.finish()
         if (!parentManifest?.index.equals(index.root)) changes = await counter.finish()
       }
-      const saveCache = async (): Promise<void> => {
-        if (reuse) return // the cache already says exactly this
-        await cacheable.save(store.root, cacheable.size === files.length ? { index: index.root, tree, totals: index.totals } : undefined)
+      const saveCache = async (head: CachedHead): Promise<void> => {
+        if (reuse) {
+          // the cache already says exactly this
+          if (intact && cache.head?.cid.equals(head.cid)) return
+          for (let i = 0; i < files.length; i++)
+            cacheable.add({ entry: (hits[i] as CachedFile).entry, dagSize: (hits[i] as CachedFile).dagSize, stamp: files.stamp(i) })
+        }
+        const roots = cacheable.size === files.length ? { index: index.root, tree, totals: index.totals } : undefined
+        await cacheable.save(store.root, { roots, head, store: store.marks() })
       }
-      const cardBytes = dagJson.encode(card)
-      const cardCid = cidFor<Card>(DAG_JSON, cardBytes)
-      await store.put(cardCid, cardBytes)
-
       const same =
         parentManifest !== undefined &&
         parentManifest.index.equals(index.root) &&
         parentManifest.card.equals(cardCid) &&
         parentManifest.tree.equals(tree)
       if (same && !options.allowEmpty) {
-        await saveCache()
+        await saveCache({ cid: parent as CID, bytes: encodeManifest<'cairn.version'>(parentManifest).bytes })
         return { version: parent as Link<VersionManifest>, manifest: parentManifest, unchanged: true, changes, skipped }
       }
+      await store.put(cardCid, cardBytes)
 
       const manifest: VersionManifest = {
         type: 'cairn.version',
@@ -221,20 +242,10 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       const block = encodeManifest<'cairn.version'>(manifest)
       await store.put(block.cid, block.bytes)
       await dataset.refs.setHead(block.cid)
-      await saveCache()
+      await saveCache(block)
       return { version: block.cid, manifest, unchanged: false, changes, skipped }
     }),
   )
-}
-
-/**
- * True when a file was modified or had its inode changed (ctime) too recently to be cached: it could
- * change again within the same clock tick and keep its stamp. ctime counts too, since tools that copy
- * files (tar, rsync -t) set mtime into the past while ctime is now.
- */
-function isRacy(f: FoundFile, racyAfter: bigint): boolean {
-  const ctimeNs = BigInt(f.stamp.split(':')[2])
-  return f.identity.mtimeNs >= racyAfter || ctimeNs >= racyAfter
 }
 
 /** A file of the new version, imported or found unchanged in the stat cache. */
@@ -351,6 +362,31 @@ class ChangeCounter {
     const r = await this.before!.next()
     this.next = r.done ? undefined : r.value
   }
+}
+
+/** True when the scan found exactly the files of the cache, in the same order, with the same stamps. */
+function sameFiles(files: FoundFiles, cache: StatCache): boolean {
+  if (files.length !== cache.size) return false
+  for (let i = 0; i < files.length; i++) {
+    if (files.path(i) !== cache.path(i) || !files.sameStamp(i, cache.stamps, i)) return false
+  }
+  return true
+}
+
+/**
+ * The parent version's manifest: from the stat cache when it kept HEAD's block (checked against the CID,
+ * as any block read), else from the store.
+ */
+async function readParent(store: BlockStore, parent: CID, cached: CachedHead | undefined): Promise<VersionManifest> {
+  if (cached?.cid.equals(parent)) {
+    try {
+      await checkBlock(parent, cached.bytes)
+      return decodeManifest('cairn.version', parent, cached.bytes)
+    } catch {
+      // a cache that does not match is merely not used
+    }
+  }
+  return readVersion(store, parent)
 }
 
 async function assertUnchanged(abs: string, path: string, before: FileIdentity): Promise<void> {

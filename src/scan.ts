@@ -17,11 +17,15 @@ export interface FoundFile {
   /** Absolute path on disk. */
   readonly abs: string
   readonly size: number
-  /** Size, mtime and ctime (nanoseconds) and inode: the stat cache's key (a changed file changes it). */
-  readonly stamp: string
   /** What the scan saw, to detect a change while the file is read. */
   readonly identity: FileIdentity
 }
+
+/**
+ * A file's stamp, the stat cache's key: size, mtime and ctime in nanoseconds, and inode (as a signed
+ * 64-bit number), at positions 0…3. Any write to the file changes it (ctime cannot be set back).
+ */
+export type Stamp = BigInt64Array
 
 /** An entry that is not a shard, and why. */
 export interface SkippedEntry {
@@ -42,8 +46,8 @@ export interface ScanResult {
  */
 export class FoundFiles {
   private readonly paths: string[] = []
-  /** Size, mtime (ns), ctime (ns) and inode of file `i` at `4i`…`4i+3` (the inode as unsigned). */
-  private stats = new BigInt64Array(4 * 1024)
+  /** The stamp of file `i` at `4i`…`4i+3` ({@link Stamp}). */
+  private stamps = new BigInt64Array(4 * 1024)
   private bytes = 0
 
   constructor(private readonly root: string) {}
@@ -62,40 +66,73 @@ export class FoundFiles {
   }
 
   size(i: number): number {
-    return Number(this.stats[4 * i])
+    return Number(this.stamps[4 * i])
+  }
+
+  /** File `i`'s stamp (a view: valid as long as this scan). */
+  stamp(i: number): Stamp {
+    return this.stamps.subarray(4 * i, 4 * i + 4)
+  }
+
+  /** True when file `i` has stamp `k` of `stamps` (e.g. the stat cache's). */
+  sameStamp(i: number, stamps: Stamp, k: number): boolean {
+    // compared as 32-bit words: reading a BigInt64Array element makes a heap BigInt
+    const a = words(this.stamps)
+    const b = words(stamps)
+    const x = 8 * i
+    const y = 8 * k
+    for (let w = 0; w < 8; w++) if (a[x + w] !== b[y + w]) return false
+    return true
+  }
+
+  /**
+   * True when file `i` was modified or had its inode changed (ctime) at or after `after` (ns): it could
+   * change again within the same clock tick and keep its stamp. ctime counts too, since tools that copy
+   * files (tar, rsync -t) set mtime into the past while ctime is now.
+   */
+  changedSince(i: number, after: bigint): boolean {
+    return this.stamps[4 * i + 1] >= after || this.stamps[4 * i + 2] >= after
   }
 
   at(i: number): FoundFile {
-    const s = this.stats
-    const size = s[4 * i]
-    const mtimeNs = s[4 * i + 1]
-    const ino = BigInt.asUintN(64, s[4 * i + 3])
+    const size = Number(this.stamps[4 * i])
     const path = this.paths[i]
     return {
       path,
       abs: join(this.root, path),
-      size: Number(size),
-      // joined, not a template literal, which would keep a tree of seven pieces
-      stamp: [size, mtimeNs, s[4 * i + 2], ino].join(':'),
-      identity: { size: Number(size), mtimeNs, ino },
+      size,
+      identity: { size, mtimeNs: this.stamps[4 * i + 1], ino: BigInt.asUintN(64, this.stamps[4 * i + 3]) },
     }
   }
 
   push(path: string, st: BigIntStats): void {
     const i = this.paths.length
-    if (4 * i + 4 > this.stats.length) {
-      const grown = new BigInt64Array(2 * this.stats.length)
-      grown.set(this.stats)
-      this.stats = grown
+    if (4 * i + 4 > this.stamps.length) {
+      const grown = new BigInt64Array(2 * this.stamps.length)
+      grown.set(this.stamps)
+      this.stamps = grown
     }
     this.paths.push(path)
-    this.stats[4 * i] = st.size
-    this.stats[4 * i + 1] = st.mtimeNs
-    this.stats[4 * i + 2] = st.ctimeNs
-    this.stats[4 * i + 3] = BigInt.asIntN(64, st.ino)
+    const s = this.stamps
+    s[4 * i] = st.size
+    s[4 * i + 1] = st.mtimeNs
+    s[4 * i + 2] = st.ctimeNs
+    s[4 * i + 3] = BigInt.asIntN(64, st.ino)
     this.bytes += Number(st.size)
   }
 }
+
+/** A view of the stamps as 32-bit words, made once per array. */
+function words(stamps: Stamp): Int32Array {
+  let w = wordViews.get(stamps.buffer)
+  if (!w) {
+    w = new Int32Array(stamps.buffer)
+    wordViews.set(stamps.buffer, w)
+  }
+  return w.byteOffset === stamps.byteOffset ? w : new Int32Array(stamps.buffer, stamps.byteOffset, 2 * stamps.length)
+}
+
+const wordViews = new WeakMap<ArrayBufferLike, Int32Array>()
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
@@ -129,23 +166,26 @@ function walk(root: string, rel: string, files: FoundFiles, skipped: SkippedEntr
   }
   // names are decoded as UTF-8 with U+FFFD for bytes that are not: only then look at the bytes
   if (names.some((name) => name.includes('\ufffd'))) assertUtf8Names(dir, rel)
-  const entries: { key: string; path: string; st: BigIntStats }[] = []
+  const entries: Entry[] = []
+  let surrogates = false
   for (const name of names) {
     if (name.startsWith('.')) continue
     const path = rel ? `${rel}/${name}` : name
     if (path === CARD_FILE) continue
-    checkShardPath(path, 'file name')
+    // a name from readdir is never empty and holds no '/' or NUL: only these can make it a bad segment
+    if (BAD_NAME.test(name)) checkShardPath(path, 'file name')
+    surrogates ||= SURROGATE.test(name)
     // `dir` is normalised already; the lstat that gives the stamp also gives the type (never following a link)
-    const abs = dir + sep + name
     let st
     try {
-      st = lstatSync(abs, { bigint: true })
+      st = lstatSync(dir + sep + name, { bigint: true })
     } catch (e) {
       throw ioError('read', path, e)
     }
     entries.push({ key: st.isDirectory() ? name + '/' : name, path, st })
   }
-  entries.sort((a, b) => comparePaths(a.key, b.key))
+  // without surrogate pairs, UTF-16 order is UTF-8 byte order (names in a folder are distinct)
+  entries.sort(surrogates ? (a, b) => comparePaths(a.key, b.key) : (a, b) => (a.key < b.key ? -1 : 1))
   for (const { path, st } of entries) {
     if (st.isSymbolicLink()) {
       skipped.push({ path, reason: 'symbolic link (never followed)' })
@@ -158,6 +198,16 @@ function walk(root: string, rel: string, files: FoundFiles, skipped: SkippedEntr
     }
   }
 }
+
+interface Entry {
+  /** The name, and `/` after a folder's: where its paths sort among its siblings. */
+  readonly key: string
+  readonly path: string
+  readonly st: BigIntStats
+}
+
+const BAD_NAME = /[\\\u0000-\u001f\u007f]/
+const SURROGATE = /[\ud800-\udfff]/
 
 /** Throws `BAD_PATH` for the first name in `dir` that is not valid UTF-8. */
 function assertUtf8Names(dir: string, rel: string): void {

@@ -1,9 +1,10 @@
 // The stat cache saves re-reading unchanged files; it must never hide a change.
 import { createHash } from 'node:crypto'
-import { readFile, stat, utimes, writeFile } from 'node:fs/promises'
+import { readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { build, CairnError, ls } from '../src/index.js'
+import { BlockStore } from '../src/store/blocks.js'
 import { FIXED_DATE, jsonl, makeDataset, thrown, type TempDataset } from './helpers/dataset.js'
 
 async function cidOf(dir: string, path: string): Promise<string | undefined> {
@@ -18,17 +19,31 @@ async function buildCounting(dir: string): Promise<{ version: string; read: numb
   return { version: r.version.toString(), read }
 }
 
-/** Rewrites the cache body with `edit` and a checksum that matches it (a well-formed but wrong cache). */
+/**
+ * Rewrites the cache's two body lines (keys, then facts) with `edit`, seeing their fields as one
+ * object, and a checksum that matches (a well-formed but wrong cache).
+ */
 function resealed(edit: (body: Record<string, unknown[]>) => void): (bytes: Buffer) => Buffer {
   return (bytes) => {
-    const nl = bytes.indexOf(10)
-    const body = JSON.parse(bytes.subarray(nl + 1).toString()) as Record<string, unknown[]>
+    const [, keysLine, factsLine] = bytes.toString().split('\n')
+    const keys = JSON.parse(keysLine) as Record<string, unknown[]>
+    const facts = JSON.parse(factsLine) as Record<string, unknown[]>
+    const body = { ...keys, ...facts }
     edit(body)
-    const rest = JSON.stringify(body) + '\n'
+    const pick = (from: object): Record<string, unknown> =>
+      Object.fromEntries(
+        Object.keys(from)
+          .filter((k) => k in body)
+          .map((k) => [k, body[k]]),
+      )
+    const rest = JSON.stringify(pick(keys)) + '\n' + JSON.stringify(pick(facts)) + '\n'
     const sha256 = createHash('sha256').update(rest).digest('hex')
-    return Buffer.from(JSON.stringify({ statCache: 2, sha256 }) + '\n' + rest)
+    return Buffer.from(JSON.stringify({ statCache: 3, sha256 }) + '\n' + rest)
   }
 }
+
+/** A value as JSON shows it (CIDs as links, whatever bytes they were decoded from). */
+const plain = (v: unknown): unknown => JSON.parse(JSON.stringify(v))
 
 /** Waits until the clock is past the racy window, so the first build caches every file. */
 const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 30))
@@ -124,13 +139,21 @@ describe('stat cache', () => {
     ['empty', () => Buffer.alloc(0)],
     ['truncated', (b) => b.subarray(0, b.length >> 1)],
     ['not JSON', () => Buffer.from('\u0000garbage\n')],
-    ['an unknown version', (b) => Buffer.from(b.toString().replace('"statCache":2', '"statCache":99'))],
+    ['an unknown version', (b) => Buffer.from(b.toString().replace('"statCache":3', '"statCache":99'))],
     ['a byte changed (a size), checksum not matching', (b) => Buffer.from(b.toString().replace('"sizes":[5,', '"sizes":[6,'))],
     [
-      'the previous format (NDJSON, version 1)',
+      'the first format (NDJSON, version 1)',
       () => Buffer.from('{"statCache":1,"rules":"x"}\n["a.txt","5:1:1:1","bafy",5,"bytes",5,null,null]\n'),
     ],
-    ['a column shorter than the paths, resealed', resealed((body) => body.cids.pop())],
+    [
+      'the second format (one body line, stamps as text, version 2)',
+      (b) => {
+        const [, keys, facts] = b.toString().split('\n')
+        const rest = JSON.stringify({ ...JSON.parse(keys), ...JSON.parse(facts), stamps: ['5:1:1:1', '5:1:1:2'] }) + '\n'
+        return Buffer.from(JSON.stringify({ statCache: 2, sha256: createHash('sha256').update(rest).digest('hex') }) + '\n' + rest)
+      },
+    ],
+    ['stamps that are not four numbers per file, resealed', resealed((body) => ((body as Record<string, unknown>).stamps = 'AAAA'))],
     ['no columns, resealed', resealed((body) => delete body.stamps)],
     ['paths that are not an array, resealed', resealed((body) => ((body as Record<string, unknown>).paths = 'ab'))],
   ])('a cache that is %s is ignored: every file is read, the version is the same', async (_, damage) => {
@@ -144,16 +167,77 @@ describe('stat cache', () => {
     expect(await buildCounting(ds.dir)).toEqual({ version: first.version, read: 0 })
   })
 
-  it('a file whose block is gone from the store is read again', async () => {
+  it('facts that disagree with the paths (resealed) are never used: once a file changes, every file is read', async () => {
+    ds = await makeDataset({ 'a.txt': 'alpha', 'b.txt': 'bravo' })
+    await settle()
+    await buildCounting(ds.dir)
+    const file = join(ds.dir, '.cairn', 'stat-cache')
+    await writeFile(file, resealed((body) => body.cids.pop())(await readFile(file)))
+    await ds.write({ 'a.txt': 'ALPHA' })
+    await settle()
+    const fresh = await makeDataset({ 'a.txt': 'ALPHA', 'b.txt': 'bravo' })
+    try {
+      const expected = await build({ dir: fresh.dir, date: FIXED_DATE })
+      const r = await buildCounting(ds.dir)
+      expect(r.read).toBe(2)
+      expect((await ls({ dir: ds.dir }).next()).value?.cid.toString()).toBe((await ls({ dir: fresh.dir }).next()).value?.cid.toString())
+      expect(expected.manifest.index.toString()).toBe((await build({ dir: ds.dir, date: FIXED_DATE })).manifest.index.toString())
+    } finally {
+      await fresh.cleanup()
+    }
+  })
+
+  it('a file whose block is gone from the store is read again (a pack deleted since the cache was saved)', async () => {
     ds = await makeDataset({ 'a.txt': 'alpha' })
     await settle()
-    const first = await buildCounting(ds.dir)
+    const first = await build({ dir: ds.dir, date: FIXED_DATE })
+    const packs = join(ds.dir, '.cairn', 'packs')
+    const before = new Set(await readdir(packs))
+    // each build writes a pack of its own: the second one holds b.txt's block and the new version
+    await ds.write({ 'b.txt': 'bravo' })
+    await settle()
+    const second = await buildCounting(ds.dir)
+    expect(second.read).toBe(1)
+    for (const name of await readdir(packs)) if (!before.has(name)) await rm(join(packs, name))
+    await writeFile(join(ds.dir, '.cairn', 'HEAD'), first.version.toString() + '\n')
+    // the cache names b.txt's block, which is gone: b.txt is read again, a.txt is not
+    expect(await buildCounting(ds.dir)).toEqual({ version: second.version, read: 1 })
+    expect(await buildCounting(ds.dir)).toEqual({ version: second.version, read: 0 })
+  })
+
+  it("a rebuild with nothing changed reads neither the store nor HEAD's block when the cache holds them", async () => {
+    ds = await makeDataset({ 'a.txt': 'alpha', 'b/c.jsonl': jsonl([{ id: 1 }]) })
+    await settle()
+    const first = await build({ dir: ds.dir, date: FIXED_DATE })
+    const reads = vi.spyOn(BlockStore.prototype, 'get')
+    const looks = vi.spyOn(BlockStore.prototype, 'snapshot')
+    try {
+      const again = await build({ dir: ds.dir, date: FIXED_DATE })
+      expect(again.unchanged).toBe(true)
+      expect(again.version.toString()).toBe(first.version.toString())
+      expect(plain(again.manifest)).toEqual(plain(first.manifest))
+      expect(reads).not.toHaveBeenCalled()
+      expect(looks).not.toHaveBeenCalled()
+    } finally {
+      reads.mockRestore()
+      looks.mockRestore()
+    }
+  })
+
+  it('a cached HEAD block that does not match its CID is not used: HEAD is read from the store', async () => {
+    ds = await makeDataset({ 'a.txt': 'alpha' })
+    await settle()
+    const first = await build({ dir: ds.dir, date: FIXED_DATE })
     const file = join(ds.dir, '.cairn', 'stat-cache')
-    // the cache now names a CID the store does not hold for a.txt
     await writeFile(
       file,
-      resealed((body) => (body.cids[0] = 'bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e'))(await readFile(file)),
+      resealed((body) => {
+        const head = body.head as unknown as { block: string }
+        head.block = head.block.replace('"message":""', '"message":"forged"')
+      })(await readFile(file)),
     )
-    expect(await buildCounting(ds.dir)).toEqual({ version: first.version, read: 1 })
+    const again = await build({ dir: ds.dir, date: FIXED_DATE })
+    expect(again.unchanged).toBe(true)
+    expect(plain(again.manifest)).toEqual(plain(first.manifest))
   })
 })

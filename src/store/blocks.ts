@@ -6,7 +6,7 @@
  * most unindexed bytes, and every read is hashed against the CID before it is used.
  */
 import { randomBytes } from 'node:crypto'
-import { closeSync, fstatSync, openSync, readdirSync, readSync } from 'node:fs'
+import { closeSync, fstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs'
 import { mkdir, open, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { checkBlock, checkDigest } from '../car/block.js'
@@ -25,6 +25,9 @@ export interface BlockStoreLike extends BlockSource {
   has(cid: CID): Promise<boolean>
   put(cid: CID, bytes: Uint8Array): Promise<void>
 }
+
+/** An index log of the store and its length at some moment: `[name, bytes]`. */
+export type StoreMark = readonly [string, number]
 
 interface Location {
   readonly pack: string
@@ -179,6 +182,30 @@ export class BlockStore implements BlockStoreLike {
     }
   }
 
+  /**
+   * Every index log of the store and its length, now (after the writes this process has waited for).
+   * Logs only grow and packs are never rewritten, so while {@link holdsAll} finds them all at least as
+   * long, the store still holds every block it held at this moment.
+   */
+  marks(): StoreMark[] {
+    try {
+      return this.indexLogs().map((name) => [name, statSync(join(this.packsDir, name)).size] as const)
+    } catch (e) {
+      throw ioError('read', this.packsDir, e)
+    }
+  }
+
+  /** True when every index log of `marks` is still there and at least as long (a few `stat`s, no log read). */
+  holdsAll(marks: readonly StoreMark[]): boolean {
+    try {
+      return marks.every(
+        ([name, bytes]) => name.endsWith('.idx') && !name.includes('/') && statSync(join(this.packsDir, name)).size >= bytes,
+      )
+    } catch {
+      return false
+    }
+  }
+
   /** Where a block's bytes lie on disk (for inspection and tests), or undefined when it is not stored. */
   async locationOf(cid: CID): Promise<{ readonly file: string; readonly offset: number; readonly length: number } | undefined> {
     const at = await this.locate(cid, true)
@@ -305,9 +332,8 @@ export class BlockStore implements BlockStoreLike {
   private async refresh(): Promise<void> {
     let names: string[]
     try {
-      names = readdirSync(this.packsDir).filter((n) => n.endsWith('.idx'))
+      names = this.indexLogs()
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return
       throw ioError('read', this.packsDir, e)
     }
     for (const name of names) {
@@ -331,6 +357,16 @@ export class BlockStore implements BlockStoreLike {
         at = nl + 1
       }
       this.indexRead.set(pack, from + end)
+    }
+  }
+
+  /** The names of the index logs (none when there is no pack yet). */
+  private indexLogs(): string[] {
+    try {
+      return readdirSync(this.packsDir).filter((n) => n.endsWith('.idx'))
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return []
+      throw e
     }
   }
 }

@@ -12,25 +12,30 @@ import { join } from 'node:path'
 import { CID, cidText } from '../cid.js'
 import type { FormatName } from '../formats/interface.js'
 import type { ShardEntry } from '../manifest.js'
+import type { Stamp } from '../scan.js'
 import { writeFileAtomic } from '../util/atomic.js'
+import type { StoreMark } from './blocks.js'
 
-const VERSION = 2
+const VERSION = 3
 
 /** What a build tells the cache about one file. */
 export interface FileFacts {
-  readonly stamp: string
+  readonly stamp: Stamp
   readonly entry: ShardEntry
   readonly dagSize: number
 }
 
 /**
- * A file as the cache knows it. `cid` and `schema` are the CIDs' text (CIDv1, base32), so checking that
- * the store still has them parses nothing; `entry` is parsed on first use (10,000 CID parses cost more
- * than the rest of a rebuild).
+ * A file as the cache knows it: its position `index` in the cache (its stamp is at `4 × index` of
+ * {@link StatCache.stamps}). `cid` and `schema` are the CIDs' text (CIDv1, base32), so checking that
+ * the store still has them parses nothing; `entry` is parsed on first use.
  */
-export interface CachedFile extends FileFacts {
+export interface CachedFile {
+  readonly index: number
   readonly cid: string
   readonly schema: string | undefined
+  readonly dagSize: number
+  readonly entry: ShardEntry
 }
 
 /**
@@ -43,25 +48,45 @@ export interface CachedRoots {
   readonly totals: { readonly shards: number; readonly bytes: number; readonly rows: number }
 }
 
+/** The version HEAD named when the cache was saved, and its block (to be checked against the CID before use). */
+export interface CachedHead {
+  readonly cid: CID
+  readonly bytes: Uint8Array
+}
+
 /** A loaded cache. */
 export interface StatCache {
   /** How many files it knows. */
   readonly size: number
+  /** Every file's stamp, four numbers each, in the cache's order. */
+  readonly stamps: Stamp
+  /** The path of the `k`-th file (the cache's order is a build's canonical path order). */
+  path(k: number): string
   /**
    * What the cache knows of `path`. `at` is where the caller expects it: the cache keeps the order it
    * was saved in, a build's canonical path order, so a scan in that order finds each file there without
-   * a lookup by path.
+   * a lookup by path. Never found in a cache whose facts turn out malformed (it is then as if empty).
    */
   get(path: string, at?: number): CachedFile | undefined
   readonly roots?: CachedRoots
+  readonly head?: CachedHead
+  /** The store's index logs and their lengths when the cache was saved (see `BlockStore.holdsAll`). */
+  readonly store?: readonly StoreMark[]
 }
 
-/** The cache's body: one array per field (one JSON parse, and no array per file). */
-interface Body {
+/** The first line after the header: what every rebuild needs (one JSON parse of paths and roots). */
+interface Keys {
   readonly rules: string
   readonly roots: { readonly index: string; readonly tree: string; readonly totals: CachedRoots['totals'] } | null
+  readonly head: { readonly cid: string; readonly block: string } | null
+  readonly store: StoreMark[] | null
   readonly paths: string[]
-  readonly stamps: string[]
+  /** The stamps, four little-endian 64-bit integers per file, in base64. */
+  readonly stamps: string
+}
+
+/** The second line: the facts of each file, parsed only when some file is not found unchanged. */
+interface Facts {
   readonly cids: string[]
   readonly sizes: number[]
   readonly formats: FormatName[]
@@ -73,31 +98,30 @@ interface Body {
 class Cached implements CachedFile {
   #entry: ShardEntry | undefined
   constructor(
-    private readonly body: Body,
-    private readonly i: number,
+    private readonly facts: Facts,
+    private readonly paths: readonly string[],
+    readonly index: number,
   ) {}
-  get stamp(): string {
-    return this.body.stamps[this.i]
-  }
   get cid(): string {
-    return this.body.cids[this.i]
+    return this.facts.cids[this.index]
   }
   get schema(): string | undefined {
-    return this.body.schemas[this.i] ?? undefined
+    return this.facts.schemas[this.index] ?? undefined
   }
   get dagSize(): number {
-    return this.body.dagSizes[this.i]
+    return this.facts.dagSizes[this.index]
   }
   get entry(): ShardEntry {
     if (this.#entry) return this.#entry
-    const { body: b, i } = this
-    const rows = b.rows[i]
-    const schema = b.schemas[i]
+    const f = this.facts
+    const i = this.index
+    const rows = f.rows[i]
+    const schema = f.schemas[i]
     this.#entry = {
-      path: b.paths[i],
-      cid: CID.parse(b.cids[i]),
-      size: b.sizes[i],
-      format: b.formats[i],
+      path: this.paths[i],
+      cid: CID.parse(f.cids[i]),
+      size: f.sizes[i],
+      format: f.formats[i],
       ...(rows === null ? {} : { rows }),
       ...(schema === null ? {} : { schema: CID.parse(schema) }),
     }
@@ -107,23 +131,52 @@ class Cached implements CachedFile {
 
 class Loaded implements StatCache {
   #byPath: Map<string, number> | undefined
+  /** Parsed on first use; null when they do not agree with the paths. */
+  #facts: Facts | null | undefined
   constructor(
-    private readonly body: Body,
+    readonly keys: Keys,
+    readonly stamps: Stamp,
+    private readonly factsText: string,
     readonly roots: CachedRoots | undefined,
+    readonly head: CachedHead | undefined,
   ) {}
   get size(): number {
-    return this.body.paths.length
+    return this.keys.paths.length
+  }
+  get store(): readonly StoreMark[] | undefined {
+    return this.keys.store ?? undefined
+  }
+  path(k: number): string {
+    return this.keys.paths[k]
   }
   get(path: string, at?: number): CachedFile | undefined {
-    const paths = this.body.paths
-    if (at !== undefined && paths[at] === path) return new Cached(this.body, at)
+    const facts = this.facts()
+    if (!facts) return undefined
+    const paths = this.keys.paths
+    if (at !== undefined && paths[at] === path) return new Cached(facts, paths, at)
     this.#byPath ??= new Map(paths.map((p, i) => [p, i]))
     const i = this.#byPath.get(path)
-    return i === undefined ? undefined : new Cached(this.body, i)
+    return i === undefined ? undefined : new Cached(facts, paths, i)
+  }
+  /**
+   * The facts line, parsed when a file's facts are first asked for: a rebuild that finds nothing
+   * changed never parses it. Its checksum was checked on load; its columns must agree with the paths.
+   */
+  private facts(): Facts | null {
+    if (this.#facts === undefined) {
+      try {
+        const f = JSON.parse(this.factsText) as Facts
+        const columns = [f.cids, f.sizes, f.formats, f.dagSizes, f.rows, f.schemas]
+        this.#facts = columns.every((c) => Array.isArray(c) && c.length === this.keys.paths.length) ? f : null
+      } catch {
+        this.#facts = null
+      }
+    }
+    return this.#facts
   }
 }
 
-const EMPTY: StatCache = { size: 0, get: () => undefined }
+const EMPTY: StatCache = { size: 0, stamps: new BigInt64Array(0), path: () => '', get: () => undefined }
 
 /** Loads the cache of the store at `root` (`.cairn`), or an empty one when it is absent, stale or damaged. */
 export async function loadStatCache(root: string, rulesKey: string): Promise<StatCache> {
@@ -140,15 +193,28 @@ export async function loadStatCache(root: string, rulesKey: string): Promise<Sta
     if (header.statCache !== VERSION) return EMPTY
     const rest = bytes.subarray(nl + 1)
     if (header.sha256 !== createHash('sha256').update(rest).digest('hex')) return EMPTY
-    const body = JSON.parse(rest.toString('utf8')) as Body
-    if (body.rules !== rulesKey) return EMPTY
-    const columns = [body.paths, body.stamps, body.cids, body.sizes, body.formats, body.dagSizes, body.rows, body.schemas]
-    if (!columns.every((c) => Array.isArray(c) && c.length === body.paths.length)) return EMPTY
-    const r = body.roots
-    return new Loaded(body, r ? { index: CID.parse(r.index), tree: CID.parse(r.tree), totals: r.totals } : undefined)
+    const nl2 = rest.indexOf(10)
+    const keys = JSON.parse(rest.toString('utf8', 0, nl2)) as Keys
+    if (keys.rules !== rulesKey || !Array.isArray(keys.paths) || typeof keys.stamps !== 'string') return EMPTY
+    const stampBytes = Buffer.from(keys.stamps, 'base64')
+    if (stampBytes.length !== 32 * keys.paths.length) return EMPTY
+    const r = keys.roots
+    const roots = r ? { index: CID.parse(r.index), tree: CID.parse(r.tree), totals: r.totals } : undefined
+    const head = keys.head ? { cid: CID.parse(keys.head.cid), bytes: Buffer.from(keys.head.block, 'utf8') } : undefined
+    return new Loaded(keys, decodeStamps(stampBytes), rest.toString('utf8', nl2 + 1), roots, head)
   } catch {
     return EMPTY
   }
+}
+
+/** What a build knows when it saves the cache. */
+export interface CacheSeal {
+  /** The index and tree built from exactly the files added (none left out as racy). */
+  readonly roots?: CachedRoots
+  /** The version HEAD names after the build. */
+  readonly head?: CachedHead
+  /** The store's index logs as they are once every block of the build is written. */
+  readonly store?: readonly StoreMark[]
 }
 
 /**
@@ -156,40 +222,66 @@ export async function loadStatCache(root: string, rulesKey: string): Promise<Sta
  * that a build need not keep every entry until it saves: about a hundred bytes per file.
  */
 export class StatCacheWriter {
-  private readonly body: Omit<Body, 'roots'>
-  constructor(rulesKey: string) {
-    this.body = { rules: rulesKey, paths: [], stamps: [], cids: [], sizes: [], formats: [], dagSizes: [], rows: [], schemas: [] }
-  }
+  private readonly keys: { paths: string[] } = { paths: [] }
+  private stamps = new BigInt64Array(4 * 256)
+  private readonly facts: Facts = { cids: [], sizes: [], formats: [], dagSizes: [], rows: [], schemas: [] }
+  constructor(private readonly rulesKey: string) {}
 
   /** Files added so far. */
   get size(): number {
-    return this.body.paths.length
+    return this.keys.paths.length
   }
 
   add({ stamp, entry: e, dagSize }: FileFacts): void {
-    const b = this.body
-    b.paths.push(e.path)
-    b.stamps.push(stamp)
-    b.cids.push(cidText(e.cid))
-    b.sizes.push(e.size)
-    b.formats.push(e.format)
-    b.dagSizes.push(dagSize)
-    b.rows.push(e.rows ?? null)
-    b.schemas.push(e.schema ? cidText(e.schema) : null)
+    const i = this.keys.paths.length
+    if (4 * i + 4 > this.stamps.length) {
+      const grown = new BigInt64Array(2 * this.stamps.length)
+      grown.set(this.stamps)
+      this.stamps = grown
+    }
+    this.stamps.set(stamp, 4 * i)
+    this.keys.paths.push(e.path)
+    const f = this.facts
+    f.cids.push(cidText(e.cid))
+    f.sizes.push(e.size)
+    f.formats.push(e.format)
+    f.dagSizes.push(dagSize)
+    f.rows.push(e.rows ?? null)
+    f.schemas.push(e.schema ? cidText(e.schema) : null)
   }
 
-  /**
-   * Replaces the cache atomically. `roots` are saved only when the files added are every file of the
-   * build (none left out as racy). Failures are ignored: the cache only saves time.
-   */
-  async save(root: string, roots?: CachedRoots): Promise<void> {
-    const body: Body = {
-      ...this.body,
+  /** Replaces the cache atomically. Failures are ignored: the cache only saves time. */
+  async save(root: string, seal: CacheSeal): Promise<void> {
+    const stampBytes = encodeStamps(this.stamps.subarray(0, 4 * this.keys.paths.length))
+    const { roots, head, store } = seal
+    const keys: Keys = {
+      rules: this.rulesKey,
       roots: roots ? { index: roots.index.toString(), tree: roots.tree.toString(), totals: roots.totals } : null,
+      head: head ? { cid: head.cid.toString(), block: Buffer.from(head.bytes).toString('utf8') } : null,
+      store: store ? [...store] : null,
+      paths: this.keys.paths,
+      stamps: stampBytes.toString('base64'),
     }
-    const rest = Buffer.from(JSON.stringify(body) + '\n')
+    const rest = Buffer.from(JSON.stringify(keys) + '\n' + JSON.stringify(this.facts) + '\n')
     const header = JSON.stringify({ statCache: VERSION, sha256: createHash('sha256').update(rest).digest('hex') }) + '\n'
     const data = Buffer.concat([Buffer.from(header), rest])
     await writeFileAtomic(join(root, 'stat-cache'), data, { tmpDir: join(root, 'tmp') }).catch(() => {})
   }
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new BigInt64Array([1n]).buffer)[0] === 1
+
+/** Stamps as little-endian bytes: on a little-endian machine, the array's own bytes. */
+function encodeStamps(stamps: Stamp): Buffer {
+  if (LITTLE_ENDIAN) return Buffer.from(stamps.buffer, stamps.byteOffset, stamps.byteLength)
+  const bytes = Buffer.alloc(stamps.byteLength)
+  stamps.forEach((v, k) => bytes.writeBigInt64LE(v, 8 * k))
+  return bytes
+}
+
+function decodeStamps(bytes: Buffer): Stamp {
+  const stamps = new BigInt64Array(bytes.length / 8)
+  if (LITTLE_ENDIAN) new Uint8Array(stamps.buffer).set(bytes)
+  else for (let k = 0; k < stamps.length; k++) stamps[k] = bytes.readBigInt64LE(8 * k)
+  return stamps
 }
