@@ -262,9 +262,10 @@ export class StatCacheWriter {
       paths: this.keys.paths,
       stamps: stampBytes.toString('base64'),
     }
-    const rest = Buffer.from(JSON.stringify(keys) + '\n' + JSON.stringify(this.facts) + '\n')
-    const header = JSON.stringify({ statCache: VERSION, sha256: createHash('sha256').update(rest).digest('hex') }) + '\n'
-    const data = Buffer.concat([Buffer.from(header), rest])
+    // the lines are hashed and written one after the other: for 100,000 files each is megabytes
+    const lines = [JSON.stringify(keys) + '\n', JSON.stringify(this.facts) + '\n']
+    const sha256 = createHash('sha256').update(lines[0]).update(lines[1]).digest('hex')
+    const data = [JSON.stringify({ statCache: VERSION, sha256 }) + '\n', ...lines]
     await writeFileAtomic(join(root, 'stat-cache'), data, { tmpDir: join(root, 'tmp') }).catch(() => {})
   }
 }
