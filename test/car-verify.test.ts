@@ -676,6 +676,14 @@ describe('verifyCar of a path (reused read buffers, hashing threads) reports wha
     expect(await sameAsStream('mixed-v2.car', v2, [1_000, 99_991, 4 << 20])).toMatchObject({ ok: true, bytes: v2.length - 3 })
   })
 
+  it.skipIf(process.platform === 'win32')('a named pipe, which cannot seek (`verify --car <(curl …)`)', async () => {
+    const fifo = join(tmp, 'car.fifo')
+    await promisify(execFile)('mkfifo', [fifo])
+    const [report] = await Promise.all([verifyCar(fifo, { readBytes: 99_991 }), writeFile(fifo, car)])
+    expect(plain(report)).toEqual(plain(await verifyCar(chunks(car), { name: fifo })))
+    expect(report).toMatchObject({ ok: true, bytes: car.length })
+  })
+
   it('many blocks, more large ones than the threads may hold at once, some corrupt', async () => {
     const blocks: Block[] = []
     for (let i = 0; i < 2_000; i++) {

@@ -214,16 +214,15 @@ async function* readReused(path: string, size: number): AsyncGenerator<Buffer> {
   const file = await open(path, 'r')
   const buffers = [Buffer.allocUnsafeSlow(size), Buffer.allocUnsafeSlow(size)]
   let turn = 0
-  let position = 0
-  let reading = file.read(buffers[turn], 0, size, position)
+  // from the file's own position, one read at a time: a named pipe (`<(curl …)`) cannot seek
+  let reading = file.read(buffers[turn], 0, size, null)
   try {
     for (;;) {
       const { bytesRead } = await reading
       if (bytesRead === 0) return
       const chunk = buffers[turn].subarray(0, bytesRead)
-      position += bytesRead
       turn ^= 1
-      reading = file.read(buffers[turn], 0, size, position)
+      reading = file.read(buffers[turn], 0, size, null)
       reading.catch(() => {}) // awaited on the next turn, or in finally
       yield chunk
     }
