@@ -586,6 +586,124 @@ describe('verifyCar DAG walk', () => {
 })
 
 // ---------------------------------------------------------------------------------------------------------
+// A path is read into two reused buffers and its large blocks hashed on the hashing threads; a stream is
+// read and hashed as it always was. Both must give the same report for the same bytes.
+
+describe('verifyCar of a path (reused read buffers, hashing threads) reports what a stream does', () => {
+  const plain = (r: CarReport) => ({
+    ok: r.ok,
+    roots: r.roots.map(String),
+    checkedRoots: r.checkedRoots.map(String),
+    blocks: r.blocks,
+    bytes: r.bytes,
+    problems: r.problems,
+  })
+
+  /** Writes `bytes` to a file, verifies it with reads of each size, and expects the stream's report every time. */
+  async function sameAsStream(name: string, bytes: Uint8Array, readSizes: number[], root?: CID): Promise<ReturnType<typeof plain>> {
+    const path = join(tmp, name)
+    await writeFile(path, bytes)
+    const expected = plain(await verifyCar(chunks(bytes, 65_536), { name: path, root }))
+    for (const readBytes of readSizes) {
+      expect(plain(await verifyCar(path, { root, readBytes })), `reads of ${readBytes} bytes`).toEqual(expected)
+    }
+    return expected
+  }
+
+  // Each size class: hashed on the main thread (< 64 KiB), on a thread in one pool buffer (64 KiB to
+  // 1 MiB), in several (> 1 MiB), larger than a read; a dag-pb node (CIDv0) of more than 64 KiB whose
+  // links are read while its hash is pending, under a dag-cbor root.
+  const sizes = [5, 65_535, 65_536, 200_000, 3_000, 1_048_576, 1_048_577, 2_500_000, 70_000, 10]
+  let leaves: Block[]
+  let node: Block
+  let root: Block
+  let car: Uint8Array
+  beforeAll(async () => {
+    leaves = await Promise.all(sizes.map((n, i) => rawBlock(pseudoRandom(`leaf ${i}`, n))))
+    const nodeBytes = dagPb.encode({
+      Data: pseudoRandom('node data', 80_000),
+      Links: leaves.map((leaf) => ({ Hash: leaf.cid, Tsize: leaf.bytes.length })),
+    })
+    node = { cid: CID.createV0(await sha256.digest(nodeBytes)), bytes: nodeBytes }
+    root = await cborBlock({ node: node.cid })
+    car = await carBytes([root.cid], [root, ...leaves.slice(0, 5), node, ...leaves.slice(5)])
+  })
+  const readSizes = [1_000, 65_536, 99_991, 1_048_576, 4 << 20]
+
+  it('an intact CAR, with reads that split every kind of section', async () => {
+    const report = await sameAsStream('mixed.car', car, readSizes)
+    expect(report).toMatchObject({ ok: true, blocks: sizes.length + 2, bytes: car.length })
+  })
+
+  it('a small CAR read a few bytes at a time (header, varints and CIDs split)', async () => {
+    const bytes = await readFile(fixture('trustless_gateway_car/dir-with-duplicate-files.car'))
+    expect(await sameAsStream('tiny-reads.car', bytes, [1, 2, 3, 7, 64])).toMatchObject({ ok: true, blocks: 9 })
+  })
+
+  it('corrupt blocks of every size, each reported in file order', async () => {
+    const index = await indexCar(car)
+    const damaged = Uint8Array.from(car)
+    const hit = [1, 2, 3, 6, 7, 8, 9] // blocks of 5, 65,535 and 65,536 bytes, the dag-pb node, 1 MiB, 1 MiB + 1 and 2.5 MB
+    for (const i of hit) damaged[index[i].blockOffset + index[i].blockLength - 1] ^= 0x04
+    const report = await sameAsStream('mixed-corrupt.car', damaged, readSizes)
+    expect(report.problems.map((p) => [p.kind, p.cid])).toEqual(hit.map((i) => ['corrupt', index[i].cid.toString()]))
+    expect(report.problems[3].message).toMatch(/^Block Qm\w+ does not match its CID \(sha2-256 of the bytes is [0-9a-f]{64}, expected/)
+  })
+
+  it('a large dag-pb block that hashes right but does not decode: its decoder error, not a hash error', async () => {
+    const garbage = pseudoRandom('not dag-pb', 100_000)
+    const bad: Block = { cid: CID.create(1, dagPb.code, await sha256.digest(garbage)), bytes: garbage }
+    const after = await rawBlock(pseudoRandom('after', 100_000))
+    const report = await sameAsStream('undecodable.car', await carBytes([bad.cid], [bad, after]), [1_000, 4 << 20])
+    expect(report.problems).toEqual([
+      { kind: 'corrupt', cid: bad.cid.toString(), message: expect.stringMatching(/^Block \w+ does not decode as dag-pb: /) },
+    ])
+  })
+
+  it('truncated inside blocks of each size, and a CARv2', async () => {
+    const index = await indexCar(car)
+    for (const i of [3, 6, 8, 9]) {
+      const cut = index[i].blockOffset + (index[i].blockLength >> 1)
+      const report = await sameAsStream(`cut-${i}.car`, car.subarray(0, cut), [1_000, 99_991, 4 << 20])
+      expect(report.problems[0].kind).toBe('truncated')
+      expect(report.blocks).toBe(i)
+    }
+    const pragma = Buffer.concat([Uint8Array.of(0x0a), dagCbor.encode({ version: 2 })])
+    const header = Buffer.alloc(40)
+    header.writeBigUInt64LE(BigInt(pragma.length + 40), 16)
+    header.writeBigUInt64LE(BigInt(car.length), 24)
+    const v2 = Buffer.concat([pragma, header, car, Uint8Array.of(1, 2, 3)])
+    expect(await sameAsStream('mixed-v2.car', v2, [1_000, 99_991, 4 << 20])).toMatchObject({ ok: true, bytes: v2.length - 3 })
+  })
+
+  it.skipIf(process.platform === 'win32')('a named pipe, which cannot seek (`verify --car <(curl …)`)', async () => {
+    const fifo = join(tmp, 'car.fifo')
+    await promisify(execFile)('mkfifo', [fifo])
+    const [report] = await Promise.all([verifyCar(fifo, { readBytes: 99_991 }), writeFile(fifo, car)])
+    expect(plain(report)).toEqual(plain(await verifyCar(chunks(car), { name: fifo })))
+    expect(report).toMatchObject({ ok: true, bytes: car.length })
+  })
+
+  it('many blocks, more large ones than the threads may hold at once, some corrupt', async () => {
+    const blocks: Block[] = []
+    for (let i = 0; i < 2_000; i++) {
+      blocks.push(await rawBlock(pseudoRandom(`small ${i}`, 50 + (i % 300))))
+      if (i % 80 === 0) blocks.push(await rawBlock(pseudoRandom(`large ${i}`, 1_048_576 - (i % 7))))
+    }
+    const top = await cborBlock(blocks.map((b) => b.cid))
+    const bytes = await carBytes([top.cid], [top, ...blocks])
+    expect(bytes.length).toBeGreaterThan(24 << 20)
+    const index = await indexCar(bytes)
+    const damaged = Uint8Array.from(bytes)
+    const hit = [3, 82, 83, 1_500, 2_001, index.length - 1]
+    for (const i of hit) damaged[index[i].blockOffset] ^= 0x10
+    const report = await sameAsStream('many.car', damaged, [300_000, 4 << 20])
+    expect(report.blocks).toBe(index.length)
+    expect(report.problems.map((p) => p.cid)).toEqual(hit.map((i) => index[i].cid.toString()))
+  })
+})
+
+// ---------------------------------------------------------------------------------------------------------
 // checkBlock and blockLinks
 
 describe('checkBlock', () => {

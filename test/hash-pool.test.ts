@@ -75,6 +75,30 @@ describe('HashPool', () => {
     }
   })
 
+  it('hashes bytes like node:crypto whatever their size, and lets the caller overwrite them at once', async () => {
+    const sizes = [0, 1, BUFFER_SIZE - 1, BUFFER_SIZE, BUFFER_SIZE + 1, 3 * BUFFER_SIZE + 5]
+    for (const threads of [1, 2]) {
+      const pool = new HashPool(threads)
+      try {
+        const inputs = sizes.map((n) => randomBytes(n))
+        const wanted = inputs.map(sha256)
+        // one buffer for every call, overwritten before any digest is back: the pool hashes its own copy
+        const scratch = Buffer.alloc(3 * BUFFER_SIZE + 5)
+        const pending = inputs.map((input) => {
+          input.copy(scratch)
+          const digest = pool.hash(scratch.subarray(0, input.length))
+          scratch.fill(0xa5)
+          return digest
+        })
+        expect((await Promise.all(pending)).map(hex)).toEqual(wanted)
+        // again, now with buffers the pool got back from the first round
+        expect((await Promise.all(inputs.map((input) => pool.hash(input)))).map(hex)).toEqual(wanted)
+      } finally {
+        await pool.close()
+      }
+    }
+  })
+
   it('rejects a read that fails with the system error, and goes on working', async () => {
     const pool = new HashPool(1)
     const folder = await open(dir, 'r')

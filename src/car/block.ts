@@ -10,6 +10,7 @@ import * as dagPb from '@ipld/dag-pb'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { CairnError } from '../errors.js'
+import type { HashPool } from '../util/hash-pool.js'
 
 /** Multihash codes {@link checkBlock} can check. */
 export const HASH_CODES = { identity: 0x00, 'sha2-256': 0x12, 'sha2-512': 0x13 } as const
@@ -62,6 +63,23 @@ export async function checkBlock(cid: CID, bytes: Uint8Array): Promise<void> {
       )
   }
   checkDigest(cid, actual)
+}
+
+/**
+ * Starts {@link checkBlock} on a hashing thread of `pool`, for a sha2-256 block large enough that the
+ * round trip pays (64 KiB or more); `undefined` for any other block, which {@link checkBlock} checks
+ * best. Nothing of `cid` or `bytes` is read once this returns: the bytes are copied into the pool's
+ * reused buffers, and the check uses the copy of the CID it returns. So a reader may overwrite its
+ * buffers at once, and hash on every core without touching fresh memory (WebCrypto, which
+ * {@link checkBlock} uses for large blocks, copies each block into new pages, and on some VMs each new
+ * page costs more than hashing it).
+ *
+ * `check` rejects as {@link checkBlock} does.
+ */
+export function checkBlockOnThread(pool: HashPool, cid: CID, bytes: Uint8Array): { cid: CID; check: Promise<void> } | undefined {
+  if (cid.multihash.code !== HASH_CODES['sha2-256'] || bytes.length < POOL_HASH_MIN) return undefined
+  const owned = CID.decode(Uint8Array.from(cid.bytes))
+  return { cid: owned, check: pool.hash(bytes).then((digest) => checkDigest(owned, digest)) }
 }
 
 /**

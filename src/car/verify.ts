@@ -3,12 +3,13 @@
  * root is complete, streaming, with memory bounded by the number of blocks (CID strings and link lists),
  * never by their bytes.
  */
-import { createReadStream } from 'node:fs'
+import { open } from 'node:fs/promises'
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { CairnError, ioError, isCairnError } from '../errors.js'
-import { blockLinks, checkBlock, HASH_CODES } from './block.js'
+import { hashPool } from '../util/hash-pool.js'
+import { blockLinks, checkBlock, checkBlockOnThread, HASH_CODES } from './block.js'
 
 /** One thing wrong with a CAR file, in the order it was found. */
 export interface CarProblem {
@@ -58,6 +59,8 @@ export interface VerifyCarOptions {
   readonly onProgress?: (progress: CarProgress) => void
   /** How messages name the CAR when `input` is a stream (default `CAR stream`); a path names itself. */
   readonly name?: string
+  /** Bytes per read when `input` is a path (default 4 MiB); tests make it small so that sections straddle reads. */
+  readonly readBytes?: number
 }
 
 /**
@@ -66,8 +69,10 @@ export interface VerifyCarOptions {
  */
 const MAX_HEADER_BYTES = 32 << 20
 const MAX_SECTION_BYTES = 8 << 20
-/** Large reads: a batch then holds several 1 MiB blocks, hashed at once on libuv's threads. */
+/** Large reads: a batch then holds several 1 MiB blocks, hashed at once on the hashing threads. */
 const READ_CHUNK_BYTES = 4 << 20
+/** Bytes of blocks handed to the hashing threads and not settled yet: reading stops while more are. */
+const MAX_HASHING_BYTES = 8 << 20
 const PROGRESS_INTERVAL_MS = 100
 
 /**
@@ -90,8 +95,11 @@ const PROGRESS_INTERVAL_MS = 100
  */
 export async function verifyCar(input: string | AsyncIterable<Uint8Array>, options: VerifyCarOptions = {}): Promise<CarReport> {
   const name = typeof input === 'string' ? input : (options.name ?? 'CAR stream')
-  const source: AsyncIterable<Uint8Array> = typeof input === 'string' ? createReadStream(input, { highWaterMark: READ_CHUNK_BYTES }) : input
-  const reader = new CarSectionReader(source, name)
+  const path = typeof input === 'string'
+  const source = path ? readReused(input, options.readBytes ?? READ_CHUNK_BYTES) : input
+  const reader = new CarSectionReader(source, name, path)
+  // a stream's chunks are fresh memory anyway: its blocks are checked as they always were
+  const pool = path ? hashPool() : undefined
   const problems: CarProblem[] = []
   // Keyed by canonical CID bytes (latin1 string, CIDv0 as CIDv1); a link list holds the links as written.
   const blocks = new Map<string, readonly string[] | typeof CORRUPT>()
@@ -102,19 +110,23 @@ export async function verifyCar(input: string | AsyncIterable<Uint8Array>, optio
   try {
     const roots = await reader.readHeader()
     try {
-      // the blocks of a batch are hashed together (large ones on libuv's threads), their results taken in
-      // file order, so the report is the same as one block at a time; all before the next batch, whose
-      // reading may reuse the buffer
-      const checking: { cid: CID; bytes: Uint8Array; check: Promise<void> }[] = []
+      // Blocks are hashed together and their results taken in file order, so the report is the same as
+      // one block at a time. A block hashed on a thread was copied there, its CID and links taken out
+      // of the reader's buffers, so reading goes on while the threads hash; any other block still points
+      // into those buffers and is settled before the next read, which may reuse them.
+      // `hashing`: the block's bytes, when it is hashed on a thread; 0 when it points into the buffers
+      const checking: { cid: CID; check: Promise<void>; links: () => readonly string[]; hashing: number }[] = []
+      let hashing = 0 // bytes of `checking` on the threads
+      let pointing = 0 // blocks of `checking` that point into the reader's buffers
       const settle = async (): Promise<void> => {
-        const { cid, bytes, check } = checking.shift() as (typeof checking)[number]
+        const { cid, check, links, hashing: bytes } = checking.shift() as (typeof checking)[number]
+        hashing -= bytes
+        if (bytes === 0) pointing--
         const key = canonicalKey(keyOf(cid))
         try {
           await check
           const known = blocks.get(key)
-          if (known === undefined || known === CORRUPT) {
-            blocks.set(key, cid.code === raw.code ? NO_LINKS : blockLinks(cid, bytes).map(keyOf))
-          }
+          if (known === undefined || known === CORRUPT) blocks.set(key, links())
         } catch (e) {
           if (!isCairnError(e, 'CORRUPT_BLOCK')) throw e
           problems.push({ kind: 'corrupt', cid: cid.toString(), message: e.message })
@@ -125,11 +137,21 @@ export async function verifyCar(input: string | AsyncIterable<Uint8Array>, optio
         for (let batch = await reader.next(); batch.length > 0; batch = await reader.next()) {
           for (const { cid, bytes } of batch) {
             count++
-            const check = checkBlock(cid, bytes)
-            check.catch(() => {}) // taken in turn by settle
-            checking.push({ cid, bytes, check })
+            const onThread = pool && checkBlockOnThread(pool, cid, bytes)
+            if (onThread !== undefined) {
+              const { cid: owned, check } = onThread
+              check.catch(() => {}) // taken in turn by settle
+              // decoded now, used only if the hash matches: the same report as decoding after the check
+              checking.push({ cid: owned, check, links: linksNow(owned, bytes), hashing: bytes.length })
+              hashing += bytes.length
+            } else {
+              const check = checkBlock(cid, bytes)
+              check.catch(() => {})
+              checking.push({ cid, check, links: () => linksOf(cid, bytes), hashing: 0 })
+              pointing++
+            }
           }
-          while (checking.length > 0) await settle()
+          while (pointing > 0 || hashing > MAX_HASHING_BYTES) await settle()
           if (options.onProgress !== undefined && performance.now() - lastProgress >= PROGRESS_INTERVAL_MS) {
             lastProgress = performance.now()
             progress()
@@ -164,6 +186,52 @@ export async function verifyCar(input: string | AsyncIterable<Uint8Array>, optio
 
 const CORRUPT = Symbol('corrupt')
 const NO_LINKS: readonly string[] = Object.freeze([])
+
+/** A block's links as map keys. @throws {CairnError} `CORRUPT_BLOCK` as {@link blockLinks}. */
+function linksOf(cid: CID, bytes: Uint8Array): readonly string[] {
+  return cid.code === raw.code ? NO_LINKS : blockLinks(cid, bytes).map(keyOf)
+}
+
+/** {@link linksOf} read now, from bytes about to be overwritten, returned (or thrown) when asked. */
+function linksNow(cid: CID, bytes: Uint8Array): () => readonly string[] {
+  try {
+    const links = linksOf(cid, bytes)
+    return () => links
+  } catch (e) {
+    return () => {
+      throw e
+    }
+  }
+}
+
+/**
+ * A file's bytes, read into two buffers in turn: the next chunk is read while the caller works on this
+ * one, and a chunk is overwritten once the one after it has been asked for. `createReadStream` reads
+ * into a fresh buffer each time, and on some VMs (balloon free-page reporting) every fresh 4 KiB page
+ * costs ~10 µs to fault in: more than reading it.
+ */
+async function* readReused(path: string, size: number): AsyncGenerator<Buffer> {
+  const file = await open(path, 'r')
+  const buffers = [Buffer.allocUnsafeSlow(size), Buffer.allocUnsafeSlow(size)]
+  let turn = 0
+  // from the file's own position, one read at a time: a named pipe (`<(curl …)`) cannot seek
+  let reading = file.read(buffers[turn], 0, size, null)
+  try {
+    for (;;) {
+      const { bytesRead } = await reading
+      if (bytesRead === 0) return
+      const chunk = buffers[turn].subarray(0, bytesRead)
+      turn ^= 1
+      reading = file.read(buffers[turn], 0, size, null)
+      reading.catch(() => {}) // awaited on the next turn, or in finally
+      yield chunk
+    }
+  } finally {
+    // a read still running would write into a buffer of a closed file
+    await reading.catch(() => {})
+    await file.close()
+  }
+}
 
 /**
  * Depth-first walk from `root`, in link order; returns the first problem. Corrupt blocks were reported
@@ -243,7 +311,8 @@ const EMPTY = Buffer.alloc(0)
  * without copying, and handed out in batches: one `await` per chunk rather than per block, because with
  * small blocks per-block promises cost more than the hashing. A section that spans chunks is copied once
  * into a reused scratch buffer (fresh buffers per block cost page faults). So a batch is only valid until
- * the next call to {@link CarSectionReader.next}.
+ * the next call to {@link CarSectionReader.next}. With `reused`, the source may overwrite a chunk once
+ * the next is pulled, and the reader copies what it keeps of a chunk across a pull.
  */
 class CarSectionReader {
   private readonly iterator: AsyncIterator<Uint8Array>
@@ -266,6 +335,7 @@ class CarSectionReader {
   constructor(
     source: AsyncIterable<Uint8Array>,
     private readonly name: string,
+    private readonly reused: boolean,
   ) {
     this.iterator = source[Symbol.asyncIterator]()
   }
@@ -451,6 +521,8 @@ class CarSectionReader {
     const parts: Buffer[] = have > 0 ? [this.buf.subarray(this.pos)] : []
     let total = have
     while (total < n) {
+      // rare (a header or a varint split by a read): copy rather than join a chunk about to be overwritten
+      if (this.reused && parts.length > 0) parts[parts.length - 1] = Buffer.from(parts[parts.length - 1])
       const chunk = await this.pull()
       if (chunk === undefined) break
       parts.push(chunk)

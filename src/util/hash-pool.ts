@@ -28,6 +28,7 @@ export type WorkerTask =
       readonly buffer: ArrayBuffer
     }
   | { readonly id: number; readonly kind: 'files'; readonly paths: string[]; readonly sizes: number[]; readonly buffer: ArrayBuffer }
+  | { readonly id: number; readonly kind: 'hash'; readonly buffers: ArrayBuffer[]; readonly length: number }
 
 /** A system error as it crosses the thread boundary. */
 export interface WorkerError {
@@ -46,7 +47,8 @@ export type FileRead =
 export type WorkerReply =
   | { readonly id: number; readonly kind: 'range'; readonly buffer: ArrayBuffer; readonly length: number; readonly digests: Uint8Array }
   | { readonly id: number; readonly kind: 'files'; readonly buffer: ArrayBuffer; readonly files: FileRead[]; readonly digests: Uint8Array }
-  | { readonly id: number; readonly kind: 'failed'; readonly buffer: ArrayBuffer; readonly error: WorkerError }
+  | { readonly id: number; readonly kind: 'hash'; readonly buffers: ArrayBuffer[]; readonly digests: Uint8Array }
+  | { readonly id: number; readonly kind: 'failed'; readonly buffers: ArrayBuffer[]; readonly error: WorkerError }
 
 /** Bytes read and hashed by a thread. */
 export interface Hashed {
@@ -142,6 +144,28 @@ export class HashPool {
     return { buffer: new Uint8Array(reply.buffer), files: read }
   }
 
+  /**
+   * Hashes `bytes` (sha2-256) on a thread and returns the digest. The bytes are copied into the pool's
+   * reused buffers (as many 1 MiB buffers as they need, hashed in order) before this returns, so the
+   * caller may overwrite `bytes` at once, while the promise is pending. The buffers come back to the pool
+   * with the answer: no fresh memory per call, unlike WebCrypto's `digest`, which copies its input into
+   * new pages every time.
+   */
+  hash(bytes: Uint8Array): Promise<Uint8Array> {
+    const buffers: ArrayBuffer[] = []
+    for (let at = 0; at < bytes.length; at += BUFFER_SIZE) {
+      const part = bytes.subarray(at, at + BUFFER_SIZE)
+      const buffer = this.buffer(BUFFER_SIZE)
+      new Uint8Array(buffer).set(part)
+      buffers.push(buffer)
+    }
+    return this.run({ id: this.nextId++, kind: 'hash', buffers, length: bytes.length }).then((reply) => {
+      if (reply.kind !== 'hash') throw unexpected(reply)
+      for (const buffer of reply.buffers) this.release(new Uint8Array(buffer))
+      return reply.digests.subarray(0, 32)
+    })
+  }
+
   /** Gives a buffer back for reuse once nothing refers to the bytes read into it any more. */
   release(bytes: Uint8Array): void {
     const buffer = bytes.buffer
@@ -170,7 +194,7 @@ export class HashPool {
     const thread = this.pick()
     return new Promise<WorkerReply>((resolve, reject) => {
       // posted first: if posting throws, nothing is left waiting (a reply cannot come before this returns)
-      thread.worker.postMessage(task, [task.buffer])
+      thread.worker.postMessage(task, task.kind === 'hash' ? task.buffers : [task.buffer])
       thread.waiting.set(task.id, { resolve, reject })
       if (thread.waiting.size === 1) thread.worker.ref()
     })
@@ -195,7 +219,7 @@ export class HashPool {
       thread.waiting.delete(reply.id)
       if (thread.waiting.size === 0) worker.unref()
       if (reply.kind === 'failed') {
-        this.release(new Uint8Array(reply.buffer))
+        for (const buffer of reply.buffers) this.release(new Uint8Array(buffer))
         w.reject(toError(reply.error))
       } else w.resolve(reply)
     }

@@ -2,7 +2,8 @@
 /**
  * The body of a hashing thread (see hash-pool.ts). It reads file bytes with synchronous system calls
  * straight into a buffer the main thread lent it, hashes them with sha2-256, and hands the buffer back
- * (transferred, never copied). It knows nothing of CIDs or the store: the main thread lays out the DAG.
+ * (transferred, never copied), or hashes bytes the main thread copied into lent buffers. It knows nothing
+ * of CIDs or the store: the main thread lays out the DAG.
  *
  * Plain JavaScript, type-checked by tsc through JSDoc, so that the same file runs as a worker from
  * `src/` (under the test runner) and from `dist/` (compiled).
@@ -21,12 +22,13 @@ port.on('message', (/** @type {WorkerTask} */ task) => {
   /** @type {WorkerReply} */
   let reply
   try {
-    reply = task.kind === 'range' ? readRange(task) : readFiles(task)
+    reply = task.kind === 'range' ? readRange(task) : task.kind === 'files' ? readFiles(task) : hashBuffers(task)
   } catch (e) {
-    reply = { id: task.id, kind: 'failed', buffer: task.buffer, error: describe(e) }
+    reply = { id: task.id, kind: 'failed', buffers: task.kind === 'hash' ? task.buffers : [task.buffer], error: describe(e) }
   }
+  const buffers = 'buffers' in reply ? reply.buffers : [reply.buffer]
   const digests = 'digests' in reply ? [/** @type {ArrayBuffer} */ (reply.digests.buffer)] : []
-  port.postMessage(reply, [reply.buffer, ...digests])
+  port.postMessage(reply, [...buffers, ...digests])
 })
 
 /**
@@ -73,6 +75,25 @@ function readFiles(task) {
     }
   }
   return { id: task.id, kind: 'files', buffer: task.buffer, files, digests }
+}
+
+/**
+ * Hashes the first `length` bytes of the buffers taken in order (all of each but the last): bytes the
+ * main thread copied there, read elsewhere.
+ * @param {Extract<WorkerTask, { kind: 'hash' }>} task
+ * @returns {WorkerReply}
+ */
+function hashBuffers(task) {
+  const hash = createHash('sha256')
+  let left = task.length
+  for (const buffer of task.buffers) {
+    const n = Math.min(left, buffer.byteLength)
+    hash.update(new Uint8Array(buffer, 0, n))
+    left -= n
+  }
+  const digests = new Uint8Array(32)
+  digests.set(hash.digest())
+  return { id: task.id, kind: 'hash', buffers: task.buffers, digests }
 }
 
 /**
