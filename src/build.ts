@@ -88,19 +88,21 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       const card = await readCard(dataset.root)
       const progress = options.onProgress ?? (() => {})
       progress({ phase: 'scan', files: 0, totalFiles: 0, bytes: 0, totalBytes: 0 })
-      // a file modified in the same clock tick as its lstat could change again unseen: don't cache it
-      // (the time is taken before the scan, since a scan of many files lasts many ticks)
-      const racyAfter = BigInt(Date.now() - 10) * 1_000_000n
-      const { files, skipped } = await scan(dataset.root)
-      const totalBytes = files.totalBytes
       const store = dataset.store
-      const put: BlockSink = (b) => store.put(b.cid, b.bytes)
-      const rules = new RowRules(card)
       // the stat cache is valid only under the same row rules (validation happened under them)
       const rulesKey = createHash('sha256')
         .update(JSON.stringify(card.shards ?? []))
         .digest('hex')
       const cache = await loadStatCache(store.root, rulesKey)
+      // with nothing cached every file will be read: the threads boot while the folder is scanned
+      if (cache.size === 0) hashPool(options.jobs).warm()
+      // a file modified in the same clock tick as its lstat could change again unseen: don't cache it
+      // (the time is taken before the scan, since a scan of many files lasts many ticks)
+      const racyAfter = BigInt(Date.now() - 10) * 1_000_000n
+      const { files, skipped } = await scan(dataset.root)
+      const totalBytes = files.totalBytes
+      const put: BlockSink = (b) => store.put(b.cid, b.bytes)
+      const rules = new RowRules(card)
       // while the store holds every block it held when the cache was saved, the cache's CIDs need no
       // look-up (and the store's index of every block is not even read)
       const intact = cache.store !== undefined && store.holdsAll(cache.store)

@@ -179,6 +179,11 @@ export class HashPool {
     }
   }
 
+  /** Starts every thread now rather than on first use, so that they boot while the caller does other work. */
+  warm(): void {
+    while (this.threads.length < this.size) this.start()
+  }
+
   /** Stops the threads. The pool starts new ones if used again. */
   async close(): Promise<void> {
     const threads = this.threads.splice(0)
