@@ -49,8 +49,12 @@ export class FoundFiles {
   /** The stamp of file `i` at `4i`…`4i+3` ({@link Stamp}). */
   private stamps = new BigInt64Array(4 * 1024)
   private bytes = 0
+  /** The root and a separator: a path joined to it needs no normalising (shard paths are normalised). */
+  private readonly prefix: string
 
-  constructor(private readonly root: string) {}
+  constructor(root: string) {
+    this.prefix = root.endsWith(sep) ? root : root + sep
+  }
 
   get length(): number {
     return this.paths.length
@@ -99,7 +103,7 @@ export class FoundFiles {
     const path = this.paths[i]
     return {
       path,
-      abs: join(this.root, path),
+      abs: this.prefix + (sep === '/' ? path : path.replaceAll('/', sep)),
       size,
       identity: { size, mtimeNs: this.stamps[4 * i + 1], ino: BigInt.asUintN(64, this.stamps[4 * i + 3]) },
     }
