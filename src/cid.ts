@@ -33,9 +33,6 @@ export function tryParseCid(text: string): CID | undefined {
   }
 }
 
-/** Arguments spread into one call at most. */
-const SPREAD_MAX = 4096
-
 const BASE32 = new TextEncoder().encode('abcdefghijklmnopqrstuvwxyz234567')
 
 /**
@@ -45,8 +42,10 @@ const BASE32 = new TextEncoder().encode('abcdefghijklmnopqrstuvwxyz234567')
  */
 export function cidText(cid: CID): string {
   const bytes = cid.version === 0 ? cid.toV1().bytes : cid.bytes
-  const codes = new Array<number>(1 + Math.ceil((bytes.length * 8) / 5))
-  codes[0] = 0x62 // 'b', the multibase prefix of base32
+  const length = 1 + Math.ceil((bytes.length * 8) / 5)
+  // written into one reused buffer and read out as latin1: a single allocation, the string itself
+  const out = length <= textBuffer.length ? textBuffer : Buffer.allocUnsafe(length)
+  out[0] = 0x62 // 'b', the multibase prefix of base32
   let n = 1
   let bits = 0
   let value = 0
@@ -55,13 +54,12 @@ export function cidText(cid: CID): string {
     bits += 8
     while (bits >= 5) {
       bits -= 5
-      codes[n++] = BASE32[(value >>> bits) & 31]
+      out[n++] = BASE32[(value >>> bits) & 31]
     }
   }
-  if (bits > 0) codes[n++] = BASE32[(value << (5 - bits)) & 31]
-  if (n <= SPREAD_MAX) return String.fromCharCode(...codes)
-  // an identity CID can carry a large block inline: spread it in pieces, never past the stack's limit
-  let out = ''
-  for (let i = 0; i < n; i += SPREAD_MAX) out += String.fromCharCode(...codes.slice(i, Math.min(n, i + SPREAD_MAX)))
-  return out
+  if (bits > 0) out[n++] = BASE32[(value << (5 - bits)) & 31]
+  return out.toString('latin1', 0, n)
 }
+
+/** Room for the text of any CID but an identity CID carrying a large block. */
+const textBuffer = Buffer.allocUnsafe(256)
