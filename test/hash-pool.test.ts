@@ -125,6 +125,21 @@ describe('HashPool', () => {
     const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { timeout: 20_000 })
     expect(stdout.trim()).toBe('1')
   })
+
+  // was a bug: a thread started ahead of its first task kept the process alive (a cold `cairn build` hung)
+  it('does not keep the process alive when warmed, whether its threads got a task or not', async () => {
+    const module = fileURLToPath(new URL('../dist/src/util/hash-pool.js', import.meta.url))
+    const script = `import { HashPool } from ${JSON.stringify(module)}
+      import { openSync } from 'node:fs'
+      const idle = new HashPool(2)
+      idle.warm()
+      const used = new HashPool(3)
+      used.warm()
+      const r = await used.readRange(openSync(${JSON.stringify(join(dir, 'one.bin'))}, 'r'), 0, 1)
+      console.log(r.bytes.length)`
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { timeout: 20_000 })
+    expect(stdout.trim()).toBe('1')
+  })
 })
 
 describe('importing through the pool', () => {

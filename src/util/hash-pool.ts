@@ -216,7 +216,6 @@ export class HashPool {
   private start(): Thread {
     // no inherited flags: the worker is plain JavaScript, and flags such as --input-type would stop it
     const worker = new Worker(new URL('./hash-worker.js', import.meta.url), { execArgv: [] })
-    worker.unref()
     const thread: Thread = { worker, waiting: new Map() }
     const settle = (reply: WorkerReply): void => {
       const w = thread.waiting.get(reply.id)
@@ -237,6 +236,9 @@ export class HashPool {
     worker.on('message', settle)
     worker.on('error', fail)
     worker.on('exit', (code) => fail(new Error(`a hashing thread exited (code ${code})`)))
+    // unreferenced after its listeners are attached: a 'message' listener references the worker again,
+    // and a thread started ahead of its first task (warm) would keep the process alive
+    worker.unref()
     this.threads.push(thread)
     return thread
   }
