@@ -185,11 +185,16 @@ describe('kubo: target against the Kubo stand-in', () => {
   it.each([
     ['after reading the body', false],
     ['before reading the body (answer, then close)', true],
-  ])("HTTP 400 %s is PUBLISH_FAILED at once, with Kubo's message", async (_, early) => {
-    standin.next({ kind: 'status', status: 400, message: 'unrecognized option "pin-roots"', early })
+  ])("HTTP 400 %s is PUBLISH_FAILED, with Kubo's message", async (_, early) => {
+    // A real Kubo answers every attempt alike. Answering early, it drops the connection 200 ms after its
+    // answer (as Go's net/http does); a client whose loop was busy that long (a loaded CI machine) reads
+    // only the reset, which the kernel delivers in place of the unread answer, and tries again.
+    const refusal = { kind: 'status', status: 400, message: 'unrecognized option "pin-roots"', early } as const
+    standin.next(...Array.from({ length: Number(FAST.CAIRN_RETRIES) + 1 }, () => refusal))
     const e = await thrown(() => publish({ dir: ds.dir, to: to(), env: FAST }))
     expect(e).toMatchObject({ code: 'PUBLISH_FAILED', message: `${to()} refused the import (HTTP 400): unrecognized option "pin-roots"` })
-    expect(standin.requests).toHaveLength(1)
+    // read in time, the answer ends it at once
+    if (!early) expect(standin.requests).toHaveLength(1)
   })
 
   it('a root other than the version is PUBLISH_FAILED', async () => {
