@@ -128,9 +128,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       for (let i = 0; i < files.length; i++) {
         const hit = cache.get(files.path(i), i)
         const ok =
-          hit !== undefined &&
-          files.sameStamp(i, cache.stamps, hit.index) &&
-          (stored === undefined || (inStore(hit.cid) && (!hit.schema || inStore(hit.schema))))
+          hit !== undefined && files.sameStamp(i, cache.stamps, hit.index) && inStore(hit.cid) && (!hit.schema || inStore(hit.schema))
         hits.push(ok ? hit : undefined)
         if (ok) cached++
       }
@@ -211,8 +209,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
         if (reuse) {
           // the cache already says exactly this
           if (intact && cache.head?.cid.equals(head.cid)) return
-          for (let i = 0; i < files.length; i++)
-            cacheable.add({ entry: (hits[i] as CachedFile).entry, dagSize: (hits[i] as CachedFile).dagSize, stamp: files.stamp(i) })
+          hits.forEach((hit, i) => cacheable.add({ entry: hit!.entry, dagSize: hit!.dagSize, stamp: files.stamp(i) }))
         }
         const roots = cacheable.size === files.length ? { index: index.root, tree, totals: index.totals } : undefined
         await cacheable.save(store.root, { roots, head, store: store.marks() })

@@ -47,7 +47,7 @@ export interface ScanResult {
 export class FoundFiles {
   private readonly paths: string[] = []
   /** The stamp of file `i` at `4i`…`4i+3` ({@link Stamp}). */
-  private stamps = new BigInt64Array(4 * 1024)
+  private stamps: Stamp = new BigInt64Array(4 * 1024)
   private bytes = 0
   /** The root and a separator: a path joined to it needs no normalising (shard paths are normalised). */
   private readonly prefix: string
@@ -78,14 +78,12 @@ export class FoundFiles {
     return this.stamps.subarray(4 * i, 4 * i + 4)
   }
 
-  /** True when file `i` has stamp `k` of `stamps` (e.g. the stat cache's). */
+  /** True when file `i` has stamp `k` of `stamps` (a whole array, e.g. the stat cache's). */
   sameStamp(i: number, stamps: Stamp, k: number): boolean {
     // compared as 32-bit words: reading a BigInt64Array element makes a heap BigInt
     const a = words(this.stamps)
     const b = words(stamps)
-    const x = 8 * i
-    const y = 8 * k
-    for (let w = 0; w < 8; w++) if (a[x + w] !== b[y + w]) return false
+    for (let w = 0; w < 8; w++) if (a[8 * i + w] !== b[8 * k + w]) return false
     return true
   }
 
@@ -111,11 +109,7 @@ export class FoundFiles {
 
   push(path: string, st: BigIntStats): void {
     const i = this.paths.length
-    if (4 * i + 4 > this.stamps.length) {
-      const grown = new BigInt64Array(2 * this.stamps.length)
-      grown.set(this.stamps)
-      this.stamps = grown
-    }
+    this.stamps = withRoom(this.stamps, i + 1)
     this.paths.push(path)
     const s = this.stamps
     s[4 * i] = st.size
@@ -126,17 +120,25 @@ export class FoundFiles {
   }
 }
 
-/** A view of the stamps as 32-bit words, made once per array. */
+/** A whole stamps array as 32-bit words, the view made once per array. */
 function words(stamps: Stamp): Int32Array {
-  let w = wordViews.get(stamps.buffer)
+  let w = wordViews.get(stamps)
   if (!w) {
-    w = new Int32Array(stamps.buffer)
-    wordViews.set(stamps.buffer, w)
+    w = new Int32Array(stamps.buffer, stamps.byteOffset, 2 * stamps.length)
+    wordViews.set(stamps, w)
   }
-  return w.byteOffset === stamps.byteOffset ? w : new Int32Array(stamps.buffer, stamps.byteOffset, 2 * stamps.length)
+  return w
 }
 
-const wordViews = new WeakMap<ArrayBufferLike, Int32Array>()
+/** `stamps` when it has room for `files` stamps, else a copy twice as large. */
+export function withRoom(stamps: Stamp, files: number): Stamp {
+  if (4 * files <= stamps.length) return stamps
+  const grown = new BigInt64Array(Math.max(4 * files, 2 * stamps.length))
+  grown.set(stamps)
+  return grown
+}
+
+const wordViews = new WeakMap<Stamp, Int32Array>()
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 

@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { CID, cidText } from '../cid.js'
 import type { FormatName } from '../formats/interface.js'
 import type { ShardEntry } from '../manifest.js'
-import type { Stamp } from '../scan.js'
+import { withRoom, type Stamp } from '../scan.js'
 import { writeFileAtomic } from '../util/atomic.js'
 import type { StoreMark } from './blocks.js'
 
@@ -222,25 +222,21 @@ export interface CacheSeal {
  * that a build need not keep every entry until it saves: about a hundred bytes per file.
  */
 export class StatCacheWriter {
-  private readonly keys: { paths: string[] } = { paths: [] }
-  private stamps = new BigInt64Array(4 * 256)
+  private readonly paths: string[] = []
+  private stamps: Stamp = new BigInt64Array(4 * 256)
   private readonly facts: Facts = { cids: [], sizes: [], formats: [], dagSizes: [], rows: [], schemas: [] }
   constructor(private readonly rulesKey: string) {}
 
   /** Files added so far. */
   get size(): number {
-    return this.keys.paths.length
+    return this.paths.length
   }
 
   add({ stamp, entry: e, dagSize }: FileFacts): void {
-    const i = this.keys.paths.length
-    if (4 * i + 4 > this.stamps.length) {
-      const grown = new BigInt64Array(2 * this.stamps.length)
-      grown.set(this.stamps)
-      this.stamps = grown
-    }
+    const i = this.paths.length
+    this.stamps = withRoom(this.stamps, i + 1)
     this.stamps.set(stamp, 4 * i)
-    this.keys.paths.push(e.path)
+    this.paths.push(e.path)
     const f = this.facts
     f.cids.push(cidText(e.cid))
     f.sizes.push(e.size)
@@ -252,14 +248,14 @@ export class StatCacheWriter {
 
   /** Replaces the cache atomically. Failures are ignored: the cache only saves time. */
   async save(root: string, seal: CacheSeal): Promise<void> {
-    const stampBytes = encodeStamps(this.stamps.subarray(0, 4 * this.keys.paths.length))
+    const stampBytes = encodeStamps(this.stamps.subarray(0, 4 * this.paths.length))
     const { roots, head, store } = seal
     const keys: Keys = {
       rules: this.rulesKey,
       roots: roots ? { index: roots.index.toString(), tree: roots.tree.toString(), totals: roots.totals } : null,
       head: head ? { cid: head.cid.toString(), block: Buffer.from(head.bytes).toString('utf8') } : null,
       store: store ? [...store] : null,
-      paths: this.keys.paths,
+      paths: this.paths,
       stamps: stampBytes.toString('base64'),
     }
     // the lines are hashed and written one after the other: for 100,000 files each is megabytes
