@@ -41,7 +41,11 @@ const BASE32 = new TextEncoder().encode('abcdefghijklmnopqrstuvwxyz234567')
  * A CIDv0 and its CIDv1 give the same text.
  */
 export function cidText(cid: CID): string {
-  const bytes = cid.version === 0 ? cid.toV1().bytes : cid.bytes
+  return cidBytesText(cid.version === 0 ? cid.toV1().bytes : cid.bytes)
+}
+
+/** The base32 text of a CIDv1 given as its bytes (see {@link cidText}). */
+export function cidBytesText(bytes: Uint8Array): string {
   const length = 1 + Math.ceil((bytes.length * 8) / 5)
   // written into one reused buffer and read out as latin1: a single allocation, the string itself
   const out = length <= textBuffer.length ? textBuffer : Buffer.allocUnsafe(length)

@@ -1,10 +1,14 @@
 // The stat cache saves re-reading unchanged files; it must never hide a change.
 import { createHash } from 'node:crypto'
-import { readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { CID } from 'multiformats/cid'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { build, CairnError, ls } from '../src/index.js'
+import { cidFor, DAG_JSON, RAW } from '../src/cid.js'
 import { BlockStore } from '../src/store/blocks.js'
+import { loadStatCache, StatCacheWriter } from '../src/store/stat-cache.js'
 import { FIXED_DATE, jsonl, makeDataset, thrown, type TempDataset } from './helpers/dataset.js'
 
 async function cidOf(dir: string, path: string): Promise<string | undefined> {
@@ -239,5 +243,35 @@ describe('stat cache', () => {
     const again = await build({ dir: ds.dir, date: FIXED_DATE })
     expect(again.unchanged).toBe(true)
     expect(plain(again.manifest)).toEqual(plain(first.manifest))
+  })
+})
+
+describe('stat cache writer', () => {
+  it('saves what it was given and loads it back, over many files (the CID columns are written in parts)', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'cairn-statcache-'))
+    await mkdir(join(root, 'tmp'))
+    const writer = new StatCacheWriter('rules')
+    const schema = cidFor(DAG_JSON, new TextEncoder().encode('{}'))
+    // a CIDv0 is kept as its CIDv1, as every key of the store
+    const v0 = CID.parse('QmbWqxBEKC3P8tqsKc98xmWNzrzDtRLMiMPL8wBuTGsMnR')
+    const entries = Array.from({ length: 9000 }, (_, i) => ({
+      path: `d/${String(i).padStart(5, '0')}.jsonl`,
+      cid: i === 7 ? v0 : cidFor(RAW, new TextEncoder().encode(String(i))),
+      size: i,
+      format: i % 3 === 0 ? ('jsonl' as const) : ('bytes' as const),
+      ...(i % 3 === 0 ? { rows: i * 2, schema } : {}),
+    }))
+    entries.forEach((entry, i) => writer.add({ entry, dagSize: i + 1, stamp: new BigInt64Array([BigInt(i), 2n, 3n, -4n]) }))
+    await writer.save(root, {})
+    const cache = await loadStatCache(root, 'rules')
+    expect(cache.size).toBe(entries.length)
+    for (const i of [0, 1, 3, 7, 4095, 4096, 4097, 8191, 8192, 8999]) {
+      const hit = cache.get(entries[i].path, i)!
+      expect(hit.dagSize).toBe(i + 1)
+      expect(hit.cid).toBe(entries[i].cid.toV1().toString())
+      expect(plain(hit.entry)).toEqual(plain({ ...entries[i], cid: entries[i].cid.toV1() }))
+      expect([...cache.stamps.subarray(4 * i, 4 * i + 4)]).toEqual([BigInt(i), 2n, 3n, -4n])
+    }
+    await rm(root, { recursive: true, force: true })
   })
 })

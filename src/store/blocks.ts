@@ -13,6 +13,7 @@ import { checkBlock, checkDigest } from '../car/block.js'
 import { CID, cidText, SHA2_256 } from '../cid.js'
 import { CairnError, ioError, isCairnError } from '../errors.js'
 import { hashPool } from '../util/hash-pool.js'
+import { BlockLocations, type Location } from './locations.js'
 
 /** Anything blocks can be read from, verified: the store, a CAR file, a gateway. */
 export interface BlockSource {
@@ -29,12 +30,6 @@ export interface BlockStoreLike extends BlockSource {
 /** An index log of the store and its length at some moment: `[name, bytes]`. */
 export type StoreMark = readonly [string, number]
 
-interface Location {
-  readonly pack: string
-  readonly offset: number
-  readonly length: number
-}
-
 /** The pack this process appends to. */
 interface Writer {
   readonly name: string
@@ -49,13 +44,13 @@ interface Writer {
   readonly inflight: Set<Promise<void>>
 }
 
-/** Blocks written together: their bytes in one `writev`, their index lines in one append. */
+/** Blocks written together, in order from `start`: their bytes in one `writev`, their index lines in one append. */
 interface Batch {
   readonly start: number
   readonly chunks: Uint8Array[]
+  /** The blocks' keys, one per chunk. */
+  readonly keys: string[]
   bytes: number
-  readonly lines: string[]
-  readonly located: [string, Location][]
   readonly done: Promise<void>
   readonly resolve: () => void
   readonly reject: (e: unknown) => void
@@ -76,7 +71,7 @@ function newBatch(start: number): Batch {
   })
   // a failed batch is reported to each put that awaits it; never as an unhandled rejection
   done.catch(() => {})
-  return { start, chunks: [], bytes: 0, lines: [], located: [], done, resolve, reject }
+  return { start, chunks: [], keys: [], bytes: 0, done, resolve, reject }
 }
 
 /** The chunks still to write after `written` bytes of them went out. */
@@ -96,7 +91,7 @@ function remaining(chunks: readonly Uint8Array[], written: number): Uint8Array[]
 /** The on-disk block store of one dataset. */
 export class BlockStore implements BlockStoreLike {
   private readonly packsDir: string
-  private readonly locations = new Map<string, Location>()
+  private readonly locations = new BlockLocations()
   /** Bytes of each index log already read, so a refresh reads only what other writers appended. */
   private readonly indexRead = new Map<string, number>()
   private readonly handles = new Map<string, Promise<FileHandle>>()
@@ -244,12 +239,10 @@ export class BlockStore implements BlockStoreLike {
       // blocks put during this turn of the event loop share one write and one index append
       setImmediate(() => this.flushBatch(w, b))
     }
-    const offset = w.size
     w.size += bytes.length
     batch.chunks.push(bytes)
+    batch.keys.push(k)
     batch.bytes += bytes.length
-    batch.lines.push(`${k} ${offset} ${bytes.length}\n`)
-    batch.located.push([k, { pack: w.name, offset, length: bytes.length }])
     if (batch.bytes >= BATCH_BYTES) this.flushBatch(w, batch)
     await batch.done
   }
@@ -271,12 +264,22 @@ export class BlockStore implements BlockStoreLike {
       } catch (e) {
         throw ioError('write blocks to', file, e)
       }
+      let lines = ''
+      let offset = batch.start
+      batch.keys.forEach((k, i) => {
+        lines += `${k} ${offset} ${batch.chunks[i].length}\n`
+        offset += batch.chunks[i].length
+      })
       // index appends go one at a time, so lines of two batches never interleave
-      w.indexTail = w.indexTail.then(() => w.index.appendFile(batch.lines.join('')))
+      w.indexTail = w.indexTail.then(() => w.index.appendFile(lines))
       await w.indexTail.catch((e: unknown) => {
         throw ioError('write the block index', join(this.packsDir, w.name + '.idx'), e)
       })
-      for (const [k, at] of batch.located) this.locations.set(k, at)
+      offset = batch.start
+      batch.keys.forEach((k, i) => {
+        this.locations.set(k, w.name, offset, batch.chunks[i].length)
+        offset += batch.chunks[i].length
+      })
     })()
     w.inflight.add(work)
     work.then(batch.resolve, batch.reject).finally(() => w.inflight.delete(work))
@@ -352,7 +355,7 @@ export class BlockStore implements BlockStoreLike {
         const s1 = text.indexOf(' ', at)
         const s2 = text.indexOf(' ', s1 + 1)
         if (s1 > at && s2 > s1 + 1 && s2 + 1 < nl) {
-          this.locations.set(text.slice(at, s1), { pack, offset: Number(text.slice(s1 + 1, s2)), length: Number(text.slice(s2 + 1, nl)) })
+          this.locations.set(text.slice(at, s1), pack, Number(text.slice(s1 + 1, s2)), Number(text.slice(s2 + 1, nl)))
         }
         at = nl + 1
       }

@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { CID, cidText } from '../cid.js'
+import { CID, cidBytesText } from '../cid.js'
 import type { FormatName } from '../formats/interface.js'
 import type { ShardEntry } from '../manifest.js'
 import { withRoom, type Stamp } from '../scan.js'
@@ -224,7 +224,12 @@ export interface CacheSeal {
 export class StatCacheWriter {
   private readonly paths: string[] = []
   private stamps: Stamp = new BigInt64Array(4 * 256)
-  private readonly facts: Facts = { cids: [], sizes: [], formats: [], dagSizes: [], rows: [], schemas: [] }
+  private readonly cids = new CidColumn()
+  private readonly schemas = new CidColumn()
+  private readonly sizes: number[] = []
+  private readonly formats: FormatName[] = []
+  private readonly dagSizes: number[] = []
+  private readonly rows: (number | null)[] = []
   constructor(private readonly rulesKey: string) {}
 
   /** Files added so far. */
@@ -237,13 +242,12 @@ export class StatCacheWriter {
     this.stamps = withRoom(this.stamps, i + 1)
     this.stamps.set(stamp, 4 * i)
     this.paths.push(e.path)
-    const f = this.facts
-    f.cids.push(cidText(e.cid))
-    f.sizes.push(e.size)
-    f.formats.push(e.format)
-    f.dagSizes.push(dagSize)
-    f.rows.push(e.rows ?? null)
-    f.schemas.push(e.schema ? cidText(e.schema) : null)
+    this.cids.push(e.cid)
+    this.schemas.push(e.schema)
+    this.sizes.push(e.size)
+    this.formats.push(e.format)
+    this.dagSizes.push(dagSize)
+    this.rows.push(e.rows ?? null)
   }
 
   /** Replaces the cache atomically. Failures are ignored: the cache only saves time. */
@@ -258,12 +262,73 @@ export class StatCacheWriter {
       paths: this.paths,
       stamps: stampBytes.toString('base64'),
     }
-    // the lines are hashed and written one after the other: for 100,000 files each is megabytes
-    const lines = [JSON.stringify(keys) + '\n', JSON.stringify(this.facts) + '\n']
-    const sha256 = createHash('sha256').update(lines[0]).update(lines[1]).digest('hex')
-    const data = [JSON.stringify({ statCache: VERSION, sha256 }) + '\n', ...lines]
+    // The facts line is the JSON of a `Facts`, written in parts: the CIDs become text a few thousand
+    // at a time, never all at once (for 100,000 files the line is megabytes).
+    const facts = [
+      '{"cids":',
+      ...this.cids.json(),
+      `,"sizes":${JSON.stringify(this.sizes)},"formats":${JSON.stringify(this.formats)},"dagSizes":${JSON.stringify(this.dagSizes)}`,
+      `,"rows":${JSON.stringify(this.rows)},"schemas":`,
+      ...this.schemas.json(),
+      '}\n',
+    ]
+    const lines = [JSON.stringify(keys) + '\n', ...facts]
+    const hash = createHash('sha256')
+    for (const part of lines) hash.update(part)
+    const data = [JSON.stringify({ statCache: VERSION, sha256: hash.digest('hex') }) + '\n', ...lines]
     await writeFileAtomic(join(root, 'stat-cache'), data, { tmpDir: join(root, 'tmp') }).catch(() => {})
   }
+}
+
+/**
+ * Optional CIDs, one per file, kept as their bytes end to end (36 bytes each for the CIDs a build
+ * makes) rather than as objects or text; turned into JSON text when the cache is saved.
+ */
+class CidColumn {
+  private bytes = new Uint8Array(36 * 256)
+  /** Where each CID ends in `bytes`; -1 for none. */
+  private ends = new Float64Array(256)
+  private length = 0
+  private used = 0
+
+  push(cid: CID | undefined): void {
+    if (this.length === this.ends.length) this.ends = grown(this.ends, 2 * this.length)
+    if (cid === undefined) {
+      this.ends[this.length++] = -1
+      return
+    }
+    const b = cid.version === 0 ? cid.toV1().bytes : cid.bytes
+    if (this.used + b.length > this.bytes.length) this.bytes = grown(this.bytes, 2 * (this.used + b.length))
+    this.bytes.set(b, this.used)
+    this.used += b.length
+    this.ends[this.length++] = this.used
+  }
+
+  /** The column as a JSON array of CID texts (null for none), in parts. */
+  *json(): Generator<string> {
+    let start = 0
+    let part: (string | null)[] = []
+    for (let i = 0; i < this.length; i++) {
+      const end = this.ends[i]
+      if (end < 0) part.push(null)
+      else {
+        part.push(cidBytesText(this.bytes.subarray(start, end)))
+        start = end
+      }
+      if (part.length === 4096 || i === this.length - 1) {
+        const text = JSON.stringify(part)
+        yield (i < part.length ? '[' : ',') + text.slice(1, -1)
+        part = []
+      }
+    }
+    yield this.length === 0 ? '[]' : ']'
+  }
+}
+
+function grown<T extends Uint8Array | Float64Array>(array: T, length: number): T {
+  const copy = new (array.constructor as new (n: number) => T)(length)
+  copy.set(array)
+  return copy
 }
 
 const LITTLE_ENDIAN = new Uint8Array(new BigInt64Array([1n]).buffer)[0] === 1
