@@ -34,6 +34,38 @@ export function tryParseCid(text: string): CID | undefined {
 }
 
 const BASE32 = new TextEncoder().encode('abcdefghijklmnopqrstuvwxyz234567')
+/** The value of each base32 character's code, -1 for the others. */
+const BASE32_VALUE = new Int8Array(128).fill(-1)
+BASE32.forEach((code, value) => (BASE32_VALUE[code] = value))
+
+/**
+ * Parses a CID's text: `CID.parse(text)`, several times faster for the CIDv1 base32 text cairn writes
+ * (in manifests and caches), without the cache of strings `CID.parse` attaches to every CID it makes.
+ * Any other text goes to `CID.parse`, which also gives the errors.
+ */
+export function cidFromText(text: string): CID {
+  if (text.charCodeAt(0) !== 0x62 || text.length > 256) return CID.parse(text)
+  const bytes = new Uint8Array(((text.length - 1) * 5) >>> 3)
+  let n = 0
+  let bits = 0
+  let value = 0
+  for (let i = 1; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    const v = c < 128 ? BASE32_VALUE[c] : -1
+    if (v < 0) return CID.parse(text)
+    value = ((value << 5) | v) & 0xfff // at most 7 bits are pending before the next 5
+    bits += 5
+    if (bits >= 8) {
+      bits -= 8
+      bytes[n++] = value >>> bits
+    }
+  }
+  // leftover bits must be fewer than a character's, and zero: anything else is text CID.parse refuses
+  if (bits >= 5 || (value & ((1 << bits) - 1)) !== 0) return CID.parse(text)
+  const cid = CID.decode(bytes)
+  // a CIDv0 has no multibase text: CID.parse says so
+  return cid.version === 0 ? CID.parse(text) : cid
+}
 
 /**
  * The CIDv1 of `cid` as base32 text: `cid.toV1().toString()`, several times faster (the generic

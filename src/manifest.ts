@@ -3,7 +3,7 @@
  * blocks validated against `schemas/` when written and when read. Readers reject a format version
  * they do not know. Links are real CID links, never CID strings.
  */
-import { CID, cidFor, cidText, DAG_JSON, type Link } from './cid.js'
+import { CID, cidFor, cidFromText, cidText, DAG_JSON, type Link } from './cid.js'
 import { CairnError } from './errors.js'
 import type { Field, FormatName } from './formats/interface.js'
 import { validateWith } from './schemas.js'
@@ -185,7 +185,7 @@ function fromJsonForm(form: unknown, at: CID): unknown {
   const link = (form as Record<string, unknown>)['/']
   if (typeof link === 'string' && Object.keys(form).length === 1) {
     try {
-      return CID.parse(link)
+      return cidFromText(link)
     } catch {
       throw new CairnError('INVALID_MANIFEST', `${at} holds an invalid link ${JSON.stringify(link)}`, { subject: at.toString() })
     }

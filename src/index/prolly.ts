@@ -28,11 +28,16 @@ export const TARGET_FANOUT = 64
 export const MAX_NODE_BYTES = 256 * 1024
 const THRESHOLD = Math.floor(0x1_0000_0000 / TARGET_FANOUT)
 const encoder = new TextEncoder()
+const keyBuffer = new Uint8Array(4096)
 
 /** True when the entry with `path` at `level` closes its node. */
 export function isBoundary(level: number, path: string): boolean {
+  const key = `${level}:${path}`
+  // encoded into one reused buffer when it fits (it nearly always does): no allocation per entry
+  const { read, written } = encoder.encodeInto(key, keyBuffer)
+  const bytes = read === key.length ? keyBuffer.subarray(0, written) : encoder.encode(key)
   // murmur3-32 is synchronous; the hasher interface merely allows promises
-  const h = murmur332.encode(encoder.encode(`${level}:${path}`)) as Uint8Array
+  const h = murmur332.encode(bytes) as Uint8Array
   return ((h[0] << 24) | (h[1] << 16) | (h[2] << 8) | h[3]) >>> 0 < THRESHOLD
 }
 

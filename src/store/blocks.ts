@@ -10,7 +10,7 @@ import { closeSync, fstatSync, openSync, readdirSync, readSync, statSync } from 
 import { mkdir, open, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { checkBlock, checkDigest } from '../car/block.js'
-import { CID, cidText, SHA2_256 } from '../cid.js'
+import { CID, cidFromText, cidText, SHA2_256 } from '../cid.js'
 import { CairnError, ioError, isCairnError } from '../errors.js'
 import { hashPool } from '../util/hash-pool.js'
 import { BlockLocations, type Location } from './locations.js'
@@ -211,7 +211,7 @@ export class BlockStore implements BlockStoreLike {
   async cids(): Promise<CID[]> {
     this.loaded = this.refresh()
     await this.loaded
-    return [...this.locations.keys()].map((k) => CID.parse(k))
+    return [...this.locations.keys()].map((k) => cidFromText(k))
   }
 
   /** Closes the files this store opened. The store can still be used afterwards (they reopen). */

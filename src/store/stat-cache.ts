@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { CID, cidBytesText } from '../cid.js'
+import { cidBytesText, cidFromText, type CID } from '../cid.js'
 import type { FormatName } from '../formats/interface.js'
 import type { ShardEntry } from '../manifest.js'
 import { withRoom, type Stamp } from '../scan.js'
@@ -119,11 +119,11 @@ class Cached implements CachedFile {
     const schema = f.schemas[i]
     this.#entry = {
       path: this.paths[i],
-      cid: CID.parse(f.cids[i]),
+      cid: cidFromText(f.cids[i]),
       size: f.sizes[i],
       format: f.formats[i],
       ...(rows === null ? {} : { rows }),
-      ...(schema === null ? {} : { schema: CID.parse(schema) }),
+      ...(schema === null ? {} : { schema: cidFromText(schema) }),
     }
     return this.#entry
   }
@@ -199,8 +199,8 @@ export async function loadStatCache(root: string, rulesKey: string): Promise<Sta
     const stampBytes = Buffer.from(keys.stamps, 'base64')
     if (stampBytes.length !== 32 * keys.paths.length) return EMPTY
     const r = keys.roots
-    const roots = r ? { index: CID.parse(r.index), tree: CID.parse(r.tree), totals: r.totals } : undefined
-    const head = keys.head ? { cid: CID.parse(keys.head.cid), bytes: Buffer.from(keys.head.block, 'utf8') } : undefined
+    const roots = r ? { index: cidFromText(r.index), tree: cidFromText(r.tree), totals: r.totals } : undefined
+    const head = keys.head ? { cid: cidFromText(keys.head.cid), bytes: Buffer.from(keys.head.block, 'utf8') } : undefined
     return new Loaded(keys, decodeStamps(stampBytes), rest.toString('utf8', nl2 + 1), roots, head)
   } catch {
     return EMPTY
