@@ -14,7 +14,7 @@ import { cidFor, DAG_JSON, type CID, type Link } from './cid.js'
 import { readCard, withDataset } from './dataset.js'
 import { CairnError, ioError, isCairnError } from './errors.js'
 import { readerFor } from './formats/index.js'
-import type { Row } from './formats/interface.js'
+import type { FormatReader, Row } from './formats/interface.js'
 import { IndexBuilder, walkEntries, type BuiltIndex } from './index/prolly.js'
 import {
   comparePaths,
@@ -175,9 +175,13 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
             } else {
               const f = todo[k]
               const got = imported[k++]
-              const entry = await describe(f.path, f.abs, got.cid, got.size, rules, store)
-              // a format reader read the file a second time: it must still be the file that was hashed
-              if (entry.format !== 'bytes') await assertUnchanged(f.abs, f.path, got.identity)
+              const reader = readerFor(f.path)
+              let entry: ShardEntry = { path: f.path, cid: got.cid, size: got.size, format: 'bytes' }
+              if (reader) {
+                entry = await describe(reader, f.path, f.abs, got.cid, got.size, rules, store)
+                // a format reader read the file a second time: it must still be the file that was hashed
+                await assertUnchanged(f.abs, f.path, got.identity)
+              }
               // a file modified in the racy window could change again unseen: not cached
               out.push({ entry, dagSize: got.dagSize, stamp: files.stamp(i), cacheable: !files.changedSince(i, racyAfter) })
             }
@@ -193,8 +197,11 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
         async function* ordered(): AsyncGenerator<TreeFile> {
           for await (const group of mapOrdered(groups, 2 * pool.size + 2, importGroup)) {
             for (const e of group) {
-              await indexBuilder.add(e.entry)
-              await counter.see(e.entry)
+              // both answer synchronously, without a promise, unless they must wait for a block
+              const added = indexBuilder.add(e.entry)
+              if (added) await added
+              const seen = counter.see(e.entry)
+              if (seen) await seen
               if (e.cacheable) cacheable.add(e)
               yield { path: e.entry.path, cid: e.entry.cid, dagSize: e.dagSize }
             }
@@ -253,9 +260,15 @@ interface ImportedEntry extends FileFacts {
 }
 
 /** Reads a shard's format facts (validating rows where the card says so) and stores its schema block. */
-async function describe(path: string, abs: string, cid: CID, size: number, rules: RowRules, store: BlockStore): Promise<ShardEntry> {
-  const reader = readerFor(path)
-  if (!reader) return { path, cid, size, format: 'bytes' }
+async function describe(
+  reader: FormatReader,
+  path: string,
+  abs: string,
+  cid: CID,
+  size: number,
+  rules: RowRules,
+  store: BlockStore,
+): Promise<ShardEntry> {
   const validate = reader.name === 'jsonl' || reader.name === 'csv' ? rules.validatorFor(path, reader.name === 'csv') : undefined
   const onRow = validate
     ? (row: Row, line: number): void => {
@@ -334,8 +347,16 @@ class ChangeCounter {
     this.before = parentIndex && walkEntries(store, parentIndex)
   }
 
-  async see(entry: ShardEntry): Promise<void> {
-    if (!this.before) return void this.counts.added++
+  /** Counts `entry`; a promise only when the parent's entries must be read (there is a parent). */
+  see(entry: ShardEntry): Promise<void> | undefined {
+    if (!this.before) {
+      this.counts.added++
+      return undefined
+    }
+    return this.seeInParent(entry)
+  }
+
+  private async seeInParent(entry: ShardEntry): Promise<void> {
     if (!this.started) await this.advance()
     while (this.next && comparePaths(this.next.path, entry.path) < 0) {
       this.counts.removed++

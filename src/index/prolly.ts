@@ -79,15 +79,19 @@ export class IndexBuilder {
 
   constructor(private readonly sink: BlockSink) {}
 
-  /** Adds the next entry; throws `BAD_PATH` when it is not after the previous one. */
-  async add(entry: ShardEntry): Promise<void> {
+  /**
+   * Adds the next entry; throws `BAD_PATH` when it is not after the previous one. Returns a promise
+   * only when the entry closed a node (which is passed to the sink, awaited): most entries are added
+   * synchronously, without a promise each.
+   */
+  add(entry: ShardEntry): Promise<void> | undefined {
     if (this.last !== undefined && comparePaths(this.last, entry.path) >= 0) {
       throw new CairnError('BAD_PATH', `Index entries out of order or duplicated at ${JSON.stringify(entry.path)}`, {
         subject: entry.path,
       })
     }
     this.last = entry.path
-    await this.push(0, entry)
+    return this.push(0, entry)
   }
 
   /** Closes every open node; returns the root and the totals below it. */
@@ -108,14 +112,20 @@ export class IndexBuilder {
     }
   }
 
-  private async push(level: number, item: ShardEntry | BranchEntry): Promise<void> {
+  /** Adds `item` to the node open at `level`; a promise only when a node was closed. */
+  private push(level: number, item: ShardEntry | BranchEntry): Promise<void> | undefined {
     if (this.levels.length === level) this.levels.push({ items: [], bytes: 0, received: 0, first: item })
     const l = this.levels[level]
-    if (l.items.length > 0 && l.bytes + estimate(item) > MAX_NODE_BYTES) await this.close(level)
+    if (l.items.length > 0 && l.bytes + estimate(item) > MAX_NODE_BYTES) return this.close(level).then(() => this.place(level, item))
+    return this.place(level, item)
+  }
+
+  private place(level: number, item: ShardEntry | BranchEntry): Promise<void> | undefined {
+    const l = this.levels[level]
     l.items.push(item)
     l.bytes += estimate(item)
     l.received++
-    if (isBoundary(level, item.path)) await this.close(level)
+    return isBoundary(level, item.path) ? this.close(level) : undefined
   }
 
   /** Turns the open node of `level` into a block and passes its branch entry up. */

@@ -59,6 +59,9 @@ interface Batch {
 /** Blocks at least this large are read and checked on a hashing thread (smaller ones: a round trip costs more). */
 const THREAD_READ_MIN = 64 * 1024
 
+/** What a put of a block already stored returns. */
+const DONE = Promise.resolve()
+
 /** A batch is written once it holds this many bytes, or at the end of the event loop turn. */
 const BATCH_BYTES = 1 << 20
 
@@ -97,6 +100,10 @@ export class BlockStore implements BlockStoreLike {
   private readonly handles = new Map<string, Promise<FileHandle>>()
   private loaded: Promise<void> | undefined
   private writer: Promise<Writer> | undefined
+  /** The writer once open (`writer` resolved), for the synchronous path of `put`. */
+  private current: Writer | undefined
+  /** True once the index logs have been read (see `put`). */
+  private ready = false
   /** Blocks being written by this process: concurrent puts of the same block write it once. */
   private readonly pending = new Map<string, Promise<void>>()
 
@@ -111,16 +118,24 @@ export class BlockStore implements BlockStoreLike {
   }
 
   /** Stores a block (the caller made `bytes` from `cid`'s hash). A block already present is not written again. */
-  async put(cid: CID, bytes: Uint8Array): Promise<void> {
+  put(cid: CID, bytes: Uint8Array): Promise<void> {
     const k = key(cid)
     const inFlight = this.pending.get(k)
     if (inFlight) return inFlight
+    // once the logs are read and the pack is open, a put is synchronous: it joins the open batch and
+    // returns the batch's promise (no promise of its own, for each of 100,000 blocks)
+    if (this.ready && this.current) return this.locations.has(k) ? DONE : this.append(this.current, k, bytes)
+    return this.putWhenOpen(k, cid, bytes)
+  }
+
+  private async putWhenOpen(k: string, cid: CID, bytes: Uint8Array): Promise<void> {
     if ((await this.locate(cid, false)) !== undefined) return
+    const w = await this.openWriter()
+    // another put of the same block may have come first while this one waited
     const again = this.pending.get(k)
     if (again) return again
-    const write = this.append(k, bytes).finally(() => this.pending.delete(k))
-    this.pending.set(k, write)
-    return write
+    if (this.locations.has(k)) return
+    return this.append(w, k, bytes)
   }
 
   async get(cid: CID): Promise<Uint8Array> {
@@ -218,6 +233,7 @@ export class BlockStore implements BlockStoreLike {
   async close(): Promise<void> {
     const writer = this.writer
     this.writer = undefined
+    this.current = undefined
     if (writer) {
       const w = await writer
       if (w.batch) this.flushBatch(w, w.batch)
@@ -229,8 +245,8 @@ export class BlockStore implements BlockStoreLike {
     await Promise.all(handles.map(async (h) => (await h).close().catch(() => {})))
   }
 
-  private async append(k: string, bytes: Uint8Array): Promise<void> {
-    const w = await this.openWriter()
+  /** Adds the block to the open batch; resolves once the batch is written and indexed. */
+  private append(w: Writer, k: string, bytes: Uint8Array): Promise<void> {
     let batch = w.batch
     if (!batch) {
       batch = newBatch(w.size)
@@ -243,8 +259,10 @@ export class BlockStore implements BlockStoreLike {
     batch.chunks.push(bytes)
     batch.keys.push(k)
     batch.bytes += bytes.length
+    this.pending.set(k, batch.done)
+    const done = batch.done
     if (batch.bytes >= BATCH_BYTES) this.flushBatch(w, batch)
-    await batch.done
+    return done
   }
 
   /** Writes a batch's bytes at its place in the pack, then its index lines; resolves its puts. */
@@ -282,7 +300,21 @@ export class BlockStore implements BlockStoreLike {
       })
     })()
     w.inflight.add(work)
-    work.then(batch.resolve, batch.reject).finally(() => w.inflight.delete(work))
+    const settle = (): void => {
+      w.inflight.delete(work)
+      // written and indexed (or failed: a later put tries again)
+      for (const k of batch.keys) if (this.pending.get(k) === batch.done) this.pending.delete(k)
+    }
+    work.then(
+      () => {
+        settle()
+        batch.resolve()
+      },
+      (e: unknown) => {
+        settle()
+        batch.reject(e)
+      },
+    )
   }
 
   private openWriter(): Promise<Writer> {
@@ -292,7 +324,9 @@ export class BlockStore implements BlockStoreLike {
         await mkdir(this.packsDir, { recursive: true })
         const data = await open(join(this.packsDir, name + '.pack'), 'wx')
         const index = await open(join(this.packsDir, name + '.idx'), 'a')
-        return { name, data, index, size: 0, batch: undefined, indexTail: Promise.resolve(), inflight: new Set<Promise<void>>() }
+        const w: Writer = { name, data, index, size: 0, batch: undefined, indexTail: Promise.resolve(), inflight: new Set<Promise<void>>() }
+        this.current = w
+        return w
       } catch (e) {
         throw ioError('create a pack in', this.packsDir, e)
       }
@@ -361,6 +395,7 @@ export class BlockStore implements BlockStoreLike {
       }
       this.indexRead.set(pack, from + end)
     }
+    this.ready = true
   }
 
   /** The names of the index logs (none when there is no pack yet). */

@@ -279,7 +279,8 @@ export async function importFiles(
   const small = files.filter((f) => f.expected.size <= CHUNK_SIZE)
   const pool = options.pool ?? hashPool()
   const read = small.length > 0 ? await pool.readFiles(small.map((f) => ({ path: f.path, size: f.expected.size }))) : undefined
-  const stores: Promise<void>[] = []
+  // the store's puts of one turn share one promise: each is awaited (and observed) once
+  const stores = new Set<void | Promise<void>>()
   try {
     let next = 0
     for (const f of files) {
@@ -293,7 +294,10 @@ export async function importFiles(
       if (r.bytes.length !== f.expected.size || !sameIdentity(f.expected, after))
         throw fileChanged(f.label, f.expected, after, r.bytes.length)
       const leaf = { cid: rawCid(r.digest), bytes: r.bytes }
-      if (sink) stores.push(quiet(Promise.resolve(sink(leaf))))
+      if (sink) {
+        const stored = sink(leaf)
+        if (stored && !stores.has(stored)) stores.add(quiet(stored))
+      }
       out.push({ cid: leaf.cid, size: r.bytes.length, dagSize: r.bytes.length, identity: f.expected })
     }
     await Promise.all(stores)
