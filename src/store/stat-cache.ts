@@ -13,7 +13,7 @@ import { cidBytesText, cidFromText, type CID } from '../cid.js'
 import type { FormatName } from '../formats/interface.js'
 import type { ShardEntry } from '../manifest.js'
 import { withRoom, type Stamp } from '../scan.js'
-import { writeFileAtomic } from '../util/atomic.js'
+import { writeFileAtomicWith } from '../util/atomic.js'
 import type { StoreMark } from './blocks.js'
 
 const VERSION = 3
@@ -252,31 +252,74 @@ export class StatCacheWriter {
 
   /** Replaces the cache atomically. Failures are ignored: the cache only saves time. */
   async save(root: string, seal: CacheSeal): Promise<void> {
-    const stampBytes = encodeStamps(this.stamps.subarray(0, 4 * this.paths.length))
+    const n = this.paths.length
     const { roots, head, store } = seal
-    const keys: Keys = {
+    const keys: Omit<Keys, 'paths' | 'stamps'> = {
       rules: this.rulesKey,
       roots: roots ? { index: roots.index.toString(), tree: roots.tree.toString(), totals: roots.totals } : null,
       head: head ? { cid: head.cid.toString(), block: Buffer.from(head.bytes).toString('utf8') } : null,
       store: store ? [...store] : null,
-      paths: this.paths,
-      stamps: stampBytes.toString('base64'),
     }
-    // The facts line is the JSON of a `Facts`, written in parts: the CIDs become text a few thousand
-    // at a time, never all at once (for 100,000 files the line is megabytes).
-    const facts = [
-      '{"cids":',
-      ...this.cids.json(),
-      `,"sizes":${JSON.stringify(this.sizes)},"formats":${JSON.stringify(this.formats)},"dagSizes":${JSON.stringify(this.dagSizes)}`,
-      `,"rows":${JSON.stringify(this.rows)},"schemas":`,
-      ...this.schemas.json(),
-      '}\n',
-    ]
-    const lines = [JSON.stringify(keys) + '\n', ...facts]
-    const hash = createHash('sha256')
-    for (const part of lines) hash.update(part)
-    const data = [JSON.stringify({ statCache: VERSION, sha256: hash.digest('hex') }) + '\n', ...lines]
-    await writeFileAtomic(join(root, 'stat-cache'), data, { tmpDir: join(root, 'tmp') }).catch(() => {})
+    const stamps = encodeStamps(this.stamps.subarray(0, 4 * n))
+    // The two lines are made and written a few thousand files at a time: for 100,000 files each is
+    // megabytes, which would otherwise all be in memory at once (twice: as text and as bytes).
+    const cids = this.cids
+    const schemas = this.schemas
+    function* body(this: StatCacheWriter): Generator<string> {
+      yield JSON.stringify(keys).slice(0, -1) + ',"paths":'
+      yield* jsonArray(n, (i) => this.paths[i])
+      yield ',"stamps":"'
+      // base64 of whole 3-byte groups joins without padding in between
+      for (let at = 0; at < stamps.length; at += 3 * 65536) yield stamps.toString('base64', at, Math.min(stamps.length, at + 3 * 65536))
+      yield '"}\n{"cids":'
+      yield* jsonArray(n, (i) => cids.text(i))
+      yield ',"sizes":'
+      yield* jsonArray(n, (i) => this.sizes[i])
+      yield ',"formats":'
+      yield* jsonArray(n, (i) => this.formats[i])
+      yield ',"dagSizes":'
+      yield* jsonArray(n, (i) => this.dagSizes[i])
+      yield ',"rows":'
+      yield* jsonArray(n, (i) => this.rows[i])
+      yield ',"schemas":'
+      yield* jsonArray(n, (i) => schemas.text(i))
+      yield '}\n'
+    }
+    const parts = body.call(this)
+    await writeFileAtomicWith(
+      join(root, 'stat-cache'),
+      async (file) => {
+        // the header (whose checksum covers the rest) is written last, over a placeholder of its length
+        const hash = createHash('sha256')
+        let position = HEADER_LENGTH
+        for (const part of parts) {
+          const bytes = Buffer.from(part, 'utf8')
+          hash.update(bytes)
+          for (let at = 0; at < bytes.length; ) at += (await file.write(bytes, at, bytes.length - at, position + at)).bytesWritten
+          position += bytes.length
+        }
+        const header = Buffer.from(headerLine(hash.digest('hex')), 'utf8')
+        await file.write(header, 0, header.length, 0)
+      },
+      { tmpDir: join(root, 'tmp') },
+    ).catch(() => {})
+  }
+}
+
+/** The first line of the cache: its format and the checksum of the rest. */
+function headerLine(sha256: string): string {
+  return JSON.stringify({ statCache: VERSION, sha256 }) + '\n'
+}
+
+const HEADER_LENGTH = headerLine('0'.repeat(64)).length
+
+/** A JSON array of `length` items, in parts of a few thousand. */
+function* jsonArray(length: number, item: (i: number) => unknown): Generator<string> {
+  if (length === 0) yield '[]'
+  for (let at = 0; at < length; at += 4096) {
+    const part = Array.from({ length: Math.min(4096, length - at) }, (_, k) => item(at + k))
+    const text = JSON.stringify(part)
+    yield (at === 0 ? '[' : ',') + text.slice(1, -1) + (at + 4096 >= length ? ']' : '')
   }
 }
 
@@ -286,42 +329,26 @@ export class StatCacheWriter {
  */
 class CidColumn {
   private bytes = new Uint8Array(36 * 256)
-  /** Where each CID ends in `bytes`; -1 for none. */
+  /** Where each CID ends in `bytes` (where the previous one ends, for none). */
   private ends = new Float64Array(256)
   private length = 0
   private used = 0
 
   push(cid: CID | undefined): void {
     if (this.length === this.ends.length) this.ends = grown(this.ends, 2 * this.length)
-    if (cid === undefined) {
-      this.ends[this.length++] = -1
-      return
+    if (cid !== undefined) {
+      const b = cid.version === 0 ? cid.toV1().bytes : cid.bytes
+      if (this.used + b.length > this.bytes.length) this.bytes = grown(this.bytes, 2 * (this.used + b.length))
+      this.bytes.set(b, this.used)
+      this.used += b.length
     }
-    const b = cid.version === 0 ? cid.toV1().bytes : cid.bytes
-    if (this.used + b.length > this.bytes.length) this.bytes = grown(this.bytes, 2 * (this.used + b.length))
-    this.bytes.set(b, this.used)
-    this.used += b.length
     this.ends[this.length++] = this.used
   }
 
-  /** The column as a JSON array of CID texts (null for none), in parts. */
-  *json(): Generator<string> {
-    let start = 0
-    let part: (string | null)[] = []
-    for (let i = 0; i < this.length; i++) {
-      const end = this.ends[i]
-      if (end < 0) part.push(null)
-      else {
-        part.push(cidBytesText(this.bytes.subarray(start, end)))
-        start = end
-      }
-      if (part.length === 4096 || i === this.length - 1) {
-        const text = JSON.stringify(part)
-        yield (i < part.length ? '[' : ',') + text.slice(1, -1)
-        part = []
-      }
-    }
-    yield this.length === 0 ? '[]' : ']'
+  /** The text of the `i`-th CID, or null for none. */
+  text(i: number): string | null {
+    const start = i === 0 ? 0 : this.ends[i - 1]
+    return this.ends[i] === start ? null : cidBytesText(this.bytes.subarray(start, this.ends[i]))
   }
 }
 

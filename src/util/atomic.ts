@@ -4,7 +4,7 @@
  * half of one.
  */
 import { randomBytes } from 'node:crypto'
-import { rename, unlink, writeFile } from 'node:fs/promises'
+import { open, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 
 export interface AtomicWriteOptions {
@@ -26,7 +26,7 @@ export async function writeFileAtomic(
   data: string | Uint8Array | readonly (string | Uint8Array)[],
   options: AtomicWriteOptions = {},
 ): Promise<void> {
-  const tmp = join(options.tmpDir ?? dirname(file), `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`)
+  const tmp = tmpName(file, options)
   try {
     await writeFile(tmp, data, { mode: options.mode, flag: 'wx', flush: options.flush })
     await rename(tmp, file)
@@ -34,4 +34,32 @@ export async function writeFileAtomic(
     await unlink(tmp).catch(() => {})
     throw e
   }
+}
+
+/**
+ * Replaces `file` atomically with what `write` writes to the open temporary file (for data made piece
+ * by piece, or written out of order). Rejects like {@link writeFileAtomic}.
+ */
+export async function writeFileAtomicWith(
+  file: string,
+  write: (handle: FileHandle) => Promise<void>,
+  options: Omit<AtomicWriteOptions, 'flush'> = {},
+): Promise<void> {
+  const tmp = tmpName(file, options)
+  try {
+    const handle = await open(tmp, 'wx', options.mode)
+    try {
+      await write(handle)
+    } finally {
+      await handle.close()
+    }
+    await rename(tmp, file)
+  } catch (e) {
+    await unlink(tmp).catch(() => {})
+    throw e
+  }
+}
+
+function tmpName(file: string, options: AtomicWriteOptions): string {
+  return join(options.tmpDir ?? dirname(file), `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`)
 }
