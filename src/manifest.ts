@@ -172,11 +172,25 @@ function toJsonForm(value: unknown): unknown {
   if (cid) return { '/': cid.version === 1 ? cidText(cid) : cid.toString() }
   if (Array.isArray(value)) return value.map(toJsonForm)
   const out: Record<string, unknown> = {}
-  for (const k of Object.keys(value).sort()) {
+  for (const k of sortedInPlace(Object.keys(value))) {
     const v = (value as Record<string, unknown>)[k]
     if (v !== undefined) out[k] = toJsonForm(v)
   }
   return out
+}
+
+/**
+ * `keys` sorted as `Array.prototype.sort` sorts strings, by insertion: an object's handful of keys
+ * sort without the working copies `sort` allocates (86 MB of them for the index of 100,000 files).
+ */
+function sortedInPlace(keys: string[]): string[] {
+  for (let i = 1; i < keys.length; i++) {
+    const k = keys[i]
+    let j = i - 1
+    for (; j >= 0 && keys[j] > k; j--) keys[j + 1] = keys[j]
+    keys[j + 1] = k
+  }
+  return keys
 }
 
 function fromJsonForm(form: unknown, at: CID): unknown {
