@@ -123,9 +123,10 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       const inStore = (cid: CID | string): boolean => stored === undefined || stored.has(cid)
 
       // cache hits are decided up front, synchronously: only changed files go through the pool
+      // (with nothing cached, `hits` stays empty: no array of 100,000 holes)
       const hits: (CachedFile | undefined)[] = []
       let cached = 0
-      for (let i = 0; i < files.length; i++) {
+      for (let i = 0; cache.size > 0 && i < files.length; i++) {
         const hit = cache.get(files.path(i), i)
         const ok =
           hit !== undefined && files.sameStamp(i, cache.stamps, hit.index) && inStore(hit.cid) && (!hit.schema || inStore(hit.schema))
@@ -169,7 +170,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
           for (const i of group) {
             const hit = hits[i]
             // let go of the cache's entry once it has been used: 100,000 parsed entries would stay
-            hits[i] = undefined
+            if (hit) hits[i] = undefined
             if (hit) {
               out.push({ entry: hit.entry, dagSize: hit.dagSize, stamp: files.stamp(i), cacheable: true })
             } else {

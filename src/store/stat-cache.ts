@@ -226,10 +226,13 @@ export class StatCacheWriter {
   private stamps: Stamp = new BigInt64Array(4 * 256)
   private readonly cids = new CidColumn()
   private readonly schemas = new CidColumn()
-  private readonly sizes: number[] = []
-  private readonly formats: FormatName[] = []
-  private readonly dagSizes: number[] = []
-  private readonly rows: (number | null)[] = []
+  private readonly sizes = new Numbers()
+  private readonly dagSizes = new Numbers()
+  /** Rows, NaN for none. */
+  private readonly rows = new Numbers()
+  /** Formats, as their place in `formatNames`. */
+  private readonly formats = new Numbers()
+  private readonly formatNames: FormatName[] = []
   constructor(private readonly rulesKey: string) {}
 
   /** Files added so far. */
@@ -245,9 +248,11 @@ export class StatCacheWriter {
     this.cids.push(e.cid)
     this.schemas.push(e.schema)
     this.sizes.push(e.size)
-    this.formats.push(e.format)
+    let format = this.formatNames.indexOf(e.format)
+    if (format < 0) format = this.formatNames.push(e.format) - 1
+    this.formats.push(format)
     this.dagSizes.push(dagSize)
-    this.rows.push(e.rows ?? null)
+    this.rows.push(e.rows ?? NaN)
   }
 
   /** Replaces the cache atomically. Failures are ignored: the cache only saves time. */
@@ -274,13 +279,16 @@ export class StatCacheWriter {
       yield '"}\n{"cids":'
       yield* jsonArray(n, (i) => cids.text(i))
       yield ',"sizes":'
-      yield* jsonArray(n, (i) => this.sizes[i])
+      yield* jsonArray(n, (i) => this.sizes.at(i))
       yield ',"formats":'
-      yield* jsonArray(n, (i) => this.formats[i])
+      yield* jsonArray(n, (i) => this.formatNames[this.formats.at(i)])
       yield ',"dagSizes":'
-      yield* jsonArray(n, (i) => this.dagSizes[i])
+      yield* jsonArray(n, (i) => this.dagSizes.at(i))
       yield ',"rows":'
-      yield* jsonArray(n, (i) => this.rows[i])
+      yield* jsonArray(n, (i) => {
+        const rows = this.rows.at(i)
+        return Number.isNaN(rows) ? null : rows
+      })
       yield ',"schemas":'
       yield* jsonArray(n, (i) => schemas.text(i))
       yield '}\n'
@@ -349,6 +357,21 @@ class CidColumn {
   text(i: number): string | null {
     const start = i === 0 ? 0 : this.ends[i - 1]
     return this.ends[i] === start ? null : cidBytesText(this.bytes.subarray(start, this.ends[i]))
+  }
+}
+
+/** Numbers, one per file, in a typed array: not a JS array that every collection traces and that leaves a copy behind each time it grows. */
+class Numbers {
+  private values = new Float64Array(256)
+  private length = 0
+
+  push(value: number): void {
+    if (this.length === this.values.length) this.values = grown(this.values, 2 * this.length)
+    this.values[this.length++] = value
+  }
+
+  at(i: number): number {
+    return this.values[i]
   }
 }
 
