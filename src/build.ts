@@ -122,16 +122,25 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       const stored = intact ? undefined : await store.snapshot()
       const inStore = (cid: CID | string): boolean => stored === undefined || stored.has(cid)
 
-      // cache hits are decided up front, synchronously: only changed files go through the pool
-      // (with nothing cached, `hits` stays empty: no array of 100,000 holes)
-      const hits: (CachedFile | undefined)[] = []
+      // Cache hits are decided up front, synchronously: only changed files go through the pool. A hit
+      // is kept as its place in the cache (an entry is made when it is used), and the file's path
+      // becomes the cache's equal string (held once, not twice).
+      const hitAt = new Int32Array(cache.size > 0 ? files.length : 0).fill(-1)
+      const isHit = (i: number): boolean => i < hitAt.length && hitAt[i] >= 0
+      const hit = (i: number): CachedFile | undefined => (isHit(i) ? cache.at(hitAt[i]) : undefined)
       let cached = 0
-      for (let i = 0; cache.size > 0 && i < files.length; i++) {
-        const hit = cache.get(files.path(i), i)
-        const ok =
-          hit !== undefined && files.sameStamp(i, cache.stamps, hit.index) && inStore(hit.cid) && (!hit.schema || inStore(hit.schema))
-        hits.push(ok ? hit : undefined)
-        if (ok) cached++
+      for (let i = 0; i < hitAt.length; i++) {
+        const found = cache.get(files.path(i), i)
+        if (
+          found !== undefined &&
+          files.sameStamp(i, cache.stamps, found.index) &&
+          inStore(found.cid) &&
+          (!found.schema || inStore(found.schema))
+        ) {
+          hitAt[i] = found.index
+          files.sharePath(i, cache.path(found.index))
+          cached++
+        }
       }
       const parentManifest = parent ? await readParent(store, parent, cache.head) : undefined
       // every file as the cache knew it: the same entries give the same roots, already stored
@@ -148,7 +157,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
         tree = known.tree
         if (!parentManifest?.index.equals(index.root)) {
           const counter = new ChangeCounter(store, parentManifest?.index)
-          for (const hit of hits) await counter.see((hit as CachedFile).entry)
+          for (let i = 0; i < files.length; i++) await counter.see(hit(i)!.entry)
           changes = await counter.finish()
         }
         progress({ phase: 'commit', files: files.length, totalFiles: files.length, bytes: totalBytes, totalBytes })
@@ -160,19 +169,17 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
         const counter = new ChangeCounter(store, parentManifest?.index)
         let doneFiles = 0
         let doneBytes = 0
-        const groups = importGroups(files.length, (i) => (hits[i] ? 0 : files.size(i)))
+        const groups = importGroups(files.length, (i) => (isHit(i) ? 0 : files.size(i)))
         const importGroup = async (group: readonly number[]): Promise<ImportedEntry[]> => {
-          const todo = group.filter((i) => !hits[i]).map((i) => files.at(i))
+          const todo = group.filter((i) => !isHit(i)).map((i) => files.at(i))
           const batch = todo.map((f) => ({ path: f.abs, label: f.path, expected: f.identity }))
           const imported = batch.length > 0 ? await importFiles(batch, put, { pool, reuseBuffers: true }) : []
           const out: ImportedEntry[] = []
           let k = 0
           for (const i of group) {
-            const hit = hits[i]
-            // let go of the cache's entry once it has been used: 100,000 parsed entries would stay
-            if (hit) hits[i] = undefined
-            if (hit) {
-              out.push({ entry: hit.entry, dagSize: hit.dagSize, stamp: files.stamp(i), cacheable: true })
+            const known = hit(i)
+            if (known) {
+              out.push({ entry: known.entry, dagSize: known.dagSize, stamp: files.stamp(i), cacheable: true })
             } else {
               const f = todo[k]
               const got = imported[k++]
@@ -189,7 +196,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
             doneFiles++
             doneBytes += files.size(i)
             // reported for each file read (a file found in the cache is merely counted)
-            if (!hit)
+            if (!known)
               progress({ phase: 'import', files: doneFiles, totalFiles: files.length, bytes: doneBytes, totalBytes, path: files.path(i) })
           }
           return out
@@ -217,7 +224,10 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
         if (reuse) {
           // the cache already says exactly this
           if (intact && cache.head?.cid.equals(head.cid)) return
-          hits.forEach((hit, i) => cacheable.add({ entry: hit!.entry, dagSize: hit!.dagSize, stamp: files.stamp(i) }))
+          for (let i = 0; i < files.length; i++) {
+            const known = hit(i)!
+            cacheable.add({ entry: known.entry, dagSize: known.dagSize, stamp: files.stamp(i) })
+          }
         }
         const roots = cacheable.size === files.length ? { index: index.root, tree, totals: index.totals } : undefined
         await cacheable.save(store.root, { roots, head, store: store.marks() })

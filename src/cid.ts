@@ -62,8 +62,30 @@ export function cidFromText(text: string): CID {
   }
   // leftover bits must be fewer than a character's, and zero: anything else is text CID.parse refuses
   if (bits >= 5 || (value & ((1 << bits) - 1)) !== 0) return CID.parse(text)
-  const cid = CID.decode(bytes)
-  // a CIDv0 has no multibase text: CID.parse says so
+  return sha256CidV1(bytes) ?? notV0(CID.decode(bytes), text)
+}
+
+/**
+ * The CID of `bytes` when they are a CIDv1 with a sha2-256 multihash (every CID cairn makes), built
+ * around `bytes` themselves: `CID.decode` would copy them once more. Undefined for any other bytes.
+ */
+function sha256CidV1(bytes: Uint8Array): CID | undefined {
+  if (bytes[0] !== 1) return undefined
+  // the codec: a varint of one or two bytes
+  let code = bytes[1]
+  let at = 2
+  if (code >= 0x80) {
+    if (bytes[2] === undefined || bytes[2] >= 0x80 || bytes[2] === 0) return undefined
+    code = (code & 0x7f) | (bytes[2] << 7)
+    at = 3
+  }
+  if (bytes[at] !== SHA2_256 || bytes[at + 1] !== 32 || bytes.length !== at + 34) return undefined
+  const multihash = bytes.subarray(at)
+  return new CID(1, code, new Digest.Digest(SHA2_256, 32, multihash.subarray(2), multihash), bytes)
+}
+
+/** `cid`, unless it is a CIDv0, which has no multibase text (CID.parse says so). */
+function notV0(cid: CID, text: string): CID {
   return cid.version === 0 ? CID.parse(text) : cid
 }
 

@@ -193,20 +193,37 @@ function sortedInPlace(keys: string[]): string[] {
   return keys
 }
 
+/**
+ * The value of a parsed dag-json form, its links made CIDs. The form is changed in place (it is fresh
+ * from `JSON.parse` and nobody else's): decoding an index node of many entries makes no copies.
+ */
 function fromJsonForm(form: unknown, at: CID): unknown {
   if (form === null || typeof form !== 'object') return form
-  if (Array.isArray(form)) return form.map((f) => fromJsonForm(f, at))
-  const link = (form as Record<string, unknown>)['/']
-  if (typeof link === 'string' && Object.keys(form).length === 1) {
+  if (Array.isArray(form)) {
+    for (let i = 0; i < form.length; i++) form[i] = fromJsonForm(form[i], at)
+    return form
+  }
+  const object = form as Record<string, unknown>
+  const link = object['/']
+  if (typeof link === 'string' && onlyKey(object, '/')) {
     try {
       return cidFromText(link)
     } catch {
       throw new CairnError('INVALID_MANIFEST', `${at} holds an invalid link ${JSON.stringify(link)}`, { subject: at.toString() })
     }
   }
-  const out: Record<string, unknown> = {}
-  for (const [k, v] of Object.entries(form)) out[k] = fromJsonForm(v, at)
-  return out
+  for (const k in object) {
+    const v = object[k]
+    // JSON.parse makes "__proto__" an own key; assigning to it would set the prototype instead
+    if (v !== null && typeof v === 'object' && k !== '__proto__') object[k] = fromJsonForm(v, at)
+  }
+  return object
+}
+
+/** True when `key` is the only own key of `object` (counted without making the list of keys). */
+function onlyKey(object: Record<string, unknown>, key: string): boolean {
+  for (const k in object) if (k !== key) return false
+  return true
 }
 
 /**

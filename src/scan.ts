@@ -69,6 +69,14 @@ export class FoundFiles {
     return this.paths[i]
   }
 
+  /**
+   * Makes file `i` use `path`, a string equal to its own (the stat cache's): a build that finds
+   * 100,000 files in the cache then holds each path once, not twice.
+   */
+  sharePath(i: number, path: string): void {
+    if (this.paths[i] === path) this.paths[i] = path
+  }
+
   size(i: number): number {
     return Number(this.stamps[4 * i])
   }

@@ -68,6 +68,8 @@ export interface StatCache {
    * a lookup by path. Never found in a cache whose facts turn out malformed (it is then as if empty).
    */
   get(path: string, at?: number): CachedFile | undefined
+  /** The file at position `index` of the cache (one that {@link get} found). */
+  at(index: number): CachedFile
   readonly roots?: CachedRoots
   readonly head?: CachedHead
   /** The store's index logs and their lengths when the cache was saved (see `BlockStore.holdsAll`). */
@@ -149,6 +151,9 @@ class Loaded implements StatCache {
   path(k: number): string {
     return this.keys.paths[k]
   }
+  at(index: number): CachedFile {
+    return new Cached(this.facts()!, this.keys.paths, index)
+  }
   get(path: string, at?: number): CachedFile | undefined {
     const facts = this.facts()
     if (!facts) return undefined
@@ -176,7 +181,15 @@ class Loaded implements StatCache {
   }
 }
 
-const EMPTY: StatCache = { size: 0, stamps: new BigInt64Array(0), path: () => '', get: () => undefined }
+const EMPTY: StatCache = {
+  size: 0,
+  stamps: new BigInt64Array(0),
+  path: () => '',
+  get: () => undefined,
+  at: () => {
+    throw new Error('the empty stat cache has no files')
+  },
+}
 
 /** Loads the cache of the store at `root` (`.cairn`), or an empty one when it is absent, stale or damaged. */
 export async function loadStatCache(root: string, rulesKey: string): Promise<StatCache> {
