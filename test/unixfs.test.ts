@@ -553,6 +553,53 @@ describe('buildTree', () => {
     expect(sunk[3]).toBe(tree.cid.toString())
   })
 
+  /** Sorted, unique paths over names that share prefixes ('a' < 'a-b' < 'a.b' < 'a/…' < 'a0'), none both a file and a folder. */
+  const treePaths = fc
+    .uniqueArray(fc.array(fc.constantFrom('a', 'a-b', 'a.b', 'a0', 'b', 'ß', '\uFF01', '😀'), { minLength: 1, maxLength: 4 }), {
+      minLength: 1,
+      maxLength: 40,
+      selector: (segments) => segments.join('/'),
+    })
+    .map((list) => {
+      const paths = list.map((segments) => segments.join('/'))
+      return paths.filter((p) => !paths.some((q) => q.startsWith(p + '/'))).sort(byBytes)
+    })
+
+  it('equals the importer’s directory for any sorted paths (property, fixed seed)', async () => {
+    await fc.assert(
+      fc.asyncProperty(treePaths, async (paths) => {
+        const files = paths.map((path) => ({ path, ...leafEntry('', path) }))
+        const tree = await buildTree(files, () => {})
+        const theirs = await importerRoot(
+          files.map((f) => ({ path: f.path, content: f.bytes })),
+          profileOptions({ wrapWithDirectory: true }),
+        )
+        expect(tree.cid.toString(), paths.join(' ')).toBe(theirs)
+      }),
+      { seed: 499, numRuns: 40 },
+    )
+  })
+
+  it('rejects any two paths swapped (property, fixed seed)', async () => {
+    const swapped = treePaths.filter((paths) => paths.length >= 2).chain((paths) => fc.tuple(fc.constant(paths), fc.nat(paths.length - 2)))
+    await fc.assert(
+      fc.asyncProperty(swapped, async ([paths, i]) => {
+        const order = [...paths]
+        ;[order[i], order[i + 1]] = [order[i + 1], order[i]]
+        const file = leafEntry('', 'x')
+        await expectBadPath(
+          () =>
+            buildTree(
+              order.map((path) => ({ path, cid: file.cid, dagSize: file.dagSize })),
+              () => {},
+            ),
+          /out of order/,
+        )
+      }),
+      { seed: 499, numRuns: 300 },
+    )
+  })
+
   it('streams many folders: each is finished before the next one fills', async () => {
     const file = leafEntry('', 'x')
     const folders = 200
