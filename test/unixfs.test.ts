@@ -30,6 +30,7 @@ import {
   invalidNameReason,
   utf8Length,
   plainDirectorySize,
+  validNameLength,
   type DirEntry,
 } from '../src/unixfs/directory.js'
 import { CHUNK_SIZE, importBytes, importFile, type Block } from '../src/unixfs/file.js'
@@ -266,6 +267,45 @@ describe('buildDirectory', () => {
     )
   })
 
+  it('compares from any index before the first difference as from the start (property, fixed seed)', () => {
+    const text = fc.string({ unit: 'binary', maxLength: 6 })
+    fc.assert(
+      fc.property(text, text, text, fc.nat(), (prefix, a, b, k) => {
+        const [x, y] = [prefix + a, prefix + b]
+        let same = 0
+        while (same < Math.min(x.length, y.length) && x[same] === y[same]) same++
+        // any start up to the first differing code unit, even between the halves of a surrogate pair
+        const from = k % (same + 1)
+        expect(Math.sign(compareUtf8(x, y, from))).toBe(Buffer.compare(Buffer.from(x), Buffer.from(y)))
+      }),
+      { seed: 499, numRuns: 2000 },
+    )
+  })
+
+  it('checks and measures a name in one pass as invalidNameReason and Buffer.byteLength do (property, fixed seed)', () => {
+    const code = (min: number, max: number): fc.Arbitrary<string> => fc.integer({ min, max }).map((c) => String.fromCodePoint(c))
+    const char = fc.oneof(
+      { weight: 4, arbitrary: code(0x20, 0x7e) },
+      fc.constantFrom('.', '/', '\0'),
+      // the edges of each UTF-8 length and of the surrogate ranges
+      fc.constantFrom('\u007F', '\u0080', '\u07FF', '\u0800', '\uD7FF', '\uD800', '\uDBFF', '\uDC00', '\uDFFF', '\uE000', '\uFFFF'),
+      code(0x00, 0x7f),
+      code(0x80, 0x7ff),
+      code(0x800, 0xffff), // lone surrogates included
+      code(0x10000, 0x10ffff),
+    )
+    fc.assert(
+      fc.property(fc.string({ unit: char, maxLength: 6 }), (name) => {
+        const reason = invalidNameReason(name)
+        expect(validNameLength(name), reason).toBe(reason === undefined ? Buffer.byteLength(name, 'utf8') : -1)
+      }),
+      { seed: 499, numRuns: 5000 },
+    )
+    for (const name of ['', '.', '..', 'a/b', 'a\0', '\uD800', 'x\uDC00', '\uDC00\uDC00', '\uDFFF\uDC00', '\uD83D\uDE00\uD83D'])
+      expect(validNameLength(name), name).toBe(-1)
+    for (const name of ['...', '.a', 'a..', '\uD83D\uDE00']) expect(validNameLength(name), name).toBe(Buffer.byteLength(name))
+  })
+
   // Entries sized so that the plain block is exactly 262,144 bytes, then one byte more:
   // 4 bytes of Data + 1682 links of 145 bytes + 125 (or 126) links of 146 bytes.
   function thresholdEntries(over: boolean): DirEntry[] {
@@ -417,8 +457,8 @@ describe('buildDirectory', () => {
     await expectBadPath(() => buildDirectory([leafEntry('ok', 'x'), leafEntry(name, 'y')]), message)
   })
 
-  it('rejects a duplicate name', async () => {
-    await expectBadPath(() => buildDirectory([leafEntry('a', 'x'), leafEntry('b', 'x'), leafEntry('a', 'y')]), /Duplicate entry name "a"/)
+  it.each([[['a', 'b', 'a']], [['a', 'a']], [['b', 'c', 'c']]])('rejects a duplicate name (%j)', async (names) => {
+    await expectBadPath(() => buildDirectory(names.map((n, i) => leafEntry(n, `${i}`))), /Duplicate entry name "(a|c)"/)
   })
 })
 
@@ -511,6 +551,53 @@ describe('buildTree', () => {
     })
     expect(sunk).toHaveLength(4)
     expect(sunk[3]).toBe(tree.cid.toString())
+  })
+
+  /** Sorted, unique paths over names that share prefixes ('a' < 'a-b' < 'a.b' < 'a/…' < 'a0'), none both a file and a folder. */
+  const treePaths = fc
+    .uniqueArray(fc.array(fc.constantFrom('a', 'a-b', 'a.b', 'a0', 'b', 'ß', '\uFF01', '😀'), { minLength: 1, maxLength: 4 }), {
+      minLength: 1,
+      maxLength: 40,
+      selector: (segments) => segments.join('/'),
+    })
+    .map((list) => {
+      const paths = list.map((segments) => segments.join('/'))
+      return paths.filter((p) => !paths.some((q) => q.startsWith(p + '/'))).sort(byBytes)
+    })
+
+  it('equals the importer’s directory for any sorted paths (property, fixed seed)', async () => {
+    await fc.assert(
+      fc.asyncProperty(treePaths, async (paths) => {
+        const files = paths.map((path) => ({ path, ...leafEntry('', path) }))
+        const tree = await buildTree(files, () => {})
+        const theirs = await importerRoot(
+          files.map((f) => ({ path: f.path, content: f.bytes })),
+          profileOptions({ wrapWithDirectory: true }),
+        )
+        expect(tree.cid.toString(), paths.join(' ')).toBe(theirs)
+      }),
+      { seed: 499, numRuns: 40 },
+    )
+  })
+
+  it('rejects any two paths swapped (property, fixed seed)', async () => {
+    const swapped = treePaths.filter((paths) => paths.length >= 2).chain((paths) => fc.tuple(fc.constant(paths), fc.nat(paths.length - 2)))
+    await fc.assert(
+      fc.asyncProperty(swapped, async ([paths, i]) => {
+        const order = [...paths]
+        ;[order[i], order[i + 1]] = [order[i + 1], order[i]]
+        const file = leafEntry('', 'x')
+        await expectBadPath(
+          () =>
+            buildTree(
+              order.map((path) => ({ path, cid: file.cid, dagSize: file.dagSize })),
+              () => {},
+            ),
+          /out of order/,
+        )
+      }),
+      { seed: 499, numRuns: 300 },
+    )
   })
 
   it('streams many folders: each is finished before the next one fills', async () => {

@@ -4,12 +4,12 @@
  * (the `block-bytes` rule), a HAMT-sharded directory of fanout 256 hashed with murmur3-x64-64, laid
  * out exactly as boxo (Kubo) and ipfs-unixfs-importer lay it out.
  */
-import * as dagPb from '@ipld/dag-pb'
 import { murmur364 } from '@multiformats/murmur3'
 import { UnixFS } from 'ipfs-unixfs'
 import { cidFor, DAG_PB, type CID } from '../cid.js'
 import { CairnError } from '../errors.js'
 import type { Block } from './file.js'
+import { encodePbNode, pbNodeSize, type PbLinks } from './pb-encode.js'
 
 /** A plain directory block of more bytes than this becomes a HAMT (exactly this many stays plain). */
 export const HAMT_THRESHOLD_BYTES = 262_144
@@ -36,14 +36,11 @@ export interface BuiltDirectory {
   readonly blocks: Block[]
 }
 
-interface SortedEntry extends DirEntry {
-  /** Bytes of the name in UTF-8. */
-  readonly nameLength: number
-}
-
 // UnixFS Data of a plain directory without mode or mtime: the same bytes for every directory
 const DIRECTORY_DATA = new UnixFS({ type: 'directory' }).marshal()
 const HEX_DIGITS = (HAMT_FANOUT - 1).toString(16).length
+// the link name prefix of each HAMT slot: two uppercase hex digits
+const SLOT_PREFIXES = Array.from({ length: HAMT_FANOUT }, (_, slot) => slot.toString(16).toUpperCase().padStart(HEX_DIGITS, '0'))
 const BITS_PER_LEVEL = Math.log2(HAMT_FANOUT)
 const HASH_BYTES = 8
 // a lone UTF-16 surrogate has no UTF-8 form: TextEncoder would silently turn it into U+FFFD
@@ -63,13 +60,40 @@ export function invalidNameReason(name: string): string | undefined {
 }
 
 /**
+ * The UTF-8 byte length of `name` when it can name a directory entry, else -1 (then
+ * {@link invalidNameReason} says why): the check and the measure of {@link utf8Length} in one pass
+ * over the name, without a regular expression.
+ */
+export function validNameLength(name: string): number {
+  const n = name.length
+  if (n === 0 || (n <= 2 && (name === '.' || name === '..'))) return -1
+  // one byte per code unit, plus what each non-ASCII one adds
+  let length = n
+  for (let i = 0; i < n; i++) {
+    const c = name.charCodeAt(i)
+    if (c < 0x80) {
+      if (c === 0 || c === 0x2f) return -1 // NUL, "/"
+    } else if (c < 0x800) length += 1
+    else if (c < 0xd800 || c >= 0xe000) length += 2
+    else {
+      // a surrogate pair (two units, four bytes), or a lone surrogate: no UTF-8 form
+      if (c >= 0xdc00 || i + 1 === n || (name.charCodeAt(i + 1) & 0xfc00) !== 0xdc00) return -1
+      length += 2
+      i++
+    }
+  }
+  return length
+}
+
+/**
  * Compares two well-formed strings by their UTF-8 bytes (that is, by code points) without
  * encoding them; negative, zero or positive like `Buffer.compare`. Plain `<` compares UTF-16 code
  * units and so puts U+10000 and above (surrogate pairs) before U+E000–U+FFFF; this does not.
+ * `from` skips that many leading code units the caller knows are equal in both.
  */
-export function compareUtf8(a: string, b: string): number {
+export function compareUtf8(a: string, b: string, from = 0): number {
   const n = Math.min(a.length, b.length)
-  for (let i = 0; i < n; i++) {
+  for (let i = from; i < n; i++) {
     let x = a.charCodeAt(i)
     let y = b.charCodeAt(i)
     if (x !== y) {
@@ -109,17 +133,7 @@ export function utf8Length(s: string): number {
  * error messages.
  */
 export function buildDirectory(entries: readonly DirEntry[], where = '.'): BuiltDirectory {
-  const sorted = sortEntries(entries, where)
-  const size = plainSize(sorted, (e) => e.nameLength)
-  if (size > HAMT_THRESHOLD_BYTES) return buildHamt(sorted)
-  const bytes = dagPb.encode({
-    Data: DIRECTORY_DATA,
-    Links: sorted.map((e) => ({ Hash: e.cid, Name: e.name, Tsize: e.dagSize })),
-  })
-  // the threshold decision rests on this arithmetic: never let it drift from the real encoding
-  if (bytes.length !== size) throw new Error(`directory block is ${bytes.length} bytes, computed ${size}`)
-  const cid = cidFor(DAG_PB, bytes)
-  return { cid, dagSize: bytes.length + sumDagSizes(sorted), blocks: [{ cid, bytes }] }
+  return builderOf(entries, where).build()
 }
 
 /**
@@ -129,7 +143,7 @@ export function buildDirectory(entries: readonly DirEntry[], where = '.'): Built
  * Fails as {@link buildDirectory} does.
  */
 export function buildShardedDirectory(entries: readonly DirEntry[], where = '.'): BuiltDirectory {
-  return buildHamt(sortEntries(entries, where))
+  return builderOf(entries, where).buildSharded()
 }
 
 /**
@@ -137,86 +151,167 @@ export function buildShardedDirectory(entries: readonly DirEntry[], where = '.')
  * encoding it: the quantity the profile's `block-bytes` rule compares with {@link HAMT_THRESHOLD_BYTES}.
  */
 export function plainDirectorySize(entries: readonly DirEntry[]): number {
-  return plainSize(entries, (e) => utf8Length(e.name))
+  const links: PbLinks = {
+    hashes: entries.map((e) => e.cid),
+    names: entries.map((e) => e.name),
+    nameLengths: entries.map((e) => utf8Length(e.name)),
+    tsizes: entries.map((e) => e.dagSize),
+  }
+  return pbNodeSize(links, DIRECTORY_DATA.length)
 }
 
-function plainSize<T extends DirEntry>(entries: readonly T[], nameLength: (e: T) => number): number {
-  let size = 1 + varintLength(DIRECTORY_DATA.length) + DIRECTORY_DATA.length
-  for (const e of entries) size += linkSize(nameLength(e), e.cid.bytes.length, e.dagSize)
-  return size
-}
-
-function sortEntries(entries: readonly DirEntry[], where: string): SortedEntry[] {
-  const sorted: SortedEntry[] = entries.map((e) => {
-    const reason = invalidNameReason(e.name)
-    if (reason !== undefined) {
-      throw new CairnError('BAD_PATH', `Invalid entry name ${JSON.stringify(e.name)} in directory ${JSON.stringify(where)}: ${reason}`, {
-        subject: where,
-        hint: 'a name is one path segment: non-empty, not "." or "..", without "/" or NUL',
-      })
-    }
-    if (!Number.isSafeInteger(e.dagSize) || e.dagSize < 0) {
+function builderOf(entries: readonly DirEntry[], where: string): DirectoryBuilder {
+  const builder = new DirectoryBuilder(where)
+  for (const e of entries) {
+    const nameLength = validNameLength(e.name)
+    if (nameLength < 0) {
       throw new CairnError(
-        'USAGE',
-        `Invalid dagSize ${e.dagSize} for entry ${JSON.stringify(e.name)} (expected a non-negative safe integer)`,
+        'BAD_PATH',
+        `Invalid entry name ${JSON.stringify(e.name)} in directory ${JSON.stringify(where)}: ${invalidNameReason(e.name)}`,
         {
           subject: where,
+          hint: 'a name is one path segment: non-empty, not "." or "..", without "/" or NUL',
         },
       )
     }
-    return { name: e.name, cid: e.cid, dagSize: e.dagSize, nameLength: utf8Length(e.name) }
-  })
-  sorted.sort((a, b) => compareUtf8(a.name, b.name))
-  for (let i = 1; i < sorted.length; i++) {
-    // names are well-formed here, so equal strings and equal bytes are the same thing
-    if (sorted[i - 1].name === sorted[i].name) {
-      throw new CairnError('BAD_PATH', `Duplicate entry name ${JSON.stringify(sorted[i].name)} in directory ${JSON.stringify(where)}`, {
-        subject: where,
-        hint: 'two files, or a file and a folder, share this name; rename one of them',
+    builder.add(e.name, nameLength, e.cid, e.dagSize)
+  }
+  return builder
+}
+
+/**
+ * One directory being filled, its entries kept as columns (no object per entry) in the order they
+ * come; {@link DirectoryBuilder.build} sorts them only when they did not come sorted. What
+ * {@link buildDirectory} and the tree builder build with.
+ */
+export class DirectoryBuilder {
+  private names: string[] = []
+  private nameLengths: number[] = []
+  private cids: CID[] = []
+  private sizes: number[] = []
+  private sorted = true
+
+  /** `where` names the directory in error messages. */
+  constructor(readonly where: string) {}
+
+  /**
+   * Adds an entry. `name` must be valid and `nameLength` its UTF-8 length: what
+   * {@link validNameLength} returned for it (not checked again here). Fails with `USAGE` when
+   * `dagSize` is not a non-negative safe integer.
+   */
+  add(name: string, nameLength: number, cid: CID, dagSize: number): void {
+    if (!Number.isSafeInteger(dagSize) || dagSize < 0) {
+      throw new CairnError('USAGE', `Invalid dagSize ${dagSize} for entry ${JSON.stringify(name)} (expected a non-negative safe integer)`, {
+        subject: this.where,
       })
     }
+    const n = this.names.length
+    if (this.sorted && n > 0 && compareUtf8(this.names[n - 1], name) >= 0) this.sorted = false
+    this.names.push(name)
+    this.nameLengths.push(nameLength)
+    this.cids.push(cid)
+    this.sizes.push(dagSize)
   }
-  return sorted
+
+  /**
+   * Builds the directory as {@link buildDirectory} does: plain up to {@link HAMT_THRESHOLD_BYTES},
+   * a HAMT above. Fails with `BAD_PATH` when a name appears twice.
+   */
+  build(): BuiltDirectory {
+    const links = this.sortedLinks()
+    const size = pbNodeSize(links, DIRECTORY_DATA.length)
+    if (size > HAMT_THRESHOLD_BYTES) return buildHamt(links)
+    const bytes = encodePbNode(links, DIRECTORY_DATA)
+    const cid = cidFor(DAG_PB, bytes)
+    return { cid, dagSize: bytes.length + sumOf(this.sizes), blocks: [{ cid, bytes }] }
+  }
+
+  /** Builds the directory as a HAMT whatever its size; fails as {@link DirectoryBuilder.build} does. */
+  buildSharded(): BuiltDirectory {
+    return buildHamt(this.sortedLinks())
+  }
+
+  /** The entries as dag-pb links sorted by name bytes (sorted in place when they came unsorted). */
+  private sortedLinks(): Columns {
+    if (!this.sorted) {
+      const { names } = this
+      const order = names.map((_, i) => i).sort((a, b) => compareUtf8(names[a], names[b]))
+      for (let i = 1; i < order.length; i++) {
+        // names are well-formed, so equal strings and equal bytes are the same thing
+        if (names[order[i - 1]] === names[order[i]]) {
+          throw new CairnError(
+            'BAD_PATH',
+            `Duplicate entry name ${JSON.stringify(names[order[i]])} in directory ${JSON.stringify(this.where)}`,
+            {
+              subject: this.where,
+              hint: 'two files, or a file and a folder, share this name; rename one of them',
+            },
+          )
+        }
+      }
+      this.names = order.map((i) => names[i])
+      this.nameLengths = order.map((i) => this.nameLengths[i])
+      this.cids = order.map((i) => this.cids[i])
+      this.sizes = order.map((i) => this.sizes[i])
+      this.sorted = true
+    }
+    return { hashes: this.cids, names: this.names, nameLengths: this.nameLengths, tsizes: this.sizes }
+  }
+}
+
+/** The links of a directory node, as the encoder takes them. */
+interface Columns extends PbLinks {
+  readonly hashes: readonly CID[]
+  readonly names: readonly string[]
+  readonly nameLengths: readonly number[]
+  readonly tsizes: readonly number[]
 }
 
 interface HashedEntry {
-  readonly entry: SortedEntry
+  /** The entry's position in the directory's columns. */
+  readonly index: number
   readonly nameBytes: Uint8Array
   /** murmur3-x64-64 digests: [0] of the name, [k] of the name followed by the byte k (made on demand). */
   readonly digests: Uint8Array[]
 }
 
-function buildHamt(sorted: readonly SortedEntry[]): BuiltDirectory {
+function buildHamt(entries: Columns): BuiltDirectory {
   const blocks: Block[] = []
-  const root = buildShard(
-    sorted.map((entry) => ({ entry, nameBytes: Buffer.from(entry.name, 'utf8'), digests: [] })),
-    0,
-    blocks,
-  )
+  const items = entries.names.map((name, index) => ({ index, nameBytes: Buffer.from(name, 'utf8'), digests: [] }))
+  const root = buildShard(entries, items, 0, blocks)
   return { cid: root.cid, dagSize: root.dagSize, blocks }
 }
 
-function buildShard(items: readonly HashedEntry[], depth: number, blocks: Block[]): { cid: CID; dagSize: number } {
-  const slots = new Map<number, HashedEntry[]>()
+function buildShard(entries: Columns, items: readonly HashedEntry[], depth: number, blocks: Block[]): { cid: CID; dagSize: number } {
+  const slots: (HashedEntry[] | undefined)[] = new Array(HAMT_FANOUT)
   for (const item of items) {
     const slot = slotOf(item, depth)
-    const group = slots.get(slot)
-    if (group === undefined) slots.set(slot, [item])
+    const group = slots[slot]
+    if (group === undefined) slots[slot] = [item]
     else group.push(item)
   }
-  const used = [...slots.keys()].sort((a, b) => a - b)
-  const links: dagPb.PBLink[] = []
+  const used: number[] = []
+  const links = { hashes: [] as CID[], names: [] as string[], nameLengths: [] as number[], tsizes: [] as number[] }
   let childrenSize = 0
-  for (const slot of used) {
-    const group = slots.get(slot) as HashedEntry[]
-    const prefix = slot.toString(16).toUpperCase().padStart(HEX_DIGITS, '0')
+  // in slot order: the two-digit prefixes sort like the slots, so the links are in name-byte order
+  for (let slot = 0; slot < HAMT_FANOUT; slot++) {
+    const group = slots[slot]
+    if (group === undefined) continue
+    used.push(slot)
+    const prefix = SLOT_PREFIXES[slot]
     if (group.length === 1) {
-      const { entry } = group[0]
-      links.push({ Hash: entry.cid, Name: prefix + entry.name, Tsize: entry.dagSize })
-      childrenSize += entry.dagSize
+      const i = group[0].index
+      links.hashes.push(entries.hashes[i])
+      links.names.push(prefix + entries.names[i])
+      links.nameLengths.push(prefix.length + entries.nameLengths[i])
+      links.tsizes.push(entries.tsizes[i])
+      childrenSize += entries.tsizes[i]
     } else {
-      const shard = buildShard(group, depth + 1, blocks)
-      links.push({ Hash: shard.cid, Name: prefix, Tsize: shard.dagSize })
+      const shard = buildShard(entries, group, depth + 1, blocks)
+      links.hashes.push(shard.cid)
+      links.names.push(prefix)
+      links.nameLengths.push(prefix.length)
+      links.tsizes.push(shard.dagSize)
       childrenSize += shard.dagSize
     }
   }
@@ -226,8 +321,7 @@ function buildShard(items: readonly HashedEntry[], depth: number, blocks: Block[
     fanout: BigInt(HAMT_FANOUT),
     hashType: BigInt(HAMT_HASH_TYPE),
   })
-  // the two-digit prefixes sort like the slots, so the links are already in name-byte order
-  const bytes = dagPb.encode({ Data: data.marshal(), Links: links })
+  const bytes = encodePbNode(links, data.marshal())
   const cid = cidFor(DAG_PB, bytes)
   blocks.push({ cid, bytes })
   return { cid, dagSize: bytes.length + childrenSize }
@@ -268,23 +362,8 @@ function bitfield(slots: readonly number[]): Uint8Array {
   return bytes.subarray(first)
 }
 
-function sumDagSizes(entries: readonly DirEntry[]): number {
+function sumOf(values: readonly number[]): number {
   let sum = 0
-  for (const e of entries) sum += e.dagSize
+  for (const v of values) sum += v
   return sum
-}
-
-/** Bytes of one PBLink inside a PBNode: field tag, length, then Hash, Name and Tsize fields. */
-function linkSize(nameLength: number, cidLength: number, tsize: number): number {
-  const inner = 1 + varintLength(cidLength) + cidLength + 1 + varintLength(nameLength) + nameLength + 1 + varintLength(tsize)
-  return 1 + varintLength(inner) + inner
-}
-
-function varintLength(n: number): number {
-  let length = 1
-  while (n >= 128) {
-    n = Math.floor(n / 128)
-    length++
-  }
-  return length
 }

@@ -5,13 +5,13 @@
  */
 import { open, stat, type FileHandle } from 'node:fs/promises'
 import type { BigIntStats } from 'node:fs'
-import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
 import * as Digest from 'multiformats/hashes/digest'
 import { CID, cidFor, DAG_PB, RAW, SHA2_256 } from '../cid.js'
 import { CairnError, ioError } from '../errors.js'
 import { hashPool, type HashPool, type Hashed } from '../util/hash-pool.js'
 import { quiet } from '../util/pool.js'
+import { encodePbNode } from './pb-encode.js'
 
 /** Fixed chunk size of the profile (1 MiB). */
 export const CHUNK_SIZE = 1_048_576
@@ -96,10 +96,16 @@ export class FileLayout {
     const links = this.levels[level]
     this.levels[level] = []
     const data = new UnixFS({ type: 'file', blockSizes: links.map((l) => BigInt(l.size)) })
-    const bytes = dagPb.encode({
-      Data: data.marshal(),
-      Links: links.map((l) => ({ Hash: l.cid, Name: '', Tsize: l.dagSize })),
-    })
+    // a file node's links have empty names, written as empty Name fields (as the importer and Kubo write them)
+    const bytes = encodePbNode(
+      {
+        hashes: links.map((l) => l.cid),
+        names: links.map(() => ''),
+        nameLengths: links.map(() => 0),
+        tsizes: links.map((l) => l.dagSize),
+      },
+      data.marshal(),
+    )
     const cid = cidFor(DAG_PB, bytes)
     out.push({ cid, bytes })
     let size = 0

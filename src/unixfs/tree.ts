@@ -6,7 +6,7 @@
  */
 import { CairnError } from '../errors.js'
 import type { CID } from '../cid.js'
-import { buildDirectory, compareUtf8, invalidNameReason, type DirEntry } from './directory.js'
+import { compareUtf8, DirectoryBuilder, invalidNameReason, validNameLength } from './directory.js'
 import type { BlockSink } from './file.js'
 
 /** One file of the tree. */
@@ -26,11 +26,14 @@ export interface BuiltTree {
 }
 
 interface OpenDirectory {
-  /** Path of the directory relative to the root ('' for the root). */
-  readonly path: string
+  /** The directory's name in its parent ('' for the root). */
   readonly name: string
-  readonly entries: DirEntry[]
+  /** Bytes of the name in UTF-8. */
+  readonly nameLength: number
+  readonly entries: DirectoryBuilder
 }
+
+const SLASH = 0x2f
 
 /**
  * Builds the UnixFS directory tree holding `files` and passes every directory block to `sink`
@@ -44,35 +47,56 @@ interface OpenDirectory {
  * of them for one flat directory).
  */
 export async function buildTree(files: Iterable<TreeFile> | AsyncIterable<TreeFile>, sink: BlockSink): Promise<BuiltTree> {
-  const open: OpenDirectory[] = [{ path: '', name: '', entries: [] }]
-  let previousPath: string | undefined
+  // open[i + 1] is the directory named by segment i of the previous path: the chain it lies in
+  const open: OpenDirectory[] = [{ name: '', nameLength: 0, entries: new DirectoryBuilder('.') }]
+  let previous: string | undefined
   for await (const file of files) {
-    const segments = splitPath(file.path)
-    if (previousPath !== undefined) {
-      const order = compareUtf8(previousPath, file.path)
+    const path = file.path
+    // the open directories this path lies in too: their names are checked already, and the path
+    // shares its first `start` code units with the previous one
+    let depth = 1
+    let start = 0
+    while (depth < open.length) {
+      const name = open[depth].name
+      if (path.charCodeAt(start + name.length) !== SLASH || !path.startsWith(name, start)) break
+      start += name.length + 1
+      depth++
+    }
+    // the rest of the path: new directories, then the file's name; each segment checked once
+    let newDirectories: { readonly name: string; readonly nameLength: number; readonly end: number }[] | undefined
+    let from = start
+    for (let slash = path.indexOf('/', from); slash !== -1; slash = path.indexOf('/', from)) {
+      const name = path.slice(from, slash)
+      const nameLength = validNameLength(name)
+      if (nameLength < 0) throw badSegment(path, name)
+      ;(newDirectories ??= []).push({ name, nameLength, end: slash })
+      from = slash + 1
+    }
+    const name = from === 0 ? path : path.slice(from)
+    const nameLength = validNameLength(name)
+    if (nameLength < 0) throw badSegment(path, name)
+    if (previous !== undefined) {
+      const order = compareUtf8(previous, path, start)
       if (order >= 0) {
         throw new CairnError(
           'BAD_PATH',
           order === 0
-            ? `Duplicate path ${JSON.stringify(file.path)} in the tree`
-            : `Paths out of order: ${JSON.stringify(file.path)} after ${JSON.stringify(previousPath)} (expected byte-wise ascending order)`,
-          { subject: file.path },
+            ? `Duplicate path ${JSON.stringify(path)} in the tree`
+            : `Paths out of order: ${JSON.stringify(path)} after ${JSON.stringify(previous)} (expected byte-wise ascending order)`,
+          { subject: path },
         )
       }
     }
-    previousPath = file.path
-    // open[i + 1] is the directory named segments[i]; keep the chain this path shares
-    let shared = 0
-    while (shared + 1 < open.length && shared < segments.length - 1 && open[shared + 1].name === segments[shared]) shared++
-    while (open.length > shared + 1) await closeTop(open, sink)
-    for (let i = shared; i < segments.length - 1; i++) {
-      const parent = open[open.length - 1]
-      open.push({ path: parent.path === '' ? segments[i] : `${parent.path}/${segments[i]}`, name: segments[i], entries: [] })
+    previous = path
+    while (open.length > depth) await closeTop(open, sink)
+    if (newDirectories !== undefined) {
+      for (const { name, nameLength, end } of newDirectories)
+        open.push({ name, nameLength, entries: new DirectoryBuilder(path.slice(0, end)) })
     }
-    open[open.length - 1].entries.push({ name: segments[segments.length - 1], cid: file.cid, dagSize: file.dagSize })
+    open[open.length - 1].entries.add(name, nameLength, file.cid, file.dagSize)
   }
   while (open.length > 1) await closeTop(open, sink)
-  const root = buildDirectory(open[0].entries, '.')
+  const root = open[0].entries.build()
   for (const block of root.blocks) await sink(block)
   return { cid: root.cid, dagSize: root.dagSize }
 }
@@ -80,25 +104,18 @@ export async function buildTree(files: Iterable<TreeFile> | AsyncIterable<TreeFi
 /** Builds the innermost open directory, passes its blocks on, and adds it to its parent. */
 async function closeTop(open: OpenDirectory[], sink: BlockSink): Promise<void> {
   const dir = open.pop() as OpenDirectory
-  const built = buildDirectory(dir.entries, dir.path)
+  const built = dir.entries.build()
   for (const block of built.blocks) await sink(block)
-  open[open.length - 1].entries.push({ name: dir.name, cid: built.cid, dagSize: built.dagSize })
+  open[open.length - 1].entries.add(dir.name, dir.nameLength, built.cid, built.dagSize)
 }
 
-function splitPath(path: string): string[] {
-  const segments = path.split('/')
-  for (const segment of segments) {
-    const reason = invalidNameReason(segment)
-    if (reason !== undefined) {
-      throw new CairnError(
-        'BAD_PATH',
-        `Invalid path ${JSON.stringify(path)}: segment ${JSON.stringify(segment)} is not acceptable (${reason})`,
-        {
-          subject: path,
-          hint: 'paths are relative and /-separated, without empty, "." or ".." segments and without NUL',
-        },
-      )
-    }
-  }
-  return segments
+function badSegment(path: string, segment: string): CairnError {
+  return new CairnError(
+    'BAD_PATH',
+    `Invalid path ${JSON.stringify(path)}: segment ${JSON.stringify(segment)} is not acceptable (${invalidNameReason(segment)})`,
+    {
+      subject: path,
+      hint: 'paths are relative and /-separated, without empty, "." or ".." segments and without NUL',
+    },
+  )
 }
