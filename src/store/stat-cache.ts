@@ -316,7 +316,7 @@ export class StatCacheWriter {
         for (const part of parts) {
           const bytes = Buffer.from(part, 'utf8')
           hash.update(bytes)
-          for (let at = 0; at < bytes.length; ) at += (await file.write(bytes, at, bytes.length - at, position + at)).bytesWritten
+          for (let at = 0; at < bytes.length;) at += (await file.write(bytes, at, bytes.length - at, position + at)).bytesWritten
           position += bytes.length
         }
         const header = Buffer.from(headerLine(hash.digest('hex')), 'utf8')

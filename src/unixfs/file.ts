@@ -286,7 +286,7 @@ export async function importFiles(
   const pool = options.pool ?? hashPool()
   const read = small.length > 0 ? await pool.readFiles(small.map((f) => ({ path: f.path, size: f.expected.size }))) : undefined
   // the store's puts of one turn share one promise: each is awaited (and observed) once
-  const stores = new Set<void | Promise<void>>()
+  const stores = new Set<Promise<void>>()
   try {
     let next = 0
     for (const f of files) {
@@ -302,7 +302,7 @@ export async function importFiles(
       const leaf = { cid: rawCid(r.digest), bytes: r.bytes }
       if (sink) {
         const stored = sink(leaf)
-        if (stored && !stores.has(stored)) stores.add(quiet(stored))
+        if (stored instanceof Promise && !stores.has(stored)) stores.add(quiet(stored))
       }
       out.push({ cid: leaf.cid, size: r.bytes.length, dagSize: r.bytes.length, identity: f.expected })
     }
