@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto'
 import { stat } from 'node:fs/promises'
+import { availableParallelism } from 'node:os'
 import * as dagJson from '@ipld/dag-json'
 import { minimatch } from 'minimatch'
 import type { ValidateFunction } from 'ajv'
@@ -44,7 +45,10 @@ export interface BuildOptions {
   readonly message?: string
   /** The version's `created` time. Default: `SOURCE_DATE_EPOCH` (seconds) when set, else now. */
   readonly date?: Date
-  /** Threads that read and hash files (default: the number of CPUs). The result does not depend on it. */
+  /**
+   * Threads that read and hash files (default: one per CPU but one, at least one; the main thread lays
+   * out, indexes and writes on the other). The result does not depend on it.
+   */
   readonly jobs?: number
   /** Make a new version even when nothing changed since HEAD. */
   readonly allowEmpty?: boolean
@@ -86,6 +90,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
   return withDataset(options.dir, (dataset) =>
     withLock(dataset.root, async () => {
       const card = await readCard(dataset.root)
+      const jobs = options.jobs ?? defaultJobs()
       const progress = options.onProgress ?? (() => {})
       progress({ phase: 'scan', files: 0, totalFiles: 0, bytes: 0, totalBytes: 0 })
       const store = dataset.store
@@ -95,7 +100,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
         .digest('hex')
       const cache = await loadStatCache(store.root, rulesKey)
       // with nothing cached every file will be read: the threads boot while the folder is scanned
-      if (cache.size === 0) hashPool(options.jobs).warm()
+      if (cache.size === 0) hashPool(jobs).warm()
       // a file modified in the same clock tick as its lstat could change again unseen: don't cache it
       // (the time is taken before the scan, since a scan of many files lasts many ticks)
       const racyAfter = BigInt(Date.now() - 10) * 1_000_000n
@@ -164,7 +169,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       } else {
         // Files flow in path order, through a window of imports, into the index, the tree, the cache
         // and the change count: memory holds the window and the open nodes, not every entry.
-        const pool = hashPool(options.jobs)
+        const pool = hashPool(jobs)
         const indexBuilder = new IndexBuilder(put)
         const counter = new ChangeCounter(store, parentManifest?.index)
         let doneFiles = 0
@@ -393,6 +398,16 @@ class ChangeCounter {
     const r = await this.before!.next()
     this.next = r.done ? undefined : r.value
   }
+}
+
+/**
+ * Hashing threads of a build unless told: one per CPU but one. A build's main thread is busy too (it
+ * lays out DAGs, builds the index and the tree, writes the store): on 2 CPUs a second hashing thread only
+ * took CPU from it (10,000 files of 4 KiB: 0.82 s with one thread, 0.91 s with two; 1 GiB in 64 files:
+ * 1.06-1.15 s either way).
+ */
+function defaultJobs(): number {
+  return Math.max(1, availableParallelism() - 1)
 }
 
 /** True when the scan found exactly the files of the cache, in the same order, with the same stamps. */
