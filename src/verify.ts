@@ -14,7 +14,7 @@ import { CARD_FILE, openDataset, type Dataset } from './dataset.js'
 import { CairnError, isCairnError } from './errors.js'
 import { walkEntries } from './index/prolly.js'
 import { comparePaths, type ShardEntry } from './manifest.js'
-import { scan, type FoundFile } from './scan.js'
+import { scan } from './scan.js'
 import { importFile, importFiles, importGroups } from './unixfs/file.js'
 import { hashPool } from './util/hash-pool.js'
 import { mapLimit } from './util/pool.js'
@@ -139,34 +139,45 @@ async function checkFolder(source: BlockSource, version: CID, dir: string, optio
   }
   // Files of the right size are hashed a wave at a time, many small ones per round trip: memory holds
   // a wave, while the version's entries are read alongside the (sorted) scan, one index node at a time.
-  let wave: { entry: ShardEntry; file: FoundFile; size: number }[] = []
+  // A wave is its entries and the files' places in the scan, not an object per file: hundreds of
+  // objects made at one place in the code and all alive at a collection would have V8 make every later
+  // one there in the old generation (allocation-site pretenuring), where they pile up as garbage.
+  let waveEntries: ShardEntry[] = []
+  let waveFiles: number[] = []
   const hashWave = async (): Promise<void> => {
-    const groups = [...importGroups(wave.length, (k) => wave[k].size)].map((g) => g.map((k) => wave[k]))
+    const entries = waveEntries
+    const at = waveFiles
+    waveEntries = []
+    waveFiles = []
+    const groups = [...importGroups(at.length, (k) => files.size(at[k]))]
     await mapLimit(groups, 2 * pool.size + 2, async (group) => {
+      const found = group.map((k) => files.at(at[k]))
       const imported = await importFiles(
-        group.map(({ file }) => ({ path: file.abs, label: file.path, expected: file.identity })),
+        found.map((file) => ({ path: file.abs, label: file.path, expected: file.identity })),
         undefined,
         { pool },
       ).catch((e: unknown) => {
         if (!isCairnError(e, 'FILE_CHANGED')) throw e
         // touched since the scan (a verify checks content, not stamps): read each as it is now
-        return Promise.all(group.map(({ file }) => importFile(file.abs, undefined, { label: file.path, pool })))
+        return Promise.all(found.map((file) => importFile(file.abs, undefined, { label: file.path, pool })))
       })
-      group.forEach(({ entry }, k) => report(entry, { cid: imported[k].cid, size: imported[k].size }))
+      group.forEach((k, n) => report(entries[k], { cid: imported[n].cid, size: imported[n].size }))
     })
-    wave = []
   }
   let j = 0
-  const pair = async (entry: ShardEntry, file: FoundFile): Promise<void> => {
-    // a file of another size is modified without reading it
-    if (file.size !== entry.size) return report(entry, { size: file.size })
-    wave.push({ entry, file, size: file.size })
-    if (wave.length >= WAVE) await hashWave()
-  }
   for await (const entry of walkEntries(source, manifest.index)) {
     while (j < files.length && comparePaths(files.path(j), entry.path) < 0) extra.push(files.path(j++))
-    if (j < files.length && files.path(j) === entry.path) await pair(entry, files.at(j++))
-    else {
+    if (j < files.length && files.path(j) === entry.path) {
+      const size = files.size(j)
+      // a file of another size is modified without reading it
+      if (size !== entry.size) report(entry, { size })
+      else {
+        waveEntries.push(entry)
+        waveFiles.push(j)
+        if (waveEntries.length >= WAVE) await hashWave()
+      }
+      j++
+    } else {
       missing.push(entry.path)
       options.onProgress?.({ files: ++done, totalFiles, bytes, totalBytes })
     }
