@@ -3,7 +3,7 @@
  * name starting with `.`, which covers `.cairn/`) and the card `cairn.json` at the top. Symbolic
  * links are never followed: they are reported as skipped, like sockets and other special files.
  */
-import { lstatSync, readdirSync, type BigIntStats } from 'node:fs'
+import { lstatSync, readdirSync } from 'node:fs'
 import { join, sep } from 'node:path'
 import { CARD_FILE } from './dataset.js'
 import { CairnError, ioError } from './errors.js'
@@ -115,16 +115,13 @@ export class FoundFiles {
     }
   }
 
-  push(path: string, st: BigIntStats): void {
+  /** Adds a file whose stamp is stamp `k` of `stamps`. */
+  push(path: string, stamps: Stamp, k: number): void {
     const i = this.paths.length
     this.stamps = withRoom(this.stamps, i + 1)
     this.paths.push(path)
-    const s = this.stamps
-    s[4 * i] = st.size
-    s[4 * i + 1] = st.mtimeNs
-    s[4 * i + 2] = st.ctimeNs
-    s[4 * i + 3] = BigInt.asIntN(64, st.ino)
-    this.bytes += Number(st.size)
+    this.stamps.set(stamps.subarray(4 * k, 4 * k + 4), 4 * i)
+    this.bytes += Number(stamps[4 * k])
   }
 }
 
@@ -180,7 +177,13 @@ function walk(root: string, rel: string, files: FoundFiles, skipped: SkippedEntr
   }
   // names are decoded as UTF-8 with U+FFFD for bytes that are not: only then look at the bytes
   if (names.some((name) => name.includes('\ufffd'))) assertUtf8Names(dir, rel)
-  const entries: Entry[] = []
+  // The folder's entries in columns: where each sorts (its name, and `/` after a folder's), its path,
+  // its kind and, for a file, its stamp. The stat objects are dropped at once (they are large), and
+  // no object is made per entry.
+  const keys: string[] = []
+  const paths: string[] = []
+  const kinds: Kind[] = []
+  const stamps: Stamp = new BigInt64Array(4 * names.length)
   let surrogates = false
   for (const name of names) {
     if (name.startsWith('.')) continue
@@ -196,28 +199,36 @@ function walk(root: string, rel: string, files: FoundFiles, skipped: SkippedEntr
     } catch (e) {
       throw ioError('read', path, e)
     }
-    entries.push({ key: st.isDirectory() ? name + '/' : name, path, st })
+    const kind = st.isSymbolicLink() ? Kind.Link : st.isDirectory() ? Kind.Folder : st.isFile() ? Kind.File : Kind.Other
+    if (kind === Kind.File) {
+      const k = 4 * keys.length
+      stamps[k] = st.size
+      stamps[k + 1] = st.mtimeNs
+      stamps[k + 2] = st.ctimeNs
+      stamps[k + 3] = BigInt.asIntN(64, st.ino)
+    }
+    keys.push(kind === Kind.Folder ? name + '/' : name)
+    paths.push(path)
+    kinds.push(kind)
   }
   // without surrogate pairs, UTF-16 order is UTF-8 byte order (names in a folder are distinct)
-  entries.sort(surrogates ? (a, b) => comparePaths(a.key, b.key) : (a, b) => (a.key < b.key ? -1 : 1))
-  for (const { path, st } of entries) {
-    if (st.isSymbolicLink()) {
-      skipped.push({ path, reason: 'symbolic link (never followed)' })
-    } else if (st.isDirectory()) {
-      walk(root, path, files, skipped)
-    } else if (st.isFile()) {
-      files.push(path, st)
-    } else {
-      skipped.push({ path, reason: 'not a regular file' })
-    }
+  const order = keys.map((_, k) => k)
+  order.sort(surrogates ? (a, b) => comparePaths(keys[a], keys[b]) : (a, b) => (keys[a] < keys[b] ? -1 : 1))
+  for (const k of order) {
+    const path = paths[k]
+    if (kinds[k] === Kind.Link) skipped.push({ path, reason: 'symbolic link (never followed)' })
+    else if (kinds[k] === Kind.Folder) walk(root, path, files, skipped)
+    else if (kinds[k] === Kind.File) files.push(path, stamps, k)
+    else skipped.push({ path, reason: 'not a regular file' })
   }
 }
 
-interface Entry {
-  /** The name, and `/` after a folder's: where its paths sort among its siblings. */
-  readonly key: string
-  readonly path: string
-  readonly st: BigIntStats
+/** What an entry of a folder is. */
+const enum Kind {
+  File,
+  Folder,
+  Link,
+  Other,
 }
 
 const BAD_NAME = /[\\\u0000-\u001f\u007f]/
