@@ -5,7 +5,7 @@
  */
 import { execFile } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdtemp, open, rm, truncate, writeFile } from 'node:fs/promises'
+import { mkdtemp, open, rm, stat, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -60,16 +60,24 @@ describe('HashPool', () => {
     const pool = new HashPool(2)
     try {
       const files = [...names.map((n, k) => ({ path: join(dir, n), size: contents[k].length })), { path: join(dir, 'nope'), size: 3 }]
-      const { files: read } = await pool.readFiles(files)
+      const read = await pool.readFiles(
+        files.map((f) => f.path),
+        files.map((f) => f.size),
+      )
       contents.forEach((c, k) => {
-        const r = read[k]
-        if (r.error) throw r.error
-        expect(hex(r.digest)).toBe(sha256(c))
-        expect(r.size).toBe(c.length)
-        expect(Buffer.from(r.bytes).equals(c)).toBe(true)
+        expect(read.error(k)).toBeUndefined()
+        expect(hex(read.digest(k))).toBe(sha256(c))
+        expect(read.identity(k).size).toBe(c.length)
+        expect(Buffer.from(read.bytes(k)).equals(c)).toBe(true)
       })
-      const missing = read[4]
-      expect(missing.error && (missing.error as NodeJS.ErrnoException).code).toBe('ENOENT')
+      // the stat after the read, as the caller compares it with the scan's
+      const st = await stat(join(dir, 'b'), { bigint: true })
+      expect(read.identity(1)).toEqual({ size: 4096, mtimeNs: st.mtimeNs, ino: st.ino })
+      expect(read.same(1, 4096, st.mtimeNs, st.ino)).toBe(true)
+      expect(read.same(1, 4096, st.mtimeNs + 1n, st.ino)).toBe(false)
+      expect(read.same(1, 4096, st.mtimeNs, st.ino + 1n)).toBe(false)
+      expect(read.same(1, 4095, st.mtimeNs, st.ino)).toBe(false)
+      expect((read.error(4) as NodeJS.ErrnoException).code).toBe('ENOENT')
     } finally {
       await pool.close()
     }

@@ -284,7 +284,13 @@ export async function importFiles(
   const out: ImportedFileAt[] = []
   const small = files.filter((f) => f.expected.size <= CHUNK_SIZE)
   const pool = options.pool ?? hashPool()
-  const read = small.length > 0 ? await pool.readFiles(small.map((f) => ({ path: f.path, size: f.expected.size }))) : undefined
+  const read =
+    small.length > 0
+      ? await pool.readFiles(
+          small.map((f) => f.path),
+          small.map((f) => f.expected.size),
+        )
+      : undefined
   // the store's puts of one turn share one promise: each is awaited (and observed) once
   const stores = new Set<Promise<void>>()
   try {
@@ -294,17 +300,18 @@ export async function importFiles(
         out.push(await importFile(f.path, sink, { ...options, label: f.label, expected: f.expected }))
         continue
       }
-      const r = read!.files[next++]
-      if (r.error) throw ioError('read', f.label, r.error)
-      const after = { size: r.size, mtimeNs: r.mtimeNs, ino: r.ino }
-      if (r.bytes.length !== f.expected.size || !sameIdentity(f.expected, after))
-        throw fileChanged(f.label, f.expected, after, r.bytes.length)
-      const leaf = { cid: rawCid(r.digest), bytes: r.bytes }
+      const k = next++
+      const error = read!.error(k)
+      if (error) throw ioError('read', f.label, error)
+      const bytes = read!.bytes(k)
+      const { size, mtimeNs, ino } = f.expected
+      if (bytes.length !== size || !read!.same(k, size, mtimeNs, ino)) throw fileChanged(f.label, f.expected, read!.identity(k), bytes.length)
+      const leaf = { cid: rawCid(read!.digest(k)), bytes }
       if (sink) {
         const stored = sink(leaf)
         if (stored instanceof Promise && !stores.has(stored)) stores.add(quiet(stored))
       }
-      out.push({ cid: leaf.cid, size: r.bytes.length, dagSize: r.bytes.length, identity: f.expected })
+      out.push({ cid: leaf.cid, size: bytes.length, dagSize: bytes.length, identity: f.expected })
     }
     await Promise.all(stores)
   } catch (e) {

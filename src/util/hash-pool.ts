@@ -38,15 +38,22 @@ export interface WorkerError {
   readonly syscall?: string
 }
 
-/** One small file as a thread read it: where its bytes lie in the buffer, and its stat after the read. */
-export type FileRead =
-  | { readonly offset: number; readonly length: number; readonly size: number; readonly mtimeNs: bigint; readonly ino: bigint }
-  | { readonly error: WorkerError }
 
 /** A hashing thread's answer; `digests` holds 32 bytes per range or file, in order. */
 export type WorkerReply =
   | { readonly id: number; readonly kind: 'range'; readonly buffer: ArrayBuffer; readonly length: number; readonly digests: Uint8Array }
-  | { readonly id: number; readonly kind: 'files'; readonly buffer: ArrayBuffer; readonly files: FileRead[]; readonly digests: Uint8Array }
+  | {
+      readonly id: number
+      readonly kind: 'files'
+      readonly buffer: ArrayBuffer
+      /** Offset, length and size (after the read) of each file. */
+      readonly layout: Float64Array
+      /** mtime (ns) and inode (as a signed 64-bit number) of each file, after the read. */
+      readonly stamps: BigInt64Array
+      readonly digests: Uint8Array
+      /** Absent when every file was read; else null for each file read. */
+      readonly errors?: (WorkerError | null)[]
+    }
   | { readonly id: number; readonly kind: 'hash'; readonly buffers: ArrayBuffer[]; readonly digests: Uint8Array }
   | { readonly id: number; readonly kind: 'failed'; readonly buffers: ArrayBuffer[]; readonly error: WorkerError }
 
@@ -56,10 +63,44 @@ export interface Hashed {
   readonly digest: Uint8Array
 }
 
-/** A small file read and hashed by a thread, or the error that stopped it. */
-export type HashedFile =
-  | (Hashed & { readonly error?: undefined; readonly size: number; readonly mtimeNs: bigint; readonly ino: bigint })
-  | { readonly error: Error }
+/**
+ * Small files as a thread read and hashed them, in columns (no object per file): file `i`'s bytes in
+ * {@link buffer}, its digest, and its size, mtime and inode after the read; or the error that stopped it.
+ */
+export class FilesRead {
+  constructor(
+    /** Holds every file's bytes: release it once none of them are needed. */
+    readonly buffer: Uint8Array,
+    private readonly layout: Float64Array,
+    private readonly stamps: BigInt64Array,
+    private readonly digests: Uint8Array,
+    private readonly errors: readonly (WorkerError | null)[] | undefined,
+  ) {}
+
+  /** Why file `i` could not be read, or undefined when it was. */
+  error(i: number): Error | undefined {
+    const e = this.errors?.[i]
+    return e ? toError(e) : undefined
+  }
+
+  bytes(i: number): Uint8Array {
+    return this.buffer.subarray(this.layout[3 * i], this.layout[3 * i] + this.layout[3 * i + 1])
+  }
+
+  digest(i: number): Uint8Array {
+    return this.digests.subarray(32 * i, 32 * i + 32)
+  }
+
+  /** The file's size, mtime and inode as its stat gave them after the read. */
+  identity(i: number): { readonly size: number; readonly mtimeNs: bigint; readonly ino: bigint } {
+    return { size: this.layout[3 * i + 2], mtimeNs: this.stamps[2 * i], ino: BigInt.asUintN(64, this.stamps[2 * i + 1]) }
+  }
+
+  /** True when file `i` had this size, mtime and inode after the read (compared without making an object). */
+  same(i: number, size: number, mtimeNs: bigint, ino: bigint): boolean {
+    return this.layout[3 * i + 2] === size && this.stamps[2 * i] === mtimeNs && this.stamps[2 * i + 1] === BigInt.asIntN(64, ino)
+  }
+}
 
 interface Thread {
   readonly worker: Worker
@@ -117,31 +158,13 @@ export class HashPool {
   /**
    * Reads and hashes whole files of the given sizes, in one round trip to a thread. A file that
    * turns out longer than its size is read only up to it; its stat (returned) tells the caller.
-   * `buffer` holds them all: release it once none of their bytes are needed.
    */
-  async readFiles(
-    files: readonly { readonly path: string; readonly size: number }[],
-  ): Promise<{ buffer: Uint8Array; files: HashedFile[] }> {
-    const total = files.reduce((n, f) => n + f.size, 0)
-    const reply = await this.run({
-      id: this.nextId++,
-      kind: 'files',
-      paths: files.map((f) => f.path),
-      sizes: files.map((f) => f.size),
-      buffer: this.buffer(total),
-    })
+  async readFiles(paths: string[], sizes: number[]): Promise<FilesRead> {
+    let total = 0
+    for (const size of sizes) total += size
+    const reply = await this.run({ id: this.nextId++, kind: 'files', paths, sizes, buffer: this.buffer(total) })
     if (reply.kind !== 'files') throw unexpected(reply)
-    const read = reply.files.map((r, i): HashedFile => {
-      if ('error' in r) return { error: toError(r.error) }
-      return {
-        bytes: new Uint8Array(reply.buffer, r.offset, r.length),
-        digest: reply.digests.subarray(32 * i, 32 * i + 32),
-        size: r.size,
-        mtimeNs: r.mtimeNs,
-        ino: r.ino,
-      }
-    })
-    return { buffer: new Uint8Array(reply.buffer), files: read }
+    return new FilesRead(new Uint8Array(reply.buffer), reply.layout, reply.stamps, reply.digests, reply.errors)
   }
 
   /**

@@ -28,7 +28,8 @@ port.on('message', (/** @type {WorkerTask} */ task) => {
   }
   const buffers = 'buffers' in reply ? reply.buffers : [reply.buffer]
   const digests = 'digests' in reply ? [/** @type {ArrayBuffer} */ (reply.digests.buffer)] : []
-  port.postMessage(reply, [...buffers, ...digests])
+  const columns = reply.kind === 'files' ? [/** @type {ArrayBuffer} */ (reply.layout.buffer), /** @type {ArrayBuffer} */ (reply.stamps.buffer)] : []
+  port.postMessage(reply, [...buffers, ...digests, ...columns])
 })
 
 /**
@@ -46,16 +47,21 @@ function readRange(task) {
 
 /**
  * Reads whole small files one after the other into the buffer: open, read, fstat, close, with no
- * round trip to the main thread in between. A file that cannot be read is reported on its own.
+ * round trip to the main thread in between. The answer is in columns (typed arrays, transferred): for
+ * each file its offset, length and size after the read, its mtime and inode, its digest; a file that
+ * cannot be read is reported on its own, in `errors`.
  * @param {Extract<WorkerTask, { kind: 'files' }>} task
  * @returns {WorkerReply}
  */
 function readFiles(task) {
-  const digests = new Uint8Array(32 * task.paths.length)
-  /** @type {import('./hash-pool.js').FileRead[]} */
-  const files = []
+  const n = task.paths.length
+  const digests = new Uint8Array(32 * n)
+  const layout = new Float64Array(3 * n)
+  const stamps = new BigInt64Array(2 * n)
+  /** @type {(import('./hash-pool.js').WorkerError | null)[] | undefined} */
+  let errors
   let offset = 0
-  for (let i = 0; i < task.paths.length; i++) {
+  for (let i = 0; i < n; i++) {
     const want = task.sizes[i]
     try {
       const fd = openSync(task.paths[i], 'r')
@@ -65,16 +71,21 @@ function readFiles(task) {
         // stat after the read: a file that changed since the scan shows it here (the caller compares)
         const st = fstatSync(fd, { bigint: true })
         digests.set(sha256(bytes.subarray(0, length)), 32 * i)
-        files.push({ offset, length, size: Number(st.size), mtimeNs: st.mtimeNs, ino: st.ino })
+        layout[3 * i] = offset
+        layout[3 * i + 1] = length
+        layout[3 * i + 2] = Number(st.size)
+        stamps[2 * i] = st.mtimeNs
+        stamps[2 * i + 1] = BigInt.asIntN(64, st.ino)
         offset += length
       } finally {
         closeSync(fd)
       }
     } catch (e) {
-      files.push({ error: describe(e) })
+      errors ??= new Array(n).fill(null)
+      errors[i] = describe(e)
     }
   }
-  return { id: task.id, kind: 'files', buffer: task.buffer, files, digests }
+  return { id: task.id, kind: 'files', buffer: task.buffer, layout, stamps, digests, errors }
 }
 
 /**
