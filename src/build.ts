@@ -34,7 +34,7 @@ import type { BlockStore } from './store/blocks.js'
 import { withLock } from './store/lock.js'
 import { loadStatCache, StatCacheWriter, type CachedFile, type CachedHead, type FileFacts, type StatCache } from './store/stat-cache.js'
 import { identityOf, importFiles, importGroups, sameIdentity, type BlockSink, type FileIdentity } from './unixfs/file.js'
-import { buildTree, type TreeFile } from './unixfs/tree.js'
+import { TreeBuilder } from './unixfs/tree.js'
 import { readVersion } from './version.js'
 import { hashPool } from './util/hash-pool.js'
 import { mapOrdered } from './util/pool.js'
@@ -206,21 +206,22 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
           }
           return out
         }
-        // enough groups in flight to keep every thread busy while the main thread lays out and writes
-        async function* ordered(): AsyncGenerator<TreeFile> {
-          for await (const group of mapOrdered(groups, 2 * pool.size + 2, importGroup)) {
-            for (const e of group) {
-              // both answer synchronously, without a promise, unless they must wait for a block
-              const added = indexBuilder.add(e.entry)
-              if (added) await added
-              const seen = counter.see(e.entry)
-              if (seen) await seen
-              if (e.cacheable) cacheable.add(e)
-              yield { path: e.entry.path, cid: e.entry.cid, dagSize: e.dagSize }
-            }
+        // Enough groups in flight to keep every thread busy while the main thread lays out and writes.
+        // The index, the change count and the tree each take a file synchronously (no promise) unless
+        // they must write or read a block.
+        const treeBuilder = new TreeBuilder(put)
+        for await (const group of mapOrdered(groups, 2 * pool.size + 2, importGroup)) {
+          for (const e of group) {
+            const added = indexBuilder.add(e.entry)
+            if (added) await added
+            const seen = counter.see(e.entry)
+            if (seen) await seen
+            if (e.cacheable) cacheable.add(e)
+            const placed = treeBuilder.add(e.entry.path, e.entry.cid, e.dagSize)
+            if (placed) await placed
           }
         }
-        tree = (await buildTree(ordered(), put)).cid
+        tree = (await treeBuilder.finish()).cid
         progress({ phase: 'commit', files: doneFiles, totalFiles: files.length, bytes: doneBytes, totalBytes })
         index = await indexBuilder.finish()
         if (!parentManifest?.index.equals(index.root)) changes = await counter.finish()

@@ -47,11 +47,29 @@ const SLASH = 0x2f
  * of them for one flat directory).
  */
 export async function buildTree(files: Iterable<TreeFile> | AsyncIterable<TreeFile>, sink: BlockSink): Promise<BuiltTree> {
-  // open[i + 1] is the directory named by segment i of the previous path: the chain it lies in
-  const open: OpenDirectory[] = [{ name: '', nameLength: 0, entries: new DirectoryBuilder('.') }]
-  let previous: string | undefined
+  const tree = new TreeBuilder(sink)
   for await (const file of files) {
-    const path = file.path
+    const added = tree.add(file.path, file.cid, file.dagSize)
+    if (added) await added
+  }
+  return tree.finish()
+}
+
+/** {@link buildTree} one file at a time, for a caller that has its files one by one. */
+export class TreeBuilder {
+  // open[i + 1] is the directory named by segment i of the previous path: the chain it lies in
+  private readonly open: OpenDirectory[] = [{ name: '', nameLength: 0, entries: new DirectoryBuilder('.') }]
+  private previous: string | undefined
+
+  constructor(private readonly sink: BlockSink) {}
+
+  /**
+   * Adds the next file (see {@link buildTree} for the order and the errors). Returns a promise only
+   * when the path left directories, which were built and passed to the sink: most files are added
+   * synchronously, without a promise each.
+   */
+  add(path: string, cid: CID, dagSize: number): Promise<void> | undefined {
+    const open = this.open
     // the open directories this path lies in too: their names are checked already, and the path
     // shares its first `start` code units with the previous one
     let depth = 1
@@ -75,38 +93,51 @@ export async function buildTree(files: Iterable<TreeFile> | AsyncIterable<TreeFi
     const name = from === 0 ? path : path.slice(from)
     const nameLength = validNameLength(name)
     if (nameLength < 0) throw badSegment(path, name)
-    if (previous !== undefined) {
-      const order = compareUtf8(previous, path, start)
+    if (this.previous !== undefined) {
+      const order = compareUtf8(this.previous, path, start)
       if (order >= 0) {
         throw new CairnError(
           'BAD_PATH',
           order === 0
             ? `Duplicate path ${JSON.stringify(path)} in the tree`
-            : `Paths out of order: ${JSON.stringify(path)} after ${JSON.stringify(previous)} (expected byte-wise ascending order)`,
+            : `Paths out of order: ${JSON.stringify(path)} after ${JSON.stringify(this.previous)} (expected byte-wise ascending order)`,
           { subject: path },
         )
       }
     }
-    previous = path
-    while (open.length > depth) await closeTop(open, sink)
-    if (newDirectories !== undefined) {
-      for (const { name, nameLength, end } of newDirectories)
-        open.push({ name, nameLength, entries: new DirectoryBuilder(path.slice(0, end)) })
+    this.previous = path
+    const place = (): void => {
+      if (newDirectories !== undefined) {
+        for (const { name, nameLength, end } of newDirectories)
+          open.push({ name, nameLength, entries: new DirectoryBuilder(path.slice(0, end)) })
+      }
+      open[open.length - 1].entries.add(name, nameLength, cid, dagSize)
     }
-    open[open.length - 1].entries.add(name, nameLength, file.cid, file.dagSize)
+    if (open.length === depth) {
+      place()
+      return undefined
+    }
+    return (async () => {
+      while (open.length > depth) await this.closeTop()
+      place()
+    })()
   }
-  while (open.length > 1) await closeTop(open, sink)
-  const root = open[0].entries.build()
-  for (const block of root.blocks) await sink(block)
-  return { cid: root.cid, dagSize: root.dagSize }
-}
 
-/** Builds the innermost open directory, passes its blocks on, and adds it to its parent. */
-async function closeTop(open: OpenDirectory[], sink: BlockSink): Promise<void> {
-  const dir = open.pop() as OpenDirectory
-  const built = dir.entries.build()
-  for (const block of built.blocks) await sink(block)
-  open[open.length - 1].entries.add(dir.name, dir.nameLength, built.cid, built.dagSize)
+  /** Builds the directories still open and the root; returns the root. */
+  async finish(): Promise<BuiltTree> {
+    while (this.open.length > 1) await this.closeTop()
+    const root = this.open[0].entries.build()
+    for (const block of root.blocks) await this.sink(block)
+    return { cid: root.cid, dagSize: root.dagSize }
+  }
+
+  /** Builds the innermost open directory, passes its blocks on, and adds it to its parent. */
+  private async closeTop(): Promise<void> {
+    const dir = this.open.pop() as OpenDirectory
+    const built = dir.entries.build()
+    for (const block of built.blocks) await this.sink(block)
+    this.open[this.open.length - 1].entries.add(dir.name, dir.nameLength, built.cid, built.dagSize)
+  }
 }
 
 function badSegment(path: string, segment: string): CairnError {
