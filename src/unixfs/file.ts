@@ -305,7 +305,8 @@ export async function importFiles(
       if (error) throw ioError('read', f.label, error)
       const bytes = read!.bytes(k)
       const { size, mtimeNs, ino } = f.expected
-      if (bytes.length !== size || !read!.same(k, size, mtimeNs, ino)) throw fileChanged(f.label, f.expected, read!.identity(k), bytes.length)
+      if (bytes.length !== size || !read!.same(k, size, mtimeNs, ino))
+        throw fileChanged(f.label, f.expected, read!.identity(k), bytes.length)
       const leaf = { cid: rawCid(read!.digest(k)), bytes }
       if (sink) {
         const stored = sink(leaf)

@@ -38,7 +38,6 @@ export interface WorkerError {
   readonly syscall?: string
 }
 
-
 /** A hashing thread's answer; `digests` holds 32 bytes per range or file, in order. */
 export type WorkerReply =
   | { readonly id: number; readonly kind: 'range'; readonly buffer: ArrayBuffer; readonly length: number; readonly digests: Uint8Array }

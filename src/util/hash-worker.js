@@ -28,7 +28,8 @@ port.on('message', (/** @type {WorkerTask} */ task) => {
   }
   const buffers = 'buffers' in reply ? reply.buffers : [reply.buffer]
   const digests = 'digests' in reply ? [/** @type {ArrayBuffer} */ (reply.digests.buffer)] : []
-  const columns = reply.kind === 'files' ? [/** @type {ArrayBuffer} */ (reply.layout.buffer), /** @type {ArrayBuffer} */ (reply.stamps.buffer)] : []
+  const columns =
+    reply.kind === 'files' ? [/** @type {ArrayBuffer} */ (reply.layout.buffer), /** @type {ArrayBuffer} */ (reply.stamps.buffer)] : []
   port.postMessage(reply, [...buffers, ...digests, ...columns])
 })
 
