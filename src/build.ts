@@ -175,43 +175,50 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
         let doneFiles = 0
         let doneBytes = 0
         const groups = importGroups(files.length, (i) => (isHit(i) ? 0 : files.size(i)))
-        const importGroup = async (group: readonly number[]): Promise<ImportedEntry[]> => {
+        // A group's files read here; those found in the cache are made into entries only when the index
+        // takes them (below), one at a time: a window of groups of cached entries, all made at once and
+        // all alive, had V8 allocate every later entry in the old generation (pretenuring).
+        const importGroup = async (group: readonly number[]): Promise<Imported> => {
           const todo = group.filter((i) => !isHit(i)).map((i) => files.at(i))
           const batch = todo.map((f) => ({ path: f.abs, label: f.path, expected: f.identity }))
           const imported = batch.length > 0 ? await importFiles(batch, put, { pool, reuseBuffers: true }) : []
-          const out: ImportedEntry[] = []
+          const read: (ImportedEntry | undefined)[] = []
           let k = 0
           for (const i of group) {
-            const known = hit(i)
-            if (known) {
-              out.push({ entry: known.entry, dagSize: known.dagSize, stamp: files.stamp(i), cacheable: true })
-            } else {
-              const f = todo[k]
-              const got = imported[k++]
-              const reader = readerFor(f.path)
-              let entry: ShardEntry = { path: f.path, cid: got.cid, size: got.size, format: 'bytes' }
-              if (reader) {
-                entry = await describe(reader, f.path, f.abs, got.cid, got.size, rules, store)
-                // a format reader read the file a second time: it must still be the file that was hashed
-                await assertUnchanged(f.abs, f.path, got.identity)
-              }
-              // a file modified in the racy window could change again unseen: not cached
-              out.push({ entry, dagSize: got.dagSize, stamp: files.stamp(i), cacheable: !files.changedSince(i, racyAfter) })
-            }
             doneFiles++
             doneBytes += files.size(i)
+            if (isHit(i)) {
+              read.push(undefined)
+              continue
+            }
+            const f = todo[k]
+            const got = imported[k++]
+            const reader = readerFor(f.path)
+            let entry: ShardEntry = { path: f.path, cid: got.cid, size: got.size, format: 'bytes' }
+            if (reader) {
+              entry = await describe(reader, f.path, f.abs, got.cid, got.size, rules, store)
+              // a format reader read the file a second time: it must still be the file that was hashed
+              await assertUnchanged(f.abs, f.path, got.identity)
+            }
+            // a file modified in the racy window could change again unseen: not cached
+            read.push({ entry, dagSize: got.dagSize, stamp: files.stamp(i), cacheable: !files.changedSince(i, racyAfter) })
             // reported for each file read (a file found in the cache is merely counted)
-            if (!known)
-              progress({ phase: 'import', files: doneFiles, totalFiles: files.length, bytes: doneBytes, totalBytes, path: files.path(i) })
+            progress({ phase: 'import', files: doneFiles, totalFiles: files.length, bytes: doneBytes, totalBytes, path: files.path(i) })
           }
-          return out
+          return { group, read }
         }
         // Enough groups in flight to keep every thread busy while the main thread lays out and writes.
         // The index, the change count and the tree each take a file synchronously (no promise) unless
         // they must write or read a block.
         const treeBuilder = new TreeBuilder(put)
-        for await (const group of mapOrdered(groups, 2 * pool.size + 2, importGroup)) {
-          for (const e of group) {
+        for await (const { group, read } of mapOrdered(groups, 2 * pool.size + 2, importGroup)) {
+          for (let n = 0; n < group.length; n++) {
+            const i = group[n]
+            let e = read[n]
+            if (e === undefined) {
+              const known = hit(i)!
+              e = { entry: known.entry, dagSize: known.dagSize, stamp: files.stamp(i), cacheable: true }
+            }
             const added = indexBuilder.add(e.entry)
             if (added) await added
             const seen = counter.see(e.entry)
@@ -274,6 +281,12 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
 /** A file of the new version, imported or found unchanged in the stat cache. */
 interface ImportedEntry extends FileFacts {
   readonly cacheable: boolean
+}
+
+/** An import group's files (their places in the scan) and, for each one read, its entry (none for a cache hit). */
+interface Imported {
+  readonly group: readonly number[]
+  readonly read: readonly (ImportedEntry | undefined)[]
 }
 
 /** Reads a shard's format facts (validating rows where the card says so) and stores its schema block. */
