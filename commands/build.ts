@@ -16,7 +16,11 @@ export default class Build extends CairnCommand {
   static override flags = {
     message: Flags.string({ char: 'm', summary: 'What this version is.' }),
     date: Flags.string({ summary: 'The version time: ISO 8601 or seconds since 1970.' }),
-    jobs: Flags.integer({ char: 'j', summary: 'Threads that read and hash files (default: one per CPU but one, at least one).', min: 1 }),
+    jobs: Flags.integer({
+      char: 'j',
+      summary: 'Threads that read and hash files (default: one per CPU, or one per CPU but one when most files are small).',
+      min: 1,
+    }),
     'allow-empty': Flags.boolean({ summary: 'Make a version even when nothing changed.' }),
   }
 
