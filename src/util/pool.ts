@@ -1,11 +1,4 @@
 /**
- * Files worked on at once by default (build, verify). Reading and writing go through libuv's thread
- * pool, so more files than cores in flight keep the disk and both hashing threads busy; each holds at
- * most a few 1 MiB chunks, so memory stays bounded.
- */
-export const DEFAULT_JOBS = 8
-
-/**
  * Runs `fn` over `items` with at most `limit` calls in flight; results keep the input order. The first
  * failure stops new calls from starting and is rethrown once the calls in flight have settled.
  */
