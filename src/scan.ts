@@ -9,6 +9,7 @@ import { CARD_FILE } from './dataset.js'
 import { CairnError, ioError } from './errors.js'
 import { checkShardPath, comparePaths } from './manifest.js'
 import type { FileIdentity } from './unixfs/file.js'
+import { withRoom } from './util/grow.js'
 
 /** A file found in the dataset. */
 export interface FoundFile {
@@ -118,7 +119,7 @@ export class FoundFiles {
   /** Adds a file whose stamp is stamp `k` of `stamps`. */
   push(path: string, stamps: Stamp, k: number): void {
     const i = this.paths.length
-    this.stamps = withRoom(this.stamps, i + 1)
+    this.stamps = withRoom(this.stamps, 4 * (i + 1))
     this.paths.push(path)
     this.stamps.set(stamps.subarray(4 * k, 4 * k + 4), 4 * i)
     this.bytes += Number(stamps[4 * k])
@@ -133,14 +134,6 @@ function words(stamps: Stamp): Int32Array {
     wordViews.set(stamps, w)
   }
   return w
-}
-
-/** `stamps` when it has room for `files` stamps, else a copy twice as large. */
-export function withRoom(stamps: Stamp, files: number): Stamp {
-  if (4 * files <= stamps.length) return stamps
-  const grown = new BigInt64Array(Math.max(4 * files, 2 * stamps.length))
-  grown.set(stamps)
-  return grown
 }
 
 const wordViews = new WeakMap<Stamp, Int32Array>()

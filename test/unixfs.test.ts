@@ -116,6 +116,15 @@ function unixfsOf(bytes: Uint8Array): { node: dagPb.PBNode; unixfs: UnixFS } {
 }
 
 /** One small raw file as a directory entry, with its bytes. */
+/** The tree of `paths`, every one the same small file, its blocks dropped. */
+function treeOfOneFile(paths: readonly string[]): Promise<unknown> {
+  const file = leafEntry('', 'x')
+  return buildTree(
+    paths.map((path) => ({ path, cid: file.cid, dagSize: file.dagSize })),
+    () => {},
+  )
+}
+
 function leafEntry(name: string, content: string | Uint8Array): DirEntry & { readonly bytes: Uint8Array } {
   const bytes = typeof content === 'string' ? utf8.encode(content) : content
   return { name, cid: cidFor(RAW, bytes), dagSize: bytes.length, bytes }
@@ -586,15 +595,7 @@ describe('buildTree', () => {
       fc.asyncProperty(swapped, async ([paths, i]) => {
         const order = [...paths]
         ;[order[i], order[i + 1]] = [order[i + 1], order[i]]
-        const file = leafEntry('', 'x')
-        await expectBadPath(
-          () =>
-            buildTree(
-              order.map((path) => ({ path, cid: file.cid, dagSize: file.dagSize })),
-              () => {},
-            ),
-          /out of order/,
-        )
+        await expectBadPath(() => treeOfOneFile(order), /out of order/)
       }),
       { seed: 499, numRuns: 300 },
     )
@@ -633,14 +634,6 @@ describe('buildTree', () => {
     [['a/../b'], /segment "\.\."/],
     [['a\0b'], /contains NUL/],
   ])('rejects %j', async (paths, message) => {
-    const file = leafEntry('', 'x')
-    await expectBadPath(
-      () =>
-        buildTree(
-          paths.map((path) => ({ path, cid: file.cid, dagSize: file.dagSize })),
-          () => {},
-        ),
-      message,
-    )
+    await expectBadPath(() => treeOfOneFile(paths), message)
   })
 })

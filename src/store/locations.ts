@@ -4,6 +4,7 @@
  * thus holds 100,000 keys and a few arrays, not 100,000 objects that every garbage collection traces
  * and that keep the heap (and the process) large long after they were read.
  */
+import { withRoom } from '../util/grow.js'
 
 /** A block's place: the pack's name, the byte offset in it, and the block's length. */
 export interface Location {
@@ -39,7 +40,9 @@ export class BlockLocations {
     let slot = this.slots.get(key)
     if (slot === undefined) {
       slot = this.slots.size
-      if (slot === this.offsets.length) this.grow()
+      this.packs = withRoom(this.packs, slot + 1)
+      this.offsets = withRoom(this.offsets, slot + 1)
+      this.lengths = withRoom(this.lengths, slot + 1)
       this.slots.set(key, slot)
     }
     this.packs[slot] = this.packId(pack)
@@ -58,18 +61,5 @@ export class BlockLocations {
       this.packIds.set(pack, id)
     }
     return id
-  }
-
-  private grow(): void {
-    const n = 2 * this.offsets.length
-    const packs = new Uint32Array(n)
-    const offsets = new Float64Array(n)
-    const lengths = new Float64Array(n)
-    packs.set(this.packs)
-    offsets.set(this.offsets)
-    lengths.set(this.lengths)
-    this.packs = packs
-    this.offsets = offsets
-    this.lengths = lengths
   }
 }

@@ -12,8 +12,9 @@ import { join } from 'node:path'
 import { cidBytesText, cidFromText, type CID } from '../cid.js'
 import type { FormatName } from '../formats/interface.js'
 import type { ShardEntry } from '../manifest.js'
-import { withRoom, type Stamp } from '../scan.js'
+import type { Stamp } from '../scan.js'
 import { writeFileAtomicWith } from '../util/atomic.js'
+import { withRoom } from '../util/grow.js'
 import type { StoreMark } from './blocks.js'
 
 const VERSION = 3
@@ -234,8 +235,8 @@ export interface CacheSeal {
 }
 
 /**
- * Gathers what a build learns, file by file in path order, as the cache's columns (CIDs as text), so
- * that a build need not keep every entry until it saves: about a hundred bytes per file.
+ * Gathers what a build learns, file by file in path order, as the cache's columns (CIDs as bytes,
+ * numbers in typed arrays), so that a build need not keep every entry until it saves.
  */
 export class StatCacheWriter {
   private readonly paths: string[] = []
@@ -258,7 +259,7 @@ export class StatCacheWriter {
 
   add({ stamp, entry: e, dagSize }: FileFacts): void {
     const i = this.paths.length
-    this.stamps = withRoom(this.stamps, i + 1)
+    this.stamps = withRoom(this.stamps, 4 * (i + 1))
     this.stamps.set(stamp, 4 * i)
     this.paths.push(e.path)
     this.cids.push(e.cid)
@@ -281,35 +282,7 @@ export class StatCacheWriter {
       head: head ? { cid: head.cid.toString(), block: Buffer.from(head.bytes).toString('utf8') } : null,
       store: store ? [...store] : null,
     }
-    const stamps = encodeStamps(this.stamps.subarray(0, 4 * n))
-    // The two lines are made and written a few thousand files at a time: for 100,000 files each is
-    // megabytes, which would otherwise all be in memory at once (twice: as text and as bytes).
-    const cids = this.cids
-    const schemas = this.schemas
-    function* body(this: StatCacheWriter): Generator<string> {
-      yield JSON.stringify(keys).slice(0, -1) + ',"paths":'
-      yield* jsonArray(n, (i) => this.paths[i])
-      yield ',"stamps":"'
-      // base64 of whole 3-byte groups joins without padding in between
-      for (let at = 0; at < stamps.length; at += 3 * 65536) yield stamps.toString('base64', at, Math.min(stamps.length, at + 3 * 65536))
-      yield '"}\n{"cids":'
-      yield* jsonArray(n, (i) => cids.text(i))
-      yield ',"sizes":'
-      yield* jsonArray(n, (i) => this.sizes.at(i))
-      yield ',"formats":'
-      yield* jsonArray(n, (i) => this.formatNames[this.formats.at(i)])
-      yield ',"dagSizes":'
-      yield* jsonArray(n, (i) => this.dagSizes.at(i))
-      yield ',"rows":'
-      yield* jsonArray(n, (i) => {
-        const rows = this.rows.at(i)
-        return Number.isNaN(rows) ? null : rows
-      })
-      yield ',"schemas":'
-      yield* jsonArray(n, (i) => schemas.text(i))
-      yield '}\n'
-    }
-    const parts = body.call(this)
+    const parts = this.lines(JSON.stringify(keys), encodeStamps(this.stamps.subarray(0, 4 * n)))
     await writeFileAtomicWith(
       join(root, 'stat-cache'),
       async (file) => {
@@ -327,6 +300,35 @@ export class StatCacheWriter {
       },
       { tmpDir: join(root, 'tmp') },
     ).catch(() => {})
+  }
+
+  /**
+   * The two lines after the header, made a few thousand files at a time: for 100,000 files each is
+   * megabytes, which would otherwise all be in memory at once (twice: as text and as bytes).
+   */
+  private *lines(keys: string, stamps: Buffer): Generator<string> {
+    const n = this.paths.length
+    yield keys.slice(0, -1) + ',"paths":'
+    yield* jsonArray(n, (i) => this.paths[i])
+    yield ',"stamps":"'
+    // base64 of whole 3-byte groups joins without padding in between
+    for (let at = 0; at < stamps.length; at += 3 * 65536) yield stamps.toString('base64', at, Math.min(stamps.length, at + 3 * 65536))
+    yield '"}\n{"cids":'
+    yield* jsonArray(n, (i) => this.cids.text(i))
+    yield ',"sizes":'
+    yield* jsonArray(n, (i) => this.sizes.at(i))
+    yield ',"formats":'
+    yield* jsonArray(n, (i) => this.formatNames[this.formats.at(i)])
+    yield ',"dagSizes":'
+    yield* jsonArray(n, (i) => this.dagSizes.at(i))
+    yield ',"rows":'
+    yield* jsonArray(n, (i) => {
+      const rows = this.rows.at(i)
+      return Number.isNaN(rows) ? null : rows
+    })
+    yield ',"schemas":'
+    yield* jsonArray(n, (i) => this.schemas.text(i))
+    yield '}\n'
   }
 }
 
@@ -359,10 +361,10 @@ class CidColumn {
   private used = 0
 
   push(cid: CID | undefined): void {
-    if (this.length === this.ends.length) this.ends = grown(this.ends, 2 * this.length)
+    this.ends = withRoom(this.ends, this.length + 1)
     if (cid !== undefined) {
       const b = cid.version === 0 ? cid.toV1().bytes : cid.bytes
-      if (this.used + b.length > this.bytes.length) this.bytes = grown(this.bytes, 2 * (this.used + b.length))
+      this.bytes = withRoom(this.bytes, this.used + b.length)
       this.bytes.set(b, this.used)
       this.used += b.length
     }
@@ -382,19 +384,13 @@ class Numbers {
   private length = 0
 
   push(value: number): void {
-    if (this.length === this.values.length) this.values = grown(this.values, 2 * this.length)
+    this.values = withRoom(this.values, this.length + 1)
     this.values[this.length++] = value
   }
 
   at(i: number): number {
     return this.values[i]
   }
-}
-
-function grown<T extends Uint8Array | Float64Array>(array: T, length: number): T {
-  const copy = new (array.constructor as new (n: number) => T)(length)
-  copy.set(array)
-  return copy
 }
 
 const LITTLE_ENDIAN = new Uint8Array(new BigInt64Array([1n]).buffer)[0] === 1

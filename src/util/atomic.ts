@@ -17,15 +17,10 @@ export interface AtomicWriteOptions {
 }
 
 /**
- * Writes `data` to `file` atomically; parts given as a list are written one after the other (no copy
- * joins them). Rejects with the file system's own error (callers name the
+ * Writes `data` to `file` atomically. Rejects with the file system's own error (callers name the
  * file in their message); the temporary file is removed on failure.
  */
-export async function writeFileAtomic(
-  file: string,
-  data: string | Uint8Array | readonly (string | Uint8Array)[],
-  options: AtomicWriteOptions = {},
-): Promise<void> {
+export async function writeFileAtomic(file: string, data: string | Uint8Array, options: AtomicWriteOptions = {}): Promise<void> {
   const tmp = tmpName(file, options)
   try {
     await writeFile(tmp, data, { mode: options.mode, flag: 'wx', flush: options.flush })
