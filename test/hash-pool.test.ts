@@ -27,11 +27,11 @@ afterAll(async () => {
 })
 
 describe('HashPool', () => {
-  it('reads and hashes ranges of an open file like node:crypto, with 1 and 3 threads', async () => {
+  it('reads and hashes ranges of an open file like node:crypto, with 1 and 3 threads or none (the calling thread)', async () => {
     const bytes = randomBytes(3 * BUFFER_SIZE + 777)
     const path = join(dir, 'ranges.bin')
     await writeFile(path, bytes)
-    for (const threads of [1, 3]) {
+    for (const threads of [1, 3, 0]) {
       const pool = new HashPool(threads)
       const fh = await open(path, 'r')
       try {
@@ -57,35 +57,37 @@ describe('HashPool', () => {
     const names = ['a', 'b', 'empty', 'c']
     const contents = [randomBytes(10), randomBytes(4096), Buffer.alloc(0), randomBytes(70_000)]
     await Promise.all(names.map((n, k) => writeFile(join(dir, n), contents[k])))
-    const pool = new HashPool(2)
-    try {
-      const files = [...names.map((n, k) => ({ path: join(dir, n), size: contents[k].length })), { path: join(dir, 'nope'), size: 3 }]
-      const read = await pool.readFiles(
-        files.map((f) => f.path),
-        files.map((f) => f.size),
-      )
-      contents.forEach((c, k) => {
-        expect(read.error(k)).toBeUndefined()
-        expect(hex(read.digest(k))).toBe(sha256(c))
-        expect(read.identity(k).size).toBe(c.length)
-        expect(Buffer.from(read.bytes(k)).equals(c)).toBe(true)
-      })
-      // the stat after the read, as the caller compares it with the scan's
-      const st = await stat(join(dir, 'b'), { bigint: true })
-      expect(read.identity(1)).toEqual({ size: 4096, mtimeNs: st.mtimeNs, ino: st.ino })
-      expect(read.same(1, 4096, st.mtimeNs, st.ino)).toBe(true)
-      expect(read.same(1, 4096, st.mtimeNs + 1n, st.ino)).toBe(false)
-      expect(read.same(1, 4096, st.mtimeNs, st.ino + 1n)).toBe(false)
-      expect(read.same(1, 4095, st.mtimeNs, st.ino)).toBe(false)
-      expect((read.error(4) as NodeJS.ErrnoException).code).toBe('ENOENT')
-    } finally {
-      await pool.close()
+    for (const threads of [2, 0]) {
+      const pool = new HashPool(threads)
+      try {
+        const files = [...names.map((n, k) => ({ path: join(dir, n), size: contents[k].length })), { path: join(dir, 'nope'), size: 3 }]
+        const read = await pool.readFiles(
+          files.map((f) => f.path),
+          files.map((f) => f.size),
+        )
+        contents.forEach((c, k) => {
+          expect(read.error(k)).toBeUndefined()
+          expect(hex(read.digest(k))).toBe(sha256(c))
+          expect(read.identity(k).size).toBe(c.length)
+          expect(Buffer.from(read.bytes(k)).equals(c)).toBe(true)
+        })
+        // the stat after the read, as the caller compares it with the scan's
+        const st = await stat(join(dir, 'b'), { bigint: true })
+        expect(read.identity(1)).toEqual({ size: 4096, mtimeNs: st.mtimeNs, ino: st.ino })
+        expect(read.same(1, 4096, st.mtimeNs, st.ino)).toBe(true)
+        expect(read.same(1, 4096, st.mtimeNs + 1n, st.ino)).toBe(false)
+        expect(read.same(1, 4096, st.mtimeNs, st.ino + 1n)).toBe(false)
+        expect(read.same(1, 4095, st.mtimeNs, st.ino)).toBe(false)
+        expect((read.error(4) as NodeJS.ErrnoException).code).toBe('ENOENT')
+      } finally {
+        await pool.close()
+      }
     }
   })
 
   it('hashes bytes like node:crypto whatever their size, and lets the caller overwrite them at once', async () => {
     const sizes = [0, 1, BUFFER_SIZE - 1, BUFFER_SIZE, BUFFER_SIZE + 1, 3 * BUFFER_SIZE + 5]
-    for (const threads of [1, 2]) {
+    for (const threads of [1, 2, 0]) {
       const pool = new HashPool(threads)
       try {
         const inputs = sizes.map((n) => randomBytes(n))
@@ -107,19 +109,21 @@ describe('HashPool', () => {
     }
   })
 
-  it('rejects a read that fails with the system error, and goes on working', async () => {
-    const pool = new HashPool(1)
-    const folder = await open(dir, 'r')
-    const path = join(dir, 'one.bin')
-    await writeFile(path, 'x')
-    try {
-      await expect(pool.readRange(folder.fd, 0, 1)).rejects.toMatchObject({ code: 'EISDIR', syscall: 'read' })
-      const fh = await open(path, 'r')
-      expect(hex((await pool.readRange(fh.fd, 0, 1)).digest)).toBe(sha256(Buffer.from('x')))
-      await fh.close()
-    } finally {
-      await folder.close()
-      await pool.close()
+  it('rejects a read that fails with the system error, and goes on working, on a thread or not', async () => {
+    for (const threads of [1, 0]) {
+      const pool = new HashPool(threads)
+      const folder = await open(dir, 'r')
+      const path = join(dir, 'one.bin')
+      await writeFile(path, 'x')
+      try {
+        await expect(pool.readRange(folder.fd, 0, 1)).rejects.toMatchObject({ code: 'EISDIR', syscall: 'read' })
+        const fh = await open(path, 'r')
+        expect(hex((await pool.readRange(fh.fd, 0, 1)).digest)).toBe(sha256(Buffer.from('x')))
+        await fh.close()
+      } finally {
+        await folder.close()
+        await pool.close()
+      }
     }
   })
 
@@ -163,15 +167,17 @@ describe('importing through the pool', () => {
     const expected = await Promise.all(paths.map(async (p) => (await importBytes([await readAll(p)])).cid.toString()))
     const alone = await Promise.all(paths.map(async (p) => (await importFile(p)).cid.toString()))
     expect(alone).toEqual(expected)
-    const pool = new HashPool(3)
-    try {
-      const files = await Promise.all(
-        paths.map(async (p) => ({ path: p, label: p, expected: identityOf(await (await open(p)).stat({ bigint: true })) })),
-      )
-      const grouped = await importFiles(files, undefined, { pool })
-      expect(grouped.map((g) => g.cid.toString())).toEqual(expected)
-    } finally {
-      await pool.close()
+    const files = await Promise.all(
+      paths.map(async (p) => ({ path: p, label: p, expected: identityOf(await (await open(p)).stat({ bigint: true })) })),
+    )
+    for (const threads of [3, 0]) {
+      const pool = new HashPool(threads)
+      try {
+        const grouped = await importFiles(files, undefined, { pool })
+        expect(grouped.map((g) => g.cid.toString())).toEqual(expected)
+      } finally {
+        await pool.close()
+      }
     }
   })
 

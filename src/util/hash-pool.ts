@@ -11,6 +11,7 @@
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
 import { CairnError } from '../errors.js'
+import { answer } from './hash-tasks.js'
 
 /** The size of the buffers the pool lends for range reads, and reuses (the profile's chunk size). */
 export const BUFFER_SIZE = 1_048_576
@@ -139,10 +140,13 @@ export class HashPool {
   private readonly free: ArrayBuffer[] = []
   private nextId = 0
 
-  /** `size`: the most threads it starts (default: the number of CPUs). */
+  /**
+   * `size`: the most threads it starts (default: the number of CPUs); 0 for none, the calling thread
+   * doing each task itself, synchronously (for work smaller than a thread's start: tens of ms, ~10 MiB).
+   */
   constructor(readonly size: number = availableParallelism()) {
-    if (!Number.isInteger(size) || size < 1) {
-      throw new CairnError('USAGE', `jobs must be a whole number of threads, at least 1 (got ${size})`)
+    if (!Number.isInteger(size) || size < 0) {
+      throw new CairnError('USAGE', `jobs must be a whole number of threads (got ${size})`)
     }
     this.readAhead = new Places(4 * size + 4)
   }
@@ -218,6 +222,10 @@ export class HashPool {
   }
 
   private run(task: WorkerTask): Promise<WorkerReply> {
+    if (this.size === 0) {
+      const reply = answer(task)
+      return reply.kind === 'failed' ? Promise.reject(this.failed(reply)) : Promise.resolve(reply)
+    }
     const thread = this.pick()
     return new Promise<WorkerReply>((resolve, reject) => {
       // posted first: if posting throws, nothing is left waiting (a reply cannot come before this returns)
@@ -235,6 +243,12 @@ export class HashPool {
     return this.start()
   }
 
+  /** The error of a failed task, its buffers taken back. */
+  private failed(reply: Extract<WorkerReply, { kind: 'failed' }>): Error {
+    for (const buffer of reply.buffers) this.release(new Uint8Array(buffer))
+    return toError(reply.error)
+  }
+
   private start(): Thread {
     // no inherited flags: the worker is plain JavaScript, and flags such as --input-type would stop it
     const worker = new Worker(new URL('./hash-worker.js', import.meta.url), { execArgv: [] })
@@ -244,10 +258,8 @@ export class HashPool {
       if (!w) return
       thread.waiting.delete(reply.id)
       if (thread.waiting.size === 0) worker.unref()
-      if (reply.kind === 'failed') {
-        for (const buffer of reply.buffers) this.release(new Uint8Array(buffer))
-        w.reject(toError(reply.error))
-      } else w.resolve(reply)
+      if (reply.kind === 'failed') w.reject(this.failed(reply))
+      else w.resolve(reply)
     }
     const fail = (error: unknown): void => {
       const i = this.threads.indexOf(thread)
