@@ -11,7 +11,7 @@ import * as dagJson from '@ipld/dag-json'
 import { minimatch } from 'minimatch'
 import type { ValidateFunction } from 'ajv'
 import { checkBlock } from './car/block.js'
-import { cidFor, DAG_JSON, type CID, type Link } from './cid.js'
+import { cidFor, cidText, DAG_JSON, type CID, type Link } from './cid.js'
 import { readCard, withDataset } from './dataset.js'
 import { CairnError, ioError, isCairnError } from './errors.js'
 import { readerFor } from './formats/index.js'
@@ -46,9 +46,10 @@ export interface BuildOptions {
   /** The version's `created` time. Default: `SOURCE_DATE_EPOCH` (seconds) when set, else now. */
   readonly date?: Date
   /**
-   * Threads that read and hash files (default: one per CPU when most bytes are in files over 1 MiB,
-   * else one per CPU but one, at least one: the main thread lays out, indexes and writes each small
-   * file). The result does not depend on it.
+   * Threads that read and hash files (default: one per CPU when most bytes to read are in files over
+   * 1 MiB, else one per CPU but one, at least one: the main thread lays out, indexes and writes each
+   * small file; none, 0, for a few small files, which the main thread then reads itself). The result
+   * does not depend on it.
    */
   readonly jobs?: number
   /** Make a new version even when nothing changed since HEAD. */
@@ -130,37 +131,38 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
 
       // Cache hits are decided up front, synchronously: only changed files go through the pool. A hit
       // is kept as its place in the cache (an entry is made when it is used), and the file's path
-      // becomes the cache's equal string (held once, not twice).
-      const hitAt = new Int32Array(cache.size > 0 ? files.length : 0).fill(-1)
-      const isHit = (i: number): boolean => i < hitAt.length && hitAt[i] >= 0
-      const hit = (i: number): CachedFile | undefined => (isHit(i) ? cache.at(hitAt[i]) : undefined)
+      // becomes the cache's equal string (held once, not twice). `knownAt` is where the cache has the
+      // file's path, hit or not.
+      const knownAt = new Int32Array(cache.size > 0 ? files.length : 0).fill(-1)
+      const hits = new Uint8Array(knownAt.length)
+      const isHit = (i: number): boolean => hits[i] === 1
+      const hit = (i: number): CachedFile | undefined => (isHit(i) ? cache.at(knownAt[i]) : undefined)
       let cached = 0
-      for (let i = 0; i < hitAt.length; i++) {
+      let known = 0
+      for (let i = 0; i < knownAt.length; i++) {
         const found = cache.get(files.path(i), i)
-        if (
-          found !== undefined &&
-          files.sameStamp(i, cache.stamps, found.index) &&
-          inStore(found.cid) &&
-          (!found.schema || inStore(found.schema))
-        ) {
-          hitAt[i] = found.index
+        if (found === undefined) continue
+        knownAt[i] = found.index
+        known++
+        if (files.sameStamp(i, cache.stamps, found.index) && inStore(found.cid) && (!found.schema || inStore(found.schema))) {
+          hits[i] = 1
           files.sharePath(i, cache.path(found.index))
           cached++
         }
       }
       const parentManifest = parent ? await readParent(store, parent, cache.head) : undefined
       // every file as the cache knew it: the same entries give the same roots, already stored
-      const known = cache.roots
+      const roots = cache.roots
       const reuse =
-        known !== undefined && cached === files.length && files.length === cache.size && inStore(known.index) && inStore(known.tree)
+        roots !== undefined && cached === files.length && files.length === cache.size && inStore(roots.index) && inStore(roots.tree)
 
       let index: BuiltIndex
       let tree: CID
       let changes: ChangeSummary = { added: 0, removed: 0, modified: 0 }
       const cacheable = new StatCacheWriter(rulesKey)
       if (reuse) {
-        index = { root: known.index, totals: known.totals }
-        tree = known.tree
+        index = { root: roots.index, totals: roots.totals }
+        tree = roots.tree
         if (!parentManifest?.index.equals(index.root)) {
           const counter = new ChangeCounter(store, parentManifest?.index)
           for (let i = 0; i < files.length; i++) await counter.see(hit(i)!.entry)
@@ -170,9 +172,14 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       } else {
         // Files flow in path order, through a window of imports, into the index, the tree, the cache
         // and the change count: memory holds the window and the open nodes, not every entry.
-        const pool = hashPool(options.jobs ?? defaultJobs(files))
+        const pool = hashPool(options.jobs ?? defaultJobs(files, isHit))
         const indexBuilder = new IndexBuilder(put)
-        const counter = new ChangeCounter(store, parentManifest?.index)
+        // when the cache holds exactly the parent's entries (it names the parent's index), its places of
+        // the paths tell the changes without reading the parent's index
+        const counter: Changes =
+          known > 0 && parentManifest && roots?.index.equals(parentManifest.index)
+            ? new CachedChanges(cache, knownAt, isHit)
+            : new ChangeCounter(store, parentManifest?.index)
         let doneFiles = 0
         let doneBytes = 0
         const groups = importGroups(files.length, (i) => (isHit(i) ? 0 : files.size(i)))
@@ -217,12 +224,12 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
             const i = group[n]
             let e = read[n]
             if (e === undefined) {
-              const known = hit(i)!
-              e = { entry: known.entry, dagSize: known.dagSize, stamp: files.stamp(i), cacheable: true }
+              const same = hit(i)!
+              e = { entry: same.entry, dagSize: same.dagSize, stamp: files.stamp(i), cacheable: true }
             }
             const added = indexBuilder.add(e.entry)
             if (added) await added
-            const seen = counter.see(e.entry)
+            const seen = counter.see(e.entry, i)
             if (seen) await seen
             if (e.cacheable) cacheable.add(e)
             const placed = treeBuilder.add(e.entry.path, e.entry.cid, e.dagSize)
@@ -239,8 +246,8 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
           // the cache already says exactly this
           if (intact && cache.head?.cid.equals(head.cid)) return
           for (let i = 0; i < files.length; i++) {
-            const known = hit(i)!
-            cacheable.add({ entry: known.entry, dagSize: known.dagSize, stamp: files.stamp(i) })
+            const same = hit(i)!
+            cacheable.add({ entry: same.entry, dagSize: same.dagSize, stamp: files.stamp(i) })
           }
         }
         const roots = cacheable.size === files.length ? { index: index.root, tree, totals: index.totals } : undefined
@@ -364,11 +371,15 @@ class RowRules {
   }
 }
 
-/**
- * Counts shards added, removed and modified against the parent's index, fed the new entries in path
- * order: the parent's entries are read alongside, one index node at a time.
- */
-class ChangeCounter {
+/** Counts shards added, removed and modified against the parent, fed the new entries in path order. */
+interface Changes {
+  /** Counts `entry`, file `i` of the scan; a promise only when it must read a block. */
+  see(entry: ShardEntry, i: number): Promise<void> | undefined
+  finish(): Promise<ChangeSummary>
+}
+
+/** Changes against the parent's index: the parent's entries are read alongside, one index node at a time. */
+class ChangeCounter implements Changes {
   private readonly before: AsyncIterator<ShardEntry> | undefined
   private next: ShardEntry | undefined
   private started = false
@@ -378,7 +389,6 @@ class ChangeCounter {
     this.before = parentIndex && walkEntries(store, parentIndex)
   }
 
-  /** Counts `entry`; a promise only when the parent's entries must be read (there is a parent). */
   see(entry: ShardEntry): Promise<void> | undefined {
     if (!this.before) {
       this.counts.added++
@@ -416,17 +426,63 @@ class ChangeCounter {
 }
 
 /**
- * Hashing threads of a build unless told. Mostly files larger than a chunk: one per CPU, hashing is the
- * work. Mostly small files: one per CPU but one, for the main thread lays out, indexes and writes
- * each file, and on 2 CPUs a second hashing thread only took CPU from it (10,000 files of 4 KiB:
- * 0.71-0.79 s with one thread, 0.73-0.86 s with two; 1 GiB in 64 files: 0.92-0.97 s with two,
- * 1.07-1.25 s with one).
+ * Changes against a stat cache that holds exactly the parent's entries (its roots are the parent's):
+ * a file found unchanged in it is the parent's entry, a file read again is compared with the cache's
+ * CID at its path, a path it lacks is added, and a path of it no file took was removed.
  */
-function defaultJobs(files: FoundFiles): number {
-  let large = 0
-  for (let i = 0; i < files.length; i++) if (files.size(i) > CHUNK_SIZE) large += files.size(i)
-  return large > files.totalBytes / 2 ? availableParallelism() : smallFileJobs()
+class CachedChanges implements Changes {
+  private readonly counts = { added: 0, removed: 0, modified: 0 }
+  private matched = 0
+
+  constructor(
+    private readonly cache: StatCache,
+    /** Where the cache has file `i`'s path, or -1. */
+    private readonly knownAt: Int32Array,
+    private readonly isHit: (i: number) => boolean,
+  ) {}
+
+  see(entry: ShardEntry, i: number): undefined {
+    const k = this.knownAt[i]
+    if (k < 0) this.counts.added++
+    else {
+      this.matched++
+      if (!this.isHit(i) && this.cache.at(k).cid !== cidText(entry.cid)) this.counts.modified++
+    }
+    return undefined
+  }
+
+  async finish(): Promise<ChangeSummary> {
+    return { ...this.counts, removed: this.cache.size - this.matched }
+  }
 }
+
+/**
+ * Hashing threads of a build unless told, for the files it must read (those not found in the cache).
+ * A few small ones: none, the main thread reads them itself, for a thread's start costs more (tens of
+ * ms and ~10 MiB, against ~30 µs per small file). Mostly files larger than a chunk: one per CPU,
+ * hashing is the work. Mostly small files: one per CPU but one, for the main thread lays out, indexes
+ * and writes each small file, and on 2 CPUs a second hashing thread only took CPU from it (10,000
+ * files of 4 KiB: 0.71-0.79 s with one thread, 0.73-0.86 s with two; 1 GiB in 64 files: 0.92-0.97 s
+ * with two, 1.07-1.25 s with one).
+ */
+function defaultJobs(files: FoundFiles, isHit: (i: number) => boolean): number {
+  let large = 0
+  let bytes = 0
+  let count = 0
+  for (let i = 0; i < files.length; i++) {
+    if (isHit(i)) continue
+    const size = files.size(i)
+    count++
+    bytes += size
+    if (size > CHUNK_SIZE) large += size
+  }
+  if (count <= INLINE_FILES && bytes <= INLINE_BYTES) return 0
+  return large > bytes / 2 ? availableParallelism() : smallFileJobs()
+}
+
+/** At most this many files, and bytes, to read are read on the main thread (see {@link defaultJobs}). */
+const INLINE_FILES = 64
+const INLINE_BYTES = 4 * CHUNK_SIZE
 
 /** Hashing threads for small files: one per CPU but one (see {@link defaultJobs}). */
 function smallFileJobs(): number {

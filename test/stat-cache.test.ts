@@ -105,6 +105,25 @@ describe('stat cache', () => {
     expect(r.changes.added).toBe(1)
   })
 
+  it("counts changes from the cache when it holds the parent's entries: added, removed, modified, and a file rewritten with its bytes is not modified", async () => {
+    ds = await makeDataset({ 'a.txt': 'alpha', 'b.txt': 'bravo', 'c/d.txt': 'delta', 'e.txt': 'echo' })
+    await settle()
+    const first = await build({ dir: ds.dir, date: FIXED_DATE })
+    // the precondition of counting from the cache: it names the parent's index (every file was cached)
+    const noRules = createHash('sha256').update('[]').digest('hex') // the card has no shard rules
+    const cache = await loadStatCache(join(ds.dir, '.cairn'), noRules)
+    expect(cache.roots?.index.toString()).toBe(first.manifest.index.toString())
+    await ds.write({ 'a.txt': 'ALPHA', 'c/aa.txt': 'new', 'z.txt': 'last', 'e.txt': 'echo' })
+    await rm(join(ds.dir, 'b.txt'))
+    const second = await build({ dir: ds.dir, date: FIXED_DATE })
+    expect(second.changes).toEqual({ added: 2, removed: 1, modified: 1 })
+    // the same counts as the parent's index gives, the cache gone
+    await rm(join(ds.dir, '.cairn', 'stat-cache'))
+    await ds.write({ 'c/aa.txt': 'newer' })
+    const third = await build({ dir: ds.dir, date: FIXED_DATE })
+    expect(third.changes).toEqual({ added: 0, removed: 0, modified: 1 })
+  })
+
   it('a rebuild with nothing changed reads no file', async () => {
     ds = await makeDataset({ 'a.txt': 'alpha', 'b/c.jsonl': jsonl([{ id: 1 }]) })
     await settle()
