@@ -8,10 +8,11 @@ import { createHash } from 'node:crypto'
 import { stat } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import * as dagJson from '@ipld/dag-json'
+import { equals as equalBytes } from 'multiformats/bytes'
 import { minimatch } from 'minimatch'
 import type { ValidateFunction } from 'ajv'
 import { checkBlock } from './car/block.js'
-import { cidFor, cidText, DAG_JSON, type CID, type Link } from './cid.js'
+import { cidBytesText, cidFor, DAG_JSON, type CID, type Link } from './cid.js'
 import { readCard, withDataset } from './dataset.js'
 import { CairnError, ioError, isCairnError } from './errors.js'
 import { readerFor } from './formats/index.js'
@@ -127,7 +128,8 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
         }
       }
       const stored = intact ? undefined : await store.snapshot()
-      const inStore = (cid: CID | string): boolean => stored === undefined || stored.has(cid)
+      const inStore = (cid: CID): boolean => stored === undefined || stored.has(cid)
+      const bytesInStore = (cid: Uint8Array): boolean => stored === undefined || stored.has(cidBytesText(cid))
 
       // Cache hits are decided up front, synchronously: only changed files go through the pool. A hit
       // is kept as its place in the cache (an entry is made when it is used), and the file's path
@@ -144,7 +146,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
         if (found === undefined) continue
         knownAt[i] = found.index
         known++
-        if (files.sameStamp(i, cache.stamps, found.index) && inStore(found.cid) && (!found.schema || inStore(found.schema))) {
+        if (files.sameStamp(i, cache.stamps, found.index) && bytesInStore(found.cid) && (!found.schema || bytesInStore(found.schema))) {
           hits[i] = 1
           files.sharePath(i, cache.path(found.index))
           cached++
@@ -446,7 +448,7 @@ class CachedChanges implements Changes {
     if (k < 0) this.counts.added++
     else {
       this.matched++
-      if (!this.isHit(i) && this.cache.at(k).cid !== cidText(entry.cid)) this.counts.modified++
+      if (!this.isHit(i) && !equalBytes(this.cache.at(k).cid, entry.cid.bytes)) this.counts.modified++
     }
     return undefined
   }

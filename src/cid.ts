@@ -65,6 +65,11 @@ export function cidFromText(text: string): CID {
   return sha256CidV1(bytes) ?? notV0(CID.decode(bytes), text)
 }
 
+/** The CID whose bytes are `bytes`, built around them when it is a CIDv1 of sha2-256 (every CID cairn makes). */
+export function cidFromBytes(bytes: Uint8Array): CID {
+  return sha256CidV1(bytes) ?? CID.decode(bytes)
+}
+
 /**
  * The CID of `bytes` when they are a CIDv1 with a sha2-256 multihash (every CID cairn makes), built
  * around `bytes` themselves: `CID.decode` would copy them once more. Undefined for any other bytes.

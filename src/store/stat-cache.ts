@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { cidBytesText, cidFromText, type CID } from '../cid.js'
+import { cidFromBytes, cidFromText, type CID } from '../cid.js'
 import type { FormatName } from '../formats/interface.js'
 import type { ShardEntry } from '../manifest.js'
 import type { Stamp } from '../scan.js'
@@ -17,7 +17,7 @@ import { writeFileAtomicWith } from '../util/atomic.js'
 import { withRoom } from '../util/grow.js'
 import type { StoreMark } from './blocks.js'
 
-const VERSION = 3
+const VERSION = 4
 
 /** What a build tells the cache about one file. */
 export interface FileFacts {
@@ -28,13 +28,13 @@ export interface FileFacts {
 
 /**
  * A file as the cache knows it: its position `index` in the cache (its stamp is at `4 × index` of
- * {@link StatCache.stamps}). `cid` and `schema` are the CIDs' text (CIDv1, base32), so checking that
- * the store still has them parses nothing; `entry` is parsed on first use.
+ * {@link StatCache.stamps}). `cid` and `schema` are the CIDs' bytes (CIDv1), views of the cache's
+ * column; `entry` is made on first use.
  */
 export interface CachedFile {
   readonly index: number
-  readonly cid: string
-  readonly schema: string | undefined
+  readonly cid: Uint8Array
+  readonly schema: Uint8Array | undefined
   readonly dagSize: number
   readonly entry: ShardEntry
 }
@@ -89,13 +89,25 @@ interface Keys {
 }
 
 /** The second line: the facts of each file, parsed only when some file is not found unchanged. */
-interface Facts {
-  readonly cids: string[]
+interface FactsLine {
+  /** Every file's CID (CIDv1 bytes, self-delimiting), end to end, in base64. */
+  readonly cids: string
   readonly sizes: number[]
   readonly formats: FormatName[]
   readonly dagSizes: number[]
   readonly rows: (number | null)[]
-  readonly schemas: (string | null)[]
+  /** Every file's schema CID, or a zero byte for none (no CID starts with one), in base64. */
+  readonly schemas: string
+}
+
+/** The facts in memory: the CIDs as two byte columns and where each file's starts (no string per file). */
+interface Facts extends Omit<FactsLine, 'cids' | 'schemas'> {
+  readonly cids: Uint8Array
+  /** File `i`'s CID is `cids[cidAt[i]]`…`cids[cidAt[i + 1]]`. */
+  readonly cidAt: Int32Array
+  readonly schemas: Uint8Array
+  /** File `i`'s schema CID is `schemas[schemaAt[i]]`…`schemas[schemaAt[i + 1]]`, after a zero byte for none. */
+  readonly schemaAt: Int32Array
 }
 
 class Cached implements CachedFile {
@@ -105,11 +117,14 @@ class Cached implements CachedFile {
     private readonly paths: readonly string[],
     readonly index: number,
   ) {}
-  get cid(): string {
-    return this.facts.cids[this.index]
+  get cid(): Uint8Array {
+    const f = this.facts
+    return f.cids.subarray(f.cidAt[this.index], f.cidAt[this.index + 1])
   }
-  get schema(): string | undefined {
-    return this.facts.schemas[this.index] ?? undefined
+  get schema(): Uint8Array | undefined {
+    const f = this.facts
+    const start = f.schemaAt[this.index]
+    return f.schemas[start] === 0 ? undefined : f.schemas.subarray(start, f.schemaAt[this.index + 1])
   }
   get dagSize(): number {
     return this.facts.dagSizes[this.index]
@@ -119,14 +134,14 @@ class Cached implements CachedFile {
     const f = this.facts
     const i = this.index
     const rows = f.rows[i]
-    const schema = f.schemas[i]
+    const schema = this.schema
     this.#entry = {
       path: this.paths[i],
-      cid: cidFromText(f.cids[i]),
+      cid: cidFromBytes(this.cid),
       size: f.sizes[i],
       format: f.formats[i],
       ...(rows === null ? {} : { rows }),
-      ...(schema === null ? {} : { schema: cidFromText(schema) }),
+      ...(schema === undefined ? {} : { schema: cidFromBytes(schema) }),
     }
     return this.#entry
   }
@@ -172,16 +187,54 @@ class Loaded implements StatCache {
   private facts(): Facts | null {
     if (this.#facts === undefined) {
       try {
-        const f = JSON.parse(this.factsText) as Facts
+        const line = JSON.parse(this.factsText) as FactsLine
         this.factsText = ''
-        const columns = [f.cids, f.sizes, f.formats, f.dagSizes, f.rows, f.schemas]
-        this.#facts = columns.every((c) => Array.isArray(c) && c.length === this.keys.paths.length) ? f : null
+        const n = this.keys.paths.length
+        const cids = Buffer.from(line.cids, 'base64')
+        const schemas = Buffer.from(line.schemas, 'base64')
+        const cidAt = cidStarts(cids, n, false)
+        const schemaAt = cidStarts(schemas, n, true)
+        const columns = [line.sizes, line.formats, line.dagSizes, line.rows]
+        this.#facts =
+          cidAt && schemaAt && columns.every((c) => Array.isArray(c) && c.length === n) ? { ...line, cids, cidAt, schemas, schemaAt } : null
       } catch {
         this.#facts = null
       }
     }
     return this.#facts
   }
+}
+
+/**
+ * Where each of `n` CIDs laid end to end in `bytes` starts (and, at `n`, where the last ends), or null
+ * unless `bytes` are exactly `n` CIDv1s (or zero bytes, where `none` allows them).
+ */
+function cidStarts(bytes: Uint8Array, n: number, none: boolean): Int32Array | null {
+  const at = new Int32Array(n + 1)
+  let p = 0
+  for (let i = 0; i < n; i++) {
+    at[i] = p
+    if (none && bytes[p] === 0) {
+      p++
+      continue
+    }
+    if (bytes[p] !== 1) return null
+    p++
+    // the codec, the hash function and the digest's length, each a varint, then the digest
+    for (let field = 0; field < 3; field++) {
+      let value = 0
+      for (let shift = 0; ; shift += 7) {
+        if (p >= bytes.length || shift > 28) return null
+        const b = bytes[p++]
+        value += (b & 0x7f) * 2 ** shift
+        if (b < 0x80) break
+      }
+      if (field === 2) p += value
+    }
+    if (p > bytes.length) return null
+  }
+  at[n] = p
+  return p === bytes.length ? at : null
 }
 
 const EMPTY: StatCache = {
@@ -311,11 +364,10 @@ export class StatCacheWriter {
     yield keys.slice(0, -1) + ',"paths":'
     yield* jsonArray(n, (i) => this.paths[i])
     yield ',"stamps":"'
-    // base64 of whole 3-byte groups joins without padding in between
-    for (let at = 0; at < stamps.length; at += 3 * 65536) yield stamps.toString('base64', at, Math.min(stamps.length, at + 3 * 65536))
-    yield '"}\n{"cids":'
-    yield* jsonArray(n, (i) => this.cids.text(i))
-    yield ',"sizes":'
+    yield* base64(stamps)
+    yield '"}\n{"cids":"'
+    yield* this.cids.base64()
+    yield '","sizes":'
     yield* jsonArray(n, (i) => this.sizes.at(i))
     yield ',"formats":'
     yield* jsonArray(n, (i) => this.formatNames[this.formats.at(i)])
@@ -326,9 +378,9 @@ export class StatCacheWriter {
       const rows = this.rows.at(i)
       return Number.isNaN(rows) ? null : rows
     })
-    yield ',"schemas":'
-    yield* jsonArray(n, (i) => this.schemas.text(i))
-    yield '}\n'
+    yield ',"schemas":"'
+    yield* this.schemas.base64()
+    yield '"}\n'
   }
 }
 
@@ -350,32 +402,31 @@ function* jsonArray(length: number, item: (i: number) => unknown): Generator<str
 }
 
 /**
- * Optional CIDs, one per file, kept as their bytes end to end (36 bytes each for the CIDs a build
- * makes) rather than as objects or text; turned into JSON text when the cache is saved.
+ * Optional CIDs, one per file, kept as their bytes end to end (CIDv1, 36 bytes each for the CIDs a
+ * build makes; a zero byte for none) rather than as objects or text, and saved so.
  */
 class CidColumn {
   private bytes = new Uint8Array(36 * 256)
-  /** Where each CID ends in `bytes` (where the previous one ends, for none). */
-  private ends = new Float64Array(256)
-  private length = 0
   private used = 0
 
   push(cid: CID | undefined): void {
-    this.ends = withRoom(this.ends, this.length + 1)
-    if (cid !== undefined) {
-      const b = cid.version === 0 ? cid.toV1().bytes : cid.bytes
-      this.bytes = withRoom(this.bytes, this.used + b.length)
-      this.bytes.set(b, this.used)
-      this.used += b.length
-    }
-    this.ends[this.length++] = this.used
+    const b = cid === undefined ? NONE : cid.version === 0 ? cid.toV1().bytes : cid.bytes
+    this.bytes = withRoom(this.bytes, this.used + b.length)
+    this.bytes.set(b, this.used)
+    this.used += b.length
   }
 
-  /** The text of the `i`-th CID, or null for none. */
-  text(i: number): string | null {
-    const start = i === 0 ? 0 : this.ends[i - 1]
-    return this.ends[i] === start ? null : cidBytesText(this.bytes.subarray(start, this.ends[i]))
+  /** The column in base64, in parts. */
+  base64(): Generator<string> {
+    return base64(Buffer.from(this.bytes.buffer, this.bytes.byteOffset, this.used))
   }
+}
+
+const NONE = new Uint8Array(1)
+
+/** `bytes` in base64, in parts of whole 3-byte groups (which join without padding in between). */
+function* base64(bytes: Buffer): Generator<string> {
+  for (let at = 0; at < bytes.length; at += 3 * 65536) yield bytes.toString('base64', at, Math.min(bytes.length, at + 3 * 65536))
 }
 
 /** Numbers, one per file, in a typed array: not a JS array that every collection traces and that leaves a copy behind each time it grows. */
