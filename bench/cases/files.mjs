@@ -1,6 +1,6 @@
 /**
  * A file case: one synthetic dataset folder measured with the peer (ipfs-car pack), the limits
- * (sha256 on all cores, copy) and every cairn operation on it, in this order:
+ * (sha256 on all cores, copy, stat of every file) and every cairn operation on it, in this order:
  * build cold → rebuild unchanged → pack → verify folder → verify CAR → build after changing one
  * shard → diff (cold version vs the last changed one) → clone from serve (when the library has it).
  * The changed shard is restored at the end, so the folder is pristine again for the next run.
@@ -65,6 +65,15 @@ export async function runFilesCase(ctx, c) {
     params: () => ({ dir: root, dest: copyDest }),
   })
   rmSync(copyDest, { recursive: true, force: true })
+  await measure(ctx, {
+    ...base,
+    bytes: undefined,
+    tool: 'limit',
+    op: 'stat every file',
+    childOp: 'limit.stat',
+    params: () => ({ dir: root }),
+    check: (i) => (i.files !== files.length ? `${i.files} files, expected ${files.length}` : undefined),
+  })
 
   const cold = await measure(ctx, {
     ...base,

@@ -2,8 +2,11 @@
  * The limits: what the hardware allows on the same bytes, with nothing of cairn's work.
  * - `limit.sha256`: one worker thread per core, each hashing whole files with large sequential reads.
  * - `limit.copy`: `fs.copyFile` of every file (in-kernel on Linux), as many at once as libuv allows.
+ * - `limit.stat`: list the folder and `lstat` every file once, as any rebuild that notices every changed
+ *   file must (size, mtime, ctime and inode in nanoseconds and full precision: `bigint`), nothing else.
  * Listing the files is part of the timed work, as cairn's scan is.
  */
+import { lstatSync, readdirSync } from 'node:fs'
 import { copyFile, mkdir } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -39,6 +42,26 @@ export const limitOps = {
       const bytes = parts.reduce((n, x) => n + x.bytes, 0)
       if (bytes !== totalBytes(files)) throw new Error(`hashed ${bytes} bytes, expected ${totalBytes(files)}`)
       return { threads, files: files.length, bytes, digestXor: xor.toString('hex') }
+    },
+  },
+
+  'limit.stat': {
+    run(p) {
+      let files = 0
+      let bytes = 0n
+      const walk = (dir) => {
+        for (const e of readdirSync(dir, { withFileTypes: true })) {
+          if (e.name.startsWith('.') || (dir === p.dir && e.name === 'cairn.json')) continue
+          const abs = join(dir, e.name)
+          if (e.isDirectory()) walk(abs)
+          else if (e.isFile()) {
+            bytes += lstatSync(abs, { bigint: true }).size
+            files++
+          }
+        }
+      }
+      walk(p.dir)
+      return { files, bytes: Number(bytes) }
     },
   },
 
