@@ -6,7 +6,7 @@
  * any other UnixFS file or directory (HAMT included) is written as it is. See docs/clone.md.
  */
 import { createHash } from 'node:crypto'
-import { createWriteStream } from 'node:fs'
+import { createWriteStream, lstatSync, renameSync, writeFileSync } from 'node:fs'
 import { once } from 'node:events'
 import { lstat, mkdir, open, readdir, readFile, rename, rm, unlink, writeFile, type FileHandle } from 'node:fs/promises'
 import { basename, dirname, join, resolve, sep } from 'node:path'
@@ -33,6 +33,9 @@ import { importFile } from './unixfs/file.js'
 import { forEachLimit, mapLimit, quiet } from './util/pool.js'
 import { readCardBlock, readVersion } from './version.js'
 import { writeFileAtomic } from './util/atomic.js'
+
+/** Files of at most this size are written in one synchronous call (see `writeFiles`). */
+const SMALL_FILE = 1 << 20
 
 /** Files fetched at once when `jobs` is not given. */
 export const DEFAULT_CLONE_JOBS = 8
@@ -778,7 +781,7 @@ async function writeFiles(
   await forEachLimit(files, jobs, async (job) => {
     const final = safeJoin(target, job.path)
     await ensureDirs(target, job.path, made)
-    const existing = await lstat(final).catch(() => undefined)
+    const existing = lstatSync(final, { throwIfNoEntry: false })
     if (existing?.isDirectory()) {
       throw new CairnError('TARGET_NOT_EMPTY', `${final} is a folder where the clone has a file`, { subject: final })
     }
@@ -798,25 +801,33 @@ async function writeFiles(
           },
         }
       : session
-    const out = createWriteStream(tmp)
     let size = 0
+    // a file of one chunk or less is gathered and written with two synchronous calls: a write stream
+    // and its thread-pool round trips (open, write, close, rename) cost more than the write itself
+    const small = job.size !== undefined && job.size <= SMALL_FILE
+    const out = small ? undefined : createWriteStream(tmp)
+    const pieces: Uint8Array[] = []
     try {
       for await (const piece of exportFile(source, job.cid)) {
         size += piece.length
         bytes += piece.length
-        if (!out.write(piece)) await once(out, 'drain')
+        if (!out) pieces.push(piece)
+        else if (!out.write(piece)) await once(out, 'drain')
         report()
       }
-      out.end()
-      await once(out, 'finish')
       if (job.size !== undefined && size !== job.size) {
         throw new CairnError('CORRUPT_BLOCK', `${job.path}: the DAG of ${job.cid} holds ${size} bytes, the listing says ${job.size}`, {
           subject: job.path,
         })
       }
-      await rename(tmp, final)
+      if (out) {
+        out.end()
+        await once(out, 'finish')
+      } else writeFileSync(tmp, pieces.length === 1 ? pieces[0] : Buffer.concat(pieces))
+      if (small) renameSync(tmp, final)
+      else await rename(tmp, final)
     } catch (e) {
-      out.destroy()
+      out?.destroy()
       await unlink(tmp).catch(() => {})
       if (isCairnError(e)) throw e
       throw ioError('write', final, e)
