@@ -270,17 +270,29 @@ async function cloneVersion(root: CID, list: SourceList, options: CloneOptions):
     } catch (e) {
       throw ioError('create', tmpDir, e)
     }
-    const written = await writeFiles(
-      target,
-      tmpDir,
-      selectedEntries(through, version.index, options),
-      plan.selected,
-      list,
-      jobs,
-      options,
-      options.storeFileBlocks ? store : undefined,
-      'profile',
-    )
+    // A fresh clone of every file reads the whole tree: one CAR stream of it serves all the files (in
+    // the order they are written, about the tree's), rather than a request per file. A resumed or a
+    // filtered clone fetches each file it still needs on its own.
+    const whole = !resumed && (options.include?.length ?? 0) === 0 && (options.exclude?.length ?? 0) === 0
+    const shared = whole ? list.sharedSession(version.tree, plan.treeNodes) : undefined
+    let written
+    try {
+      written = await writeFiles(
+        target,
+        tmpDir,
+        selectedEntries(through, version.index, options),
+        plan.selected,
+        list,
+        jobs,
+        options,
+        options.storeFileBlocks ? store : undefined,
+        'profile',
+        undefined,
+        shared,
+      )
+    } finally {
+      await shared?.close()
+    }
     await dataset.refs.setHead(root)
     await writeAtomic(join(storeDir, CLONE_RECORD), JSON.stringify({ cid: root.toString(), complete: true }) + '\n', storeDir)
     await rm(tmpDir, { recursive: true, force: true }).catch(() => {})
@@ -317,6 +329,8 @@ interface VersionPlan {
   readonly files: number
   /** Those selected by include/exclude, and their bytes. */
   readonly selected: Totals
+  /** Every node of the tree read (its folders, HAMT shards included). */
+  readonly treeNodes: readonly CID[]
 }
 
 /** A count of files and their bytes. */
@@ -386,8 +400,15 @@ async function planVersion(
     }
   }
   await mapLimit([...schemas.values()], concurrency, (cid) => source.get(cid))
-  await fetchTreeNodes(source, tree, folders, concurrency)
-  return { files, selected: { files: selected, bytes } }
+  const treeNodes: CID[] = []
+  const recorded: BlockSource = {
+    get: (cid) => {
+      treeNodes.push(cid)
+      return source.get(cid)
+    },
+  }
+  await fetchTreeNodes(recorded, tree, folders, concurrency)
+  return { files, selected: { files: selected, bytes }, treeNodes }
 }
 
 /** The second walk: the entries include/exclude select, in path order, as files to write. */
@@ -768,6 +789,8 @@ async function writeFiles(
   sink: BlockStoreLike | undefined,
   check: 'profile' | 'dag',
   tmpName?: string,
+  /** Where every file's blocks come from (a session the caller closes), instead of a session per file. */
+  shared?: BlockSource,
 ): Promise<{ written: number; skipped: number; bytes: number }> {
   // cairn's own DAGs re-hash offline; any other DAG is checked leaf by leaf against its nodes
   const onDisk = (path: string, cid: CID): Promise<boolean> =>
@@ -791,7 +814,8 @@ async function writeFiles(
       return
     }
     const tmp = join(tmpDir, tmpName ?? `clone-${createHash('sha256').update(job.path).digest('hex').slice(0, 32)}.part`)
-    const session = list.session(job.cid)
+    const own = shared === undefined ? list.session(job.cid) : undefined
+    const session = shared ?? own!
     const source: BlockSource = sink
       ? {
           async get(cid) {
@@ -832,7 +856,7 @@ async function writeFiles(
       if (isCairnError(e)) throw e
       throw ioError('write', final, e)
     } finally {
-      await session.close()
+      await own?.close()
     }
     written++
     report()

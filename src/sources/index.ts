@@ -178,6 +178,21 @@ export class SourceList implements BlockSource {
     return new CarSession(this, first, root)
   }
 
+  /**
+   * A block source for reading many files of the DAG under `root` at once, in about depth-first order
+   * (a whole folder, each file by several readers at a time): one CAR request of the first source
+   * streams every block, each handed to whoever waits for it, or held until asked for. The blocks
+   * `skip` names (nodes the caller already has, such as folders) are dropped as they pass. When
+   * the first source cannot stream, or the stream breaks, ends, or holds more than
+   * {@link STASH_LIMIT_BYTES} while a reader waits for a block it has not sent, every block still
+   * wanted is fetched block by block. Close it when done (it aborts the stream).
+   */
+  sharedSession(root: CID, skip: Iterable<CID> = []): BlockSource & { close(): Promise<void> } {
+    const first = this.ordered()[0]
+    if (first?.dag === undefined) return Object.assign(this.wrapGet(), { close: async () => {} })
+    return new SharedCarSession(this, first, root, new Set([...skip].map(keyOf)))
+  }
+
   /** Closes every source. */
   async close(): Promise<void> {
     await Promise.all(this.sources.map((s) => s.close()))
@@ -295,6 +310,135 @@ class CarSession implements BlockSource {
     this.stashed = 0
     await it?.return?.(undefined).catch(() => {})
   }
+}
+
+/** Keys of blocks a {@link SharedCarSession} handed out lately, so that a second reader of one does not wait for it. */
+const TAKEN_KEYS = 16384
+
+/**
+ * One CAR stream shared by many readers (see {@link SourceList.sharedSession}). A single pump reads the
+ * stream while some reader waits; a block goes to the readers waiting for it, or into the stash for a
+ * reader to come. A stash grown past its limit while a reader still waits means the stream is not
+ * coming to that reader's block: the stream is given up, and what is still wanted fetched on its own.
+ */
+class SharedCarSession implements BlockSource {
+  private iterator: AsyncIterator<Block> | undefined
+  private pumping = false
+  private readonly waiting = new Map<string, Reader[]>()
+  private readonly stash = new Map<string, Uint8Array>()
+  private stashed = 0
+  /** Keys handed out lately, oldest first: a file may hold a block twice, or two files the same block. */
+  private readonly taken = new Set<string>()
+
+  constructor(
+    private readonly list: SourceList,
+    private readonly source: Source,
+    root: CID,
+    private readonly skip: ReadonlySet<string>,
+  ) {
+    this.iterator = (source.dag as (root: CID) => AsyncIterable<Block>).call(source, root)[Symbol.asyncIterator]()
+  }
+
+  get(cid: CID): Promise<Uint8Array> {
+    if (cid.multihash.code === 0x00) return Promise.resolve(cid.multihash.digest)
+    const key = keyOf(cid)
+    const early = this.stash.get(key)
+    if (early !== undefined) {
+      this.stash.delete(key)
+      this.stashed -= early.length
+      this.took(key)
+      return Promise.resolve(early)
+    }
+    // the stream is over, or already sent this block: fetch it on its own
+    if (this.iterator === undefined || this.taken.has(key)) return this.list.get(cid, this.source)
+    return new Promise((resolve, reject) => {
+      const reader = { cid, resolve, reject }
+      const readers = this.waiting.get(key)
+      if (readers) readers.push(reader)
+      else this.waiting.set(key, [reader])
+      void this.pump()
+    })
+  }
+
+  async close(): Promise<void> {
+    await this.stop()
+  }
+
+  /** Reads the stream while readers wait. */
+  private async pump(): Promise<void> {
+    if (this.pumping) return
+    this.pumping = true
+    try {
+      while (this.iterator !== undefined && this.waiting.size > 0) {
+        let next: IteratorResult<Block>
+        try {
+          next = await this.iterator.next()
+        } catch (e) {
+          // (closed meanwhile: nobody waits)
+          if (this.waiting.size > 0) this.list.record(this.anyWaiting(), this.source, e)
+          await this.stop()
+          return
+        }
+        if (next.done) {
+          if (this.waiting.size === 0) await this.stop()
+          else await this.giveUp(this.anyWaiting(), `ended without block ${this.anyWaiting()}`)
+          return
+        }
+        const key = keyOf(next.value.cid)
+        const readers = this.waiting.get(key)
+        if (readers !== undefined) {
+          this.waiting.delete(key)
+          this.took(key)
+          for (const r of readers) r.resolve(next.value.bytes)
+        } else if (!this.skip.has(key) && !this.stash.has(key)) {
+          this.stash.set(key, next.value.bytes)
+          this.stashed += next.value.bytes.length
+          if (this.stashed > STASH_LIMIT_BYTES) {
+            const cid = this.anyWaiting()
+            await this.giveUp(cid, `sent over ${STASH_LIMIT_BYTES} bytes of blocks not asked for before block ${cid}`)
+            return
+          }
+        }
+      }
+    } finally {
+      this.pumping = false
+    }
+  }
+
+  private async giveUp(cid: CID, what: string): Promise<void> {
+    this.list.record(cid, this.source, new CairnError('FETCH_FAILED', `the CAR from ${this.source.name} ${what}`, { subject: cid.toString() }))
+    await this.stop()
+  }
+
+  /** Ends the stream; every reader still waiting gets its block on its own (that source last). */
+  private async stop(): Promise<void> {
+    const it = this.iterator
+    this.iterator = undefined
+    this.stash.clear()
+    this.stashed = 0
+    const readers = [...this.waiting.values()].flat()
+    this.waiting.clear()
+    for (const r of readers) this.list.get(r.cid, this.source).then(r.resolve, r.reject)
+    await it?.return?.(undefined).catch(() => {})
+  }
+
+  /** A CID some reader waits for (the pump runs only while there is one). */
+  private anyWaiting(): CID {
+    for (const readers of this.waiting.values()) return readers[0].cid
+    throw new Error('no reader waits')
+  }
+
+  private took(key: string): void {
+    this.taken.add(key)
+    if (this.taken.size > TAKEN_KEYS) for (const oldest of this.taken) return void this.taken.delete(oldest)
+  }
+}
+
+/** A reader of a {@link SharedCarSession} waiting for a block. */
+interface Reader {
+  readonly cid: CID
+  readonly resolve: (bytes: Uint8Array) => void
+  readonly reject: (e: unknown) => void
 }
 
 function carSource(spec: string, car: CarBlockSource): Source {
