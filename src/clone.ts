@@ -34,7 +34,7 @@ import { forEachLimit, mapLimit, quiet } from './util/pool.js'
 import { readCardBlock, readVersion } from './version.js'
 import { writeFileAtomic } from './util/atomic.js'
 
-/** Files of at most this size are written in one synchronous call (see `writeFiles`). */
+/** Files of at most this size (one block under cairn's profile) are written in one synchronous call (see `writeFiles`). */
 const SMALL_FILE = 1 << 20
 
 /** Files fetched at once when `jobs` is not given. */
@@ -270,10 +270,12 @@ async function cloneVersion(root: CID, list: SourceList, options: CloneOptions):
     } catch (e) {
       throw ioError('create', tmpDir, e)
     }
-    // A fresh clone of every file reads the whole tree: one CAR stream of it serves all the files (in
-    // the order they are written, about the tree's), rather than a request per file. A resumed or a
-    // filtered clone fetches each file it still needs on its own.
-    const whole = !resumed && (options.include?.length ?? 0) === 0 && (options.exclude?.length ?? 0) === 0
+    // A fresh clone of every file of a version of small files reads the whole tree: one CAR stream of
+    // it serves all the files (in the order they are written, about the tree's), rather than a request
+    // per file. A resumed or a filtered clone fetches each file it still needs on its own, and so does
+    // one with a file of several blocks: the stream would bring its blocks faster than they are written
+    // while the next files wait (and a request per large file costs little).
+    const whole = !resumed && (options.include?.length ?? 0) === 0 && (options.exclude?.length ?? 0) === 0 && plan.largest <= SMALL_FILE
     const shared = whole ? list.sharedSession(version.tree, plan.treeNodes) : undefined
     let written
     try {
@@ -329,6 +331,8 @@ interface VersionPlan {
   readonly files: number
   /** Those selected by include/exclude, and their bytes. */
   readonly selected: Totals
+  /** The size of the largest file selected. */
+  readonly largest: number
   /** Every node of the tree read (its folders, HAMT shards included). */
   readonly treeNodes: readonly CID[]
 }
@@ -363,6 +367,7 @@ async function planVersion(
   let files = 0
   let selected = 0
   let bytes = 0
+  let largest = 0
   let previous: string | undefined
   // earlier paths that every path since begins with, each a prefix of the next
   const chain: string[] = []
@@ -396,6 +401,7 @@ async function planVersion(
       if (pick(e.path)) {
         selected++
         bytes += e.size
+        largest = Math.max(largest, e.size)
       }
     }
   }
@@ -408,7 +414,7 @@ async function planVersion(
     },
   }
   await fetchTreeNodes(recorded, tree, folders, concurrency)
-  return { files, selected: { files: selected, bytes }, treeNodes }
+  return { files, selected: { files: selected, bytes }, largest, treeNodes }
 }
 
 /** The second walk: the entries include/exclude select, in path order, as files to write. */

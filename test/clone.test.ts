@@ -54,8 +54,6 @@ const FILES = {
 
 let ds: TempDataset
 let v1: CID
-/** v1's tree (its UnixFS root folder). */
-let tree1: CID
 let v2: CID
 let car1: string
 let car2: string
@@ -63,9 +61,7 @@ let work: string
 
 beforeAll(async () => {
   ds = await makeDataset(FILES)
-  const first = await build({ dir: ds.dir, message: 'first', date: FIXED_DATE })
-  v1 = first.version
-  tree1 = first.manifest.tree
+  v1 = (await build({ dir: ds.dir, message: 'first', date: FIXED_DATE })).version
   await ds.write({ 'train/b.jsonl': '{"id":3,"text":"three!"}\n', 'docs/more.txt': 'more\n' })
   v2 = (await build({ dir: ds.dir, message: 'second', date: new Date('2025-02-01T00:00:00Z') })).version
   work = await tempDir('cairn-clone-test-')
@@ -141,48 +137,6 @@ describe('clone a cairn version', () => {
     const d = await diff({ dir, a: v1.toString(), b: 'HEAD', from: car1 })
     expect(d.shards.map((s) => `${s.status} ${s.path}`)).toEqual(['added docs/more.txt', 'modified train/b.jsonl'])
     expect(d.commonAncestor?.toString()).toBe(v1.toString())
-  })
-
-  it('a fresh clone of every file gets them all from one CAR of the tree, not a request per file', async () => {
-    const src = await carsSource([car1])
-    closers.push(() => src.close())
-    const gw = await testGateway(src)
-    closers.push(() => gw.close())
-    const dir = await fresh('one-stream')
-    const result = await clone({ cid: v1.toString(), dir, from: [gw.url] })
-    expect(result.failures).toEqual([])
-    expect(gw.requests.filter((r) => r.includes('format=car'))).toEqual([expect.stringContaining(`/ipfs/${tree1}?`)])
-    for (const path of Object.keys(FILES)) {
-      const cid = (await entryCid(v1, path))!.toString()
-      expect(gw.requests.some((r) => r.startsWith(`/ipfs/${cid}?`))).toBe(false)
-    }
-    await expectVerified(dir, v1)
-    // a filtered clone fetches each file it wants on its own
-    const part = await fresh('one-stream-part')
-    const before = gw.requests.length
-    await clone({ cid: v1.toString(), dir: part, from: [gw.url], include: ['train/*.jsonl'] })
-    const a = (await entryCid(v1, 'train/a.jsonl'))!.toString()
-    expect(gw.requests.slice(before).some((r) => r.startsWith(`/ipfs/${a}?`))).toBe(true)
-  })
-
-  it('one CAR of the tree serves files whose tree order is not their path order, and files of the same bytes', async () => {
-    // the tree lists folder `a` before `a.txt` and `a-b.txt` (name order); paths put `a/…` after both
-    const odd = await makeDataset({
-      'a.txt': 'same bytes\n',
-      'a-b.txt': 'other\n',
-      'a/b.txt': 'same bytes\n',
-      'a/c/d.txt': 'same bytes\n',
-      'z.txt': 'z\n',
-    })
-    closers.push(() => odd.cleanup())
-    const version = (await build({ dir: odd.dir, date: FIXED_DATE })).version
-    const handle = await serve({ dir: odd.dir, port: 0 })
-    closers.push(() => handle.close())
-    const dir = await fresh('odd-order')
-    const result = await clone({ cid: version.toString(), dir, from: [handle.url] })
-    expect(result).toMatchObject({ written: 5, failures: [] })
-    expect(await readFile(join(dir, 'a/c/d.txt'), 'utf8')).toBe('same bytes\n')
-    await expectVerified(dir, version)
   })
 
   it('from a CAR file, and from a dataset folder (its store)', async () => {
@@ -353,6 +307,89 @@ describe('clone a cairn version', () => {
   })
 })
 
+describe('a version of small files comes as one CAR of its tree', () => {
+  // the tree lists folder `a` before `a.txt` and `a-b.txt` (name order), paths put `a/…` after both;
+  // three files hold the same bytes (one block, sent once)
+  const SMALL = {
+    'a.txt': 'same bytes\n',
+    'a-b.txt': 'other\n',
+    'a/b.txt': 'same bytes\n',
+    'a/c/d.txt': 'same bytes\n',
+    'z.jsonl': '{"id":1}\n',
+  }
+  let small: TempDataset
+  let version: CID
+  let tree: CID
+  let car: string
+  beforeAll(async () => {
+    small = await makeDataset(SMALL)
+    const built = await build({ dir: small.dir, date: FIXED_DATE })
+    version = built.version
+    tree = built.manifest.tree
+    car = join(work, 'small.car')
+    await pack({ dir: small.dir, ref: version.toString(), output: car })
+  })
+  afterAll(async () => small?.cleanup())
+
+  async function smallGateway(options: Parameters<typeof testGateway>[1] = {}): Promise<TestGateway> {
+    const src = await carsSource([car])
+    closers.push(() => src.close())
+    const gw = await testGateway(src, options)
+    closers.push(() => gw.close())
+    return gw
+  }
+
+  it('a fresh clone of every file makes one CAR request, none per file, whatever the order of the tree', async () => {
+    const gw = await smallGateway()
+    const dir = await fresh('one-stream')
+    const result = await clone({ cid: version.toString(), dir, from: [gw.url] })
+    expect(result).toMatchObject({ written: 5, failures: [] })
+    expect(gw.requests.filter((r) => r.includes('format=car'))).toEqual([expect.stringContaining(`/ipfs/${tree}?`)])
+    const other = cidFor(RAW, new TextEncoder().encode(SMALL['a-b.txt']))
+    expect(gw.requests.some((r) => r.startsWith(`/ipfs/${other}?`))).toBe(false)
+    expect(await readFile(join(dir, 'a/c/d.txt'), 'utf8')).toBe('same bytes\n')
+    await expectVerified(dir, version)
+    // a filtered clone fetches each file it wants on its own
+    const before = gw.requests.length
+    await clone({ cid: version.toString(), dir: await fresh('one-stream-part'), from: [gw.url], include: ['a-b.txt'] })
+    expect(gw.requests.slice(before).some((r) => r.startsWith(`/ipfs/${other}?`))).toBe(true)
+  })
+
+  it('a release with a file of several blocks is fetched a file at a time', async () => {
+    const src = await carsSource([car1])
+    closers.push(() => src.close())
+    const gw = await testGateway(src)
+    closers.push(() => gw.close())
+    await clone({ cid: v1.toString(), dir: await fresh('per-file'), from: [gw.url] })
+    const big = (await entryCid(v1, 'train/big.bin'))!
+    expect(gw.requests.filter((r) => r.includes('format=car'))).toEqual([expect.stringContaining(`/ipfs/${big}?`)])
+  })
+
+  it('a CAR that sends more than 32 MiB nobody asked for is given up: the files come block by block', async () => {
+    const junk = Array.from({ length: 33 }, (_, k) => {
+      const bytes = seededBytes(MiB, `junk-${k}`)
+      return { cid: cidFor(RAW, bytes), bytes }
+    })
+    const gw = await smallGateway({ extra: junk })
+    const dir = await fresh('flooded')
+    const result = await clone({ cid: version.toString(), dir, from: [gw.url] })
+    expect(result.failures.map((f) => f.message)).toContainEqual(expect.stringMatching(/sent over 33554432 bytes of blocks not asked for/))
+    await expectVerified(dir, version)
+  })
+
+  it.each(['truncate-car', 'wrong-bytes'] as const)(
+    'a CAR that breaks (%s): what it did not bring comes from the next source',
+    async (mode) => {
+      const bad = await smallGateway({ misbehave: mode })
+      const dir = await fresh(`small-${mode}`)
+      const result = await clone({ cid: version.toString(), dir, from: [bad.url, car] })
+      expect(result.failures.length).toBeGreaterThan(0)
+      expect(result.failures.every((f) => f.source === bad.url)).toBe(true)
+      await expectVerified(dir, version)
+    },
+  )
+})
+
 describe('misbehaving gateways: the CID and the source are named, the next source is used', () => {
   const modes: readonly { mode: Misbehaviour; code: string; says: RegExp }[] = [
     { mode: 'wrong-bytes', code: 'CORRUPT_BLOCK', says: /wrong bytes/ },
@@ -434,21 +471,6 @@ describe('misbehaving gateways: the CID and the source are named, the next sourc
     const dir = await fresh('noisy')
     const result = await clone({ cid: v1.toString(), dir, from: [noisy.url] })
     expect(result.failures).toEqual([])
-    await expectVerified(dir, v1)
-  })
-
-  it('a CAR that sends more than 32 MiB nobody asked for is given up: the files come block by block', async () => {
-    const src = await carsSource([car1])
-    closers.push(() => src.close())
-    const junk = Array.from({ length: 33 }, (_, k) => {
-      const bytes = seededBytes(MiB, `junk-${k}`)
-      return { cid: cidFor(RAW, bytes), bytes }
-    })
-    const noisy = await testGateway(src, { extra: junk })
-    closers.push(() => noisy.close())
-    const dir = await fresh('flooded')
-    const result = await clone({ cid: v1.toString(), dir, from: [noisy.url] })
-    expect(result.failures.map((f) => f.message)).toContainEqual(expect.stringMatching(/sent over 33554432 bytes of blocks not asked for/))
     await expectVerified(dir, v1)
   })
 
