@@ -270,6 +270,8 @@ describe('kubo: credentials (CAIRN_KUBO_AUTH) are sent, never shown or kept', ()
     expect((e as CairnError).hint).toContain('CAIRN_KUBO_AUTH')
     expect(JSON.stringify({ m: (e as Error).message, h: (e as CairnError).hint })).not.toContain('s3cret')
     expect(standin.requests).toHaveLength(1)
+    // refused before the upload (Expect: 100-continue): no byte of the CAR was sent
+    expect(standin.requests[0].bytes).toBe(0)
   })
 
   it('cairn publish --json (in-process) neither prints nor records the secret', async () => {

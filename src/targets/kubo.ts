@@ -134,6 +134,8 @@ export function createKuboTarget(options: KuboTargetOptions): Target {
 }
 
 const COALESCE = 256 * 1024
+/** How long a request waits for `100 Continue` before it sends its body anyway. */
+const CONTINUE_WAIT_MS = 1000
 const MAX_ANSWER = 1024 * 1024
 
 interface Request {
@@ -212,14 +214,20 @@ function importCar(req: Request, input: PublishInput, options: PublishOptions): 
       headers: {
         'Content-Type': `multipart/form-data; boundary=${boundary}`,
         Accept: 'application/json',
+        // the body only once the server asks for it: a refusal that comes before (401, 400) is then read
+        // whole, never lost to a reset the kernel delivers in its place when the server closes mid-upload
+        Expect: '100-continue',
         ...(req.authorization ? { Authorization: req.authorization } : {}),
       },
     })
     let settled = false
     let responded = false
+    let sending = false
+    let noContinue: NodeJS.Timeout | undefined
     const settle = (error: unknown, sent?: Sent): void => {
       if (settled) return
       settled = true
+      clearTimeout(noContinue)
       request.destroy()
       bodyStream.destroy()
       car.destroy()
@@ -237,10 +245,19 @@ function importCar(req: Request, input: PublishInput, options: PublishOptions): 
     request.on('error', (e) => {
       if (!responded) settle(e)
     })
-    pipeline(bodyStream, request).catch((e: unknown) => {
-      // the service may answer (e.g. 400) and close before reading the whole body: its answer counts
-      if (!responded) settle(e)
-    })
+    // a server that ignores Expect never says continue: the body goes after a wait, as curl does
+    const send = (): void => {
+      clearTimeout(noContinue)
+      if (sending || settled) return
+      sending = true
+      pipeline(bodyStream, request).catch((e: unknown) => {
+        // the service may answer (e.g. 400) and close before reading the whole body: its answer counts
+        if (!responded) settle(e)
+      })
+    }
+    noContinue = setTimeout(send, CONTINUE_WAIT_MS)
+    request.on('continue', send)
+    request.flushHeaders()
     request.on('response', (res) => {
       responded = true
       const chunks: Buffer[] = []

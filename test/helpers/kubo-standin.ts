@@ -79,6 +79,14 @@ export async function startKuboStandin(): Promise<KuboStandin> {
       else res.destroy()
     })
   })
+  // As Go's net/http (Kubo) does with `Expect: 100-continue`: `100 Continue` only once the handler reads
+  // the body, so a refusal before it (a wrong Authorization, an early status) goes out alone.
+  server.on('checkContinue', (req, res) => {
+    const refuses =
+      (requiredAuth !== undefined && req.headers.authorization !== requiredAuth) || (queue[0]?.kind === 'status' && queue[0].early)
+    if (!refuses) res.writeContinue()
+    server.emit('request', req, res)
+  })
   server.on('connection', (s) => {
     sockets.add(s)
     s.on('close', () => sockets.delete(s))
@@ -101,7 +109,8 @@ export async function startKuboStandin(): Promise<KuboStandin> {
     if (url.pathname !== '/api/v0/dag/import') return void reply(res, 404, '404 page not found\n', 'text/plain')
     if (req.method !== 'POST') return void reply(res, 405, kuboError(`method ${req.method} not allowed`))
     if (requiredAuth !== undefined && req.headers.authorization !== requiredAuth) {
-      req.resume()
+      // whatever body comes is read and counted (a client that did not wait for 100 Continue shows)
+      drain(body).catch(() => {})
       return void reply(res, 401, kuboError('unauthorized: the Authorization header is missing or wrong'), 'application/json', seen)
     }
     const behaviour = queue.shift() ?? { kind: 'ok' }
