@@ -164,33 +164,21 @@ export class SourceList implements BlockSource {
   }
 
   /**
-   * A block source for reading the DAG under `root` in depth-first order (a file): when the first
-   * source can stream a whole DAG, one CAR request serves every block in order, and whatever that
-   * stream cannot supply (it breaks, stalls, sends wrong bytes or lacks a block) is fetched block by
-   * block from the other sources, that source last. A file that is one raw block is fetched as that
-   * block, and not cached (a file's bytes are read once): a CAR stream of it would be cut off after its
-   * block, and its connection with it. Close the session when done (it aborts the stream).
+   * A block source for reading the DAG under `root` in depth-first order: a file, or many files of a
+   * folder at once, each by its own reader. When the first source can stream a whole DAG, one CAR
+   * request serves every block, each handed to whoever waits for it or held until asked for (at most
+   * {@link STASH_LIMIT_BYTES}); the blocks `skip` names (nodes the caller already has, such as folders)
+   * are dropped as they pass. Whatever the stream cannot supply (it breaks, stalls, sends wrong bytes,
+   * ends without a block, or floods past that limit while a reader waits) is fetched block by block from
+   * the other sources, that source last. A file that is one raw block is fetched as that block, and not
+   * cached (a file's bytes are read once): a CAR stream of it would be cut off after its block, and its
+   * connection with it. Close the session when done (it aborts the stream).
    */
-  session(root: CID): BlockSource & { close(): Promise<void> } {
+  session(root: CID, skip: Iterable<CID> = []): BlockSource & { close(): Promise<void> } {
     if (root.code === RAW) return { get: (cid: CID) => this.fetch(cid), close: async () => {} }
     const first = this.ordered()[0]
     if (first?.dag === undefined) return Object.assign(this.wrapGet(), { close: async () => {} })
-    return new CarSession(this, first, root)
-  }
-
-  /**
-   * A block source for reading many files of the DAG under `root` at once, in about depth-first order
-   * (a whole folder, each file by several readers at a time): one CAR request of the first source
-   * streams every block, each handed to whoever waits for it, or held until asked for. The blocks
-   * `skip` names (nodes the caller already has, such as folders) are dropped as they pass. When
-   * the first source cannot stream, or the stream breaks, ends, or holds more than
-   * {@link STASH_LIMIT_BYTES} while a reader waits for a block it has not sent, every block still
-   * wanted is fetched block by block. Close it when done (it aborts the stream).
-   */
-  sharedSession(root: CID, skip: Iterable<CID> = []): BlockSource & { close(): Promise<void> } {
-    const first = this.ordered()[0]
-    if (first?.dag === undefined) return Object.assign(this.wrapGet(), { close: async () => {} })
-    return new SharedCarSession(this, first, root, new Set([...skip].map(keyOf)))
+    return new CarSession(this, first, root, new Set([...skip].map(keyOf)))
   }
 
   /** Closes every source. */
@@ -235,93 +223,17 @@ function keyOf(cid: CID): string {
   return `${cid.code}:${Buffer.from(mh.buffer, mh.byteOffset, mh.length).toString('latin1')}`
 }
 
-/** One CAR stream serving blocks in the order they are asked for, with a block-by-block fallback. */
-class CarSession implements BlockSource {
-  private iterator: AsyncIterator<Block> | undefined
-  private readonly stash = new Map<string, Uint8Array>()
-  private stashed = 0
-
-  constructor(
-    private readonly list: SourceList,
-    private readonly source: Source,
-    root: CID,
-  ) {
-    this.iterator = (source.dag as (root: CID) => AsyncIterable<Block>).call(source, root)[Symbol.asyncIterator]()
-  }
-
-  async get(cid: CID): Promise<Uint8Array> {
-    if (cid.multihash.code === 0x00) return cid.multihash.digest
-    const key = keyOf(cid)
-    const early = this.stash.get(key)
-    if (early !== undefined) {
-      this.stash.delete(key)
-      this.stashed -= early.length
-      return early
-    }
-    while (this.iterator !== undefined) {
-      let next: IteratorResult<Block>
-      try {
-        next = await this.iterator.next()
-      } catch (e) {
-        this.iterator = undefined
-        this.list.record(cid, this.source, e)
-        break
-      }
-      if (next.done) {
-        this.iterator = undefined
-        this.list.record(
-          cid,
-          this.source,
-          new CairnError('MISSING_BLOCK', `the CAR from ${this.source.name} ended without block ${cid}`, { subject: cid.toString() }),
-        )
-        break
-      }
-      const got = keyOf(next.value.cid)
-      if (got === key) return next.value.bytes
-      // sent before it was asked for: keep it a while (blocks of no use are dropped with the session)
-      this.stash.set(got, next.value.bytes)
-      this.stashed += next.value.bytes.length
-      if (this.stashed > STASH_LIMIT_BYTES) {
-        await this.stop()
-        this.list.record(
-          cid,
-          this.source,
-          new CairnError(
-            'FETCH_FAILED',
-            `the CAR from ${this.source.name} sent over ${STASH_LIMIT_BYTES} bytes of blocks not asked for before block ${cid}`,
-            {
-              subject: cid.toString(),
-            },
-          ),
-        )
-      }
-    }
-    return this.list.get(cid, this.source)
-  }
-
-  async close(): Promise<void> {
-    await this.stop()
-  }
-
-  private async stop(): Promise<void> {
-    const it = this.iterator
-    this.iterator = undefined
-    this.stash.clear()
-    this.stashed = 0
-    await it?.return?.(undefined).catch(() => {})
-  }
-}
-
-/** Keys of blocks a {@link SharedCarSession} handed out lately, so that a second reader of one does not wait for it. */
+/** Keys of blocks a {@link CarSession} handed out lately, so that a second reader of one does not wait for it. */
 const TAKEN_KEYS = 16384
 
 /**
- * One CAR stream shared by many readers (see {@link SourceList.sharedSession}). A single pump reads the
- * stream while some reader waits; a block goes to the readers waiting for it, or into the stash for a
- * reader to come. A stash grown past its limit while a reader still waits means the stream is not
- * coming to that reader's block: the stream is given up, and what is still wanted fetched on its own.
+ * One CAR stream serving its blocks to one reader or several at once (see {@link SourceList.session}),
+ * with a block-by-block fallback. A single pump reads the stream while some reader waits; a block goes to
+ * the readers waiting for it, or into the stash for a reader to come. A stash grown past its limit while
+ * a reader still waits means the stream is not coming to that reader's block: the stream is given up,
+ * and what is still wanted fetched on its own.
  */
-class SharedCarSession implements BlockSource {
+class CarSession implements BlockSource {
   private iterator: AsyncIterator<Block> | undefined
   private pumping = false
   private readonly waiting = new Map<string, Reader[]>()
@@ -406,7 +318,11 @@ class SharedCarSession implements BlockSource {
   }
 
   private async giveUp(cid: CID, what: string): Promise<void> {
-    this.list.record(cid, this.source, new CairnError('FETCH_FAILED', `the CAR from ${this.source.name} ${what}`, { subject: cid.toString() }))
+    this.list.record(
+      cid,
+      this.source,
+      new CairnError('FETCH_FAILED', `the CAR from ${this.source.name} ${what}`, { subject: cid.toString() }),
+    )
     await this.stop()
   }
 
@@ -434,7 +350,7 @@ class SharedCarSession implements BlockSource {
   }
 }
 
-/** A reader of a {@link SharedCarSession} waiting for a block. */
+/** A reader of a {@link CarSession} waiting for a block. */
 interface Reader {
   readonly cid: CID
   readonly resolve: (bytes: Uint8Array) => void
