@@ -12,7 +12,7 @@ import { equals as equalBytes } from 'multiformats/bytes'
 import { minimatch } from 'minimatch'
 import type { ValidateFunction } from 'ajv'
 import { checkBlock } from './car/block.js'
-import { cidBytesText, cidFor, DAG_JSON, type CID, type Link } from './cid.js'
+import { cidFor, DAG_JSON, type CID, type Link } from './cid.js'
 import { readCard, withDataset } from './dataset.js'
 import { CairnError, ioError, isCairnError } from './errors.js'
 import { readerFor } from './formats/index.js'
@@ -129,7 +129,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       }
       const stored = intact ? undefined : await store.snapshot()
       const inStore = (cid: CID): boolean => stored === undefined || stored.has(cid)
-      const bytesInStore = (cid: Uint8Array): boolean => stored === undefined || stored.has(cidBytesText(cid))
+      const bytesInStore = (cid: Uint8Array): boolean => stored === undefined || stored.has(cid)
 
       // Cache hits are decided up front, synchronously: only changed files go through the pool. A hit
       // is kept as its place in the cache (an entry is made when it is used), and the file's path

@@ -44,15 +44,27 @@ BASE32.forEach((code, value) => (BASE32_VALUE[code] = value))
  * Any other text goes to `CID.parse`, which also gives the errors.
  */
 export function cidFromText(text: string): CID {
-  if (text.charCodeAt(0) !== 0x62 || text.length > 256) return CID.parse(text)
-  const bytes = new Uint8Array(((text.length - 1) * 5) >>> 3)
+  const bytes = text.length <= 256 ? cidTextBytes(text, 0, text.length) : undefined
+  if (bytes === undefined) return CID.parse(text)
+  return sha256CidV1(bytes) ?? notV0(CID.decode(bytes), text)
+}
+
+/**
+ * The bytes `text[start…end)` stands for when it is multibase base32 (`b…`, as cairn writes CIDs), or
+ * undefined for anything else; decoded into `into` when it has room (then a view of it is returned).
+ * Whether the bytes are a CID is the caller's to check.
+ */
+export function cidTextBytes(text: string, start: number, end: number, into?: Uint8Array): Uint8Array | undefined {
+  if (text.charCodeAt(start) !== 0x62) return undefined
+  const length = ((end - start - 1) * 5) >>> 3
+  const bytes = into !== undefined && into.length >= length ? into.subarray(0, length) : new Uint8Array(length)
   let n = 0
   let bits = 0
   let value = 0
-  for (let i = 1; i < text.length; i++) {
+  for (let i = start + 1; i < end; i++) {
     const c = text.charCodeAt(i)
     const v = c < 128 ? BASE32_VALUE[c] : -1
-    if (v < 0) return CID.parse(text)
+    if (v < 0) return undefined
     value = ((value << 5) | v) & 0xfff // at most 7 bits are pending before the next 5
     bits += 5
     if (bits >= 8) {
@@ -61,8 +73,8 @@ export function cidFromText(text: string): CID {
     }
   }
   // leftover bits must be fewer than a character's, and zero: anything else is text CID.parse refuses
-  if (bits >= 5 || (value & ((1 << bits) - 1)) !== 0) return CID.parse(text)
-  return sha256CidV1(bytes) ?? notV0(CID.decode(bytes), text)
+  if (bits >= 5 || (value & ((1 << bits) - 1)) !== 0) return undefined
+  return bytes
 }
 
 /** The CID whose bytes are `bytes`, built around them when it is a CIDv1 of sha2-256 (every CID cairn makes). */
