@@ -128,8 +128,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
         }
       }
       const stored = intact ? undefined : await store.snapshot()
-      const inStore = (cid: CID): boolean => stored === undefined || stored.has(cid)
-      const bytesInStore = (cid: Uint8Array): boolean => stored === undefined || stored.has(cid)
+      const inStore = (cid: CID | Uint8Array): boolean => stored === undefined || stored.has(cid)
 
       // Cache hits are decided up front, synchronously: only changed files go through the pool. A hit
       // is kept as its place in the cache (an entry is made when it is used), and the file's path
@@ -146,7 +145,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
         if (found === undefined) continue
         knownAt[i] = found.index
         known++
-        if (files.sameStamp(i, cache.stamps, found.index) && bytesInStore(found.cid) && (!found.schema || bytesInStore(found.schema))) {
+        if (files.sameStamp(i, cache.stamps, found.index) && inStore(found.cid) && (!found.schema || inStore(found.schema))) {
           hits[i] = 1
           files.sharePath(i, cache.path(found.index))
           cached++
@@ -154,17 +153,21 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       }
       const parentManifest = parent ? await readParent(store, parent, cache.head) : undefined
       // every file as the cache knew it: the same entries give the same roots, already stored
-      const roots = cache.roots
+      const cachedRoots = cache.roots
       const reuse =
-        roots !== undefined && cached === files.length && files.length === cache.size && inStore(roots.index) && inStore(roots.tree)
+        cachedRoots !== undefined &&
+        cached === files.length &&
+        files.length === cache.size &&
+        inStore(cachedRoots.index) &&
+        inStore(cachedRoots.tree)
 
       let index: BuiltIndex
       let tree: CID
       let changes: ChangeSummary = { added: 0, removed: 0, modified: 0 }
       const cacheable = new StatCacheWriter(rulesKey)
       if (reuse) {
-        index = { root: roots.index, totals: roots.totals }
-        tree = roots.tree
+        index = { root: cachedRoots.index, totals: cachedRoots.totals }
+        tree = cachedRoots.tree
         if (!parentManifest?.index.equals(index.root)) {
           const counter = new ChangeCounter(store, parentManifest?.index)
           for (let i = 0; i < files.length; i++) await counter.see(hit(i)!.entry)
@@ -179,7 +182,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
         // when the cache holds exactly the parent's entries (it names the parent's index), its places of
         // the paths tell the changes without reading the parent's index
         const counter: Changes =
-          known > 0 && parentManifest && roots?.index.equals(parentManifest.index)
+          known > 0 && parentManifest && cachedRoots?.index.equals(parentManifest.index)
             ? new CachedChanges(cache, knownAt, isHit)
             : new ChangeCounter(store, parentManifest?.index)
         let doneFiles = 0
