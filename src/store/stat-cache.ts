@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { cidFromBytes, cidFromText, type CID } from '../cid.js'
+import { CID, cidFromBytes, cidFromText } from '../cid.js'
 import type { FormatName } from '../formats/interface.js'
 import type { ShardEntry } from '../manifest.js'
 import type { Stamp } from '../scan.js'
@@ -218,19 +218,10 @@ function cidStarts(bytes: Uint8Array, n: number, none: boolean): Int32Array | nu
       p++
       continue
     }
-    if (bytes[p] !== 1) return null
-    p++
-    // the codec, the hash function and the digest's length, each a varint, then the digest
-    for (let field = 0; field < 3; field++) {
-      let value = 0
-      for (let shift = 0; ; shift += 7) {
-        if (p >= bytes.length || shift > 28) return null
-        const b = bytes[p++]
-        value += (b & 0x7f) * 2 ** shift
-        if (b < 0x80) break
-      }
-      if (field === 2) p += value
-    }
+    // throws for bytes that are no CID at all (caught by the caller: the facts are then not used)
+    const { version, size } = CID.inspectBytes(bytes.subarray(p))
+    if (version !== 1) return null
+    p += size
     if (p > bytes.length) return null
   }
   at[n] = p
