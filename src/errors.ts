@@ -44,6 +44,8 @@ export type ErrorCode =
   | 'FETCH_FAILED'
   /** A clone target folder holds something else. */
   | 'TARGET_NOT_EMPTY'
+  /** Another live process holds the lock of the dataset or clone target (the message names its pid). */
+  | 'LOCKED'
 
 export interface CairnErrorOptions {
   /** The file, shard path or CID the error is about. */

@@ -147,16 +147,19 @@ export class SourceList implements BlockSource {
   /** The block from the first source that has it (trying `avoid` last), not kept. Throws as {@link SourceList.get}. */
   private async fetch(cid: CID, avoid?: Source): Promise<Uint8Array> {
     const tried: string[] = []
+    const codes: string[] = []
     for (const source of this.ordered(avoid)) {
       try {
         const bytes = await source.get(cid)
         this.strikes.delete(source)
         return bytes
       } catch (e) {
-        tried.push(this.record(cid, source, e).message)
+        const failure = this.record(cid, source, e)
+        tried.push(failure.message)
+        codes.push(failure.code)
       }
     }
-    throw new CairnError('FETCH_FAILED', `No source could supply block ${cid}: ${tried.join('; ')}`, {
+    throw new CairnError(failedCode(codes), `No source could supply block ${cid}: ${tried.join('; ')}`, {
       subject: cid.toString(),
       details: tried,
       hint: 'add another source with --from (a gateway URL, a CAR file or dir:<path>)',
@@ -208,6 +211,18 @@ export class SourceList implements BlockSource {
   private wrapGet(): BlockSource {
     return { get: (cid: CID) => this.get(cid) }
   }
+}
+
+/**
+ * What every source failing on one block means (README, exit codes): bad bytes from any source are an
+ * integrity failure (`CORRUPT_BLOCK`, exit 5), whether they came from a file, a store or a gateway;
+ * sources that all answered "not here" make a `MISSING_BLOCK` (5); only when some source could not be
+ * reached, and none sent bad bytes, is it `FETCH_FAILED` (7).
+ */
+function failedCode(codes: readonly string[]): ErrorCode {
+  if (codes.some((c) => c === 'CORRUPT_BLOCK' || c === 'BAD_CAR' || c === 'INVALID_MANIFEST')) return 'CORRUPT_BLOCK'
+  if (codes.length > 0 && codes.every((c) => c === 'MISSING_BLOCK')) return 'MISSING_BLOCK'
+  return 'FETCH_FAILED'
 }
 
 /** A message that names the source and the CID, whatever the source put in it. */
