@@ -56,7 +56,8 @@ export async function* readCarBlocks(source: AsyncIterable<Uint8Array>, options:
   const reader = new CarSectionReader(source, options.name, false, options.size, options.sourceError)
   let count = 0
   try {
-    options.onRoots?.(await reader.readHeader())
+    const roots = await reader.readHeader()
+    options.onRoots?.(roots)
     for (;;) {
       let batch: Section[]
       try {
@@ -320,12 +321,8 @@ export class CarSectionReader {
       )
     }
     const end = Math.min(this.end, this.size ?? Number.POSITIVE_INFINITY)
-    if (at + prefix + length > end) {
-      throw new StreamDamage(
-        'truncated',
-        `the section at byte ${at} claims ${length} bytes, past the end of the ${this.end < Number.POSITIVE_INFINITY ? 'CARv2 data' : 'file'} at byte ${end}`,
-        at,
-      )
+    if (at + prefix + length > end && end === this.size) {
+      throw new StreamDamage('truncated', `the section at byte ${at} needs ${prefix + length} bytes, only ${end - at} remain`, at)
     }
     return length
   }

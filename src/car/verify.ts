@@ -3,7 +3,6 @@
  * root is complete, streaming, with memory bounded by the number of blocks (CID strings and link lists),
  * never by their bytes.
  */
-import { stat } from 'node:fs/promises'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { isCairnError } from '../errors.js'
@@ -91,14 +90,8 @@ export async function verifyCar(input: string | AsyncIterable<Uint8Array>, optio
   const name = typeof input === 'string' ? input : (options.name ?? 'CAR stream')
   const path = typeof input === 'string'
   const source = path ? readReused(input, options.readBytes ?? READ_CHUNK_BYTES) : input
-  // a regular file's size is known: a section claiming to run past it is refused before it is read
-  const size = path
-    ? await stat(input).then(
-        (st) => (st.isFile() ? st.size : undefined),
-        () => undefined,
-      )
-    : undefined
-  const reader = new CarSectionReader(source, name, path, size)
+  // no size given: a section is bounded by the cap, and a truncated file is read to its end as a stream is
+  const reader = new CarSectionReader(source, name, path)
   // a stream's chunks are fresh memory anyway: its blocks are checked as they always were
   const pool = path ? hashPool() : undefined
   const problems: CarProblem[] = []

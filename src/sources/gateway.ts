@@ -153,17 +153,18 @@ export class GatewaySource implements Source {
         try {
           next = await blocks.next()
         } catch (e) {
-          if (exchange.reason !== undefined || !isCairnError(e, 'BAD_CAR')) throw e
-          const kind = (e.details?.[0] as { kind?: string } | undefined)?.kind
-          // bad bytes are an integrity failure; a body cut short is the transport's
-          if (kind === 'corrupt' || count === 0) {
+          if (exchange.reason !== undefined) throw e
+          const kind = isCairnError(e, 'BAD_CAR') ? ((e.details?.[0] as { kind?: string } | undefined)?.kind ?? 'header') : undefined
+          // bad bytes are an integrity failure; a body cut short (or reset) is the transport's
+          if (isCairnError(e, 'BAD_CAR') && kind !== 'truncated') {
             throw new CairnError('BAD_CAR', `${this.name} sent a bad CAR for ${root}: ${e.message}`, {
               subject: root.toString(),
               details: e.details,
               cause: e,
             })
           }
-          throw this.fail(root, `the CAR ends or breaks after ${count} blocks (${e.message})`, e)
+          const reason = isCairnError(e) ? e.message : ((e as NodeJS.ErrnoException).code ?? (e as Error).message)
+          throw this.fail(root, `the CAR ends or breaks after ${count} blocks (${reason})`, e)
         }
         if (next.done) return
         const cid = CID.asCID(next.value.cid) ?? next.value.cid

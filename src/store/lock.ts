@@ -134,3 +134,23 @@ export function alive(pid: number): boolean {
     return (e as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
+
+/** Locks taken one after another and released together, the last taken first (see {@link withLockFile}). */
+export class HeldLocks {
+  private readonly files: string[] = []
+
+  /** Takes the lock `file` (its folder must exist) until {@link HeldLocks.release}. Throws as {@link withLockFile}. */
+  async take(file: string): Promise<void> {
+    await acquire(file)
+    this.files.push(file)
+  }
+
+  /** Releases every lock taken. */
+  async release(): Promise<void> {
+    for (const file of this.files.reverse()) {
+      await unlink(file).catch(() => {})
+      held.delete(file)
+    }
+    this.files.length = 0
+  }
+}
