@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core'
 import { cat, isCairnError } from '../src/index.js'
 import { CairnCommand, fromFlag } from './_base.js'
+import { limitsFrom, maxFileBytesFlag } from './_limits.js'
 
 export default class Cat extends CairnCommand {
   static override enableJsonFlag = false
@@ -17,6 +18,7 @@ export default class Cat extends CairnCommand {
   static override flags = {
     from: fromFlag,
     timeout: Flags.integer({ summary: 'Seconds to wait for a gateway to answer (default 30).', min: 1 }),
+    'max-file-bytes': maxFileBytesFlag,
   }
 
   async run() {
@@ -33,11 +35,12 @@ export default class Cat extends CairnCommand {
     }
   }
 
-  private async cat(cid: string, flags: { from?: string[]; timeout?: number }): Promise<void> {
+  private async cat(cid: string, flags: { from?: string[]; timeout?: number; 'max-file-bytes'?: number }): Promise<void> {
     await cat({
       cid,
       from: flags.from,
       output: process.stdout,
+      limits: limitsFrom(flags),
       sourceOptions: flags.timeout === undefined ? undefined : { timeoutMs: flags.timeout * 1000, idleTimeoutMs: flags.timeout * 1000 },
       onFailure: (f) => process.stderr.write(`warning: ${f.message} (trying the next source)\n`),
     })
