@@ -3,9 +3,9 @@
  * file blocks), the version CID as its single root, depth-first, without duplicates. The same version
  * always gives the same bytes.
  */
-import { randomBytes } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
 import { rename, unlink } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
 import type { Writable } from 'node:stream'
 import { finished } from 'node:stream/promises'
 import { carHeader, sectionPrefix } from './car/write.js'
@@ -14,6 +14,7 @@ import { withDataset } from './dataset.js'
 import { ioError, isCairnError } from './errors.js'
 import { walkDag } from './dag.js'
 import type { BlockSource } from './store/blocks.js'
+import { removeStaleTemps, tempPath } from './util/atomic.js'
 import { hashPool } from './util/hash-pool.js'
 import { readVersion, resolveRef } from './version.js'
 
@@ -56,7 +57,9 @@ export async function pack(options: PackOptions): Promise<PackResult> {
       return { root, ...(await writeCar(dataset.store, root, options.output, (p) => options.onProgress?.({ ...p, totalBytes }))) }
     }
     const file = options.output
-    const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`
+    // named with the pid: the next pack beside it removes what a killed one left
+    await removeStaleTemps(dirname(resolve(file)))
+    const tmp = tempPath(file)
     try {
       const counts = await writeCar(dataset.store, root, createWriteStream(tmp), (p) => options.onProgress?.({ ...p, totalBytes }), {
         reuseBuffers: true,
