@@ -23,6 +23,10 @@ export default class Cat extends CairnCommand {
 
   async run() {
     const { args, flags } = await this.parse(Cat)
+    // oclif rethrows any error of stdout but EPIPE, as an uncaught exception (a stack trace, exit 1):
+    // the write that failed (a full disk) reaches cat, which reports it as IO
+    process.stdout.removeAllListeners('error')
+    process.stdout.on('error', () => {})
     try {
       await this.cat(args.cid, flags)
     } catch (e) {

@@ -10,7 +10,7 @@ import * as dagPb from '@ipld/dag-pb'
 import { murmur364 } from '@multiformats/murmur3'
 import { UnixFS } from 'ipfs-unixfs'
 import { CID, DAG_JSON, DAG_PB, RAW, tryParseCid } from './cid.js'
-import { CairnError, isCairnError } from './errors.js'
+import { CairnError, ioError, isCairnError } from './errors.js'
 import { readIndexNode } from './index/prolly.js'
 import { checkShardPath, comparePaths, type BranchEntry, type ShardEntry } from './manifest.js'
 import { DEFAULT_GATEWAYS, openSources, type SourceFailure, type SourceList, type SourceOptions } from './sources/index.js'
@@ -385,6 +385,9 @@ async function drained(out: Writable): Promise<void> {
   })
   try {
     await Promise.race([once(out, 'drain', { signal: ac.signal }), closed])
+  } catch (e) {
+    // `once` rejects with the stream's error (a full disk: ENOSPC)
+    throw isCairnError(e) ? e : ioError('write', 'the output', e)
   } finally {
     ac.abort()
     out.off('error', onError)
