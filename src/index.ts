@@ -114,3 +114,4 @@ export {
 export { login, type LoginOptions, type LoginResult } from './login.js'
 export { DEFAULT_LIMITS, MAX_DIRECTORY_DEPTH, MAX_FILE_DEPTH, MAX_NAME_BYTES, MAX_PATH_BYTES, type DagLimits } from './limits/index.js'
 export { readCarBlocks, MAX_BLOCK_BYTES, type CarBlock, type ReadCarOptions } from './car/reader.js'
+export { fileSha256, fileSha256s, digestInCid, SHA256_LOG, type Sha256Options } from './digests/sha256.js'
