@@ -139,7 +139,7 @@ describe('every --json result validates against schemas/cli/<command>.schema.jso
     {
       name: 'verify --car (corrupt)',
       schema: 'verify',
-      exit: 1,
+      exit: 5,
       args: (c) => ['verify', '--car', join(c.empty, 'v.car')],
       prepare: async (c) => {
         await cairnJson(['pack', '-C', c.dir, '-o', join(c.empty, 'v.car')])

@@ -9,6 +9,7 @@ import { link, readdir, readFile, rename, unlink, writeFile } from 'node:fs/prom
 import { basename, dirname, join } from 'node:path'
 import { STORE_DIR } from '../dataset.js'
 import { CairnError, ioError } from '../errors.js'
+import { isRunning } from '../util/atomic.js'
 
 /** Lock files this process holds: a lock with our own pid is only stale when it is not one of them. */
 const held = new Set<string>()
@@ -68,7 +69,7 @@ async function acquire(file: string): Promise<void> {
           if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError('create lock', file, e)
         }
         const pid = await readPid(file)
-        if (pid !== undefined && pid !== process.pid && alive(pid)) throw locked(file, `Another cairn process (pid ${pid})`)
+        if (pid !== undefined && pid !== process.pid && isRunning(pid)) throw locked(file, `Another cairn process (pid ${pid})`)
         if (pid === undefined && attempt === 0) {
           // not ours to judge yet: a lock written by an older cairn may be seen between its create and its write
           await new Promise((r) => setTimeout(r, 50))
@@ -99,7 +100,7 @@ async function takeOver(file: string, stalePid: number | undefined): Promise<voi
     return // gone already: try again
   }
   const pid = await readPid(aside)
-  if (pid !== stalePid && pid !== undefined && alive(pid)) {
+  if (pid !== stalePid && pid !== undefined && isRunning(pid)) {
     await link(aside, file).catch(() => {})
     await unlink(aside).catch(() => {})
     throw locked(file, `Another cairn process (pid ${pid})`)
@@ -115,7 +116,7 @@ async function removeStaleTemps(file: string): Promise<void> {
   for (const n of names) {
     if (!isLockFileName(n, name) || n === name) continue
     const pid = Number(n.slice(name.length + 1).split('.')[0])
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !alive(pid)) await unlink(join(dir, n)).catch(() => {})
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !isRunning(pid)) await unlink(join(dir, n)).catch(() => {})
   }
 }
 
@@ -123,16 +124,6 @@ async function readPid(file: string): Promise<number | undefined> {
   const text = await readFile(file, 'utf8').catch(() => '')
   const pid = Number(text.trim())
   return text.trim() !== '' && Number.isInteger(pid) && pid > 0 ? pid : undefined
-}
-
-/** True when a process with this pid runs (EPERM: it runs under another user). */
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'
-  }
 }
 
 /** Locks taken one after another and released together, the last taken first (see {@link withLockFile}). */

@@ -79,7 +79,7 @@ export async function removeStaleTemps(dir: string): Promise<number> {
     const m = TEMP_NAME.exec(name)
     if (m === null) continue
     const pid = Number(m[1])
-    if (pid === process.pid || !Number.isSafeInteger(pid) || pid <= 0 || running(pid)) continue
+    if (pid === process.pid || !Number.isSafeInteger(pid) || pid <= 0 || isRunning(pid)) continue
     if (
       await unlink(join(dir, name)).then(
         () => true,
@@ -91,7 +91,8 @@ export async function removeStaleTemps(dir: string): Promise<number> {
   return removed
 }
 
-function running(pid: number): boolean {
+/** True when a process with this pid runs (EPERM: it runs under another user). */
+export function isRunning(pid: number): boolean {
   try {
     process.kill(pid, 0)
     return true
