@@ -46,6 +46,7 @@ export default class Build extends CairnCommand {
           ? 'nothing changed since HEAD'
           : `${t.shards} shards, ${bytes(t.bytes)}, ${t.rows} rows (+${c.added} added, ~${c.modified} modified, -${c.removed} removed)`,
       )
+      this.logToStderr(`tree ${result.manifest.tree}`)
       this.log(result.version.toString())
     }
     return result

@@ -14,6 +14,7 @@ import type { ValidateFunction } from 'ajv'
 import { checkBlock } from './car/block.js'
 import { cidFor, DAG_JSON, type CID, type Link } from './cid.js'
 import { readCard, withDataset } from './dataset.js'
+import { assertBuildable } from './release/clone-record.js'
 import { CairnError, ioError, isCairnError } from './errors.js'
 import { readerFor } from './formats/index.js'
 import type { FormatReader, Row } from './formats/interface.js'
@@ -92,6 +93,7 @@ export interface BuildResult {
 export async function build(options: BuildOptions = {}): Promise<BuildResult> {
   return withDataset(options.dir, (dataset) =>
     withLock(dataset.root, async () => {
+      await assertBuildable(dataset)
       const card = await readCard(dataset.root)
 
       const progress = options.onProgress ?? (() => {})

@@ -11,7 +11,7 @@
  */
 export { init, openDataset, type InitOptions, type InitResult, type Dataset } from './dataset.js'
 export { build, type BuildOptions, type BuildResult, type BuildProgress, type ChangeSummary } from './build.js'
-export { log, type LogOptions, type LogEntry } from './log.js'
+export { log, logHistory, type LogOptions, type LogEntry, type LogResult } from './log.js'
 export { show, type ShowOptions, type ShowResult } from './show.js'
 export { ls, type LsOptions } from './ls.js'
 export { tag, tags, type TagOptions } from './tag.js'
@@ -112,3 +112,5 @@ export {
   type GatewayOptions,
 } from './sources/index.js'
 export { login, type LoginOptions, type LoginResult } from './login.js'
+export { releaseLinks, versionParent, parseHistory, type History, type FollowedLink } from './release/links.js'
+export { readCloneRecord, type CloneRecord, type Selection } from './release/clone-record.js'
