@@ -27,7 +27,8 @@ export default class Log extends CairnCommand {
       this.log(`version ${e.cid}${tags}`)
       this.log(`Date:   ${e.created}`)
       this.log(`Totals: ${e.totals.shards} shards, ${bytes(e.totals.bytes)}, ${e.totals.rows} rows`)
-      if (e.stat) this.log(`Shards: ${e.stat.added} added, ${e.stat.removed} removed, ${e.stat.modified} modified, ${e.stat.renamed} renamed`)
+      if (e.stat)
+        this.log(`Shards: ${e.stat.added} added, ${e.stat.removed} removed, ${e.stat.modified} modified, ${e.stat.renamed} renamed`)
       this.log(`\n    ${e.message || '(no message)'}\n`)
     }
     const result = await logHistory({

@@ -122,7 +122,9 @@ export function selectedBy(selections: readonly Selection[]): ((path: string) =>
 /** The `clone` command that resumes or completes a clone, for messages. */
 export function cloneCommand(record: CloneRecord, folder: string, selection?: Selection): string {
   const from = record.sources.map((s) => ` --from ${quote(s)}`).join('')
-  const globs = selection ? [...selection.include.map((g) => ` --include ${quote(g)}`), ...selection.exclude.map((g) => ` --exclude ${quote(g)}`)].join('') : ''
+  const globs = selection
+    ? [...selection.include.map((g) => ` --include ${quote(g)}`), ...selection.exclude.map((g) => ` --exclude ${quote(g)}`)].join('')
+    : ''
   return `cairn clone ${record.cid} ${quote(folder)}${from}${globs}`
 }
 
@@ -138,16 +140,24 @@ export async function assertBuildable(dataset: Dataset): Promise<void> {
   const record = await readCloneRecord(join(dataset.root, STORE_DIR))
   if (!record) return
   if (!record.complete) {
-    throw new CairnError('NOT_A_DATASET', `${dataset.root} is an incomplete clone of ${record.cid}: a build would commit its missing files as deleted`, {
-      subject: dataset.root,
-      hint: `run \`${cloneCommand(record, dataset.root)}\` again to resume`,
-    })
+    throw new CairnError(
+      'NOT_A_DATASET',
+      `${dataset.root} is an incomplete clone of ${record.cid}: a build would commit its missing files as deleted`,
+      {
+        subject: dataset.root,
+        hint: `run \`${cloneCommand(record, dataset.root)}\` again to resume`,
+      },
+    )
   }
   if (record.selections.length > 0) {
-    throw new CairnError('NOT_A_DATASET', `${dataset.root} is a partial clone of ${record.cid}: a build would commit the files it never fetched as deleted`, {
-      subject: dataset.root,
-      hint: `fetch the rest with \`${cloneCommand(record, dataset.root)}\`, then build`,
-    })
+    throw new CairnError(
+      'NOT_A_DATASET',
+      `${dataset.root} is a partial clone of ${record.cid}: a build would commit the files it never fetched as deleted`,
+      {
+        subject: dataset.root,
+        hint: `fetch the rest with \`${cloneCommand(record, dataset.root)}\`, then build`,
+      },
+    )
   }
 }
 

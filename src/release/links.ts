@@ -44,10 +44,18 @@ export function releaseLinks(cid: CID, bytes: Uint8Array, history: History = 0):
 
 /**
  * The parent link of a cairn version block (`type: "cairn.version"`), or `undefined` for a first
- * version and for any other block. Only dag-json blocks can be versions; the bytes are decoded, not
- * validated (readers of versions validate them).
+ * version and for any other block.
  */
 export function versionParent(cid: CID, bytes: Uint8Array): CID | undefined {
+  return versionLinks(cid, bytes)?.parent ?? undefined
+}
+
+/**
+ * For a cairn version block (`type: "cairn.version"`), its parent (`null` for a first version);
+ * `undefined` for any other block. Only dag-json blocks can be versions; the bytes are decoded, not
+ * validated (readers of versions validate them).
+ */
+export function versionLinks(cid: CID, bytes: Uint8Array): { readonly parent: CID | null } | undefined {
   if (cid.code !== DAG_JSON) return undefined
   // a version is a small block whose bytes name its type: most dag-json blocks (index nodes) are not decoded twice
   if (bytes.length > MAX_VERSION_BYTES || !includes(bytes, VERSION_MARK)) return undefined
@@ -59,7 +67,7 @@ export function versionParent(cid: CID, bytes: Uint8Array): CID | undefined {
   }
   const v = value as { type?: unknown; parent?: unknown }
   if (v?.type !== 'cairn.version') return undefined
-  return CID.asCID(v.parent) ?? undefined
+  return { parent: CID.asCID(v.parent) ?? null }
 }
 
 /** A version block is a few hundred bytes; anything much larger is not one. */

@@ -258,7 +258,9 @@ function changed(path: string, cid: string, cause?: unknown): CairnError {
   const gone = (cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT'
   return new CairnError(
     'MISSING_BLOCK',
-    gone ? `Block ${cid} of ${path} is missing: the clone's file is not there` : `Block ${cid} of ${path} is missing: the file changed since the clone`,
+    gone
+      ? `Block ${cid} of ${path} is missing: the clone's file is not there`
+      : `Block ${cid} of ${path} is missing: the file changed since the clone`,
     { subject: cid, hint: `restore ${path} (run the clone again to fetch it), or give a source that has it with --from`, cause },
   )
 }

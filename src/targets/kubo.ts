@@ -127,7 +127,10 @@ export function createKuboTarget(options: KuboTargetOptions): Target {
         history: input.history,
         held: input.held,
         signal: publishOptions.signal,
-        has: (cids) => Promise.all(cids.map((cid) => retrying('Asking about a block of', () => hasBlock(req('block/stat', `arg=${cid}&offline=true`), cid)))),
+        has: (cids) =>
+          Promise.all(
+            cids.map((cid) => retrying('Asking about a block of', () => hasBlock(req('block/stat', `arg=${cid}&offline=true`), cid))),
+          ),
       })
       publishOptions.onProgress?.({
         shards: 0,
@@ -137,7 +140,12 @@ export function createKuboTarget(options: KuboTargetOptions): Target {
       let sent: Sent | undefined
       if (plan.missing.length > 0) {
         sent = await retrying('Publishing', () =>
-          importCar(req('dag/import', 'pin-roots=false&stats=true'), input.root, (out) => writeBlocksCar(input.source, input.root, plan.missing, out), publishOptions),
+          importCar(
+            req('dag/import', 'pin-roots=false&stats=true'),
+            input.root,
+            (out) => writeBlocksCar(input.source, input.root, plan.missing, out),
+            publishOptions,
+          ),
         )
       }
       const outcome = sent ? interpret(sent, input.root, address, false) : {}
@@ -149,7 +157,10 @@ export function createKuboTarget(options: KuboTargetOptions): Target {
           throw new CairnError(
             'PUBLISH_FAILED',
             `${address} imported ${input.root} but could not pin it: ${kuboMessage(answer.text) ?? `HTTP ${answer.status} ${answer.text.slice(0, 200)}`}`,
-            { subject: address, hint: `the node lacks a block of the release: publish again (blocks are asked about anew), or check the node with \`cairn check --to ${address}\`` },
+            {
+              subject: address,
+              hint: `the node lacks a block of the release: publish again (blocks are asked about anew), or check the node with \`cairn check --to ${address}\``,
+            },
           )
         }
       }
@@ -219,7 +230,9 @@ function rpc(req: Request): Promise<{ status: number; text: string }> {
         kept += c.length
       })
       res.on('error', rejectPromise)
-      res.on('aborted', () => rejectPromise(Object.assign(new Error('the connection closed before the answer was complete'), { code: 'ECONNRESET' })))
+      res.on('aborted', () =>
+        rejectPromise(Object.assign(new Error('the connection closed before the answer was complete'), { code: 'ECONNRESET' })),
+      )
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString('utf8')
         const status = res.statusCode ?? 0

@@ -124,7 +124,14 @@ export async function startKuboStandin(): Promise<KuboStandin> {
       const args = url.searchParams.getAll('arg')
       if (url.pathname === '/api/v0/block/stat') {
         const bytes = blocks.get(CID.parse(args[0]).toString())
-        if (!bytes) return void reply(res, 500, kuboError(`block was not found locally (offline): ipld: could not find ${args[0]}`), 'application/json', seen)
+        if (!bytes)
+          return void reply(
+            res,
+            500,
+            kuboError(`block was not found locally (offline): ipld: could not find ${args[0]}`),
+            'application/json',
+            seen,
+          )
         return void reply(res, 200, JSON.stringify({ Key: args[0], Size: bytes.length }) + '\n', 'application/json', seen)
       }
       const behaviour = queue[0]?.kind === 'pinRefused' ? (queue.shift() as Behaviour & { kind: 'pinRefused' }) : undefined
