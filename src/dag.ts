@@ -50,7 +50,7 @@ export async function* walkDag(source: BlockSource, root: CID, history: History 
       if (link.cid.multihash.code !== 0x00 && !seen.has(keyOf(link.cid))) {
         stack.push(link.cid)
         depths.push(link.history)
-        owners.push(link.history < depth ? link.cid : owner)
+        owners.push(link.parent ? link.cid : owner)
       }
     }
     for (let i = stack.length - 1; i >= 0 && i >= stack.length - READ_AHEAD; i--) {

@@ -17,6 +17,8 @@ export type History = number
 export interface FollowedLink {
   readonly cid: CID
   readonly history: History
+  /** True for a version's parent link (it leads to the ancestor's version block). */
+  readonly parent: boolean
 }
 
 /**
@@ -34,9 +36,9 @@ export function releaseLinks(cid: CID, bytes: Uint8Array, history: History = 0):
   const out: FollowedLink[] = []
   for (const link of links) {
     if (parent !== undefined && link.equals(parent)) {
-      if (history > 0) out.push({ cid: link, history: history - 1 })
+      if (history > 0) out.push({ cid: link, history: history - 1, parent: true })
     } else {
-      out.push({ cid: link, history })
+      out.push({ cid: link, history, parent: false })
     }
   }
   return out

@@ -76,11 +76,11 @@ export async function planSend(source: BlockSource, root: CID, options: PlanOpti
     const links = releaseLinks(cid, bytes, history)
     if (version) {
       direct.push(cid)
-      for (const l of links) if (l.history === history) recursive.push(l.cid)
+      for (const l of links) if (!l.parent) recursive.push(l.cid)
     }
     for (let i = links.length - 1; i >= 0; i--) {
       const l = links[i]
-      if (!seen.has(l.cid.toString())) stack.push({ cid: l.cid, history: l.history, version: l.history < history })
+      if (!seen.has(l.cid.toString())) stack.push({ cid: l.cid, history: l.history, version: l.parent })
     }
   }
   let asked = 0

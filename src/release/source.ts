@@ -8,7 +8,7 @@
 import { open } from 'node:fs/promises'
 import { join } from 'node:path'
 import { checkBlock } from '../car/block.js'
-import { RAW, type CID } from '../cid.js'
+import { DAG_PB, RAW, type CID } from '../cid.js'
 import { openDataset, STORE_DIR, type Dataset } from '../dataset.js'
 import { CairnError, isCairnError } from '../errors.js'
 import { walkEntries } from '../index/prolly.js'
@@ -172,7 +172,7 @@ class ClonedFiles implements BlockSource {
       await this.importOnce(key, entry.path)
       const again = this.nodes.get(key)
       if (again) return again
-    } else {
+    } else if (cid.code === RAW || cid.code === DAG_PB) {
       // a leaf asked for before its file's root: import the large files until it turns up
       for (const [fileKey, e] of await this.fileEntries()) {
         if (!e.held || e.size <= CHUNK_SIZE || this.imported.has(fileKey)) continue

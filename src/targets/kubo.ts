@@ -109,10 +109,7 @@ export function createKuboTarget(options: KuboTargetOptions): Target {
       let attempts = 0
       const retrying = <T>(what: string, fn: () => Promise<T>): Promise<T> =>
         retry(
-          async () => {
-            attempts++
-            return fn()
-          },
+          fn,
           { what: `${what} ${input.root} to ${address}`, subject: address, hint },
           {
             ...options.retry,
@@ -139,14 +136,15 @@ export function createKuboTarget(options: KuboTargetOptions): Target {
       })
       let sent: Sent | undefined
       if (plan.missing.length > 0) {
-        sent = await retrying('Publishing', () =>
-          importCar(
+        sent = await retrying('Publishing', () => {
+          attempts++
+          return importCar(
             req('dag/import', 'pin-roots=false&stats=true'),
             input.root,
             (out) => writeBlocksCar(input.source, input.root, plan.missing, out),
             publishOptions,
-          ),
-        )
+          )
+        })
       }
       const outcome = sent ? interpret(sent, input.root, address, false) : {}
       const pin = async (cids: readonly CID[], recursive: boolean): Promise<void> => {

@@ -155,7 +155,7 @@ export async function startKuboStandin(): Promise<KuboStandin> {
       drain(body).catch(() => {})
       return void reply(res, 401, kuboError('unauthorized: the Authorization header is missing or wrong'), 'application/json', seen)
     }
-    const behaviour = queue.shift() ?? { kind: 'ok' }
+    const behaviour = (queue[0]?.kind === 'pinRefused' ? undefined : queue.shift()) ?? { kind: 'ok' }
     ;(seen as { behaviour: Behaviour['kind'] }).behaviour = behaviour.kind
 
     if (behaviour.kind === 'status') {
@@ -217,7 +217,8 @@ export async function startKuboStandin(): Promise<KuboStandin> {
       return void reply(res, 500, kuboError(`importing CAR: ${(e as Error).message}`), 'application/json', seen)
     }
     const lines: string[] = []
-    for (const root of url.searchParams.get('pin-roots') === 'false' ? [] : roots) {
+    // Kubo lists the roots only when it pins them; a wrong root is reported whatever was asked
+    for (const root of url.searchParams.get('pin-roots') === 'false' && behaviour.kind !== 'wrongRoot' ? [] : roots) {
       const key = behaviour.kind === 'wrongRoot' ? behaviour.root : root.toString()
       let pinError = behaviour.kind === 'pinError' ? behaviour.message : missingBelow(root)
       if (!pinError) pinned.add(key)
