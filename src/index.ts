@@ -114,3 +114,4 @@ export {
 export { login, type LoginOptions, type LoginResult } from './login.js'
 export { releaseLinks, versionParent, parseHistory, type History, type FollowedLink } from './release/links.js'
 export { readCloneRecord, type CloneRecord, type Selection } from './release/clone-record.js'
+export { check, METADATA, type CheckOptions, type CheckReport, type PlaceReport, type ShardState, type CheckProgress } from './check.js'
