@@ -3,7 +3,7 @@ import { parseByteSize, parseHistory, publish } from '../src/index.js'
 import { bytes, CairnCommand, fromFlag } from './_base.js'
 
 export default class Publish extends CairnCommand {
-  static override summary = 'Publish a version to a target: a folder of CARs, a Kubo node or IPFS Cluster, Storacha.'
+  static override summary = 'Publish a release to a target: a folder of CARs, a Kubo node or IPFS Cluster, Storacha (legacy).'
   static override description =
     'Targets: dir:<path> (CAR files of at most --shard-size plus a block index; later versions add only the blocks the folder lacks), ' +
     'kubo:<rpc-url> (sends only the blocks the node lacks, known from earlier receipts and asked of the node, in one streamed `dag/import`, ' +
@@ -20,7 +20,11 @@ export default class Publish extends CairnCommand {
   ]
   static override args = { ref: Args.string({ description: 'a CID, HEAD, HEAD~n or a tag', default: 'HEAD' }) }
   static override flags = {
-    to: Flags.string({ char: 't', summary: 'The target: dir:<path>, kubo:<rpc-url> or storacha[:<space-did>].', required: true }),
+    to: Flags.string({
+      char: 't',
+      summary: 'The target: dir:<path>, kubo:<rpc-url> or storacha[:<space-did>] (legacy: no new uploads since May 2026).',
+      required: true,
+    }),
     'shard-size': Flags.string({ summary: 'Largest CAR shard, in bytes or with a unit (e.g. 100MiB), for targets that shard.' }),
     history: Flags.string({ summary: 'Also publish ancestors: all, or how many (default: none, the release alone).' }),
     from: fromFlag,
