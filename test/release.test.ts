@@ -225,6 +225,44 @@ describe('publish sends only what the target lacks', () => {
     }
   })
 
+  it('kubo: a node that lost what an earlier publish put there (receipts stale) gets every block it lacks; --history pins each ancestor', async () => {
+    const standin = await startKuboStandin()
+    try {
+      const to = `kubo:${standin.url}`
+      await publish({ dir: ds.dir, ref: v1.toString(), to })
+      // the node collects everything (unpinned, garbage-collected): the receipt of v1 no longer holds
+      standin.blocks.clear()
+      standin.pinned.clear()
+      standin.direct.clear()
+      const messages: string[] = []
+      const receipt = await publish({
+        dir: ds.dir,
+        ref: v2.toString(),
+        to,
+        onProgress: (p) => void (p.message && messages.push(p.message)),
+      })
+      expect(messages.some((m) => m.includes('no longer holds blocks an earlier publish put there'))).toBe(true)
+      const release = (await readCar(v2Car)).blocks.map((b) => b.cid.toString())
+      expect([...standin.blocks.keys()].sort()).toEqual([...release].sort())
+      expect(receipt.newBlocks).toBe(release.length)
+      expect(standin.direct.has(v2.toString())).toBe(true)
+    } finally {
+      await standin.close()
+    }
+    const full = await startKuboStandin()
+    try {
+      await publish({ dir: ds.dir, ref: v2.toString(), to: `kubo:${full.url}`, history: Infinity })
+      const all = (await readCar(fullCar)).blocks.map((b) => b.cid.toString())
+      expect([...full.blocks.keys()].sort()).toEqual([...all].sort())
+      // each ancestor is pinned as a release too: its card, index and tree recursively, the version directly
+      expect([...full.direct].sort()).toEqual([v1.toString(), v2.toString()].sort())
+      const m1 = dagJson.decode<{ card: CID; index: CID; tree: CID }>(full.blocks.get(v1.toString()) as Uint8Array)
+      for (const c of [m1.card, m1.index, m1.tree]) expect(full.pinned.has(c.toString())).toBe(true)
+    } finally {
+      await full.close()
+    }
+  })
+
   it('kubo: a pin the node refuses is PUBLISH_FAILED with its message, and no receipt is recorded', async () => {
     const standin = await startKuboStandin()
     const d = await makeDataset({ 'a.txt': 'pin me' })

@@ -107,6 +107,9 @@ export function createKuboTarget(options: KuboTargetOptions): Target {
     async publish(input: PublishInput, publishOptions: PublishOptions = {}): Promise<Receipt> {
       const publishedAt = new Date().toISOString()
       let attempts = 0
+      // over both attempts (a second one sends what the first did not)
+      let newBlocks = 0
+      let newBytes = 0
       const retrying = <T>(what: string, fn: () => Promise<T>): Promise<T> =>
         retry(
           fn,
@@ -120,50 +123,62 @@ export function createKuboTarget(options: KuboTargetOptions): Target {
             },
           },
         )
-      const plan = await planSend(input.source, input.root, {
-        history: input.history,
-        held: input.held,
-        signal: publishOptions.signal,
-        has: (cids) =>
-          Promise.all(
-            cids.map((cid) => retrying('Asking about a block of', () => hasBlock(req('block/stat', `arg=${cid}&offline=true`), cid))),
-          ),
-      })
-      publishOptions.onProgress?.({
-        shards: 0,
-        bytes: 0,
-        message: `${plan.missing.length} of ${plan.blocks} blocks to send (${plan.known} held by earlier publishes, ${plan.had} already on the node)`,
-      })
-      let sent: Sent | undefined
-      if (plan.missing.length > 0) {
-        sent = await retrying('Publishing', () => {
-          attempts++
-          return importCar(
-            req('dag/import', 'pin-roots=false&stats=true'),
-            input.root,
-            (out) => writeBlocksCar(input.source, input.root, plan.missing, out),
-            publishOptions,
-          )
+      /** Plans, sends what the node lacks and pins; a pin refusal is returned (the caller may plan again). */
+      const attempt = async (held: readonly CID[] | undefined) => {
+        const plan = await planSend(input.source, input.root, {
+          history: input.history,
+          held,
+          signal: publishOptions.signal,
+          has: (cids) =>
+            Promise.all(
+              cids.map((cid) => retrying('Asking about a block of', () => hasBlock(req('block/stat', `arg=${cid}&offline=true`), cid))),
+            ),
+        })
+        publishOptions.onProgress?.({
+          shards: 0,
+          bytes: 0,
+          message: `${plan.missing.length} of ${plan.blocks} blocks to send (${plan.known} held by earlier publishes, ${plan.had} already on the node)`,
+        })
+        let sent: Sent | undefined
+        newBlocks += plan.missing.length
+        newBytes += plan.missingBytes
+        if (plan.missing.length > 0) {
+          sent = await retrying('Publishing', () => {
+            attempts++
+            return importCar(
+              req('dag/import', 'pin-roots=false&stats=true'),
+              input.root,
+              (out) => writeBlocksCar(input.source, input.root, plan.missing, out),
+              publishOptions,
+            )
+          })
+        }
+        const outcome = sent ? interpret(sent, input.root, address, false) : {}
+        const pin = async (cids: readonly CID[], recursive: boolean): Promise<string | undefined> => {
+          if (cids.length === 0) return undefined
+          const args = cids.map((c) => `arg=${c}`).join('&')
+          const answer = await retrying('Pinning', () => rpc(req('pin/add', `${args}&recursive=${recursive}&offline=true`)))
+          return answer.status === 200 ? undefined : (kuboMessage(answer.text) ?? `HTTP ${answer.status} ${answer.text.slice(0, 200)}`)
+        }
+        const refused = (await pin(plan.pins.recursive, true)) ?? (await pin(plan.pins.direct, false))
+        return { plan, sent, outcome, refused }
+      }
+      let { plan, sent, outcome, refused } = await attempt(input.held)
+      if (refused !== undefined && plan.known > 0 && /not found|could not find|no such block/i.test(refused)) {
+        // an earlier publish's blocks are gone from the node (unpinned, collected): ask about every block
+        publishOptions.onProgress?.({
+          shards: 0,
+          bytes: 0,
+          message: `${address} no longer holds blocks an earlier publish put there (${refused}): asking about every block`,
+        })
+        ;({ plan, sent, outcome, refused } = await attempt(undefined))
+      }
+      if (refused !== undefined) {
+        throw new CairnError('PUBLISH_FAILED', `${address} imported ${input.root} but could not pin it: ${refused}`, {
+          subject: address,
+          hint: `check what the node holds with \`cairn check --to ${address}\`, and its pins with \`ipfs pin ls\``,
         })
       }
-      const outcome = sent ? interpret(sent, input.root, address, false) : {}
-      const pin = async (cids: readonly CID[], recursive: boolean): Promise<void> => {
-        if (cids.length === 0) return
-        const args = cids.map((c) => `arg=${c}`).join('&')
-        const answer = await retrying('Pinning', () => rpc(req('pin/add', `${args}&recursive=${recursive}&offline=true`)))
-        if (answer.status !== 200) {
-          throw new CairnError(
-            'PUBLISH_FAILED',
-            `${address} imported ${input.root} but could not pin it: ${kuboMessage(answer.text) ?? `HTTP ${answer.status} ${answer.text.slice(0, 200)}`}`,
-            {
-              subject: address,
-              hint: `the node lacks a block of the release: publish again (blocks are asked about anew), or check the node with \`cairn check --to ${address}\``,
-            },
-          )
-        }
-      }
-      await pin(plan.pins.recursive, true)
-      await pin(plan.pins.direct, false)
       publishOptions.onProgress?.({
         shards: 1,
         bytes: sent?.carSize ?? 0,
@@ -174,8 +189,8 @@ export function createKuboTarget(options: KuboTargetOptions): Target {
         root: input.root,
         publishedAt,
         shards: sent ? [{ cid: sent.carCid, size: sent.carSize }] : [],
-        newBlocks: plan.missing.length,
-        newBytes: plan.missingBytes,
+        newBlocks,
+        newBytes,
         details: {
           pinned: true,
           attempts,
