@@ -8,7 +8,7 @@ export default class Build extends CairnCommand {
     'Imports every file (IPIP-499 unixfs-v1-2025), reads rows and schemas of Parquet, Arrow, JSONL and CSV shards, validates ' +
     'JSONL/CSV rows against the card, stores the shard index, the tree and the version manifest, and prints the version CID. ' +
     'On any error nothing is committed. The created time comes from --date, else SOURCE_DATE_EPOCH, else the clock. ' +
-    "Each derivedFrom release of the card is checked in the store and the --from sources (a missing one is an error when --from " +
+    'Each derivedFrom release of the card is checked in the store and the --from sources (a missing one is an error when --from ' +
     'is given, else it is recorded unverified, saying so); --croissant puts the Croissant 1.1 document of the files into the release.'
   static override examples = [
     '<%= config.bin %> build -m "first release"',

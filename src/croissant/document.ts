@@ -182,7 +182,9 @@ async function recordSetFor(
   }
   const schemaCid = withSchema[0].schema!
   if (withSchema.some((e) => !e.schema!.equals(schemaCid))) {
-    warnings.push(`shards[${i}] ${JSON.stringify(rule.glob)}: its shards have different schemas; the fields are those of ${withSchema[0].path}`)
+    warnings.push(
+      `shards[${i}] ${JSON.stringify(rule.glob)}: its shards have different schemas; the fields are those of ${withSchema[0].path}`,
+    )
   }
   const schema: SchemaBlock = decodeManifest('cairn.schema', schemaCid, await source.get(schemaCid))
   const id = `records-${i}`

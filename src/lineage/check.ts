@@ -73,7 +73,10 @@ export async function checkLineage(card: Card, context: LineageContext): Promise
         throw invalid(`${where} ${release} is not a cairn release: ${(e as Error).message}`, 'name the version CID of the source release')
       }
       if (context.sourcesGiven) {
-        throw invalid(`${where} ${release} is in none of the sources given: ${(e as Error).message}`, 'check the CID, or give a source that holds it with --from')
+        throw invalid(
+          `${where} ${release} is in none of the sources given: ${(e as Error).message}`,
+          'check the CID, or give a source that holds it with --from',
+        )
       }
       const reason = 'no source was given (--from) and the store does not hold it'
       if (entry.select) {
@@ -175,7 +178,13 @@ export interface BuildLineageOptions {
 export async function checkBuildLineage(card: Card, options: BuildLineageOptions): Promise<SourceCheck[]> {
   const from = options.from ?? []
   if (from.length === 0 || (card.derivedFrom ?? []).length === 0) {
-    return checkLineage(card, { source: options.store, sourcesGiven: false, store: options.store, head: options.head, hasPath: options.hasPath })
+    return checkLineage(card, {
+      source: options.store,
+      sourcesGiven: false,
+      store: options.store,
+      head: options.head,
+      hasPath: options.hasPath,
+    })
   }
   const list = await openSources(from)
   try {

@@ -135,6 +135,9 @@ export function derivedCid(entry: DerivedFrom): CID | undefined {
 /** Errors that mean "no source holds this version" (or it is not one), as opposed to a broken source. */
 export function isUnreachable(e: unknown): boolean {
   return (
-    isCairnError(e, 'MISSING_BLOCK') || isCairnError(e, 'FETCH_FAILED') || isCairnError(e, 'INVALID_MANIFEST') || isCairnError(e, 'INVALID_CARD')
+    isCairnError(e, 'MISSING_BLOCK') ||
+    isCairnError(e, 'FETCH_FAILED') ||
+    isCairnError(e, 'INVALID_MANIFEST') ||
+    isCairnError(e, 'INVALID_CARD')
   )
 }

@@ -32,7 +32,8 @@ function toText(graph: LineageGraph): string {
     lines.push(`${prefix}${via}${describe(cid, node)}${again ? ' (see above)' : ''}`)
     if (again) return
     shown.add(key)
-    for (const e of out.get(key) ?? []) visit(e.to, prefix + '  ', e.kind === 'parent' ? 'parent: ' : `${e.role}${e.select ? ` [${e.select.join(', ')}]` : ''}: `)
+    for (const e of out.get(key) ?? [])
+      visit(e.to, prefix + '  ', e.kind === 'parent' ? 'parent: ' : `${e.role}${e.select ? ` [${e.select.join(', ')}]` : ''}: `)
   }
   visit(graph.root, '', '')
   if (graph.truncated) lines.push('… (more lineage beyond --depth or the walk limit)')
