@@ -278,3 +278,18 @@ describe('build --croissant', () => {
     }
   })
 })
+
+describe('export croissant, the command', () => {
+  it('--help lists examples', async () => {
+    const r = await cairn(['export', 'croissant', '--help'])
+    expect(r.exitCode).toBe(0)
+    expect(r.stdout.split('\nEXAMPLES\n')[1]).toContain('cairn export croissant -o metadata.json')
+  })
+
+  it('outside a dataset: exit 3 with a hint, nothing written', async () => {
+    const dir = await tempDir()
+    const r = await cairn(['export', 'croissant', '-C', dir, '-o', join(dir, 'm.json'), '--json'])
+    expect(r.exitCode).toBe(3)
+    expect(parseJson<{ error: { code: string } }>(r).error.code).toBe('NOT_A_DATASET')
+  })
+})

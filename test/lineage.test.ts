@@ -240,3 +240,17 @@ describe('walkLineage and renderLineage', () => {
     }
   })
 })
+
+describe('renderLineage on a long history', () => {
+  it('draws a chain of 20,000 versions without running out of stack', async () => {
+    const { CID } = await import('../src/cid.js')
+    const { sha256 } = await import('multiformats/hashes/sha2')
+    const cids = await Promise.all(
+      Array.from({ length: 20_000 }, async (_, i) => CID.createV1(0x0129, await sha256.digest(new TextEncoder().encode(String(i))))),
+    )
+    const nodes = cids.map((cid, depth) => ({ cid, depth, reachable: true, name: 'n', created: '2025-01-01T00:00:00Z' }))
+    const edges = cids.slice(1).map((to, i) => ({ from: cids[i], to, kind: 'parent' as const }))
+    const text = renderLineage({ root: cids[0], nodes, edges, truncated: false }, 'text')
+    expect(text.split('\n')).toHaveLength(20_001)
+  })
+})

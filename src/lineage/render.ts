@@ -25,17 +25,22 @@ function toText(graph: LineageGraph): string {
   }
   const lines: string[] = []
   const shown = new Set<string>()
-  const visit = (cid: CID, prefix: string, via: string): void => {
+  // an explicit stack, not recursion: a history of thousands of versions is a chain thousands deep
+  const stack: { cid: CID; prefix: string; via: string }[] = [{ cid: graph.root, prefix: '', via: '' }]
+  while (stack.length > 0) {
+    const { cid, prefix, via } = stack.pop()!
     const key = cid.toString()
-    const node = byCid.get(key)
     const again = shown.has(key)
-    lines.push(`${prefix}${via}${describe(cid, node)}${again ? ' (see above)' : ''}`)
-    if (again) return
+    lines.push(`${prefix}${via}${describe(cid, byCid.get(key))}${again ? ' (see above)' : ''}`)
+    if (again) continue
     shown.add(key)
-    for (const e of out.get(key) ?? [])
-      visit(e.to, prefix + '  ', e.kind === 'parent' ? 'parent: ' : `${e.role}${e.select ? ` [${e.select.join(', ')}]` : ''}: `)
+    const edges = out.get(key) ?? []
+    for (let i = edges.length - 1; i >= 0; i--) {
+      const e = edges[i]
+      const label = e.kind === 'parent' ? 'parent: ' : `${e.role}${e.select ? ` [${e.select.join(', ')}]` : ''}: `
+      stack.push({ cid: e.to, prefix: prefix + '  ', via: label })
+    }
   }
-  visit(graph.root, '', '')
   if (graph.truncated) lines.push('… (more lineage beyond --depth or the walk limit)')
   return lines.join('\n') + '\n'
 }
