@@ -141,7 +141,7 @@ describe('export croissant', () => {
         contentUrl: `${gateway.url}/ipfs/${version}/tree/prompt.txt`,
       },
     ])
-    expect(activity.additionalProperty).toEqual([{ '@type': 'sc:PropertyValue', name: 'seed', value: 42 }])
+    expect(activity.additionalProperty).toEqual([{ '@type': 'sc:PropertyValue', name: 'seed', 'sc:value': 42 }])
     // a first version: nothing to derive from
     expect(doc['prov:wasDerivedFrom']).toBeUndefined()
   })
@@ -291,5 +291,40 @@ describe('export croissant, the command', () => {
     const r = await cairn(['export', 'croissant', '-C', dir, '-o', join(dir, 'm.json'), '--json'])
     expect(r.exitCode).toBe(3)
     expect(parseJson<{ error: { code: string } }>(r).error.code).toBe('NOT_A_DATASET')
+  })
+})
+
+describe('the specification checks themselves', () => {
+  it('find what a broken document lacks', () => {
+    const broken = {
+      '@context': { '@vocab': 'http://schema.org/' },
+      '@type': 'sc:Dataset',
+      name: 'x',
+      distribution: [{ '@type': 'cr:FileObject', '@id': 'a', name: 'a', contentUrl: 'not a url', sha256: 'placeholder', bogus: 1 }],
+      recordSet: [
+        {
+          '@type': 'cr:RecordSet',
+          '@id': 'r',
+          key: { '@id': 'r/nope' },
+          field: [{ '@type': 'cr:Field', '@id': 'r/f', dataType: 'sc:Text', source: { fileObject: { '@id': 'b' } } }],
+        },
+      ],
+    }
+    const found = croissantViolations(broken).join('\n')
+    for (const expected of [
+      /@context: cr is undefined/,
+      /dct:conformsTo: does not name/,
+      /description: required/,
+      /license: required/,
+      /creator: required/,
+      /datePublished: required/,
+      /contentUrl is not a URL/,
+      /sha256 "placeholder" is not a sha256 checksum/,
+      /key .* is not one of its fields/,
+      /sources "b", not a resource/,
+      /\/distribution\/0\/bogus: not a term/,
+    ]) {
+      expect(found).toMatch(expected)
+    }
   })
 })

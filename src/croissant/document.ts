@@ -260,8 +260,9 @@ function provenance(manifest: VersionManifest, card: Card, fileUrl: (path: strin
     used.push({ '@type': 'prov:Entity', 'prov:label': 'prompt template', '@id': prompt.path, contentUrl: fileUrl(prompt.path) })
   } else if (prompt) used.push({ '@type': 'prov:Entity', 'prov:label': 'prompt template', '@id': `ipfs://${prompt['/']}` })
   const settings: JsonLd[] = []
-  if (p.seed !== undefined) settings.push({ '@type': 'sc:PropertyValue', name: 'seed', value: p.seed })
-  for (const [name, value] of Object.entries(p.parameters ?? {})) settings.push({ '@type': 'sc:PropertyValue', name, value })
+  // `sc:value`: the context maps a bare `value` to cr:value (a Field's constant)
+  if (p.seed !== undefined) settings.push({ '@type': 'sc:PropertyValue', name: 'seed', 'sc:value': p.seed })
+  for (const [name, value] of Object.entries(p.parameters ?? {})) settings.push({ '@type': 'sc:PropertyValue', name, 'sc:value': value })
   out['prov:wasGeneratedBy'] = {
     '@type': 'prov:Activity',
     'prov:label': p.generator ? `generation by ${p.generator}` : 'generation',

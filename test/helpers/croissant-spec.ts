@@ -67,6 +67,31 @@ const DATA_TYPES = new Set([
   'cr:Label',
 ])
 
+/** schema.org properties the specification's tables name (Dataset, FileObject, FileSet, Person), and additionalProperty. */
+const SCHEMA_ORG_TERMS = new Set([
+  'name',
+  'description',
+  'license',
+  'url',
+  'creator',
+  'datePublished',
+  'keywords',
+  'publisher',
+  'version',
+  'dateCreated',
+  'dateModified',
+  'sameAs',
+  'sdLicense',
+  'inLanguage',
+  'distribution',
+  'contentUrl',
+  'contentSize',
+  'encodingFormat',
+  'sha256',
+  'usageInfo',
+  'additionalProperty',
+])
+
 type Obj = Record<string, unknown>
 
 const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v)
@@ -197,6 +222,26 @@ export function croissantViolations(doc: unknown, options: { readonly relativeUr
           out.push(`recordSet[${i}]: field ${String(f['@id'])} extracts no column`)
       }
     }
+  }
+  // "Croissant terms should be prefixed with cr ... We use the JSON-LD context mechanism to define aliases":
+  // every key is a JSON-LD keyword, a term of the context, a compact IRI with a declared prefix, or (through
+  // @vocab) a schema.org property; for the last, the properties the specification names, and
+  // additionalProperty ("Other properties from schema.org/Dataset or its parent classes can also be specified")
+  if (isObj(context)) {
+    const walk = (v: unknown, at: string): void => {
+      if (Array.isArray(v)) return v.forEach((x, i) => walk(x, `${at}/${i}`))
+      if (!isObj(v)) return
+      for (const [k, x] of Object.entries(v)) {
+        if (at === '' && k === '@context') continue
+        const prefix = k.includes(':') ? k.slice(0, k.indexOf(':')) : undefined
+        const ok =
+          k.startsWith('@') || k in context || (prefix !== undefined && typeof context[prefix] === 'string') || SCHEMA_ORG_TERMS.has(k)
+        if (!ok) out.push(`${at}/${k}: not a term of the context, a declared prefix, nor a schema.org property the specification names`)
+        // @json values are data, not JSON-LD
+        if (k !== 'data' && k !== 'examples') walk(x, `${at}/${k}`)
+      }
+    }
+    walk(doc, '')
   }
   // PROV-O: "prov:wasDerivedFrom: Indicates that an entity ... was derived from another entity" (references by @id)
   for (const d of many(doc['prov:wasDerivedFrom']))
