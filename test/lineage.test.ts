@@ -254,3 +254,29 @@ describe('renderLineage on a long history', () => {
     expect(text.split('\n')).toHaveLength(20_001)
   })
 })
+
+describe('build --from a source that is down', () => {
+  it('is a network failure (exit 7), not a card error, and commits nothing', async () => {
+    const { createServer } = await import('node:http')
+    // a gateway that answers every request with 500
+    const down = createServer((_req, res) => {
+      res.statusCode = 500
+      res.end('down')
+    })
+    await new Promise<void>((ok) => down.listen(0, '127.0.0.1', ok))
+    const url = `http://127.0.0.1:${(down.address() as { port: number }).port}`
+    const ds = await makeDataset(
+      { 'x.jsonl': jsonl(rows.slice(0, 2)) },
+      { card: cardB('bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy') },
+    )
+    try {
+      const r = await cairn(['build', '-C', ds.dir, '--from', url, '--json'])
+      expect(r.exitCode, r.stdout).toBe(7)
+      expect(parseJson<{ error: { code: string } }>(r).error.code).toBe('FETCH_FAILED')
+      expect(await show({ dir: ds.dir }).catch((e: Error) => e.message)).toMatch(/HEAD does not point/)
+    } finally {
+      await ds.cleanup()
+      await new Promise<void>((ok) => down.close(() => ok()))
+    }
+  })
+})

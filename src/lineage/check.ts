@@ -11,11 +11,11 @@
 import { minimatch } from 'minimatch'
 import { FallbackSource } from '../car/source.js'
 import { tryParseCid, type CID } from '../cid.js'
-import { CairnError } from '../errors.js'
+import { CairnError, isCairnError } from '../errors.js'
 import { walkEntries } from '../index/prolly.js'
 import type { Card } from '../manifest.js'
 import type { BlockSource } from '../store/blocks.js'
-import { openSources } from '../sources/index.js'
+import { openSources, type SourceList } from '../sources/index.js'
 import { readVersion } from '../version.js'
 import { derivedCid, isUnreachable, MAX_LINEAGE_NODES, walkLineage } from './graph.js'
 
@@ -69,6 +69,8 @@ export async function checkLineage(card: Card, context: LineageContext): Promise
       manifest = await readVersion(context.source, release)
     } catch (e) {
       if (!isUnreachable(e)) throw e
+      // a source that failed otherwise than "I do not have it" (down, timing out) is a network failure
+      if (context.sourcesGiven && isCairnError(e, 'FETCH_FAILED')) throw e
       if ((e as CairnError).code === 'INVALID_MANIFEST') {
         throw invalid(`${where} ${release} is not a cairn release: ${(e as Error).message}`, 'name the version CID of the source release')
       }
@@ -152,6 +154,26 @@ async function ownHistory(store: BlockSource, head: CID): Promise<Set<string>> {
   return out
 }
 
+/**
+ * `list`, whose failure says `MISSING_BLOCK` when every source answered that it does not have the block
+ * (so a release none of them holds is told apart from a source that is down, `FETCH_FAILED`).
+ */
+function heldOrNot(list: SourceList): BlockSource {
+  return {
+    get: async (cid) => {
+      try {
+        return await list.get(cid)
+      } catch (e) {
+        const mine = list.failures.filter((f) => f.cid === cid.toString())
+        if (isCairnError(e, 'FETCH_FAILED') && mine.length > 0 && mine.every((f) => f.code === 'MISSING_BLOCK')) {
+          throw new CairnError('MISSING_BLOCK', e.message, { subject: cid.toString() })
+        }
+        throw e
+      }
+    },
+  }
+}
+
 async function matchesAny(source: BlockSource, index: CID, glob: string): Promise<boolean> {
   const options = { dot: true, matchBase: !glob.includes('/') }
   for await (const entry of walkEntries(source, index)) if (minimatch(entry.path, glob, options)) return true
@@ -188,7 +210,7 @@ export async function checkBuildLineage(card: Card, options: BuildLineageOptions
   }
   const list = await openSources(from)
   try {
-    const source = new FallbackSource([options.store, list])
+    const source = new FallbackSource([options.store, heldOrNot(list)])
     return await checkLineage(card, { source, sourcesGiven: true, store: options.store, head: options.head, hasPath: options.hasPath })
   } finally {
     await list.close()
