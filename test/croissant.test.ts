@@ -268,11 +268,19 @@ describe('build --croissant', () => {
         expect(f.contentUrl).toBe(f.name)
         expect(f.sha256).toBe(sha256sum(join(ds.dir, f.name)))
       }
-      // a second build changes nothing
-      const again = parseJson<{ unchanged: boolean }>(
-        await cairn(['build', '-C', ds.dir, '--croissant', '--date', '2025-01-02T03:04:05Z', '--json']),
+      // a second build changes nothing, whatever the clock says
+      const again = parseJson<{ unchanged: boolean; version: { '/': string } }>(
+        await cairn(['build', '-C', ds.dir, '--croissant', '--json']),
       )
       expect(again.unchanged).toBe(true)
+      expect(again.version).toEqual(result.version)
+      // a changed file: a new document, describing the new bytes
+      await ds.write({ 'train/a.jsonl': jsonl([{ id: 1 }, { id: 2 }, { id: 3 }]) })
+      const third = parseJson<{ unchanged: boolean }>(await cairn(['build', '-C', ds.dir, '--croissant', '--json']))
+      expect(third.unchanged).toBe(false)
+      const doc3 = JSON.parse(await readFile(join(ds.dir, 'croissant.json'), 'utf8')) as Doc
+      expect(doc3.distribution.find((f) => f.name === 'train/a.jsonl')!.sha256).toBe(sha256sum(join(ds.dir, 'train/a.jsonl')))
+      expect(parseJson<{ unchanged: boolean }>(await cairn(['build', '-C', ds.dir, '--croissant', '--json'])).unchanged).toBe(true)
     } finally {
       await ds.cleanup()
     }

@@ -2,6 +2,7 @@
  * `export croissant`: a release's Croissant 1.1 document, written to a file (or returned), and
  * `build --croissant`, which puts the document into the release as `croissant.json`.
  */
+import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { CID } from '../cid.js'
 import { build, type BuildOptions, type BuildResult } from '../build.js'
@@ -84,21 +85,25 @@ export async function exportCroissant(options: ExportCroissantOptions = {}): Pro
  */
 export async function buildWithCroissant(options: BuildOptions = {}): Promise<BuildResult & { readonly croissant: string }> {
   const first = await build({ ...options, keepHead: true })
-  const file = await withDataset(options.dir, async (dataset) => {
+  const made = await withDataset(options.dir, async (dataset) => {
+    const path = join(dataset.root, CROISSANT_FILE)
+    // nothing changed since HEAD, croissant.json included: the document in HEAD describes these very
+    // files (written anew it would differ by its date alone, and make a new version on every build)
+    if (first.unchanged && (await stat(path).catch(() => undefined))?.isFile()) return { path, done: true }
     const card = await readCardBlock(dataset.store, first.manifest.card)
-    const made = await croissantDocument(dataset.store, first.version, first.manifest, card, {
+    const doc = await croissantDocument(dataset.store, first.version, first.manifest, card, {
       gateway: '',
       inRelease: { skip: CROISSANT_FILE },
       storeDir: dataset.store.root,
     })
-    const path = join(dataset.root, CROISSANT_FILE)
     try {
-      await writeFileAtomic(path, JSON.stringify(made.document, null, 2) + '\n')
+      await writeFileAtomic(path, JSON.stringify(doc.document, null, 2) + '\n')
     } catch (e) {
       throw ioError('write', path, e)
     }
-    return path
+    return { path, done: false }
   })
+  if (made.done) return { ...first, croissant: made.path }
   const result = await build(options)
-  return { ...result, croissant: file }
+  return { ...result, croissant: made.path }
 }
