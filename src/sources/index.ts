@@ -148,6 +148,8 @@ export class SourceList implements BlockSource {
   private async fetch(cid: CID, avoid?: Source): Promise<Uint8Array> {
     const tried: string[] = []
     const codes: string[] = []
+    // files and folders that all lack the block: the DAG is not there (an integrity fact, not a failure of a source)
+    let absent = true
     for (const source of this.ordered(avoid)) {
       try {
         const bytes = await source.get(cid)
@@ -157,9 +159,25 @@ export class SourceList implements BlockSource {
         const failure = this.record(cid, source, e)
         tried.push(failure.message)
         codes.push(failure.code)
+        absent &&= isCairnError(e, 'MISSING_BLOCK') && !(source instanceof GatewaySource)
       }
     }
-    throw new CairnError(failedCode(codes), `No source could supply block ${cid}: ${tried.join('; ')}`, {
+    // bad bytes from any source are an integrity failure (exit 5), whichever source sent them
+    if (codes.some((c) => INTEGRITY_CODES.has(c))) {
+      throw new CairnError('CORRUPT_BLOCK', `No source could supply a valid block ${cid}: ${tried.join('; ')}`, {
+        subject: cid.toString(),
+        details: tried,
+        hint: 'add another source with --from (a gateway URL, a CAR file or dir:<path>)',
+      })
+    }
+    if (absent && tried.length > 0) {
+      throw new CairnError('MISSING_BLOCK', `Block ${cid} is in none of the sources: ${tried.join('; ')}`, {
+        subject: cid.toString(),
+        details: tried,
+        hint: 'add a source that holds it with --from (a gateway URL, a CAR file or dir:<path>)',
+      })
+    }
+    throw new CairnError('FETCH_FAILED', `No source could supply block ${cid}: ${tried.join('; ')}`, {
       subject: cid.toString(),
       details: tried,
       hint: 'add another source with --from (a gateway URL, a CAR file or dir:<path>)',
@@ -214,16 +232,11 @@ export class SourceList implements BlockSource {
 }
 
 /**
- * What every source failing on one block means (README, exit codes): bad bytes from any source are an
- * integrity failure (`CORRUPT_BLOCK`, exit 5), whether they came from a file, a store or a gateway;
- * sources that all answered "not here" make a `MISSING_BLOCK` (5); only when some source could not be
- * reached, and none sent bad bytes, is it `FETCH_FAILED` (7).
+ * Failures that are bad bytes (README, exit codes): when any source sent them, every source failing on
+ * the block is an integrity failure (`CORRUPT_BLOCK`, exit 5), whether a file, a store or a gateway sent
+ * them; `FETCH_FAILED` (7) is left for sources that could not be reached.
  */
-function failedCode(codes: readonly string[]): ErrorCode {
-  if (codes.some((c) => c === 'CORRUPT_BLOCK' || c === 'BAD_CAR' || c === 'INVALID_MANIFEST')) return 'CORRUPT_BLOCK'
-  if (codes.length > 0 && codes.every((c) => c === 'MISSING_BLOCK')) return 'MISSING_BLOCK'
-  return 'FETCH_FAILED'
-}
+const INTEGRITY_CODES: ReadonlySet<string> = new Set(['CORRUPT_BLOCK', 'BAD_CAR', 'INVALID_MANIFEST'])
 
 /** A message that names the source and the CID, whatever the source put in it. */
 function messageOf(e: unknown, source: Source, cid: CID): string {
