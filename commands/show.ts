@@ -27,6 +27,8 @@ export default class Show extends CairnCommand {
       if (card.license) this.log(`license: ${card.license}`)
       if (card.authors) this.log(`authors: ${card.authors.join(', ')}`)
       if (card.provenance) this.log(`provenance: ${JSON.stringify(card.provenance)}`)
+      for (const d of card.derivedFrom ?? [])
+        this.log(`derived from: ${d.release['/']} (${d.role}${d.select ? `: ${d.select.join(', ')}` : ''})`)
     }
     return result
   }

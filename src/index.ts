@@ -116,3 +116,16 @@ export { releaseLinks, versionParent, parseHistory, type History, type FollowedL
 export { readCloneRecord, type CloneRecord, type Selection } from './release/clone-record.js'
 export { check, METADATA, type CheckOptions, type CheckReport, type PlaceReport, type ShardState, type CheckProgress } from './check.js'
 export { fileSha256, fileSha256s, digestInCid, SHA256_LOG, type Sha256Options } from './digests/sha256.js'
+export { lineage, type LineageOptions } from './lineage/lineage.js'
+export { walkLineage, type LineageGraph, type LineageNode, type LineageEdge } from './lineage/graph.js'
+export { renderLineage, type LineageFormat } from './lineage/render.js'
+export { checkLineage, type SourceCheck } from './lineage/check.js'
+export {
+  exportCroissant,
+  buildWithCroissant,
+  DEFAULT_CROISSANT_GATEWAY,
+  CROISSANT_FILE,
+  type ExportCroissantOptions,
+  type ExportCroissantResult,
+} from './croissant/export.js'
+export { croissantDocument, CROISSANT_CONTEXT, CROISSANT_1_1, type CroissantDocument, type JsonLd } from './croissant/document.js'

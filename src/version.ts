@@ -28,8 +28,21 @@ export async function readCardBlock(source: BlockSource, cid: Link<Card>): Promi
       subject: cid.toString(),
     })
   }
+  // the card is kept in its JSON form (links as {"/": …}), as cairn.json writes it
+  card = linksAsJson(card)
   assertValidCard(card, `card block ${cid}`)
   return card
+}
+
+/** A decoded dag-json value with every CID turned back into its JSON form `{"/": "<cid>"}`. */
+function linksAsJson(value: unknown): unknown {
+  const cid = CID.asCID(value)
+  if (cid) return { '/': cid.toString() }
+  if (Array.isArray(value)) return value.map(linksAsJson)
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, linksAsJson(v)]))
+  }
+  return value
 }
 
 /**
