@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core'
 import { cat, isCairnError } from '../src/index.js'
 import { CairnCommand, fromFlag } from './_base.js'
+import { limitsFrom, maxFileBytesFlag } from './_limits.js'
 
 export default class Cat extends CairnCommand {
   static override enableJsonFlag = false
@@ -17,10 +18,15 @@ export default class Cat extends CairnCommand {
   static override flags = {
     from: fromFlag,
     timeout: Flags.integer({ summary: 'Seconds to wait for a gateway to answer (default 30).', min: 1 }),
+    'max-file-bytes': maxFileBytesFlag,
   }
 
   async run() {
     const { args, flags } = await this.parse(Cat)
+    // oclif rethrows any error of stdout but EPIPE, as an uncaught exception (a stack trace, exit 1):
+    // the write that failed (a full disk) reaches cat, which reports it as IO
+    process.stdout.removeAllListeners('error')
+    process.stdout.on('error', () => {})
     try {
       await this.cat(args.cid, flags)
     } catch (e) {
@@ -33,11 +39,12 @@ export default class Cat extends CairnCommand {
     }
   }
 
-  private async cat(cid: string, flags: { from?: string[]; timeout?: number }): Promise<void> {
+  private async cat(cid: string, flags: { from?: string[]; timeout?: number; 'max-file-bytes'?: number }): Promise<void> {
     await cat({
       cid,
       from: flags.from,
       output: process.stdout,
+      limits: limitsFrom(flags),
       sourceOptions: flags.timeout === undefined ? undefined : { timeoutMs: flags.timeout * 1000, idleTimeoutMs: flags.timeout * 1000 },
       onFailure: (f) => process.stderr.write(`warning: ${f.message} (trying the next source)\n`),
     })

@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core'
 import { clone, parseHistory } from '../src/index.js'
 import { bytes, CairnCommand, fromFlag } from './_base.js'
+import { limitsFrom, maxEntriesFlag, maxFileBytesFlag } from './_limits.js'
 
 export default class Clone extends CairnCommand {
   static override summary = 'Fetch a release (or any UnixFS file or directory) by CID, verifying every block.'
@@ -28,6 +29,8 @@ export default class Clone extends CairnCommand {
     exclude: Flags.string({ summary: 'Skip paths matching this glob (repeatable).', multiple: true, multipleNonGreedy: true }),
     'store-blocks': Flags.boolean({ summary: "Also keep every file's blocks in the clone's store (so pack/serve/publish work there)." }),
     timeout: Flags.integer({ summary: 'Seconds to wait for a gateway to answer (default 30).', min: 1 }),
+    'max-entries': maxEntriesFlag,
+    'max-file-bytes': maxFileBytesFlag,
     history: Flags.string({ summary: "Also fetch ancestors' releases into the store: all, or how many (default: none)." }),
   }
 
@@ -42,6 +45,7 @@ export default class Clone extends CairnCommand {
       include: flags.include,
       exclude: flags.exclude,
       storeFileBlocks: flags['store-blocks'],
+      limits: limitsFrom(flags),
       history: parseHistory(flags.history),
       sourceOptions: flags.timeout === undefined ? undefined : { timeoutMs: flags.timeout * 1000, idleTimeoutMs: flags.timeout * 1000 },
       onProgress: (p) => {

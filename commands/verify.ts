@@ -9,7 +9,7 @@ export default class Verify extends CairnCommand {
   static override description =
     'With a folder: re-hashes every file and reports each missing, extra and modified file (and the card); exit 0 only when identical. ' +
     'With --car: checks every block of any CAR against its CID and that the DAG under the root (or each header root) is complete, ' +
-    'naming the first bad or missing block. Exit code 1 when differences are found.'
+    'naming the first bad or missing block. Exit code 1 when a folder differs, 5 when a CAR is damaged or incomplete.'
   static override examples = [
     '<%= config.bin %> verify',
     '<%= config.bin %> verify v1 ./copy-of-data --json',
@@ -51,7 +51,8 @@ export default class Verify extends CairnCommand {
       })
     }
     progress.done()
-    if (!report.ok) process.exitCode = EXIT.differences
+    // a folder that differs from its version is a difference (1); a CAR that fails its check is damaged input (5)
+    if (!report.ok) process.exitCode = report.kind === 'car' ? EXIT.integrity : EXIT.differences
     if (!this.jsonEnabled()) this.render(report)
     return report
   }

@@ -75,9 +75,9 @@ describe('cairn as a child process', () => {
     expect(validateWith('cli/verify.schema.json', car)).toEqual([])
     expect(car).toMatchObject({ ok: true, roots: [{ '/': version }] })
 
-    // a damaged CAR: exit 1 (folder differences are covered in-process, in commands.test.ts)
+    // a damaged CAR: exit 5, integrity of the input (folder differences, exit 1, are covered in commands.test.ts)
     await flipBitInside(join(out, 'file.car'), (await readFile(join(ds, 'train', 'part-000.parquet'))).subarray(0, 4096))
-    expect((await run(out, ['verify', '--car', 'file.car'], 1)).stdout.toString()).toContain('FAILED: 1 problem(s)')
+    expect((await run(out, ['verify', '--car', 'file.car'], 5)).stdout.toString()).toContain('FAILED: 1 problem(s)')
   })
 
   it('errors: exit codes, JSON on stdout under --json, human text on stderr', async () => {
