@@ -1,4 +1,14 @@
 #!/usr/bin/env node
-import { execute } from '@oclif/core'
-
-await execute({ dir: import.meta.url })
+// `cairn --version` is answered before oclif loads (its modules take longer than Node's own start),
+// with the line oclif prints: name/version platform-arch node-version (test/cli-consistency.test.ts).
+const argv = process.argv.slice(2)
+if (argv.length === 1 && argv[0] === '--version') {
+  const { readFileSync } = await import('node:fs')
+  const { release } = await import('node:os')
+  const pjson = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
+  const platform = process.platform === 'linux' && release().toLowerCase().includes('microsoft') ? 'wsl' : process.platform
+  process.stdout.write(`${pjson.name}/${pjson.version} ${platform}-${process.arch} node-${process.version}\n`)
+} else {
+  const { execute } = await import('@oclif/core')
+  await execute({ dir: import.meta.url })
+}

@@ -19,6 +19,15 @@ export abstract class CairnCommand extends Command {
     }),
   }
 
+  /**
+   * Arguments come from argv only: oclif would otherwise read a missing positional argument from a
+   * piped stdin (`echo oops | cairn tag` made a tag "oops"). Set here once, for every command.
+   */
+  public override async init(): Promise<void> {
+    for (const arg of Object.values(this.ctor.args ?? {})) arg.ignoreStdin = true
+    await super.init()
+  }
+
   /** Prints the result of `run()` under `--json`, CIDs as `{"/": "…"}`. */
   protected override toSuccessJson(result: unknown): unknown {
     return toJsonValue(result)

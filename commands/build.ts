@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core'
-import { build, CairnError } from '../src/index.js'
+import { CairnError } from '../src/errors.js'
 import { bytes, CairnCommand } from './_base.js'
 
 export default class Build extends CairnCommand {
@@ -27,6 +27,7 @@ export default class Build extends CairnCommand {
   async run() {
     const { flags } = await this.parse(Build)
     const progress = this.progress()
+    const { build } = await import('../src/build.js')
     const result = await build({
       dir: flags.dir,
       message: flags.message,

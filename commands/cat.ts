@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core'
-import { cat, isCairnError } from '../src/index.js'
+import { isCairnError } from '../src/errors.js'
 import { CairnCommand, fromFlag } from './_base.js'
 
 export default class Cat extends CairnCommand {
@@ -34,6 +34,7 @@ export default class Cat extends CairnCommand {
   }
 
   private async cat(cid: string, flags: { from?: string[]; timeout?: number }): Promise<void> {
+    const { cat } = await import('../src/cat.js')
     await cat({
       cid,
       from: flags.from,

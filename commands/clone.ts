@@ -1,5 +1,4 @@
 import { Args, Flags } from '@oclif/core'
-import { clone } from '../src/index.js'
 import { bytes, CairnCommand, fromFlag } from './_base.js'
 
 export default class Clone extends CairnCommand {
@@ -31,6 +30,7 @@ export default class Clone extends CairnCommand {
   async run() {
     const { args, flags } = await this.parse(Clone)
     const progress = this.progress()
+    const { clone } = await import('../src/clone.js')
     const result = await clone({
       cid: args.cid,
       dir: args.dir,

@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core'
-import { diff, type DiffResult, type ShardChange } from '../src/index.js'
+import type { DiffResult, ShardChange } from '../src/diff.js'
 import { bytes, CairnCommand, fromFlag } from './_base.js'
 import { EXIT } from './_errors.js'
 
@@ -32,6 +32,7 @@ export default class Diff extends CairnCommand {
   async run(): Promise<DiffResult> {
     const { args, flags } = await this.parse(Diff)
     const progress = this.progress()
+    const { diff } = await import('../src/diff.js')
     const result = await diff({
       dir: flags.dir,
       a: args.a,

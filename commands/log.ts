@@ -1,5 +1,4 @@
 import { Args, Flags } from '@oclif/core'
-import { log } from '../src/index.js'
 import { bytes, CairnCommand } from './_base.js'
 
 export default class Log extends CairnCommand {
@@ -18,6 +17,7 @@ export default class Log extends CairnCommand {
 
   async run() {
     const { args, flags } = await this.parse(Log)
+    const { log } = await import('../src/log.js')
     const entries = await log({ dir: flags.dir, ref: args.ref, limit: flags.limit, stat: flags.stat })
     if (!this.jsonEnabled()) {
       for (const e of entries) {

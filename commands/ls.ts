@@ -1,5 +1,5 @@
 import { Args } from '@oclif/core'
-import { ls, type ShardEntry } from '../src/index.js'
+import type { ShardEntry } from '../src/manifest.js'
 import { bytes, CairnCommand } from './_base.js'
 
 export default class Ls extends CairnCommand {
@@ -9,6 +9,7 @@ export default class Ls extends CairnCommand {
 
   async run() {
     const { args, flags } = await this.parse(Ls)
+    const { ls } = await import('../src/ls.js')
     const shards: ShardEntry[] = []
     for await (const entry of ls({ dir: flags.dir, ref: args.ref })) {
       if (this.jsonEnabled()) shards.push(entry)

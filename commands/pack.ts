@@ -1,5 +1,4 @@
 import { Args, Flags } from '@oclif/core'
-import { pack } from '../src/index.js'
 import { bytes, CairnCommand } from './_base.js'
 
 export default class Pack extends CairnCommand {
@@ -20,6 +19,7 @@ export default class Pack extends CairnCommand {
       this.error('--json needs -o: the CAR itself would go to stdout', { exit: 2 })
     }
     const progress = this.progress()
+    const { pack } = await import('../src/pack.js')
     const result = await pack({
       dir: flags.dir,
       ref: args.ref,

@@ -1,5 +1,4 @@
 import { Flags } from '@oclif/core'
-import { serve } from '../src/index.js'
 import { CairnCommand } from './_base.js'
 
 export default class Serve extends CairnCommand {
@@ -22,6 +21,7 @@ export default class Serve extends CairnCommand {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Serve)
+    const { serve } = await import('../src/serve.js')
     const handle = await serve({ dir: flags.dir, dirs: flags['dir-target'], port: flags.port, host: flags.host })
     this.log(handle.url)
     process.stderr.write(`serving /ipfs/{cid} (format=raw, format=car) on ${handle.url}; Ctrl-C stops\n`)

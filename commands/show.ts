@@ -1,5 +1,4 @@
 import { Args } from '@oclif/core'
-import { show } from '../src/index.js'
 import { bytes, CairnCommand } from './_base.js'
 
 export default class Show extends CairnCommand {
@@ -9,6 +8,7 @@ export default class Show extends CairnCommand {
 
   async run() {
     const { args, flags } = await this.parse(Show)
+    const { show } = await import('../src/show.js')
     const result = await show({ dir: flags.dir, ref: args.ref })
     if (!this.jsonEnabled()) {
       const { manifest: m, card } = result

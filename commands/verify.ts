@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core'
-import { CID } from 'multiformats/cid'
-import { CairnError, verify, type VerifyReport } from '../src/index.js'
+import { CID } from '../src/cid.js'
+import { CairnError } from '../src/errors.js'
+import type { VerifyReport } from '../src/verify.js'
 import { bytes, CairnCommand, fromFlag } from './_base.js'
 import { EXIT } from './_errors.js'
 
@@ -30,6 +31,7 @@ export default class Verify extends CairnCommand {
 
   async run() {
     const { args, flags } = await this.parse(Verify)
+    const { verify } = await import('../src/verify.js')
     const progress = this.progress()
     let report: VerifyReport
     if (flags.car !== undefined) {

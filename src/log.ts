@@ -1,7 +1,7 @@
 /** `log`: the parent chain of a version, newest first. */
 import type { CID } from './cid.js'
 import { withDataset } from './dataset.js'
-import { diffVersions, type ChangeCounts } from './diff.js'
+import type { ChangeCounts } from './diff.js'
 import type { Totals } from './manifest.js'
 import { readVersion, resolveRef } from './version.js'
 
@@ -38,6 +38,8 @@ export interface LogEntry {
 export async function log(options: LogOptions = {}): Promise<LogEntry[]> {
   return withDataset(options.dir, async (dataset) => {
     const tags = await dataset.refs.tags()
+    // the diff machinery (sources, row readers) is loaded only when --stat asks for it
+    const { diffVersions } = options.stat ? await import('./diff.js') : { diffVersions: undefined }
     const out: LogEntry[] = []
     let at: CID | null = await resolveRef(dataset, options.ref)
     while (at && out.length < (options.limit ?? Infinity)) {
@@ -53,7 +55,7 @@ export async function log(options: LogOptions = {}): Promise<LogEntry[]> {
         stat: !options.stat
           ? undefined
           : v.parent
-            ? (await diffVersions(dataset.store, v.parent, here, { skipHistory: true, skipSchemas: true, skipCard: true })).counts
+            ? (await diffVersions!(dataset.store, v.parent, here, { skipHistory: true, skipSchemas: true, skipCard: true })).counts
             : { added: v.totals.shards, removed: 0, modified: 0, renamed: 0 },
       })
       at = v.parent
