@@ -53,14 +53,15 @@ export abstract class CairnCommand extends Command {
 
 /**
  * `--from`: where blocks come from, shared by clone, cat, diff and verify (src/sources/index.ts reads
- * each spec). Repeatable; sources are tried in the order given.
+ * each spec). Repeatable; sources are tried in the order given. No short form: `-f` is `--force`
+ * wherever a command has one (one meaning per short flag, test/cli-consistency.test.ts).
  */
-export const fromFlag = Flags.string({
-  char: 'f',
+export const fromFlagOptions = {
   summary: 'A block source, tried in the order given (repeatable): http(s)://gateway, file.car, dir:<path>, a dataset folder.',
   multiple: true,
   multipleNonGreedy: true,
-})
+} as const
+export const fromFlag = Flags.string(fromFlagOptions)
 
 /** One redrawn line of progress on stderr. */
 export class Progress {

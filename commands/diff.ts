@@ -25,7 +25,7 @@ export default class Diff extends CairnCommand {
     rows: Flags.boolean({
       summary: "Also compare the rows of modified Parquet, Arrow, JSONL and CSV shards (by the card's primaryKey, else by content).",
     }),
-    limit: Flags.integer({ summary: 'With --rows: sample rows shown per kind and shard.', default: 5, min: 0 }),
+    limit: Flags.integer({ summary: 'With --rows: sample rows shown per kind and shard (default 5).', min: 0, dependsOn: ['rows'] }),
     'exit-code': Flags.boolean({ summary: 'Exit with 1 when the versions differ, 0 when they do not.' }),
   }
 
