@@ -9,6 +9,12 @@ if (argv.length === 1 && argv[0] === '--version') {
   const platform = process.platform === 'linux' && release().toLowerCase().includes('microsoft') ? 'wsl' : process.platform
   process.stdout.write(`${pjson.name}/${pjson.version} ${platform}-${process.arch} node-${process.version}\n`)
 } else {
+  // a reader that went away (`cairn pack | head -c 100`) ends cairn as SIGPIPE ends other tools:
+  // quietly, exit 141 (128 + SIGPIPE). Registered before oclif's own listener, which would swallow the
+  // EPIPE and let the command run on into errors about a closed stream.
+  process.stdout.on('error', (e) => {
+    if (e.code === 'EPIPE') process.exit(141)
+  })
   const { execute } = await import('@oclif/core')
   await execute({ dir: import.meta.url })
 }

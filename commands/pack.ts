@@ -1,4 +1,5 @@
 import { Args, Flags } from '@oclif/core'
+import { CairnError } from '../src/errors.js'
 import { bytes, CairnCommand } from './_base.js'
 
 export default class Pack extends CairnCommand {
@@ -18,6 +19,10 @@ export default class Pack extends CairnCommand {
     if (flags.output === undefined && this.jsonEnabled()) {
       this.error('--json needs -o: the CAR itself would go to stdout', { exit: 2 })
     }
+    if (flags.output === undefined && process.stdout.isTTY)
+      throw new CairnError('USAGE', 'cairn pack writes a binary CAR: stdout is a terminal', {
+        hint: 'Give a file (cairn pack -o release.car) or redirect stdout (cairn pack > release.car, cairn pack | …)',
+      })
     const progress = this.progress()
     const { pack } = await import('../src/pack.js')
     const result = await pack({
