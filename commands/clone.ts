@@ -1,4 +1,5 @@
 import { Args, Flags } from '@oclif/core'
+import { CairnError } from '../src/errors.js'
 import { bytes, CairnCommand, fromFlag } from './_base.js'
 
 export default class Clone extends CairnCommand {
@@ -11,11 +12,15 @@ export default class Clone extends CairnCommand {
     'Running the same clone again resumes it: files already complete are re-hashed and kept.'
   static override examples = [
     '<%= config.bin %> clone bafy… ./data',
+    '<%= config.bin %> clone v2 ../data-v2',
     '<%= config.bin %> clone bafy… ./data --from http://127.0.0.1:8080 --from release.car',
     "<%= config.bin %> clone bafy… ./data --include 'train/*' --exclude '*.tmp' --jobs 16 --json",
   ]
   static override args = {
-    cid: Args.string({ description: 'a cairn version CID, or any UnixFS file or directory CID', required: true }),
+    cid: Args.string({
+      description: 'a cairn version CID, any UnixFS file or directory CID, or in a dataset a ref (HEAD, HEAD~n, a tag)',
+      required: true,
+    }),
     dir: Args.string({ description: 'the folder to write (default: the dataset name, or the CID)' }),
   }
   static override flags = {
@@ -31,10 +36,14 @@ export default class Clone extends CairnCommand {
     const { args, flags } = await this.parse(Clone)
     const progress = this.progress()
     const { clone } = await import('../src/clone.js')
+    const { resolveAddress, sourcesFor } = await import('../src/address/index.js')
+    // a ref of the dataset at hand (`cairn clone v2 ../v2-copy`) and that dataset's store as the first source
+    const at = await resolveAddress(args.cid, { dir: flags.dir, findDataset: true })
+    if (at.path !== '') throw new CairnError('USAGE', `clone takes a version or a CID, not a path inside one (${args.cid})`)
     const result = await clone({
-      cid: args.cid,
+      cid: at.root.toString(),
       dir: args.dir,
-      from: flags.from,
+      from: at.dataset === undefined ? flags.from : sourcesFor(at, flags.from),
       jobs: flags.jobs,
       include: flags.include,
       exclude: flags.exclude,

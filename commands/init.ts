@@ -50,9 +50,11 @@ export default class Init extends CairnCommand {
     })
     if (!this.jsonEnabled()) {
       this.log(
-        result.cardWritten
-          ? `Initialised dataset ${result.card.name} in ${result.dir}`
-          : `Initialised the store in ${result.dir} (kept its cairn.json)`,
+        result.restoredFrom
+          ? `Wrote back cairn.json from HEAD (${result.restoredFrom}); the store and its history are kept`
+          : result.cardWritten
+            ? `Initialised dataset ${result.card.name} in ${result.dir}`
+            : `Initialised the store in ${result.dir} (kept its cairn.json)`,
       )
     }
     return result
