@@ -9,6 +9,10 @@ if (argv.length === 1 && argv[0] === '--version') {
   const platform = process.platform === 'linux' && release().toLowerCase().includes('microsoft') ? 'wsl' : process.platform
   process.stdout.write(`${pjson.name}/${pjson.version} ${platform}-${process.arch} node-${process.version}\n`)
 } else {
+  // Node ≥ 22.1 keeps the compiled code of modules on disk (V8's code cache): later starts skip most of
+  // the compiling of oclif and the library. A no-op where Node lacks it.
+  const { enableCompileCache } = await import('node:module')
+  enableCompileCache?.()
   // a reader that went away (`cairn pack | head -c 100`) ends cairn as SIGPIPE ends other tools:
   // quietly, exit 141 (128 + SIGPIPE). Registered before oclif's own listener, which would swallow the
   // EPIPE and let the command run on into errors about a closed stream.
