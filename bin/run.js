@@ -15,9 +15,17 @@ if (argv.length === 1 && argv[0] === '--version') {
   enableCompileCache?.()
   // a reader that went away (`cairn pack | head -c 100`) ends cairn as SIGPIPE ends other tools:
   // quietly, exit 141 (128 + SIGPIPE). Registered before oclif's own listener, which would swallow the
-  // EPIPE and let the command run on into errors about a closed stream.
+  // EPIPE and let the command run on into errors about a closed stream. An EPIPE after cairn itself
+  // ended stdout (pack does, and oclif's flush writes after it) is no reader leaving: it is swallowed,
+  // as oclif does. Node keeps stdout's writableEnded false after end(), hence the flag.
+  let stdoutEnded = false
+  const end = process.stdout.end.bind(process.stdout)
+  process.stdout.end = (...args) => {
+    stdoutEnded = true
+    return end(...args)
+  }
   process.stdout.on('error', (e) => {
-    if (e.code === 'EPIPE') process.exit(141)
+    if (e.code === 'EPIPE' && !stdoutEnded) process.exit(141)
   })
   const { execute } = await import('@oclif/core')
   await execute({ dir: import.meta.url })
