@@ -9,7 +9,9 @@ export default class Clone extends CairnCommand {
     'a source that fails on a block (timeout, wrong bytes, an HTML page, a truncated CAR) is reported and the next one is used. ' +
     'Each file is written to a temporary name and renamed when every block matched its CID. A cairn version becomes a dataset folder ' +
     '(cairn.json, .cairn/ with the metadata, HEAD at the version) where `cairn verify` and `cairn diff` work at once. ' +
-    'Running the same clone again resumes it: files already complete are re-hashed and kept.'
+    'Running the same clone again resumes it: files already complete are re-hashed and kept. The clone records its sources and ' +
+    '--include/--exclude in .cairn/clone.json: log, show, ls fetch older versions from them, pack, publish and serve read the files ' +
+    'it wrote. History (ancestors) is not fetched unless --history asks for it.'
   static override examples = [
     '<%= config.bin %> clone bafy… ./data',
     '<%= config.bin %> clone v2 ../data-v2',
@@ -30,12 +32,14 @@ export default class Clone extends CairnCommand {
     exclude: Flags.string({ summary: 'Skip paths matching this glob (repeatable).', multiple: true, multipleNonGreedy: true }),
     'store-blocks': Flags.boolean({ summary: "Also keep every file's blocks in the clone's store (so pack/serve/publish work there)." }),
     timeout: Flags.integer({ summary: 'Seconds to wait for a gateway to answer (default 30).', min: 1 }),
+    history: Flags.string({ summary: "Also fetch ancestors' releases into the store: all, or how many (default: none)." }),
   }
 
   async run() {
     const { args, flags } = await this.parse(Clone)
     const progress = this.progress()
     const { clone } = await import('../src/clone.js')
+    const { parseHistory } = await import('../src/release/links.js')
     const { resolveAddress, sourcesFor } = await import('../src/address/index.js')
     // a ref of the dataset at hand (`cairn clone v2 ../v2-copy`) and that dataset's store as the first source
     const at = await resolveAddress(args.cid, { dir: flags.dir, findDataset: true })
@@ -48,6 +52,7 @@ export default class Clone extends CairnCommand {
       include: flags.include,
       exclude: flags.exclude,
       storeFileBlocks: flags['store-blocks'],
+      history: parseHistory(flags.history),
       sourceOptions: flags.timeout === undefined ? undefined : { timeoutMs: flags.timeout * 1000, idleTimeoutMs: flags.timeout * 1000 },
       onProgress: (p) => {
         if (p.kind === 'metadata') progress.update(`clone: ${p.blocks} metadata blocks`)
