@@ -1,7 +1,8 @@
 import { Args, Flags } from '@oclif/core'
-import { CID } from 'multiformats/cid'
-import { CairnError, verify, type VerifyReport } from '../src/index.js'
-import { bytes, CairnCommand, fromFlag } from './_base.js'
+import { CID } from '../src/cid.js'
+import { CairnError } from '../src/errors.js'
+import type { VerifyReport } from '../src/verify.js'
+import { bytes, CairnCommand, fromFlagOptions } from './_base.js'
 import { EXIT } from './_errors.js'
 
 export default class Verify extends CairnCommand {
@@ -23,13 +24,19 @@ export default class Verify extends CairnCommand {
   }
   static override flags = {
     car: Flags.file({ summary: 'Check this CAR file instead of a folder.', exists: false }),
-    root: Flags.string({ summary: 'With --car: the root whose DAG must be complete (default: the header roots).' }),
-    jobs: Flags.integer({ char: 'j', summary: 'Threads that read and hash files (default: the number of CPUs).', min: 1 }),
-    from: fromFlag,
+    root: Flags.string({ summary: 'With --car: the root whose DAG must be complete (default: the header roots).', dependsOn: ['car'] }),
+    jobs: Flags.integer({
+      char: 'j',
+      summary: 'Threads that read and hash files (default: the number of CPUs).',
+      min: 1,
+      exclusive: ['car'],
+    }),
+    from: Flags.string({ ...fromFlagOptions, exclusive: ['car'] }),
   }
 
   async run() {
     const { args, flags } = await this.parse(Verify)
+    const { verify } = await import('../src/verify.js')
     const progress = this.progress()
     let report: VerifyReport
     if (flags.car !== undefined) {
