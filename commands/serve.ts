@@ -4,7 +4,8 @@ import { CairnCommand } from './_base.js'
 
 export default class Serve extends CairnCommand {
   static override enableJsonFlag = false
-  static override summary = "Serve the dataset's store (and dir: folders) as an IPFS gateway: trustless, plain bytes with ranges, and release pages."
+  static override summary =
+    "Serve the dataset's store (and dir: folders) as an IPFS gateway: trustless, plain bytes with ranges, and release pages."
   static override description =
     'Answers GET and HEAD /ipfs/{cid}/{path} by IPLD pathing (/ipfs/<version>/tree/<file>, /ipfs/<version>/card): ?format=raw and ?format=car ' +
     '(dag-scope=block|entity|all, entity-bytes) as the trustless-gateway spec says, so `cairn clone --from <url>` and any trustless client can fetch; ' +
@@ -26,7 +27,9 @@ export default class Serve extends CairnCommand {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Serve)
-    const log = flags.quiet ? undefined : (e: Parameters<typeof formatEntry>[0]) => process.stderr.write(`${new Date().toISOString()} ${formatEntry(e)}\n`)
+    const log = flags.quiet
+      ? undefined
+      : (e: Parameters<typeof formatEntry>[0]) => process.stderr.write(`${new Date().toISOString()} ${formatEntry(e)}\n`)
     const handle = await serve({ dir: flags.dir, dirs: flags['dir-target'], port: flags.port, host: flags.host, onRequest: log })
     this.log(handle.url)
     if (!handle.loopback) {

@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core'
 import { CID } from 'multiformats/cid'
-import { CairnError, verify, type VerifyReport } from '../src/index.js'
+import { CairnError, verify, verifyProof, type ProofReport, type VerifyReport } from '../src/index.js'
 import { bytes, CairnCommand, fromFlag } from './_base.js'
 import { EXIT } from './_errors.js'
 
@@ -16,6 +16,7 @@ export default class Verify extends CairnCommand {
     '<%= config.bin %> verify --car release.car',
     '<%= config.bin %> verify --car any.car --root bafy…',
     '<%= config.bin %> verify bafy… ./downloaded --from http://127.0.0.1:8080',
+    '<%= config.bin %> verify --proof proof.car bafy… data/train.parquet',
   ]
   static override args = {
     ref: Args.string({ description: 'a CID, HEAD, HEAD~n or a tag (default HEAD)' }),
@@ -26,10 +27,12 @@ export default class Verify extends CairnCommand {
     root: Flags.string({ summary: 'With --car: the root whose DAG must be complete (default: the header roots).' }),
     jobs: Flags.integer({ char: 'j', summary: 'Threads that read and hash files (default: the number of CPUs).', min: 1 }),
     from: fromFlag,
+    proof: Flags.file({ summary: 'Check this proof CAR (from `cairn prove`) for <version CID> <path>, offline.', exists: false }),
   }
 
   async run() {
     const { args, flags } = await this.parse(Verify)
+    if (flags.proof !== undefined) return this.proof(flags.proof, args.ref, args.dir)
     const progress = this.progress()
     let report: VerifyReport
     if (flags.car !== undefined) {
@@ -53,6 +56,17 @@ export default class Verify extends CairnCommand {
     progress.done()
     if (!report.ok) process.exitCode = EXIT.differences
     if (!this.jsonEnabled()) this.render(report)
+    return report
+  }
+
+  private async proof(file: string, version: string | undefined, path: string | undefined): Promise<ProofReport> {
+    if (version === undefined || path === undefined) throw new CairnError('USAGE', 'verify --proof takes <version CID> <path>')
+    const report = await verifyProof(file, parseCid(version), path)
+    if (!this.jsonEnabled()) {
+      this.log(
+        `ok: ${report.path} is in ${report.version}: ${report.cid}, ${report.size} B${report.rows === undefined ? '' : `, ${report.rows} rows`} (${report.format})`,
+      )
+    }
     return report
   }
 
@@ -83,6 +97,6 @@ function parseCid(text: string): CID {
   try {
     return CID.parse(text)
   } catch {
-    throw new CairnError('USAGE', `--root ${JSON.stringify(text)} is not a CID`)
+    throw new CairnError('USAGE', `${JSON.stringify(text)} is not a CID`)
   }
 }

@@ -224,7 +224,10 @@ describe('pages and operations', () => {
       previews: { path: string; rows: string[][] }[]
       schemas: unknown[]
       history: { cid: string }[]
-      diff: { counts: { added: number; modified: number }; shards: { path: string; rows?: { added: number; removed: number; changed: number } }[] }
+      diff: {
+        counts: { added: number; modified: number }
+        shards: { path: string; rows?: { added: number; removed: number; changed: number } }[]
+      }
     }
     expect(view.card.description).toContain('<script>')
     expect(view.totals.shards).toBe(3508)
@@ -297,7 +300,9 @@ describe('pages and operations', () => {
       expect(results.filter((r) => r === 'served').length).toBeGreaterThanOrEqual(54)
       // clients that never read hold the 4 active slots and fill the queue: the next request is refused
       const stalled = Array.from({ length: 54 }, () => {
-        const socket = connect(s.port, '127.0.0.1', () => socket.write(`GET /ipfs/${rel.v2}/tree/blobs/big.bin HTTP/1.1\r\nHost: x\r\n\r\n`.repeat(8)))
+        const socket = connect(s.port, '127.0.0.1', () =>
+          socket.write(`GET /ipfs/${rel.v2}/tree/blobs/big.bin HTTP/1.1\r\nHost: x\r\n\r\n`.repeat(8)),
+        )
         socket.pause()
         socket.on('error', () => {})
         return socket
@@ -328,7 +333,9 @@ describe('pages and operations', () => {
     const s = await serve({ dir: rel.ds.dir, port: 0, idleTimeoutMs: 500, onRequest: (e) => entries.push(e) })
     try {
       // eight pipelined 3 MiB responses to a reader that never reads: the writes stall, the socket idles
-      const reader = connect(s.port, '127.0.0.1', () => reader.write(`GET /ipfs/${rel.v2}/tree/blobs/big.bin HTTP/1.1\r\nHost: x\r\n\r\n`.repeat(8)))
+      const reader = connect(s.port, '127.0.0.1', () =>
+        reader.write(`GET /ipfs/${rel.v2}/tree/blobs/big.bin HTTP/1.1\r\nHost: x\r\n\r\n`.repeat(8)),
+      )
       reader.pause()
       reader.on('error', () => {})
       const silent = await new Promise<number>((resolve) => {

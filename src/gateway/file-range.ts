@@ -50,7 +50,8 @@ async function* walk(
     yield { cid, bytes, content: clip(bytes, offset, from, to) }
     return
   }
-  if (cid.code !== DAG_PB) throw new CairnError('CORRUPT_BLOCK', `${cid} is not a UnixFS file (codec 0x${cid.code.toString(16)})`, { subject: cid.toString() })
+  if (cid.code !== DAG_PB)
+    throw new CairnError('CORRUPT_BLOCK', `${cid} is not a UnixFS file (codec 0x${cid.code.toString(16)})`, { subject: cid.toString() })
   const { node, data } = decodeUnixFs(cid, bytes)
   if (data.type !== 'file' && data.type !== 'raw') {
     throw new CairnError('CORRUPT_BLOCK', `${cid} is a UnixFS ${data.type}, expected a file`, { subject: cid.toString() })
@@ -58,7 +59,9 @@ async function* walk(
   const size = Number(data.fileSize())
   if (expected !== undefined && size !== expected) throw sizeMismatch(cid, size, expected)
   if (node.Links.length > 0 && node.Links.length !== data.blockSizes.length) {
-    throw new CairnError('CORRUPT_BLOCK', `${cid}: ${node.Links.length} links but ${data.blockSizes.length} block sizes`, { subject: cid.toString() })
+    throw new CairnError('CORRUPT_BLOCK', `${cid}: ${node.Links.length} links but ${data.blockSizes.length} block sizes`, {
+      subject: cid.toString(),
+    })
   }
   const inline = data.data ?? new Uint8Array(0)
   yield { cid, bytes, content: clip(inline, offset, from, to) }
@@ -77,5 +80,7 @@ function clip(content: Uint8Array, offset: number, from: number, to: number): Ui
 }
 
 function sizeMismatch(cid: CID, found: number, expected: number): CairnError {
-  return new CairnError('CORRUPT_BLOCK', `${cid} holds ${found} bytes of the file, its parent records ${expected}`, { subject: cid.toString() })
+  return new CairnError('CORRUPT_BLOCK', `${cid} holds ${found} bytes of the file, its parent records ${expected}`, {
+    subject: cid.toString(),
+  })
 }

@@ -50,7 +50,10 @@ export function negotiate(format: string | null, accept: string | undefined): Ne
     if (!r.type.startsWith('application/vnd.ipld.')) return { format: 'plain', prefers: 'any' }
   }
   if (unsupportedCar || ranges.length > 0) {
-    return { status: 406, message: `none of ${accept} is served here (application/vnd.ipld.raw, application/vnd.ipld.car; version=1, or plain content)` }
+    return {
+      status: 406,
+      message: `none of ${accept} is served here (application/vnd.ipld.raw, application/vnd.ipld.car; version=1, or plain content)`,
+    }
   }
   return { format: 'plain', prefers: 'any' }
 }

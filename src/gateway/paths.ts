@@ -115,7 +115,11 @@ function field(value: unknown, segment: string): unknown {
 
 function noSuch(root: CID, segments: readonly string[], i: number, what: string): CairnError {
   const at = segments.slice(0, i).join('/')
-  return new CairnError('USAGE', `/ipfs/${root}/${segments.join('/')}: ${at === '' ? root : at} is ${what}, so ${JSON.stringify(segments[i])} is not found`, {
-    subject: segments.join('/'),
-  })
+  return new CairnError(
+    'USAGE',
+    `/ipfs/${root}/${segments.join('/')}: ${at === '' ? root : at} is ${what}, so ${JSON.stringify(segments[i])} is not found`,
+    {
+      subject: segments.join('/'),
+    },
+  )
 }

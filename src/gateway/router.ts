@@ -26,12 +26,7 @@ import { carParams, sendCar, sendRaw } from './trustless.js'
  * A handler mounted in front of the built-in routes. It answers and returns true, or returns false
  * and leaves the request alone. `path` is the request path as sent (not normalised), `query` its query.
  */
-export type GatewayHandler = (
-  req: IncomingMessage,
-  res: ServerResponse,
-  path: string,
-  query: URLSearchParams,
-) => boolean | Promise<boolean>
+export type GatewayHandler = (req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams) => boolean | Promise<boolean>
 
 /** What the routes need. */
 export interface GatewayContext {
@@ -83,7 +78,14 @@ async function home(ctx: GatewayContext, req: IncomingMessage, res: ServerRespon
   body(req, res, 200, 'text/html; charset=utf-8', renderHome(view))
 }
 
-async function content(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse, root: CID, rest: string, query: URLSearchParams): Promise<void> {
+async function content(
+  ctx: GatewayContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  root: CID,
+  rest: string,
+  query: URLSearchParams,
+): Promise<void> {
   let segments: string[]
   try {
     segments = splitPath(rest)
@@ -111,7 +113,8 @@ async function content(ctx: GatewayContext, req: IncomingMessage, res: ServerRes
   const shown = `/ipfs/${root}${rest}`
   try {
     if (negotiated.format === 'raw') return await sendRaw(req, res, source, root, at, shown)
-    if (negotiated.format === 'car' && params !== undefined) return await sendCar(req, res, source, root, at, params, segments.map(encodeURIComponent).join('/'))
+    if (negotiated.format === 'car' && params !== undefined)
+      return await sendCar(req, res, source, root, at, params, segments.map(encodeURIComponent).join('/'))
     if (negotiated.format === 'plain') return await plain(ctx, req, res, root, rest, segments, at, negotiated.prefers)
   } catch (e) {
     if (res.headersSent) return void res.destroy()
@@ -153,7 +156,8 @@ async function plain(
     immutable(res, etag, roots, shown)
     return body(req, res, 200, 'application/json', Buffer.from(dagJson.encode(value)))
   }
-  const name = segments.length > 0 ? segments[segments.length - 1] : (new URLSearchParams(req.url?.split('?')[1] ?? '').get('filename') ?? undefined)
+  const name =
+    segments.length > 0 ? segments[segments.length - 1] : (new URLSearchParams(req.url?.split('?')[1] ?? '').get('filename') ?? undefined)
   if (cid.code === RAW) return sendFile(req, res, source, cid, name, roots, shown)
   if (cid.code === DAG_PB) {
     const { data } = decodeUnixFs(cid, await source.get(cid))

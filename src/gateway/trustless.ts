@@ -49,7 +49,14 @@ export function carParams(query: URLSearchParams): CarParams | string {
 }
 
 /** Answers `format=raw`: the block the path ends in. */
-export async function sendRaw(req: IncomingMessage, res: ServerResponse, source: BlockSource, root: CID, at: IpldResolved, path: string): Promise<void> {
+export async function sendRaw(
+  req: IncomingMessage,
+  res: ServerResponse,
+  source: BlockSource,
+  root: CID,
+  at: IpldResolved,
+  path: string,
+): Promise<void> {
   const bytes = await source.get(at.cid)
   const etag = `"${at.cid}.raw"`
   if (notModified(req, res, etag)) return

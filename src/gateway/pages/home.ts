@@ -14,7 +14,13 @@ export const HOME_VERSIONS = 100
 export interface HomeView {
   readonly name?: string
   readonly head?: string
-  readonly versions: readonly { readonly cid: string; readonly created: string; readonly message: string; readonly totals: Totals; readonly tags: readonly string[] }[]
+  readonly versions: readonly {
+    readonly cid: string
+    readonly created: string
+    readonly message: string
+    readonly totals: Totals
+    readonly tags: readonly string[]
+  }[]
   readonly tags: readonly { readonly name: string; readonly cid: string }[]
 }
 
@@ -36,7 +42,13 @@ export async function homeView(dataset: Dataset | undefined, source: BlockSource
     }
     name ??= v.name
     const cid = at.toString()
-    versions.push({ cid, created: v.created, message: v.message, totals: v.totals, tags: tags.filter((t) => t.cid === cid).map((t) => t.name) })
+    versions.push({
+      cid,
+      created: v.created,
+      message: v.message,
+      totals: v.totals,
+      tags: tags.filter((t) => t.cid === cid).map((t) => t.name),
+    })
     at = v.parent
   }
   return { name, head: head?.toString(), versions, tags }
@@ -47,7 +59,9 @@ export function renderHome(h: HomeView): string {
   const parts = [`<h1>${esc(h.name ?? 'cairn gateway')}</h1>`]
   if (h.versions.length === 0) parts.push('<p class="muted">No dataset versions here; content is served under /ipfs/{cid}.</p>')
   else {
-    parts.push('<h2>Versions</h2><div class="scroll"><table id="versions"><thead><tr><th>version</th><th>created</th><th>message</th><th>files</th><th>tags</th></tr></thead><tbody>')
+    parts.push(
+      '<h2>Versions</h2><div class="scroll"><table id="versions"><thead><tr><th>version</th><th>created</th><th>message</th><th>files</th><th>tags</th></tr></thead><tbody>',
+    )
     for (const v of h.versions) {
       parts.push(
         `<tr><td><a href="/ipfs/${esc(v.cid)}/"><code class="cid">${esc(v.cid)}</code></a></td><td>${esc(v.created)}</td><td class="wrap">${esc(v.message)}</td>` +

@@ -24,7 +24,9 @@ export function renderRelease(v: ReleaseView): string {
     `<h2>Totals</h2><p id="totals">${v.totals.shards.toLocaleString('en')} files · ${esc(size(v.totals.bytes))} · ${v.totals.rows.toLocaleString('en')} rows</p>`,
   )
 
-  parts.push('<h2>Files</h2><div class="scroll"><table id="files"><thead><tr><th>path</th><th>size</th><th>format</th><th>rows</th><th>CID</th></tr></thead><tbody>')
+  parts.push(
+    '<h2>Files</h2><div class="scroll"><table id="files"><thead><tr><th>path</th><th>size</th><th>format</th><th>rows</th><th>CID</th></tr></thead><tbody>',
+  )
   for (const f of v.files) {
     parts.push(
       `<tr><td><a href="${esc(fileLink(f.path))}" download>${esc(f.path)}</a></td><td class="n">${esc(size(f.size))}</td><td>${esc(f.format)}</td>` +
@@ -32,13 +34,16 @@ export function renderRelease(v: ReleaseView): string {
     )
   }
   parts.push('</tbody></table></div>')
-  if (v.filesTruncated) parts.push(`<p class="muted">The first ${MAX_FILES} files; browse them all under <a href="${base}/tree/">tree/</a>.</p>`)
+  if (v.filesTruncated)
+    parts.push(`<p class="muted">The first ${MAX_FILES} files; browse them all under <a href="${base}/tree/">tree/</a>.</p>`)
 
   if (v.schemas.length > 0) {
     parts.push('<h2>Schemas</h2>')
     for (const s of v.schemas) {
       const users = v.files.filter((f) => f.schema === s.cid).map((f) => f.path)
-      parts.push(`<p class="muted">${esc(s.format)} · <code class="cid">${esc(s.cid)}</code> · ${esc(users.slice(0, 5).join(', '))}${users.length > 5 ? ' …' : ''}</p>`)
+      parts.push(
+        `<p class="muted">${esc(s.format)} · <code class="cid">${esc(s.cid)}</code> · ${esc(users.slice(0, 5).join(', '))}${users.length > 5 ? ' …' : ''}</p>`,
+      )
       parts.push('<div class="scroll"><table class="schema"><thead><tr><th>column</th><th>type</th><th>nullable</th></tr></thead><tbody>')
       for (const f of s.fields) parts.push(`<tr><td>${esc(f.name)}</td><td>${esc(f.type)}</td><td>${f.nullable ? 'yes' : 'no'}</td></tr>`)
       parts.push('</tbody></table></div>')
@@ -56,15 +61,20 @@ export function renderRelease(v: ReleaseView): string {
       parts.push(`<div class="scroll"><table class="preview" data-path="${esc(p.path)}"><thead><tr>`)
       for (const c of p.columns) parts.push(`<th>${esc(c)}</th>`)
       parts.push('</tr></thead><tbody>')
-      for (const row of p.rows) parts.push(`<tr>${row.map((c) => `<td class="wrap">${esc(c.length > 300 ? c.slice(0, 300) + '…' : c)}</td>`).join('')}</tr>`)
+      for (const row of p.rows)
+        parts.push(`<tr>${row.map((c) => `<td class="wrap">${esc(c.length > 300 ? c.slice(0, 300) + '…' : c)}</td>`).join('')}</tr>`)
       parts.push('</tbody></table></div>')
     }
   }
 
   parts.push('<h2>History</h2><ol id="history">')
-  parts.push(`<li><code class="cid">${esc(v.version)}</code> ${esc(v.created)} · ${esc(v.message)} <span class="muted">(this version)</span></li>`)
+  parts.push(
+    `<li><code class="cid">${esc(v.version)}</code> ${esc(v.created)} · ${esc(v.message)} <span class="muted">(this version)</span></li>`,
+  )
   for (const h of v.history) {
-    parts.push(`<li><a href="/ipfs/${esc(h.cid)}/"><code class="cid">${esc(h.cid)}</code></a> ${esc(h.created)} · ${esc(h.message)} · ${h.totals.shards} files</li>`)
+    parts.push(
+      `<li><a href="/ipfs/${esc(h.cid)}/"><code class="cid">${esc(h.cid)}</code></a> ${esc(h.created)} · ${esc(h.message)} · ${h.totals.shards} files</li>`,
+    )
   }
   parts.push('</ol>')
 
@@ -81,7 +91,8 @@ export function renderRelease(v: ReleaseView): string {
       parts.push(`<tr><td class="${esc(s.status)}">${esc(s.status)}</td><td>${esc(path)}</td><td>${esc(rows)}</td></tr>`)
     }
     parts.push('</tbody></table></div>')
-    if (v.diff.card.length > 0) parts.push(`<p>card: ${v.diff.card.map((c) => `${esc(c.kind)} <code>${esc(c.path)}</code>`).join(', ')}</p>`)
+    if (v.diff.card.length > 0)
+      parts.push(`<p>card: ${v.diff.card.map((c) => `${esc(c.kind)} <code>${esc(c.path)}</code>`).join(', ')}</p>`)
   } else if (v.diffSkipped !== undefined) {
     parts.push(`<p class="muted">${esc(v.diffSkipped)}</p>`)
   } else {
