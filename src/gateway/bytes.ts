@@ -49,13 +49,15 @@ export function contentTypeOf(name: string | undefined): string | undefined {
   return name === undefined ? undefined : TYPES[extname(name).toLowerCase()]
 }
 
-/** text/plain for UTF-8 text without control characters (other than tab and line ends), else octet-stream. */
+/**
+ * text/plain unless the bytes hold a "binary data byte" (0x00-0x08, 0x0B, 0x0E-0x1A, 0x1C-0x1F): the
+ * rule of Go's http.DetectContentType, which Kubo's gateway and the conformance suite follow.
+ */
 export function sniff(head: Uint8Array): string {
-  if (head.length === 0) return 'text/plain; charset=utf-8'
-  // a multi-byte character cut at the end of the sniffed bytes is not a reason to call it binary
-  const text = new TextDecoder('utf-8', { fatal: false }).decode(head)
-  const bad = /[\u0000-\u0008\u000b\u000e-\u001f\u007f]/.test(text) || text.slice(0, -1).includes('\ufffd')
-  return bad ? 'application/octet-stream' : 'text/plain; charset=utf-8'
+  for (const b of head) {
+    if (b <= 0x08 || b === 0x0b || (b >= 0x0e && b <= 0x1a) || (b >= 0x1c && b <= 0x1f)) return 'application/octet-stream'
+  }
+  return 'text/plain; charset=utf-8'
 }
 
 /** One satisfiable range `[from, to)`, 'none' (no or an unusable Range: the whole file) or 'unsatisfiable'. */
