@@ -43,7 +43,7 @@ export async function makeRelease(): Promise<Release> {
     'data/rows.jsonl': Buffer.from('{"id":1,"text":"alpha"}\n{"id":2,"text":"<img src=x onerror=alert(1)>"}\n'),
     'data/table.csv': Buffer.from('id,score\n1,0.5\n2,3\n3,4\n'),
     'blobs/big.bin': seededBytes(3 * 1024 * 1024 + 17, 'gateway-big'),
-    'odd/<img src=x onerror=alert(1)>.txt': Buffer.from('a file whose name is HTML\n'),
+    'html/<img src=x onerror=alert(1)>.txt': Buffer.from('a file whose name is HTML\n'),
     'deep/a/b/c/d/e.txt': Buffer.from('deep file\n'),
   }
   for (let i = 0; i < HAMT_FILES; i++) files[hamtName(i)] = Buffer.from(`hamt file ${i}\n`)
