@@ -49,10 +49,17 @@ export async function runIndexCase(ctx, c) {
       ...base,
       op: proofOp,
       childOp: 'cairn.prove',
-      params: () => ({ lib: ctx.lib, dir, version: s.versionB, path: s.changedAt[0], output: join(ctx.dataDir, `${c.dataName}-proof.car`) }),
+      params: () => ({
+        lib: ctx.lib,
+        dir,
+        version: s.versionB,
+        path: s.changedAt[0],
+        output: join(ctx.dataDir, `${c.dataName}-proof.car`),
+      }),
       check: (i) => (i.verified ? undefined : 'the proof did not verify'),
     })
-    if (pr.info) pr.note = `proof ${pr.info.bytes.toLocaleString('en')} B (${(pr.info.bytes / 1024).toFixed(1)} KiB) in ${pr.info.blocks} blocks`
+    if (pr.info)
+      pr.note = `proof ${pr.info.bytes.toLocaleString('en')} B (${(pr.info.bytes / 1024).toFixed(1)} KiB) in ${pr.info.blocks} blocks`
   }
   if (!ctx.keep) rmSync(dir, { recursive: true, force: true })
 }
