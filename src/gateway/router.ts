@@ -17,7 +17,7 @@ import { cors, failure, immutable, type Limiter, notModified, redirect, send } f
 import { negotiate } from './negotiate.js'
 import { homeView, renderHome } from './pages/home.js'
 import { listing, renderListing } from './pages/listing.js'
-import { releaseView } from './pages/release.js'
+import { releaseView, type ReleaseView } from './pages/release.js'
 import { renderRelease } from './pages/render-release.js'
 import { decodeData, resolveIpldPath, splitPath, type IpldResolved } from './paths.js'
 import { carParams, sendCar, sendRaw } from './trustless.js'
@@ -187,7 +187,7 @@ async function plain(
   if (cid.code === DAG_JSON && prefers !== 'any' && (await isVersion(source, cid))) {
     const etag = `"${cid}.release-${prefers}"`
     if (notModified(req, res, etag)) return
-    const view = await releaseView(source, cid)
+    const view = await cachedRelease(source, cid)
     immutable(res, etag, roots, shown)
     if (prefers === 'json') return body(req, res, 200, 'application/json', JSON.stringify(view, null, 2) + '\n')
     return body(req, res, 200, 'text/html; charset=utf-8', renderRelease(view))
@@ -201,6 +201,25 @@ async function plain(
   }
   return send(res, 501, `${cid} has codec 0x${cid.code.toString(16)}: ask for ?format=raw or ?format=car\n`)
 }
+
+/** Release views are immutable (a version's DAG never changes): the last few are kept, keyed by CID. */
+const RELEASE_CACHE = 8
+function cachedRelease(source: BlockSource, cid: CID): Promise<ReleaseView> {
+  // keyed by the source too: two gateways in one process may hold different blocks
+  const key = cid.toString()
+  const cache = releaseCaches.get(source) ?? new Map<string, Promise<ReleaseView>>()
+  releaseCaches.set(source, cache)
+  let view = cache.get(key)
+  if (view === undefined) {
+    view = releaseView(source, cid)
+    cache.set(key, view)
+    view.catch(() => cache.delete(key))
+    while (cache.size > RELEASE_CACHE) cache.delete(cache.keys().next().value as string)
+  }
+  return view
+}
+
+const releaseCaches = new WeakMap<BlockSource, Map<string, Promise<ReleaseView>>>()
 
 function body(req: IncomingMessage, res: ServerResponse, status: number, type: string, content: string | Uint8Array): void {
   const bytes = typeof content === 'string' ? Buffer.from(content) : content

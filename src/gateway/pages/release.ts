@@ -24,6 +24,9 @@ export const PREVIEW_ROWS = 30
 export const PREVIEW_MAX_BYTES = 64 * 1024 * 1024
 /** Versions of the history shown. */
 export const HISTORY = 20
+/** Rows are compared against the parent only when at most this many tabular shards of at most this many bytes (both sides) changed. */
+export const ROW_DIFF_SHARDS = 10
+export const ROW_DIFF_MAX_BYTES = 64 * 1024 * 1024
 
 /** One file of the table. */
 export interface FileRow {
@@ -177,7 +180,13 @@ async function history(source: BlockSource, v: VersionManifest): Promise<Release
 async function parentDiff(source: BlockSource, cid: CID, v: VersionManifest): Promise<Pick<ReleaseView, 'diff' | 'diffSkipped'>> {
   if (v.parent === null) return {}
   try {
-    const d = await diffVersions(source, v.parent, cid, { skipHistory: true, rows: true, limit: 0 })
+    let d = await diffVersions(source, v.parent, cid, { skipHistory: true })
+    // rows are read from both sides' shards: only when that is small enough for a page
+    const modified = d.shards.filter((s) => s.status === 'modified' && s.after?.format !== 'bytes')
+    const bytes = modified.reduce((n, s) => n + (s.before?.size ?? 0) + (s.after?.size ?? 0), 0)
+    if (modified.length > 0 && modified.length <= ROW_DIFF_SHARDS && bytes <= ROW_DIFF_MAX_BYTES) {
+      d = await diffVersions(source, v.parent, cid, { skipHistory: true, rows: true, limit: 0 })
+    }
     return {
       diff: {
         parent: v.parent.toString(),
