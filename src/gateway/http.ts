@@ -88,8 +88,9 @@ export async function write(res: ServerResponse, chunk: Uint8Array): Promise<voi
 
 /**
  * At most `active` response bodies stream at once (each holds a block or two), and at most `queued`
- * wait for their turn; past that, {@link Limiter.acquire} returns undefined and the caller answers 503.
- * So memory stays bounded however many requests arrive.
+ * wait for their turn, each for at most `waitMs`; past that, {@link Limiter.acquire} returns undefined
+ * and the caller answers 503. So memory stays bounded however many requests arrive, and a waiting
+ * client hears back long before its connection's idle timeout.
  */
 export class Limiter {
   private running = 0
@@ -98,13 +99,26 @@ export class Limiter {
   constructor(
     readonly active: number,
     readonly queued: number,
+    readonly waitMs = 30_000,
   ) {}
 
-  /** A release function once a slot is free, or undefined when the queue is full. */
+  /** A release function once a slot is free, or undefined when the queue is full or the wait too long. */
   async acquire(): Promise<(() => void) | undefined> {
     if (this.running >= this.active) {
       if (this.waiting.length >= this.queued) return undefined
-      await new Promise<void>((resolve) => this.waiting.push(resolve))
+      const turn = await new Promise<boolean>((resolve) => {
+        const go = (): void => {
+          clearTimeout(timer)
+          resolve(true)
+        }
+        const timer = setTimeout(() => {
+          const at = this.waiting.indexOf(go)
+          if (at >= 0) this.waiting.splice(at, 1)
+          resolve(false)
+        }, this.waitMs)
+        this.waiting.push(go)
+      })
+      if (!turn) return undefined
     } else {
       this.running++
     }
