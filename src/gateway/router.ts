@@ -63,6 +63,8 @@ export async function route(ctx: GatewayContext, req: IncomingMessage, res: Serv
   if (root === undefined) return send(res, 400, `${m[1].slice(0, 120)} is not a CID\n`)
   const release = await ctx.limiter.acquire()
   if (release === undefined) return send(res, 503, 'too many requests at once; try again\n', { 'Retry-After': '1' })
+  // a client that left while it waited gives its turn back at once
+  if (req.socket.destroyed) return release()
   try {
     await content(ctx, req, res, root, m[2] ?? '', query)
   } finally {
