@@ -362,3 +362,33 @@ describe('pages and operations', () => {
     expect(['0.0.0.0', '::', '192.168.1.2', '10.0.0.1', 'example.com'].some(isLoopback)).toBe(false)
   })
 })
+
+describe('cairn serve (the command)', () => {
+  it('logs each request on stderr (method, path, status, bytes, time); --quiet logs none', async () => {
+    const { spawn } = await import('node:child_process')
+    const { binPath, ensureBuilt } = await import('./helpers/cli.js')
+    ensureBuilt()
+    for (const quiet of [false, true]) {
+      const child = spawn(process.execPath, [binPath, 'serve', '--port', '0', '-C', rel.ds.dir, ...(quiet ? ['--quiet'] : [])], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+      let stderr = ''
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+      try {
+        const url = await new Promise<string>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(d.toString().trim())))
+        const res = await fetch(`${url}/ipfs/${rel.v2}/tree/data/table.csv`, { headers: { range: 'bytes=0-4' } })
+        expect(res.status).toBe(206)
+        await res.arrayBuffer()
+        await new Promise((r) => setTimeout(r, 200))
+      } finally {
+        child.kill('SIGTERM')
+      }
+      expect(await exited).toBe(0)
+      const line = new RegExp(`GET /ipfs/${rel.v2}/tree/data/table\\.csv 206 5 B \\d+ ms`)
+      if (quiet) expect(stderr).not.toMatch(line)
+      else expect(stderr).toMatch(line)
+      expect(stderr).not.toContain('warning')
+    }
+  }, 60_000)
+})

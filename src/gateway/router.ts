@@ -114,7 +114,7 @@ async function content(
   }
   const shown = `/ipfs/${root}${rest}`
   try {
-    if (negotiated.format === 'raw') return await sendRaw(req, res, source, root, at, shown)
+    if (negotiated.format === 'raw') return await sendRaw(req, res, source, at, shown)
     if (negotiated.format === 'car' && params !== undefined)
       return await sendCar(req, res, source, root, at, params, segments.map(encodeURIComponent).join('/'))
     if (negotiated.format === 'plain') return await plain(ctx, req, res, root, rest, segments, at, negotiated.prefers)

@@ -53,7 +53,6 @@ export async function sendRaw(
   req: IncomingMessage,
   res: ServerResponse,
   source: BlockSource,
-  root: CID,
   at: IpldResolved,
   path: string,
 ): Promise<void> {
