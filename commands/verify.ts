@@ -5,11 +5,12 @@ import { bytes, CairnCommand, fromFlag } from './_base.js'
 import { EXIT } from './_errors.js'
 
 export default class Verify extends CairnCommand {
-  static override summary = 'Check a folder against a version, or check a CAR file block by block.'
+  static override summary = 'Check a folder against a version, a CAR file block by block, or a proof that a file belongs to a release.'
   static override description =
     'With a folder: re-hashes every file and reports each missing, extra and modified file (and the card); exit 0 only when identical. ' +
     'With --car: checks every block of any CAR against its CID and that the DAG under the root (or each header root) is complete, ' +
-    'naming the first bad or missing block. Exit code 1 when differences are found.'
+    'naming the first bad or missing block. With --proof: checks offline that a proof CAR from `cairn prove` shows <path> belongs to ' +
+    '<version CID>, and prints its CID, size and rows. Exit code 1 when differences are found.'
   static override examples = [
     '<%= config.bin %> verify',
     '<%= config.bin %> verify v1 ./copy-of-data --json',
