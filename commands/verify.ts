@@ -79,6 +79,7 @@ export default class Verify extends CairnCommand {
           ? `ok: ${report.blocks} blocks, ${bytes(report.bytes)}, DAG complete under ${report.checkedRoots.join(', ')}`
           : `FAILED: ${report.problems.length} problem(s)`,
       )
+      if (report.history) this.log(historyLine(report.history))
       return
     }
     for (const p of report.missing) this.log(`missing   ${p}`)
@@ -86,12 +87,25 @@ export default class Verify extends CairnCommand {
     for (const m of report.modified)
       this.log(`modified  ${m.path} (expected ${m.expected.cid}, ${m.expected.size} B; found ${m.actual.cid ?? '-'}, ${m.actual.size} B)`)
     if (report.card !== 'same') this.log(`card      cairn.json is ${report.card}`)
+    if (report.partial) {
+      const globs = report.partial.selections
+        .map((s) => [...s.include.map((g) => `+${g}`), ...s.exclude.map((g) => `-${g}`)].join(' '))
+        .join('; ')
+      this.log(`partial   a partial clone (${globs}): ${report.partial.leftOut} file(s) left out were not checked`)
+    }
     this.log(
       report.ok
         ? `ok: ${report.checked} files, ${bytes(report.bytes)} match ${report.version}`
         : `FAILED: ${report.missing.length} missing, ${report.extra.length} extra, ${report.modified.length} modified against ${report.version}`,
     )
   }
+}
+
+function historyLine(h: { versions: number; next?: string }): string {
+  if (h.versions === 0 && h.next)
+    return `history: not included (the parent ${h.next} is not in the CAR: a release carries its own DAG only)`
+  if (h.next) return `history: ${h.versions} ancestor(s) checked; not included from ${h.next}`
+  return h.versions === 0 ? 'history: none (a first version)' : `history: ${h.versions} ancestor(s) checked, back to the first version`
 }
 
 function parseCid(text: string): CID {

@@ -14,6 +14,7 @@ import { Limiter, send } from './gateway/http.js'
 import { track, type RequestEntry } from './gateway/log.js'
 import { route, type GatewayHandler } from './gateway/router.js'
 import { DirSource } from './sources/dir.js'
+import { datasetBlocks } from './release/source.js'
 import type { BlockSource } from './store/blocks.js'
 
 export type { GatewayHandler } from './gateway/router.js'
@@ -88,7 +89,8 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
     await dataset?.store.close()
     throw e
   }
-  const sources: BlockSource[] = [...(dataset ? [dataset.store] : []), ...dirs]
+  // in a clone, the store falls back to the files the clone wrote (each block checked against its CID)
+  const sources: BlockSource[] = [...(dataset ? [await datasetBlocks(dataset)] : []), ...dirs]
   const source: BlockSource = {
     async get(cid) {
       if (cid.multihash.code === 0x00) return cid.multihash.digest
