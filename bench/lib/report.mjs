@@ -197,6 +197,13 @@ export function targets(results, { long }) {
     const rows = need(t, ['index', 'cairn', diffRow?.op ?? 'diff 2 versions (10 changed)'])
     if (rows) add(t, rows[0].ms < 1000 ? 'PASS' : 'FAIL', `${s(rows[0])}${rows[0].note ? `, ${rows[0].note}` : ''}`)
   }
+  {
+    const proofRow = results.find((r) => r.case === 'index' && r.tool === 'cairn' && r.op.startsWith('prove'))
+    const t = 'proof of 1 file of a 1M-file release < 16 KiB'
+    const rows = need(t, ['index', 'cairn', proofRow?.op ?? 'prove 1 file of 1,000,000'])
+    if (rows && rows[0].info?.bytes !== undefined)
+      add(t, rows[0].info.bytes < 16 * 1024 ? 'PASS' : 'FAIL', rows[0].note ?? `${rows[0].info.bytes} B`)
+  }
   for (const c of caseNames(results, (r) => r.tool === 'cairn' && !r.excludeFromTargets)) {
     const rows = results.filter((r) => r.case === c && r.tool === 'cairn' && !r.excludeFromTargets && r.rssMiB !== undefined)
     const t = `peak RSS < 200 MiB in every cairn operation (${c})`
