@@ -4,16 +4,22 @@
  * included). Also home to the UnixFS reading that `clone` and `serve` share: what a node is, a
  * directory's entries, and path resolution.
  */
+import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
+import { createWriteStream } from 'node:fs'
+import { rename, unlink } from 'node:fs/promises'
+import { resolve as resolveFile } from 'node:path'
+import { finished } from 'node:stream/promises'
 import type { Writable } from 'node:stream'
 import * as dagPb from '@ipld/dag-pb'
 import { murmur364 } from '@multiformats/murmur3'
 import { UnixFS } from 'ipfs-unixfs'
+import { resolveAddress, sourcesFor } from './address/index.js'
 import { CID, DAG_JSON, DAG_PB, RAW, tryParseCid } from './cid.js'
 import { CairnError, ioError, isCairnError } from './errors.js'
 import { readIndexNode } from './index/prolly.js'
 import { checkShardPath, comparePaths, type BranchEntry, type ShardEntry } from './manifest.js'
-import { DEFAULT_GATEWAYS, openSources, type SourceFailure, type SourceList, type SourceOptions } from './sources/index.js'
+import { openSources, type SourceFailure, type SourceList, type SourceOptions } from './sources/index.js'
 import type { BlockSource } from './store/blocks.js'
 import { clip, MAX_NAME_BYTES, type DagLimits } from './limits/index.js'
 import { invalidNameReason } from './unixfs/directory.js'
@@ -297,12 +303,19 @@ export function parseContentPath(text: string): { root: CID; path: string } {
 export interface CatOptions {
   /** `<cid>` or `<cid>/<path>` (also `/ipfs/<cid>/<path>`). */
   readonly cid: string
-  /** Sources in the order tried (default {@link DEFAULT_GATEWAYS}); ignored when `source` is given. */
+  /**
+   * Sources in the order tried, after the store of the dataset at hand (default {@link DEFAULT_GATEWAYS},
+   * only reached for blocks that store lacks); ignored when `source` is given.
+   */
   readonly from?: readonly string[]
+  /** The dataset at hand (a folder in it): `cid` may then be a ref (`v2:path`), and its store is read first. It must be a dataset. */
+  readonly dir?: string
+  /** Without `dir`: use the dataset holding the current folder, if there is one. */
+  readonly findDataset?: boolean
   /** An already opened source list (the caller closes it). */
   readonly source?: SourceList
-  /** Where the bytes go (not ended by `cat`). */
-  readonly output: Writable
+  /** Where the bytes go: a stream (not ended by `cat`), or a file path (written to a temporary name, renamed when complete). */
+  readonly output: Writable | string
   /** Gateway timeouts. */
   readonly sourceOptions?: Omit<SourceOptions, 'onFailure'>
   /** Each failure of one source on one CID, before the next source is tried. */
@@ -319,6 +332,8 @@ export interface CatResult {
   readonly path: string
   /** Bytes written. */
   readonly size: number
+  /** The file written, when `output` was a path (absolute). */
+  readonly file?: string
 }
 
 /**
@@ -331,9 +346,28 @@ export interface CatResult {
  *   source's failure; `CORRUPT_BLOCK` when the DAG is not a UnixFS file or its sizes disagree.
  */
 export async function cat(options: CatOptions): Promise<CatResult> {
-  const { root, path } = parseContentPath(options.cid)
+  if (typeof options.output !== 'string') return catTo(options, options.output)
+  const file = resolveFile(options.output)
+  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`
+  const out = createWriteStream(tmp)
+  try {
+    const result = await catTo(options, out)
+    out.end()
+    await finished(out)
+    await rename(tmp, file)
+    return { ...result, file }
+  } catch (e) {
+    out.destroy()
+    await unlink(tmp).catch(() => {})
+    if (!isCairnError(e) && (e as NodeJS.ErrnoException).code) throw ioError('write', file, e)
+    throw e
+  }
+}
+
+async function catTo(options: CatOptions, output: Writable): Promise<CatResult> {
+  const { root, path, dataset } = await resolveAddress(options.cid, options)
   const list =
-    options.source ?? (await openSources(options.from ?? DEFAULT_GATEWAYS, { ...options.sourceOptions, onFailure: options.onFailure }))
+    options.source ?? (await openSources(sourcesFor({ dataset }, options.from), { ...options.sourceOptions, onFailure: options.onFailure }))
   try {
     const kind = await kindOf(list, root)
     if (kind === 'version' && path === '') {
@@ -347,10 +381,10 @@ export async function cat(options: CatOptions): Promise<CatResult> {
     let size = 0
     try {
       for await (const piece of exportFile(session, resolved.cid, options.limits)) {
-        if (options.output.destroyed)
-          throw new CairnError('IO', 'The output was closed before the file was written whole', { cause: options.output.errored })
+        if (output.destroyed)
+          throw new CairnError('IO', 'The output was closed before the file was written whole', { cause: output.errored })
         size += piece.length
-        if (!options.output.write(piece)) await drained(options.output)
+        if (!output.write(piece)) await drained(output)
       }
     } finally {
       await session.close()

@@ -98,7 +98,10 @@ export {
   type SkippedEntry as CloneSkippedEntry,
 } from './clone.js'
 export { cat, parseContentPath, resolvePath, type CatOptions, type CatResult, type Resolved } from './cat.js'
-export { serve, type ServeOptions, type ServeHandle } from './serve.js'
+export { serve, isLoopback, type ServeOptions, type ServeHandle, type GatewayHandler, type RequestEntry } from './serve.js'
+export { formatEntry } from './gateway/log.js'
+export { prove, type ProveOptions, type ProveResult } from './proofs/prove.js'
+export { verifyProof, type ProofReport } from './proofs/check.js'
 export {
   openSource,
   openSources,

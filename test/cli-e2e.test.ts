@@ -50,7 +50,8 @@ describe('cairn as a child process', () => {
     const build = await run(ds, ['build', '-m', 'first release'])
     const version = build.stdout.toString().trim()
     expect(version).toMatch(CID)
-    expect(build.stderr).toMatch(/^\d+ shards, .* rows \(\+\d+ added, ~0 modified, -0 removed\)\n$/)
+    // the summary, then the tree CID (what `ipfs-car unpack <car> --root <tree>` needs)
+    expect(build.stderr).toMatch(/^\d+ shards, .* rows \(\+\d+ added, ~0 modified, -0 removed\)\ntree bafy\w+\n$/)
 
     const ls = json<{ path: string; rows?: number }[]>(await run(ds, ['ls', '--json']))
     expect(validateWith('cli/ls.schema.json', ls)).toEqual([])
@@ -58,9 +59,9 @@ describe('cairn as a child process', () => {
       expect.arrayContaining(['train/part-000.parquet', 'validation/part-000.arrow', 'test/part-000.jsonl']),
     )
 
-    // the CAR on stdout, the root CID alone on stderr
+    // the CAR on stdout; on stderr the root CID first (its own line), then the tree CID
     const piped = await run(ds, ['pack'])
-    expect(piped.stderr).toBe(`${version}\n`)
+    expect(piped.stderr).toMatch(new RegExp(`^${version}\\ntree bafy\\w+\\n$`))
     expect(piped.stdout.length).toBeGreaterThan(ls.length)
     const out = await tmp.make()
     const toFile = await run(ds, ['pack', '-o', join(out, 'file.car')])

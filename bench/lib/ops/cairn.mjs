@@ -154,6 +154,20 @@ export const cairnOps = {
   },
 }
 
+Object.assign(cairnOps, {
+  /** The inclusion proof of one file (`p.path`) of version `p.version`, written to `p.output` and measured. */
+  'cairn.prove': {
+    prepare: load,
+    async run(p, lib) {
+      const r = await lib.prove({ dir: p.dir, ref: p.version, path: p.path, output: p.output })
+      const check = await lib.verifyProof(p.output, lib.CID.parse(p.version), p.path)
+      const { rmSync } = await import('node:fs')
+      rmSync(p.output, { force: true })
+      return { bytes: r.bytes, blocks: r.blocks, verified: check.ok === true && check.cid.equals(r.cid) }
+    },
+  },
+})
+
 function summariseDiff(r, blocksRead) {
   return {
     changed: r.changed,
