@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core'
-import { build, buildWithCroissant, CairnError } from '../src/index.js'
+import { CairnError } from '../src/errors.js'
 import { bytes, CairnCommand, fromFlag } from './_base.js'
 
 export default class Build extends CairnCommand {
@@ -33,7 +33,10 @@ export default class Build extends CairnCommand {
   async run() {
     const { flags } = await this.parse(Build)
     const progress = this.progress()
-    const result = await (flags.croissant ? buildWithCroissant : build)({
+    const build = flags.croissant
+      ? (await import('../src/croissant/export.js')).buildWithCroissant
+      : (await import('../src/build.js')).build
+    const result = await build({
       dir: flags.dir,
       message: flags.message,
       date: flags.date === undefined ? undefined : parseDate(flags.date),

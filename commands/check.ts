@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core'
-import { check, type CheckReport } from '../src/index.js'
+import type { CheckReport } from '../src/check.js'
 import { CairnCommand, fromFlag } from './_base.js'
 import { EXIT } from './_errors.js'
 
@@ -32,6 +32,7 @@ export default class Check extends CairnCommand {
   async run() {
     const { args, flags } = await this.parse(Check)
     const progress = this.progress()
+    const { check } = await import('../src/check.js')
     const report = await check({
       dir: flags.dir,
       ref: args.ref,

@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core'
-import { lineage, renderLineage, type LineageFormat, type LineageGraph } from '../src/index.js'
+import type { LineageGraph } from '../src/lineage/graph.js'
+import type { LineageFormat } from '../src/lineage/render.js'
 import { CairnCommand, fromFlag } from './_base.js'
 
 export default class Lineage extends CairnCommand {
@@ -25,6 +26,8 @@ export default class Lineage extends CairnCommand {
 
   async run(): Promise<LineageGraph> {
     const { args, flags } = await this.parse(Lineage)
+    const { lineage } = await import('../src/lineage/lineage.js')
+    const { renderLineage } = await import('../src/lineage/render.js')
     const graph = await lineage({ dir: flags.dir, ref: args.ref, depth: flags.depth, from: flags.from })
     if (!this.jsonEnabled()) this.log(renderLineage(graph, flags.format as LineageFormat).trimEnd())
     return graph

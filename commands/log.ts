@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core'
-import { logHistory, type LogEntry } from '../src/index.js'
+import type { LogEntry } from '../src/log.js'
 import { bytes, CairnCommand, fromFlag } from './_base.js'
 
 export default class Log extends CairnCommand {
@@ -31,6 +31,7 @@ export default class Log extends CairnCommand {
         this.log(`Shards: ${e.stat.added} added, ${e.stat.removed} removed, ${e.stat.modified} modified, ${e.stat.renamed} renamed`)
       this.log(`\n    ${e.message || '(no message)'}\n`)
     }
+    const { logHistory } = await import('../src/log.js')
     const result = await logHistory({
       dir: flags.dir,
       ref: args.ref,

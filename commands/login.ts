@@ -1,5 +1,4 @@
 import { Args, Flags } from '@oclif/core'
-import { login } from '../src/login.js'
 import { CairnCommand } from './_base.js'
 
 export default class Login extends CairnCommand {
@@ -24,6 +23,7 @@ export default class Login extends CairnCommand {
 
   async run() {
     const { args, flags } = await this.parse(Login)
+    const { login } = await import('../src/login.js')
     const result = await login({
       email: args.email,
       space: flags.space,

@@ -1,5 +1,5 @@
 import { Args } from '@oclif/core'
-import { ls, type ShardEntry } from '../src/index.js'
+import type { ShardEntry } from '../src/manifest.js'
 import { bytes, CairnCommand, fromFlag } from './_base.js'
 
 export default class Ls extends CairnCommand {
@@ -10,6 +10,7 @@ export default class Ls extends CairnCommand {
 
   async run() {
     const { args, flags } = await this.parse(Ls)
+    const { ls } = await import('../src/ls.js')
     const shards: ShardEntry[] = []
     for await (const entry of ls({ dir: flags.dir, ref: args.ref, from: flags.from })) {
       if (this.jsonEnabled()) shards.push(entry)

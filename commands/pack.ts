@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core'
-import { pack, parseHistory } from '../src/index.js'
+import { CairnError } from '../src/errors.js'
 import { bytes, CairnCommand, fromFlag } from './_base.js'
 
 export default class Pack extends CairnCommand {
@@ -24,7 +24,13 @@ export default class Pack extends CairnCommand {
     if (flags.output === undefined && this.jsonEnabled()) {
       this.error('--json needs -o: the CAR itself would go to stdout', { exit: 2 })
     }
+    if (flags.output === undefined && process.stdout.isTTY)
+      throw new CairnError('USAGE', 'cairn pack writes a binary CAR: stdout is a terminal', {
+        hint: 'Give a file (cairn pack -o release.car) or redirect stdout (cairn pack > release.car, cairn pack | …)',
+      })
     const progress = this.progress()
+    const { pack } = await import('../src/pack.js')
+    const { parseHistory } = await import('../src/release/links.js')
     const result = await pack({
       dir: flags.dir,
       ref: args.ref,

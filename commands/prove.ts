@@ -1,5 +1,4 @@
 import { Args, Flags } from '@oclif/core'
-import { prove } from '../src/index.js'
 import { bytes, CairnCommand, fromFlag } from './_base.js'
 
 export default class Prove extends CairnCommand {
@@ -23,6 +22,7 @@ export default class Prove extends CairnCommand {
 
   async run() {
     const { args, flags } = await this.parse(Prove)
+    const { prove } = await import('../src/proofs/prove.js')
     const result = await prove({ dir: flags.dir, ref: args.ref, path: args.path, output: flags.output, from: flags.from })
     if (!this.jsonEnabled()) {
       this.log(

@@ -1,5 +1,4 @@
 import { Args, Flags } from '@oclif/core'
-import { parseByteSize, parseHistory, publish } from '../src/index.js'
 import { bytes, CairnCommand, fromFlag } from './_base.js'
 
 export default class Publish extends CairnCommand {
@@ -33,6 +32,8 @@ export default class Publish extends CairnCommand {
   async run() {
     const { args, flags } = await this.parse(Publish)
     const progress = this.progress()
+    const { parseByteSize, publish } = await import('../src/publish.js')
+    const { parseHistory } = await import('../src/release/links.js')
     const receipt = await publish({
       dir: flags.dir,
       ref: args.ref,

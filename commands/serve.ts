@@ -1,9 +1,7 @@
 import { Flags } from '@oclif/core'
-import { formatEntry, serve } from '../src/index.js'
 import { CairnCommand } from './_base.js'
 
 export default class Serve extends CairnCommand {
-  static override enableJsonFlag = false
   static override summary =
     "Serve the dataset's store (and dir: folders) as an IPFS gateway: trustless, plain bytes with ranges, and release pages."
   static override description =
@@ -11,12 +9,13 @@ export default class Serve extends CairnCommand {
     '(dag-scope=block|entity|all, entity-bytes) as the trustless-gateway spec says, so `cairn clone --from <url>` and any trustless client can fetch; ' +
     'without a format, plain file bytes (Content-Length, Range, ETag) for data tools such as fsspec and DuckDB, directory listings, and a release ' +
     'page for browsers (/ lists the versions). Logs each request on stderr unless --quiet. Listens on 127.0.0.1 unless --host says otherwise; ' +
-    'prints its URL and runs until interrupted (SIGINT, SIGTERM).'
+    'prints its URL (with --json: one line {url, host, port}) as soon as it listens and runs until interrupted (SIGINT, SIGTERM).'
   static override examples = [
     '<%= config.bin %> serve',
     '<%= config.bin %> serve --port 9090 --dir-target ./release-cars',
     '<%= config.bin %> serve --quiet --port 0',
     '<%= config.bin %> serve --host 0.0.0.0 --port 8080',
+    '<%= config.bin %> serve --port 0 --json',
   ]
   static override flags = {
     port: Flags.integer({ char: 'p', summary: 'Port to listen on (0: any free port).', default: 8080, min: 0, max: 65535 }),
@@ -27,17 +26,21 @@ export default class Serve extends CairnCommand {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Serve)
+    const { serve } = await import('../src/serve.js')
+    const { formatEntry } = await import('../src/gateway/log.js')
     const log = flags.quiet
       ? undefined
       : (e: Parameters<typeof formatEntry>[0]) => process.stderr.write(`${new Date().toISOString()} ${formatEntry(e)}\n`)
     const handle = await serve({ dir: flags.dir, dirs: flags['dir-target'], port: flags.port, host: flags.host, onRequest: log })
-    this.log(handle.url)
+    // printed at once, not as run()'s result: serve returns only when stopped
+    if (this.jsonEnabled()) process.stdout.write(JSON.stringify({ url: handle.url, host: flags.host, port: handle.port }) + '\n')
+    else this.log(handle.url)
     if (!handle.loopback) {
       process.stderr.write(
         `warning: listening on ${flags.host}, which is not a loopback address: anyone who can reach it can read every block of this store\n`,
       )
     }
-    process.stderr.write(`serving /ipfs/{cid}/{path} and / on ${handle.url}; Ctrl-C stops\n`)
+    if (!this.jsonEnabled()) process.stderr.write(`serving /ipfs/{cid}/{path} and / on ${handle.url}; Ctrl-C stops\n`)
     await new Promise<void>((resolve) => {
       const stop = (): void => {
         process.off('SIGINT', stop)

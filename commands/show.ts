@@ -1,5 +1,4 @@
 import { Args } from '@oclif/core'
-import { show } from '../src/index.js'
 import { bytes, CairnCommand, fromFlag } from './_base.js'
 
 export default class Show extends CairnCommand {
@@ -10,6 +9,7 @@ export default class Show extends CairnCommand {
 
   async run() {
     const { args, flags } = await this.parse(Show)
+    const { show } = await import('../src/show.js')
     const result = await show({ dir: flags.dir, ref: args.ref, from: flags.from })
     if (!this.jsonEnabled()) {
       const { manifest: m, card } = result

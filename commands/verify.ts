@@ -1,7 +1,9 @@
 import { Args, Flags } from '@oclif/core'
-import { CID } from 'multiformats/cid'
-import { CairnError, verify, verifyProof, type ProofReport, type VerifyReport } from '../src/index.js'
-import { bytes, CairnCommand, fromFlag } from './_base.js'
+import { CID } from '../src/cid.js'
+import { CairnError } from '../src/errors.js'
+import type { ProofReport } from '../src/proofs/check.js'
+import type { VerifyReport } from '../src/verify.js'
+import { bytes, CairnCommand, fromFlagOptions } from './_base.js'
 import { EXIT } from './_errors.js'
 
 export default class Verify extends CairnCommand {
@@ -10,7 +12,8 @@ export default class Verify extends CairnCommand {
     'With a folder: re-hashes every file and reports each missing, extra and modified file (and the card); exit 0 only when identical. ' +
     'With --car: checks every block of any CAR against its CID and that the DAG under the root (or each header root) is complete, ' +
     'naming the first bad or missing block. With --proof: checks offline that a proof CAR from `cairn prove` shows <path> belongs to ' +
-    '<version CID>, and prints its CID, size and rows. Exit code 1 when differences are found.'
+    '<version CID>, and prints its CID, size and rows. Exit code 1 when a folder differs (or a proof names another file or version), ' +
+    '5 when a CAR or a proof is damaged or incomplete.'
   static override examples = [
     '<%= config.bin %> verify',
     '<%= config.bin %> verify v1 ./copy-of-data --json',
@@ -25,15 +28,25 @@ export default class Verify extends CairnCommand {
   }
   static override flags = {
     car: Flags.file({ summary: 'Check this CAR file instead of a folder.', exists: false }),
-    root: Flags.string({ summary: 'With --car: the root whose DAG must be complete (default: the header roots).' }),
-    jobs: Flags.integer({ char: 'j', summary: 'Threads that read and hash files (default: the number of CPUs).', min: 1 }),
-    from: fromFlag,
-    proof: Flags.file({ summary: 'Check this proof CAR (from `cairn prove`) for <version CID> <path>, offline.', exists: false }),
+    root: Flags.string({ summary: 'With --car: the root whose DAG must be complete (default: the header roots).', dependsOn: ['car'] }),
+    jobs: Flags.integer({
+      char: 'j',
+      summary: 'Threads that read and hash files (default: the number of CPUs).',
+      min: 1,
+      exclusive: ['car'],
+    }),
+    from: Flags.string({ ...fromFlagOptions, exclusive: ['car'] }),
+    proof: Flags.file({
+      summary: 'Check this proof CAR (from `cairn prove`) for <version CID> <path>, offline.',
+      exists: false,
+      exclusive: ['car', 'from', 'jobs'],
+    }),
   }
 
   async run() {
     const { args, flags } = await this.parse(Verify)
     if (flags.proof !== undefined) return this.proof(flags.proof, args.ref, args.dir)
+    const { verify } = await import('../src/verify.js')
     const progress = this.progress()
     let report: VerifyReport
     if (flags.car !== undefined) {
@@ -55,13 +68,15 @@ export default class Verify extends CairnCommand {
       })
     }
     progress.done()
-    if (!report.ok) process.exitCode = EXIT.differences
+    // a folder that differs from its version is a difference (1); a CAR that fails its check is damaged input (5)
+    if (!report.ok) process.exitCode = report.kind === 'car' ? EXIT.integrity : EXIT.differences
     if (!this.jsonEnabled()) this.render(report)
     return report
   }
 
   private async proof(file: string, version: string | undefined, path: string | undefined): Promise<ProofReport> {
     if (version === undefined || path === undefined) throw new CairnError('USAGE', 'verify --proof takes <version CID> <path>')
+    const { verifyProof } = await import('../src/proofs/check.js')
     const report = await verifyProof(file, parseCid(version), path)
     if (!this.jsonEnabled()) {
       this.log(

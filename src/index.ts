@@ -115,6 +115,8 @@ export {
   type GatewayOptions,
 } from './sources/index.js'
 export { login, type LoginOptions, type LoginResult } from './login.js'
+export { DEFAULT_LIMITS, MAX_DIRECTORY_DEPTH, MAX_FILE_DEPTH, MAX_NAME_BYTES, MAX_PATH_BYTES, type DagLimits } from './limits/index.js'
+export { readCarBlocks, MAX_BLOCK_BYTES, type CarBlock, type ReadCarOptions } from './car/reader.js'
 export { releaseLinks, versionParent, parseHistory, type History, type FollowedLink } from './release/links.js'
 export { readCloneRecord, type CloneRecord, type Selection } from './release/clone-record.js'
 export { check, METADATA, type CheckOptions, type CheckReport, type PlaceReport, type ShardState, type CheckProgress } from './check.js'

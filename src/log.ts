@@ -1,6 +1,6 @@
 /** `log`: the parent chain of a version, newest first. */
 import type { CID } from './cid.js'
-import { diffVersions, type ChangeCounts } from './diff.js'
+import type { ChangeCounts } from './diff.js'
 import { isCairnError, type CairnError } from './errors.js'
 import type { Totals } from './manifest.js'
 import { withDatasetSource } from './release/source.js'
@@ -61,6 +61,8 @@ export interface LogResult {
 export async function logHistory(options: LogOptions = {}): Promise<LogResult> {
   return withDatasetSource(options.dir, { from: options.from, onFailure: options.onFailure }, async ({ dataset, source }) => {
     const tags = await dataset.refs.tags()
+    // the diff machinery (sources, row readers) is loaded only when --stat asks for it
+    const { diffVersions } = options.stat ? await import('./diff.js') : { diffVersions: undefined }
     const out: LogEntry[] = []
     let at: CID | null = await resolveRef(dataset, options.ref, source)
     while (at && out.length < (options.limit ?? Infinity)) {
@@ -78,7 +80,7 @@ export async function logHistory(options: LogOptions = {}): Promise<LogResult> {
           stat: !options.stat
             ? undefined
             : v.parent
-              ? (await diffVersions(source, v.parent, here, { skipHistory: true, skipSchemas: true, skipCard: true })).counts
+              ? (await diffVersions!(source, v.parent, here, { skipHistory: true, skipSchemas: true, skipCard: true })).counts
               : { added: v.totals.shards, removed: 0, modified: 0, renamed: 0 },
         }
       } catch (e) {

@@ -3,9 +3,9 @@
  * blocks; not its parent unless history is asked for, see src/release/links.ts), the version CID as
  * its single root, depth-first, without duplicates. The same version always gives the same bytes.
  */
-import { randomBytes } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
 import { rename, unlink } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
 import type { Writable } from 'node:stream'
 import { finished } from 'node:stream/promises'
 import { carHeader, sectionPrefix } from './car/write.js'
@@ -15,6 +15,7 @@ import { walkDag } from './dag.js'
 import type { History } from './release/links.js'
 import { withDatasetSource } from './release/source.js'
 import type { BlockSource } from './store/blocks.js'
+import { removeStaleTemps, tempPath } from './util/atomic.js'
 import { hashPool } from './util/hash-pool.js'
 import { readVersion, resolveRef } from './version.js'
 
@@ -72,7 +73,9 @@ export async function pack(options: PackOptions): Promise<PackResult> {
       }
     }
     const file = options.output
-    const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`
+    // named with the pid: the next pack beside it removes what a killed one left
+    await removeStaleTemps(dirname(resolve(file)))
+    const tmp = tempPath(file)
     try {
       const counts = await writeCar(source, root, createWriteStream(tmp), (p) => options.onProgress?.({ ...p, totalBytes }), {
         reuseBuffers: true,

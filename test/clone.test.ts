@@ -233,7 +233,7 @@ describe('clone a cairn version', () => {
     closers.push(() => leaky.close())
     const dir = await fresh('resume')
     const e = (await thrown(() => clone({ cid: v1.toString(), dir, from: [leaky.url], jobs: 1 }))) as CairnError
-    expect(e.code).toBe('FETCH_FAILED')
+    expect(e.code).toBe('MISSING_BLOCK')
     expect(e.subject).toBe(secondLeaf.toString())
     expect(e.message).toContain(leaky.url)
     const before = await dataFiles(dir)
@@ -504,7 +504,7 @@ describe('misbehaving gateways: the CID and the source are named, the next sourc
     await expectVerified(dir, v1)
   })
 
-  it('when every source fails: FETCH_FAILED naming the CID and each source, no unverified byte at a final path', async () => {
+  it('when every source fails, one with wrong bytes: CORRUPT_BLOCK (integrity, whichever source) naming the CID and each source, no unverified byte at a final path', async () => {
     const src = await carsSource([car1])
     closers.push(() => src.close())
     const bad1 = await testGateway(src, { misbehave: 'wrong-bytes' })
@@ -515,7 +515,7 @@ describe('misbehaving gateways: the CID and the source are named, the next sourc
     )
     const dir = await fresh('all-bad')
     const e = (await thrown(() => clone({ cid: v1.toString(), dir, from: [bad1.url, bad2.url], jobs: 1 }))) as CairnError
-    expect(e.code).toBe('FETCH_FAILED')
+    expect(e.code).toBe('CORRUPT_BLOCK')
     expect(e.message).toContain(bad1.url)
     expect(e.message).toContain(bad2.url)
     expect(e.subject).toMatch(/^bafk/)
@@ -620,13 +620,13 @@ describe('clone plain UnixFS from a gateway serving the conformance fixtures', (
     expect(((await thrown(() => clone({ cid: cid.toString(), dir: target, from: [gw.url] }))) as CairnError).code).toBe('TARGET_NOT_EMPTY')
   })
 
-  it('a DAG with a missing block fails with FETCH_FAILED and leaves nothing at the final path', async () => {
+  it('a DAG with a missing block fails with MISSING_BLOCK (integrity, not transport) and leaves nothing at the final path', async () => {
     const gw = await gateway([fixture('trustless_gateway_car', 'file-3k-and-3-blocks-missing-block.car')])
     const target = join(await fresh('missing'), 'file.bin')
     const e = (await thrown(() =>
       clone({ cid: 'QmYhmPjhFjYFyaoiuNzYv8WGavpSRDwdHWe5B4M5du5Rtk', dir: target, from: [gw.url] }),
     )) as CairnError
-    expect(e.code).toBe('FETCH_FAILED')
+    expect(e.code).toBe('MISSING_BLOCK')
     expect(e.message).toContain(gw.url)
     expect(await readdir(join(target, '..'))).toEqual([])
   })

@@ -3,8 +3,10 @@
  * (`@ipld/car`, the codecs' own decoders), against the Kubo stand-in, and in clones made from a real
  * `cairn serve` on loopback.
  */
+import { spawn } from 'node:child_process'
 import { readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
 import { Writable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CarReader, CarWriter } from '@ipld/car'
@@ -30,6 +32,8 @@ import { FIXED_DATE, jsonl, makeDataset, seededBytes, tempDir, thrown, type Temp
 import { startKuboStandin } from './helpers/kubo-standin.js'
 
 const MiB = 1024 * 1024
+/** ipfs-car's own CLI (an independent reader of CARs and UnixFS). */
+const IPFS_CAR = join(dirname(createRequire(import.meta.url).resolve('ipfs-car/package.json')), 'bin.js')
 const DELETED = 'train/part-007.jsonl'
 
 let ds: TempDataset
@@ -167,6 +171,31 @@ describe('a release is the version and its own DAG', () => {
     const cli = await cairn(['verify', '--car', v2Car])
     expect(cli.exitCode).toBe(0)
     expect(cli.stdout).toContain(`history: not included (the parent ${v1} is not in the CAR`)
+  })
+
+  it('ipfs-car unpacks a release CAR given the tree CID pack prints: the files, without cairn.json', async () => {
+    const out = join(work, 'unpacked')
+    const packed = await pack({ dir: ds.dir, ref: v2.toString(), output: join(work, 'again.car') })
+    const code = await new Promise<number>((resolve, reject) => {
+      const child = spawn(process.execPath, [IPFS_CAR, 'unpack', v2Car, '--root', packed.tree.toString(), '--output', out], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+      child.on('error', reject)
+      child.on('close', (c) => resolve(c ?? -1))
+    })
+    expect(code).toBe(0)
+    const files = (await readdir(join(out, 'train'))).sort()
+    expect(files).toEqual([
+      'part-001.jsonl',
+      'part-002.jsonl',
+      'part-003.jsonl',
+      'part-004.jsonl',
+      'part-005.jsonl',
+      'part-006.jsonl',
+      'part-008.jsonl',
+    ])
+    expect(await readdir(out)).not.toContain('cairn.json')
+    expect((await readFile(join(out, 'big/model.bin'))).equals(seededBytes(2 * MiB + 99, 'release-big'))).toBe(true)
   })
 
   it('a trustless request with dag-scope=all still gets the whole DAG, parent included', async () => {

@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core'
-import { DEFAULT_CROISSANT_GATEWAY, exportCroissant, type ExportCroissantResult } from '../../src/index.js'
+import { DEFAULT_CROISSANT_GATEWAY } from '../../src/croissant/gateway.js'
+import type { ExportCroissantResult } from '../../src/croissant/export.js'
 import { bytes, CairnCommand } from '../_base.js'
 
 export default class ExportCroissant extends CairnCommand {
@@ -25,6 +26,7 @@ export default class ExportCroissant extends CairnCommand {
     const { args, flags } = await this.parse(ExportCroissant)
     const progress = this.progress()
     let hashed = 0
+    const { exportCroissant } = await import('../../src/croissant/export.js')
     const result = await exportCroissant({
       dir: flags.dir,
       ref: args.ref,

@@ -12,8 +12,9 @@ import { readCardBlock, readVersion, resolveRef } from '../version.js'
 import { writeFileAtomic } from '../util/atomic.js'
 import { croissantDocument, type JsonLd } from './document.js'
 
-/** Where `export croissant` points `contentUrl` unless told: a path gateway that resolves `/ipfs/<cid>/<path>`. */
-export const DEFAULT_CROISSANT_GATEWAY = 'https://ipfs.io'
+import { DEFAULT_CROISSANT_GATEWAY } from './gateway.js'
+
+export { DEFAULT_CROISSANT_GATEWAY }
 
 /** The file `build --croissant` writes beside the data. */
 export const CROISSANT_FILE = 'croissant.json'

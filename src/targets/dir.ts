@@ -5,7 +5,7 @@
  * Blocks the folder already holds (in any `.idx`) are not written again. Every file is written to a
  * temporary name and renamed when complete, the `.car` before its `.idx`, `versions/<cid>` last.
  */
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import * as Digest from 'multiformats/hashes/digest'
@@ -14,7 +14,7 @@ import { CID, RAW, SHA2_256 } from '../cid.js'
 import { CairnError, ioError } from '../errors.js'
 import { releaseLinks, type History } from '../release/links.js'
 import type { PublishInput, PublishOptions, Receipt, StoredShard, Target } from './interface.js'
-import { writeFileAtomic } from '../util/atomic.js'
+import { removeStaleTemps, tempPath, writeFileAtomic } from '../util/atomic.js'
 
 /** The multicodec code of a CAR file's own CID. */
 export const CAR_CODEC = 0x0202
@@ -59,6 +59,8 @@ async function publishToDir(path: string, input: PublishInput, options: PublishO
   const carsDir = join(path, 'cars')
   const versionsDir = join(path, 'versions')
   await prepareFolder(path)
+  // what a publish killed midway left (temporary names carry the pid)
+  for (const dir of [path, carsDir, versionsDir]) await removeStaleTemps(dir)
   const root = input.root
   const versionFile = join(versionsDir, root.toString())
   const publishedAt = new Date().toISOString()
@@ -303,7 +305,7 @@ class CarFile {
 
   /** Opens a temporary CAR in `carsDir` and writes its header (roots = [root]). */
   static async create(carsDir: string, root: CID): Promise<CarFile> {
-    const tmp = join(carsDir, `${randomBytes(8).toString('hex')}.car.tmp`)
+    const tmp = tempPath(join(carsDir, 'car'))
     let fh: FileHandle
     try {
       fh = await open(tmp, 'w')
