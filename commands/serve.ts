@@ -1,5 +1,4 @@
 import { Flags } from '@oclif/core'
-import type { RequestEntry } from '../src/gateway/log.js'
 import { CairnCommand } from './_base.js'
 
 export default class Serve extends CairnCommand {
@@ -10,7 +9,7 @@ export default class Serve extends CairnCommand {
     '(dag-scope=block|entity|all, entity-bytes) as the trustless-gateway spec says, so `cairn clone --from <url>` and any trustless client can fetch; ' +
     'without a format, plain file bytes (Content-Length, Range, ETag) for data tools such as fsspec and DuckDB, directory listings, and a release ' +
     'page for browsers (/ lists the versions). Logs each request on stderr unless --quiet. Listens on 127.0.0.1 unless --host says otherwise; ' +
-    'prints its URL and runs until interrupted (SIGINT, SIGTERM).'
+    'prints its URL (with --json: one line {url, host, port}) as soon as it listens and runs until interrupted (SIGINT, SIGTERM).'
   static override examples = [
     '<%= config.bin %> serve',
     '<%= config.bin %> serve --port 9090 --dir-target ./release-cars',
@@ -29,7 +28,9 @@ export default class Serve extends CairnCommand {
     const { flags } = await this.parse(Serve)
     const { serve } = await import('../src/serve.js')
     const { formatEntry } = await import('../src/gateway/log.js')
-    const log = flags.quiet ? undefined : (e: RequestEntry) => process.stderr.write(`${new Date().toISOString()} ${formatEntry(e)}\n`)
+    const log = flags.quiet
+      ? undefined
+      : (e: Parameters<typeof formatEntry>[0]) => process.stderr.write(`${new Date().toISOString()} ${formatEntry(e)}\n`)
     const handle = await serve({ dir: flags.dir, dirs: flags['dir-target'], port: flags.port, host: flags.host, onRequest: log })
     // printed at once, not as run()'s result: serve returns only when stopped
     if (this.jsonEnabled()) process.stdout.write(JSON.stringify({ url: handle.url, host: flags.host, port: handle.port }) + '\n')

@@ -12,7 +12,8 @@ export default class Verify extends CairnCommand {
     'With a folder: re-hashes every file and reports each missing, extra and modified file (and the card); exit 0 only when identical. ' +
     'With --car: checks every block of any CAR against its CID and that the DAG under the root (or each header root) is complete, ' +
     'naming the first bad or missing block. With --proof: checks offline that a proof CAR from `cairn prove` shows <path> belongs to ' +
-    '<version CID>, and prints its CID, size and rows. Exit code 1 when a folder differs, 5 when a CAR or proof is damaged or incomplete.'
+    '<version CID>, and prints its CID, size and rows. Exit code 1 when a folder differs (or a proof names another file or version), ' +
+    '5 when a CAR or a proof is damaged or incomplete.'
   static override examples = [
     '<%= config.bin %> verify',
     '<%= config.bin %> verify v1 ./copy-of-data --json',
@@ -32,13 +33,13 @@ export default class Verify extends CairnCommand {
       char: 'j',
       summary: 'Threads that read and hash files (default: the number of CPUs).',
       min: 1,
-      exclusive: ['car', 'proof'],
+      exclusive: ['car'],
     }),
-    from: Flags.string({ ...fromFlagOptions, exclusive: ['car', 'proof'] }),
+    from: Flags.string({ ...fromFlagOptions, exclusive: ['car'] }),
     proof: Flags.file({
       summary: 'Check this proof CAR (from `cairn prove`) for <version CID> <path>, offline.',
       exists: false,
-      exclusive: ['car'],
+      exclusive: ['car', 'from', 'jobs'],
     }),
   }
 
