@@ -3,7 +3,7 @@
  * codes: 0 success; 1 verification found differences; 2 usage or unknown ref; 3 not a dataset;
  * 4 bad input (card, row, shard, path, a file changed); 5 integrity (missing or corrupt block, bad
  * CAR, invalid manifest); 6 I/O; 7 a target or source failed (after retries); 8 missing or wrong
- * credentials; 70 internal error (a bug: please report it).
+ * credentials; 9 a recorded anchor contradicts the chain; 70 internal error (a bug: please report it).
  */
 import type { ErrorCode } from '../src/errors.js'
 import { isCairnError } from '../src/errors.js'
@@ -18,6 +18,7 @@ export const EXIT = {
   io: 6,
   network: 7,
   auth: 8,
+  anchorMismatch: 9,
   internal: 70,
 } as const
 
@@ -41,6 +42,8 @@ const EXIT_OF: Record<ErrorCode, number> = {
   FETCH_FAILED: EXIT.network,
   AUTH: EXIT.auth,
   TARGET_NOT_EMPTY: EXIT.notDataset,
+  ANCHOR_FAILED: EXIT.network,
+  ANCHOR_MISMATCH: EXIT.anchorMismatch,
 }
 
 /** The JSON form of an error, as `--json` prints it (schemas/cli/error.schema.json). */

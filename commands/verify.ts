@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core'
 import { CID } from 'multiformats/cid'
 import { CairnError, verify, type VerifyReport } from '../src/index.js'
+import { verifyAnchoredCommand, verifyAnchoredFlags } from './_anchor.js'
 import { bytes, CairnCommand, fromFlag } from './_base.js'
 import { EXIT } from './_errors.js'
 
@@ -16,6 +17,7 @@ export default class Verify extends CairnCommand {
     '<%= config.bin %> verify --car release.car',
     '<%= config.bin %> verify --car any.car --root bafy…',
     '<%= config.bin %> verify bafy… ./downloaded --from http://127.0.0.1:8080',
+    '<%= config.bin %> verify v1 --anchored --chain http://127.0.0.1:8545',
   ]
   static override args = {
     ref: Args.string({ description: 'a CID, HEAD, HEAD~n or a tag (default HEAD)' }),
@@ -26,10 +28,12 @@ export default class Verify extends CairnCommand {
     root: Flags.string({ summary: 'With --car: the root whose DAG must be complete (default: the header roots).' }),
     jobs: Flags.integer({ char: 'j', summary: 'Threads that read and hash files (default: the number of CPUs).', min: 1 }),
     from: fromFlag,
+    ...verifyAnchoredFlags,
   }
 
   async run() {
     const { args, flags } = await this.parse(Verify)
+    if (flags.anchored) return verifyAnchoredCommand(args, flags, { json: this.jsonEnabled(), log: (l) => this.log(l) })
     const progress = this.progress()
     let report: VerifyReport
     if (flags.car !== undefined) {

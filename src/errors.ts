@@ -44,6 +44,10 @@ export type ErrorCode =
   | 'FETCH_FAILED'
   /** A clone target folder holds something else. */
   | 'TARGET_NOT_EMPTY'
+  /** An EVM chain refused an anchor (funds, revert), or its JSON-RPC endpoint kept failing or answered garbage. */
+  | 'ANCHOR_FAILED'
+  /** A recorded anchor receipt contradicts the chain (another digest, a block reorganised away, another chain id). */
+  | 'ANCHOR_MISMATCH'
 
 export interface CairnErrorOptions {
   /** The file, shard path or CID the error is about. */

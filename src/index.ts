@@ -112,3 +112,4 @@ export {
   type GatewayOptions,
 } from './sources/index.js'
 export { login, type LoginOptions, type LoginResult } from './login.js'
+export * from './anchors/index.js'
