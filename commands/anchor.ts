@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core'
-import { anchor, anchorCalldataFor } from '../src/index.js'
+import { anchor, anchorCalldataFor, CairnError } from '../src/index.js'
 import { chainFlag, signingFlags } from './_anchor.js'
 import { CairnCommand } from './_base.js'
 
@@ -42,7 +42,8 @@ export default class Anchor extends CairnCommand {
       }
       return call
     }
-    if (flags.chain === undefined) this.error('--chain <rpc-url> is required to send an anchor (or pass --calldata)', { exit: 2 })
+    if (flags.chain === undefined)
+      throw new CairnError('USAGE', '--chain <rpc-url> is required to send an anchor (or pass --calldata to print the call unsent)')
     const progress = this.progress()
     const result = await anchor({
       dir: flags.dir,
@@ -60,7 +61,9 @@ export default class Anchor extends CairnCommand {
     progress.done()
     if (!this.jsonEnabled()) {
       this.log(`${result.version} anchored on chain ${result.chainId} by ${result.contract}`)
-      this.log(`  block ${result.blockNumber} (${result.blockHash}) at ${result.blockTime}, ${result.confirmations} confirmation(s)`)
+      this.log(
+        `  block ${result.blockNumber} (${result.blockHash}) at ${result.blockTime}, ${result.confirmations} confirmation${result.confirmations === 1 ? '' : 's'}`,
+      )
       this.log(`  tx ${result.txHash}, log ${result.logIndex}, sender ${result.sender}`)
     }
     return result

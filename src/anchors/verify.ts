@@ -171,7 +171,7 @@ export async function verifyAnchored(options: VerifyAnchoredOptions): Promise<An
       ...base,
       ok: true,
       earliest,
-      message: `${local.version} anchored on chain ${chain.chainId} at ${earliest.blockTime} (block ${earliest.blockNumber}, ${earliest.confirmations} confirmations) by ${earliest.sender}`,
+      message: `${local.version} anchored on chain ${chain.chainId} at ${earliest.blockTime} (block ${earliest.blockNumber}, ${earliest.confirmations} confirmation${earliest.confirmations === 1 ? '' : 's'}) by ${earliest.sender}`,
     }
   if (anchors.length === 0)
     return {
