@@ -6,6 +6,7 @@
  * or answering garbage; malformed keys; another chain id; receipts edited by hand. Every failure must
  * leave no receipt, and no output may hold the key.
  */
+import { spawn } from 'node:child_process'
 import { createServer, type Server } from 'node:http'
 import { cp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
@@ -18,7 +19,7 @@ import { anchor, isCairnError, versionDigest } from '../src/index.js'
 import { CID } from '../src/cid.js'
 import { validateWith } from '../src/schemas.js'
 import { startAnvil, type Anvil } from './helpers/anvil.js'
-import { cairn, ensureBuilt, parseJson, type CliResult } from './helpers/cli.js'
+import { binPath, cairn, ensureBuilt, parseJson, type CliResult } from './helpers/cli.js'
 import { builtTemplate, thrown, type BuiltDataset } from './helpers/dataset.js'
 import { tempDirs } from './helpers/tmp.js'
 
@@ -99,6 +100,22 @@ interface AnchorJson {
 }
 
 const addr = (key: Hex): Hex => privateKeyToAccount(key).address
+
+/** Runs `node bin/run.js <args>` as a child process, stdin ignored. */
+function spawnCli(args: readonly string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [binPath, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, CAIRN_RETRIES: '2', CAIRN_RETRY_DELAY_MS: '10', ...env },
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')))
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')))
+    child.once('error', reject)
+    child.once('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
 
 /** A loopback HTTP server answering every request with `answer`, counting them. */
 async function fakeRpc(
@@ -365,6 +382,19 @@ describe('anchor failures: each a clear message, no receipt, no key', () => {
       '--json',
     ])
     expectError(r, 2, 'USAGE', /There is no contract at 0x000000000000000000000000000000000000dEaD on chain 31337/)
+    const v = await run([
+      'verify',
+      ds.v1,
+      '--anchored',
+      '--chain',
+      node.rpc,
+      '-C',
+      copy.dir,
+      '--contract',
+      '0x000000000000000000000000000000000000dEaD',
+      '--json',
+    ])
+    expectError(v, 2, 'USAGE', /There is no contract at 0x000000000000000000000000000000000000dEaD on chain 31337/)
     expect(await node.client.getTransactionCount({ address: addr(key0) })).toBe(nonce)
     expect(await receiptFiles(copy.dir)).toEqual([])
   })
@@ -552,6 +582,27 @@ describe('anchor failures: each a clear message, no receipt, no key', () => {
       const r = await cairn([...command, '--help'])
       expect(r.exitCode).toBe(0)
       expect(r.stdout.split('\nEXAMPLES\n')[1]).toContain(`cairn ${command.join(' ')}`)
+    }
+  })
+
+  it('end to end as processes (node bin/run.js): verify exits 0, a mismatch 9, a bad key 8; stderr never holds the key', async () => {
+    const copy = join(await tmp.make(), 'd')
+    await cp(ds.dir, copy, { recursive: true })
+    const ok = await spawnCli(['verify', ds.v2, '--anchored', '--chain', node.rpc, '-C', copy], { CAIRN_ETH_KEY: key0 })
+    expect(ok.code, ok.stderr).toBe(0)
+    expect(ok.stdout).toMatch(/^ok: /m)
+    const [v1File] = (await receiptFiles(copy)).filter((f) => f.includes(ds.v1))
+    const rec = JSON.parse(await readFile(v1File, 'utf8')) as ReceiptJson
+    await writeFile(v1File, JSON.stringify({ ...rec, blockHash: `0x${'ef'.repeat(32)}` }))
+    const bad = await spawnCli(['verify', ds.v1, '--anchored', '--chain', node.rpc, '-C', copy], { CAIRN_ETH_KEY: key0 })
+    expect(bad.code).toBe(9)
+    expect(bad.stderr).toMatch(/^Error: The anchor receipt 0x[0-9a-f]{64} of .* does not match chain 31337/m)
+    const key = `0x${'g'.repeat(64)}`
+    const auth = await spawnCli(['anchor', '--chain', node.rpc, '-C', copy], { CAIRN_ETH_KEY: key })
+    expect(auth.code).toBe(8)
+    for (const out of [ok, bad, auth]) {
+      outputs.push(out.stdout, out.stderr)
+      expect(out.stderr + out.stdout).not.toContain('g'.repeat(16))
     }
   })
 

@@ -56,7 +56,7 @@ export async function contractFor(root: string | undefined, chain: Chain, given:
 export async function assertHasCode(chain: Chain, address: Hex): Promise<void> {
   const code = await call(chain, `read the code at ${address}`, () => chain.client.getCode({ address }))
   if (code === undefined || code === '0x')
-    throw new CairnError('USAGE', `There is no contract at ${address} on chain ${chain.chainId}: nothing was sent`, {
+    throw new CairnError('USAGE', `There is no contract at ${address} on chain ${chain.chainId}`, {
       subject: address,
       hint: 'check --contract and --chain (is the contract on another chain?), or deploy one with `cairn anchor deploy`',
     })

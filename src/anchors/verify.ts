@@ -10,7 +10,7 @@ import { openDataset } from '../dataset.js'
 import { CairnError, isCairnError } from '../errors.js'
 import { readVersion, resolveRef } from '../version.js'
 import { call, openChain, type Chain } from './chain.js'
-import { abi, contractFor, decodeAnchored, parseAddress } from './contract.js'
+import { abi, assertHasCode, contractFor, decodeAnchored, parseAddress } from './contract.js'
 import { datasetDigest, versionDigest, type Hex } from './digest.js'
 import { readReceipts, type AnchorReceipt } from './receipts.js'
 
@@ -107,6 +107,8 @@ export async function verifyAnchored(options: VerifyAnchoredOptions): Promise<An
       if (!(isCairnError(e, 'USAGE') && contracts.size > 0)) throw e
     }
   }
+  // a contract named by hand that is not there is a wrong --contract or --chain, not "not anchored"
+  if (options.contract !== undefined) await assertHasCode(chain, parseAddress(options.contract))
   const latest = await call(chain, 'read the latest block', () => chain.client.getBlockNumber({ cacheTime: 0 }))
   const blocks = new Map<bigint, Promise<Block>>()
   const blockAt = (n: bigint): Promise<Block> => {
