@@ -530,6 +530,9 @@ describe('anchor failures: each a clear message, no receipt, no key', () => {
     expectError(await verifyV1(), 5, 'INVALID_MANIFEST', /is not JSON/)
     expectError(await run(['anchors', '-C', copy, '--json']), 5, 'INVALID_MANIFEST', /is not JSON/)
 
+    await writeFile(v1File, ' '.repeat(1024 * 1024))
+    expectError(await run(['anchors', '-C', copy, '--json']), 5, 'INVALID_MANIFEST', /is 1048576 bytes: not a record cairn wrote/)
+
     await writeFile(v1File, JSON.stringify({ ...rec, blockNumber: 'twelve' }))
     expectError(await run(['anchors', '-C', copy, '--json']), 5, 'INVALID_MANIFEST', /is not an anchor receipt: \/blockNumber/)
   })
@@ -553,24 +556,41 @@ describe('anchor failures: each a clear message, no receipt, no key', () => {
   })
 
   it.each([
-    ['HTML', (res: import('node:http').ServerResponse) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html>hello</html>')],
+    [
+      'HTML',
+      (res: import('node:http').ServerResponse) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html>hello</html>'),
+      /answered something that is not JSON/,
+    ],
     [
       'a chain id that is not one',
       (res: import('node:http').ServerResponse) =>
         res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":"banana"}'),
+      /answered something that is not Ethereum JSON-RPC \(Cannot convert banana/,
+    ],
+    [
+      '12 MiB of JSON-looking bytes (over the 10 MiB cap of viem)',
+      (res: import('node:http').ServerResponse) => {
+        res.writeHead(200, { 'content-type': 'application/json' })
+        res.end('{"jsonrpc":"2.0","id":1,"result":"0x' + '1'.repeat(12 * 1024 * 1024) + '"}')
+      },
+      /not a usable JSON-RPC answer \(HTTP response body exceeded the size limit/,
     ],
     [
       'JSON without a result',
       (res: import('node:http').ServerResponse) => res.writeHead(200, { 'content-type': 'application/json' }).end('[1,2,3]'),
+      /answered something that is not JSON-RPC \(Invalid JSON-RPC response/,
     ],
-  ])('an endpoint answering garbage (%s): exit 7, never 70', async (_, answer) => {
+  ])('an endpoint answering garbage (%s): exit 7, never 70', async (_, answer, message) => {
     const copy = await freshCopy()
     const garbage = await fakeRpc(answer)
     try {
-      const r = await run(['anchor', '--chain', garbage.url, '-C', copy.dir, '--json'])
-      expectError(r, 7, 'ANCHOR_FAILED', /./)
-      const v = await run(['verify', ds.v1, '--anchored', '--chain', garbage.url, '-C', ds.dir, '--json'])
-      expectError(v, 7, 'ANCHOR_FAILED', /./)
+      // hosted endpoints carry an API key in the path: messages show the origin only
+      const url = `${garbage.url}/v2/SECRET-API-KEY-123`
+      const r = await run(['anchor', '--chain', url, '-C', copy.dir, '--json'])
+      expectError(r, 7, 'ANCHOR_FAILED', message)
+      const v = await run(['verify', ds.v1, '--anchored', '--chain', url, '-C', ds.dir, '--json'])
+      expectError(v, 7, 'ANCHOR_FAILED', message)
+      expect(r.stdout + r.stderr + v.stdout + v.stderr).not.toContain('SECRET-API-KEY')
     } finally {
       await garbage.close()
     }

@@ -117,6 +117,15 @@ export function chainError(chain: Pick<Chain, 'shown' | 'retries'>, what: string
     }
     const timeout = e.walk((x) => x instanceof TimeoutError)
     const http = e.walk((x) => x instanceof HttpRequestError) as HttpRequestError | null
+    // no status and a cause other than fetch's network TypeError: the endpoint answered, but not JSON-RPC
+    if (http && http.status === undefined && http.cause instanceof Error && !(http.cause instanceof TypeError)) {
+      const what_ = http.cause instanceof SyntaxError ? 'something that is not JSON' : 'something that is not JSON-RPC'
+      return new CairnError('ANCHOR_FAILED', `Cannot ${what}: ${subject} answered ${what_} (${firstLine(http.cause.message)})`, {
+        subject,
+        hint: 'is --chain an Ethereum JSON-RPC endpoint?',
+        cause: e,
+      })
+    }
     if (timeout || (http && (http.status === undefined || http.status >= 500 || http.status === 429 || http.status === 408))) {
       const why = timeout ? 'timed out' : http?.status ? `HTTP ${http.status}` : 'unreachable'
       return new CairnError(
@@ -132,11 +141,15 @@ export function chainError(chain: Pick<Chain, 'shown' | 'retries'>, what: string
     if (http) {
       return new CairnError('ANCHOR_FAILED', `Cannot ${what}: ${subject} refused the request (HTTP ${http.status})`, { subject, cause: e })
     }
-    return new CairnError('ANCHOR_FAILED', `Cannot ${what}: ${subject} answered ${firstLine(e.shortMessage)}`, {
-      subject,
-      hint: 'is --chain an Ethereum JSON-RPC endpoint?',
-      cause: e,
-    })
+    return new CairnError(
+      'ANCHOR_FAILED',
+      `Cannot ${what}: ${subject} answered what is not a usable JSON-RPC answer (${firstLine(e.shortMessage)})`,
+      {
+        subject,
+        hint: 'is --chain an Ethereum JSON-RPC endpoint?',
+        cause: e,
+      },
+    )
   }
   return new CairnError(
     'ANCHOR_FAILED',

@@ -6,7 +6,7 @@
  * failed or killed anchor leaves nothing. Readers validate every file (schemas/anchor-receipt.schema.json)
  * and reject what they do not understand, naming the file.
  */
-import { mkdir, readdir, readFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CID, tryParseCid } from '../cid.js'
 import { STORE_DIR } from '../dataset.js'
@@ -167,11 +167,20 @@ export async function readContractRecord(root: string, chainId: number): Promise
   return record
 }
 
+// a receipt is under 2 KiB; anything much larger was not written by cairn and is not read whole
+const MAX_RECORD_BYTES = 64 * 1024
+
 async function readJson(file: string): Promise<unknown> {
   let text: string
   try {
+    const size = (await stat(file)).size
+    if (size > MAX_RECORD_BYTES)
+      throw new CairnError('INVALID_MANIFEST', `${file} is ${size} bytes: not a record cairn wrote (at most ${MAX_RECORD_BYTES})`, {
+        subject: file,
+      })
     text = await readFile(file, 'utf8')
   } catch (e) {
+    if (e instanceof CairnError) throw e
     throw ioError('read', file, e)
   }
   try {
