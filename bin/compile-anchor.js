@@ -3,7 +3,7 @@
 // npm, into src/anchors/artifact.generated.ts: the ABI, the creation and runtime bytecode, and the exact
 // compiler and settings, so that anyone can rebuild the bytecode cairn deploys.
 // test/anchor-contract.test.ts fails when the shipped bytecode differs from a fresh compile;
-// `node bin/compile-anchor.js` rewrites it.
+// `node bin/compile-anchor.js` rewrites it (solc-js and prettier are dev dependencies).
 import { readFileSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
@@ -50,4 +50,9 @@ export function generate() {
   ].join('\n')
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) writeFileSync(OUTPUT, generate())
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  // formatted as the rest of the repository, so that `npm run format:check` passes on a fresh compile
+  const prettier = await import('prettier')
+  const options = await prettier.resolveConfig(OUTPUT)
+  writeFileSync(OUTPUT, await prettier.format(generate(), { ...options, filepath: OUTPUT }))
+}

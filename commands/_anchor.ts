@@ -52,13 +52,13 @@ export function renderAnchorReport(report: AnchorReport, log: (line: string) => 
 /** `verify --anchored`: checks the anchor instead of files, sets exit 1 when not anchored, renders unless --json. */
 export async function verifyAnchoredCommand(
   args: { ref?: string; dir?: string },
-  flags: { dir?: string; chain?: string; contract?: string; confirmations?: number; sender?: string },
+  flags: { dir?: string; car?: string; chain?: string; contract?: string; confirmations?: number; sender?: string },
   out: { json: boolean; log: (line: string) => void },
 ): Promise<AnchorReport> {
-  if (args.dir !== undefined)
+  if (args.dir !== undefined || flags.car !== undefined)
     throw new CairnError(
       'USAGE',
-      'verify --anchored takes no folder: it checks the version on the chain (run a plain verify for the files)',
+      'verify --anchored takes no folder and no --car: it checks the version on the chain (run a plain verify for the files)',
     )
   const report = await verifyAnchored({
     dir: flags.dir,

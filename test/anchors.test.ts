@@ -222,6 +222,10 @@ describe('anchor on a real chain (anvil on loopback)', () => {
     expect(report).toMatchObject({ ok: false, reason: 'not-anchored', anchors: [] })
     const human = await run(['verify', v3, '--anchored', '--chain', node.rpc, '-C', ds.dir])
     expect(human.stdout).toMatch(/FAILED: .* is not anchored on chain 31337/)
+    const mixed = await run(['verify', v3, ds.dir, '--anchored', '--chain', node.rpc, '-C', ds.dir, '--json'])
+    expectError(mixed, 2, 'USAGE', /takes no folder and no --car/)
+    const noChain = await run(['verify', v3, '--anchored', '-C', ds.dir, '--json'])
+    expect(noChain.exitCode).toBe(2)
   })
 
   it('the same version twice: refused without --again; with it two anchors, and the earliest counts', async () => {
