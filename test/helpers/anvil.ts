@@ -29,9 +29,13 @@ function testClientFor(rpc: string) {
 /** Starts anvil on 127.0.0.1 (chain id 31337 unless told), resolving once it listens. */
 export async function startAnvil(options: { chainId?: number; args?: readonly string[] } = {}): Promise<Anvil> {
   const chainId = options.chainId ?? 31337
-  const child: ChildProcess = spawn(ANVIL_BIN, ['--host', '127.0.0.1', '--port', '0', '--chain-id', String(chainId), ...(options.args ?? [])], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
+  const child: ChildProcess = spawn(
+    ANVIL_BIN,
+    ['--host', '127.0.0.1', '--port', '0', '--chain-id', String(chainId), ...(options.args ?? [])],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
   let out = ''
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`anvil did not start in 20 s:\n${out}`)), 20_000)
