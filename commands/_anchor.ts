@@ -3,7 +3,8 @@
  * flags and the rendering of an anchor report.
  */
 import { Flags } from '@oclif/core'
-import { CairnError, verifyAnchored, type AnchorReport } from '../src/index.js'
+import { CairnError } from '../src/errors.js'
+import type { AnchorReport } from '../src/anchors/verify.js'
 import { EXIT } from './_errors.js'
 
 export const chainFlag = Flags.string({
@@ -28,7 +29,7 @@ export const signingFlags = {
 export const verifyAnchoredFlags = {
   anchored: Flags.boolean({
     summary:
-      'Check the version is anchored on --chain instead of checking files: digest, block still canonical, confirmations; exit 9 when a recorded receipt contradicts the chain.',
+      'Check the version is anchored on --chain instead of checking files: digest, block still canonical, confirmations; exit 10 when a recorded receipt contradicts the chain.',
     dependsOn: ['chain'],
   }),
   chain: chainFlag,
@@ -60,6 +61,7 @@ export async function verifyAnchoredCommand(
       'USAGE',
       'verify --anchored takes no folder and no --car: it checks the version on the chain (run a plain verify for the files)',
     )
+  const { verifyAnchored } = await import('../src/anchors/verify.js')
   const report = await verifyAnchored({
     dir: flags.dir,
     ref: args.ref,

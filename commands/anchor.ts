@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core'
-import { anchor, anchorCalldataFor, CairnError } from '../src/index.js'
+import { CairnError } from '../src/errors.js'
 import { chainFlag, signingFlags } from './_anchor.js'
 import { CairnCommand } from './_base.js'
 
@@ -30,6 +30,7 @@ export default class Anchor extends CairnCommand {
 
   async run() {
     const { args, flags } = await this.parse(Anchor)
+    const { anchor, anchorCalldataFor } = await import('../src/anchors/anchor.js')
     if (flags.calldata) {
       const call = await anchorCalldataFor({ dir: flags.dir, ref: args.ref, datasetName: flags['dataset-name'], contract: flags.contract })
       if (!this.jsonEnabled()) {

@@ -1,5 +1,4 @@
 import { Args } from '@oclif/core'
-import { anchors } from '../src/index.js'
 import { CairnCommand } from './_base.js'
 
 export default class Anchors extends CairnCommand {
@@ -12,6 +11,7 @@ export default class Anchors extends CairnCommand {
 
   async run() {
     const { args, flags } = await this.parse(Anchors)
+    const { anchors } = await import('../src/anchors/list.js')
     const receipts = await anchors({ dir: flags.dir, ref: args.ref })
     if (!this.jsonEnabled()) {
       if (receipts.length === 0) this.log(args.ref ? `${args.ref} has not been anchored` : 'No version has been anchored')

@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core'
-import { diff, type DiffResult, type ShardChange } from '../src/index.js'
+import type { DiffResult, ShardChange } from '../src/diff.js'
 import { bytes, CairnCommand, fromFlag } from './_base.js'
 import { EXIT } from './_errors.js'
 
@@ -25,13 +25,14 @@ export default class Diff extends CairnCommand {
     rows: Flags.boolean({
       summary: "Also compare the rows of modified Parquet, Arrow, JSONL and CSV shards (by the card's primaryKey, else by content).",
     }),
-    limit: Flags.integer({ summary: 'With --rows: sample rows shown per kind and shard.', default: 5, min: 0 }),
+    limit: Flags.integer({ summary: 'With --rows: sample rows shown per kind and shard (default 5).', min: 0, dependsOn: ['rows'] }),
     'exit-code': Flags.boolean({ summary: 'Exit with 1 when the versions differ, 0 when they do not.' }),
   }
 
   async run(): Promise<DiffResult> {
     const { args, flags } = await this.parse(Diff)
     const progress = this.progress()
+    const { diff } = await import('../src/diff.js')
     const result = await diff({
       dir: flags.dir,
       a: args.a,
@@ -96,6 +97,15 @@ export default class Diff extends CairnCommand {
       for (const c of r.card) {
         const text = c.kind === 'added' ? `+ ${show(c.after)}` : c.kind === 'removed' ? `- ${show(c.before)}` : change(c.before, c.after)
         this.log(`  ${c.path}: ${text}`)
+      }
+    }
+    if (r.lineage.length > 0) {
+      this.log('\nLineage changes:')
+      for (const l of r.lineage) {
+        const what = (p?: { role: string; select?: readonly string[] }): string =>
+          p ? `${p.role}${p.select ? ` [${p.select.join(', ')}]` : ''}` : ''
+        const mark = l.kind === 'added' ? '+' : l.kind === 'removed' ? '-' : '~'
+        this.log(`  ${mark} ${l.release} ${l.kind === 'changed' ? `${what(l.before)} → ${what(l.after)}` : what(l.after ?? l.before)}`)
       }
     }
     const t = r.totals

@@ -1,5 +1,4 @@
 import { Args, Flags } from '@oclif/core'
-import { tag, tags } from '../src/index.js'
 import { CairnCommand } from './_base.js'
 
 export default class Tag extends CairnCommand {
@@ -18,6 +17,7 @@ export default class Tag extends CairnCommand {
 
   async run() {
     const { args, flags } = await this.parse(Tag)
+    const { tag, tags } = await import('../src/tag.js')
     if (args.name === undefined) {
       const list = await tags({ dir: flags.dir })
       if (!this.jsonEnabled()) for (const t of list) this.log(`${t.name}  ${t.cid}`)

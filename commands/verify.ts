@@ -1,8 +1,9 @@
 import { Args, Flags } from '@oclif/core'
-import { CID } from 'multiformats/cid'
-import { CairnError, verify, type VerifyReport } from '../src/index.js'
+import { CID } from '../src/cid.js'
+import { CairnError } from '../src/errors.js'
+import type { VerifyReport } from '../src/verify.js'
+import { bytes, CairnCommand, fromFlagOptions } from './_base.js'
 import { verifyAnchoredCommand, verifyAnchoredFlags } from './_anchor.js'
-import { bytes, CairnCommand, fromFlag } from './_base.js'
 import { EXIT } from './_errors.js'
 
 export default class Verify extends CairnCommand {
@@ -10,7 +11,7 @@ export default class Verify extends CairnCommand {
   static override description =
     'With a folder: re-hashes every file and reports each missing, extra and modified file (and the card); exit 0 only when identical. ' +
     'With --car: checks every block of any CAR against its CID and that the DAG under the root (or each header root) is complete, ' +
-    'naming the first bad or missing block. Exit code 1 when differences are found.'
+    'naming the first bad or missing block. Exit code 1 when a folder differs, 5 when a CAR is damaged or incomplete.'
   static override examples = [
     '<%= config.bin %> verify',
     '<%= config.bin %> verify v1 ./copy-of-data --json',
@@ -25,15 +26,21 @@ export default class Verify extends CairnCommand {
   }
   static override flags = {
     car: Flags.file({ summary: 'Check this CAR file instead of a folder.', exists: false }),
-    root: Flags.string({ summary: 'With --car: the root whose DAG must be complete (default: the header roots).' }),
-    jobs: Flags.integer({ char: 'j', summary: 'Threads that read and hash files (default: the number of CPUs).', min: 1 }),
-    from: fromFlag,
+    root: Flags.string({ summary: 'With --car: the root whose DAG must be complete (default: the header roots).', dependsOn: ['car'] }),
+    jobs: Flags.integer({
+      char: 'j',
+      summary: 'Threads that read and hash files (default: the number of CPUs).',
+      min: 1,
+      exclusive: ['car'],
+    }),
+    from: Flags.string({ ...fromFlagOptions, exclusive: ['car'] }),
     ...verifyAnchoredFlags,
   }
 
   async run() {
     const { args, flags } = await this.parse(Verify)
     if (flags.anchored) return verifyAnchoredCommand(args, flags, { json: this.jsonEnabled(), log: (l) => this.log(l) })
+    const { verify } = await import('../src/verify.js')
     const progress = this.progress()
     let report: VerifyReport
     if (flags.car !== undefined) {
@@ -55,7 +62,8 @@ export default class Verify extends CairnCommand {
       })
     }
     progress.done()
-    if (!report.ok) process.exitCode = EXIT.differences
+    // a folder that differs from its version is a difference (1); a CAR that fails its check is damaged input (5)
+    if (!report.ok) process.exitCode = report.kind === 'car' ? EXIT.integrity : EXIT.differences
     if (!this.jsonEnabled()) this.render(report)
     return report
   }
@@ -68,6 +76,7 @@ export default class Verify extends CairnCommand {
           ? `ok: ${report.blocks} blocks, ${bytes(report.bytes)}, DAG complete under ${report.checkedRoots.join(', ')}`
           : `FAILED: ${report.problems.length} problem(s)`,
       )
+      if (report.history) this.log(historyLine(report.history))
       return
     }
     for (const p of report.missing) this.log(`missing   ${p}`)
@@ -75,12 +84,25 @@ export default class Verify extends CairnCommand {
     for (const m of report.modified)
       this.log(`modified  ${m.path} (expected ${m.expected.cid}, ${m.expected.size} B; found ${m.actual.cid ?? '-'}, ${m.actual.size} B)`)
     if (report.card !== 'same') this.log(`card      cairn.json is ${report.card}`)
+    if (report.partial) {
+      const globs = report.partial.selections
+        .map((s) => [...s.include.map((g) => `+${g}`), ...s.exclude.map((g) => `-${g}`)].join(' '))
+        .join('; ')
+      this.log(`partial   a partial clone (${globs}): ${report.partial.leftOut} file(s) left out were not checked`)
+    }
     this.log(
       report.ok
         ? `ok: ${report.checked} files, ${bytes(report.bytes)} match ${report.version}`
         : `FAILED: ${report.missing.length} missing, ${report.extra.length} extra, ${report.modified.length} modified against ${report.version}`,
     )
   }
+}
+
+function historyLine(h: { versions: number; next?: string }): string {
+  if (h.versions === 0 && h.next)
+    return `history: not included (the parent ${h.next} is not in the CAR: a release carries its own DAG only)`
+  if (h.next) return `history: ${h.versions} ancestor(s) checked; not included from ${h.next}`
+  return h.versions === 0 ? 'history: none (a first version)' : `history: ${h.versions} ancestor(s) checked, back to the first version`
 }
 
 function parseCid(text: string): CID {

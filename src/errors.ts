@@ -44,6 +44,10 @@ export type ErrorCode =
   | 'FETCH_FAILED'
   /** A clone target folder holds something else. */
   | 'TARGET_NOT_EMPTY'
+  /** Another live process holds the lock of the dataset or clone target (the message names its pid). */
+  | 'LOCKED'
+  /** A DAG from outside asks for more than a limit allows (entries, file size, depth); the hint names the flag that raises it. */
+  | 'LIMIT_EXCEEDED'
   /** An EVM chain refused an anchor (funds, revert), or its JSON-RPC endpoint kept failing or answered garbage. */
   | 'ANCHOR_FAILED'
   /** A recorded anchor receipt contradicts the chain (another digest, a block reorganised away, another chain id). */

@@ -325,7 +325,7 @@ describe('anchor on a real chain (anvil on loopback)', () => {
     expect(parseJson<AnchorJson>(r)).toMatchObject({ ok: false, reason: 'unconfirmed' })
   })
 
-  it('a snapshot reverted and the blocks mined again: verify with the receipt exits 9, without it "not anchored"', async () => {
+  it('a snapshot reverted and the blocks mined again: verify with the receipt exits 10, without it "not anchored"', async () => {
     const copy = join(await tmp.make(), 'd')
     await cp(ds.dir, copy, { recursive: true })
     const snapshot = await node.client.snapshot()
@@ -342,7 +342,7 @@ describe('anchor on a real chain (anvil on loopback)', () => {
       new RegExp(`block ${rec.blockNumber} is now 0x[0-9a-f]{64}, not ${rec.blockHash}: the recorded block was reorganised away`),
     )
     const human = await run(['verify', v3, '--anchored', '--chain', node.rpc, '-C', copy])
-    expect(human.exitCode).toBe(9)
+    expect(human.exitCode).toBe(10)
     expect(human.stderr).toMatch(/does not match chain 31337/)
     // the chain's own logs no longer hold it: only the multisig's anchor of v3 remains
     await rm(join(copy, '.cairn', 'anchors', 'receipts', v3), { recursive: true })
@@ -350,7 +350,7 @@ describe('anchor on a real chain (anvil on loopback)', () => {
     expect(report.anchors.map((x) => x.txHash)).not.toContain(rec.txHash)
   })
 
-  it('anvil_reorg replaces the block of an anchor: verify notices (exit 9)', async () => {
+  it('anvil_reorg replaces the block of an anchor: verify notices (exit 10)', async () => {
     const copy = await template.copy(tmp)
     await cp(join(ds.dir, '.cairn', 'anchors', 'contracts'), join(copy.dir, '.cairn', 'anchors', 'contracts'), { recursive: true })
     const a = await run(['anchor', copy.v1, '--chain', node.rpc, '-C', copy.dir, '--again', '--json'])
@@ -360,7 +360,7 @@ describe('anchor on a real chain (anvil on loopback)', () => {
     // re-mine the last 2 blocks without the anchor's transaction
     await node.client.request({ method: 'anvil_reorg', params: [2, []] } as never)
     const r = await run(['verify', copy.v1, '--anchored', '--chain', node.rpc, '-C', copy.dir, '--json'])
-    expectError(r, 9, 'ANCHOR_MISMATCH', /reorganised away|no such transaction/)
+    expectError(r, 10, 'ANCHOR_MISMATCH', /reorganised away|no such transaction/)
     expect(rec.blockNumber).toBeGreaterThan(0)
   })
 })
@@ -483,14 +483,14 @@ describe('anchor failures: each a clear message, no receipt, no key', () => {
     expect(wrong.stdout).not.toContain('secret-pw')
   })
 
-  it('another chain id: anchor --chain-id refuses (exit 2); receipts of chain 31337 against chain 999 exit 9', async () => {
+  it('another chain id: anchor --chain-id refuses (exit 2); receipts of chain 31337 against chain 999 exit 10', async () => {
     const copy = await freshCopy()
     const r = await run(['anchor', '--chain', node.rpc, '-C', copy.dir, '--chain-id', '8453', '--json'])
     expectError(r, 2, 'USAGE', /is chain 31337, not chain 8453/)
     const other = await startAnvil({ chainId: 999 })
     try {
       const v = await run(['verify', ds.v1, '--anchored', '--chain', other.rpc, '-C', ds.dir, '--json'])
-      expectError(v, 9, 'ANCHOR_MISMATCH', /are on chain 31337, but http:\/\/127\.0\.0\.1:\d+ is chain 999/)
+      expectError(v, 10, 'ANCHOR_MISMATCH', /are on chain 31337, but http:\/\/127\.0\.0\.1:\d+ is chain 999/)
       const none = await run(['anchor', '--chain', other.rpc, '-C', copy.dir, '--json'])
       expectError(none, 2, 'USAGE', /No anchor contract is recorded for chain 999/)
     } finally {
@@ -499,7 +499,7 @@ describe('anchor failures: each a clear message, no receipt, no key', () => {
     expect(await receiptFiles(copy.dir)).toEqual([])
   })
 
-  it('receipts edited by hand: another block hash or another transaction exit 9; an unreadable one exits 5', async () => {
+  it('receipts edited by hand: another block hash or another transaction exit 10; an unreadable one exits 5', async () => {
     const copy = join(await tmp.make(), 'd')
     await cp(ds.dir, copy, { recursive: true })
     const [v1File] = (await receiptFiles(copy)).filter((f) => f.includes(ds.v1))
@@ -510,7 +510,7 @@ describe('anchor failures: each a clear message, no receipt, no key', () => {
     const verifyV1 = () => run(['verify', ds.v1, '--anchored', '--chain', node.rpc, '-C', copy, '--json'])
 
     await writeFile(v1File, JSON.stringify({ ...rec, blockHash: `0x${'ab'.repeat(32)}` }))
-    expectError(await verifyV1(), 9, 'ANCHOR_MISMATCH', /the recorded block was reorganised away/)
+    expectError(await verifyV1(), 10, 'ANCHOR_MISMATCH', /the recorded block was reorganised away/)
 
     await writeFile(
       v1File,
@@ -522,10 +522,10 @@ describe('anchor failures: each a clear message, no receipt, no key', () => {
         logIndex: v2rec.logIndex,
       }),
     )
-    expectError(await verifyV1(), 9, 'ANCHOR_MISMATCH', /the chain logged digest 0x[0-9a-f]{64}, not/)
+    expectError(await verifyV1(), 10, 'ANCHOR_MISMATCH', /the chain logged digest 0x[0-9a-f]{64}, not/)
 
     await writeFile(v1File, JSON.stringify({ ...rec, sender: addr(key1) }))
-    expectError(await verifyV1(), 9, 'ANCHOR_MISMATCH', /the sender is/)
+    expectError(await verifyV1(), 10, 'ANCHOR_MISMATCH', /the sender is/)
 
     await writeFile(v1File, JSON.stringify({ ...rec, args: { ...rec.args, version: v2rec.args.version } }))
     expectError(await verifyV1(), 5, 'INVALID_MANIFEST', /is not the digest of/)
@@ -609,7 +609,7 @@ describe('anchor failures: each a clear message, no receipt, no key', () => {
     }
   })
 
-  it('end to end as processes (node bin/run.js): verify exits 0, a mismatch 9, a bad key 8; stderr never holds the key', async () => {
+  it('end to end as processes (node bin/run.js): verify exits 0, a mismatch 10, a bad key 8; stderr never holds the key', async () => {
     const copy = join(await tmp.make(), 'd')
     await cp(ds.dir, copy, { recursive: true })
     const ok = await spawnCli(['verify', ds.v2, '--anchored', '--chain', node.rpc, '-C', copy], { CAIRN_ETH_KEY: key0 })
@@ -619,7 +619,7 @@ describe('anchor failures: each a clear message, no receipt, no key', () => {
     const rec = JSON.parse(await readFile(v1File, 'utf8')) as ReceiptJson
     await writeFile(v1File, JSON.stringify({ ...rec, blockHash: `0x${'ef'.repeat(32)}` }))
     const bad = await spawnCli(['verify', ds.v1, '--anchored', '--chain', node.rpc, '-C', copy], { CAIRN_ETH_KEY: key0 })
-    expect(bad.code).toBe(9)
+    expect(bad.code).toBe(10)
     expect(bad.stderr).toMatch(/^Error: The anchor receipt 0x[0-9a-f]{64} of .* does not match chain 31337/m)
     const key = `0x${'g'.repeat(64)}`
     const auth = await spawnCli(['anchor', '--chain', node.rpc, '-C', copy], { CAIRN_ETH_KEY: key })

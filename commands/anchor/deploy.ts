@@ -1,5 +1,4 @@
 import { Flags } from '@oclif/core'
-import { deployAnchorContract } from '../../src/index.js'
 import { signingFlags } from '../_anchor.js'
 import { CairnCommand } from '../_base.js'
 
@@ -23,6 +22,7 @@ export default class AnchorDeploy extends CairnCommand {
 
   async run() {
     const { flags } = await this.parse(AnchorDeploy)
+    const { deployAnchorContract } = await import('../../src/anchors/deploy.js')
     const record = await deployAnchorContract({
       dir: flags.dir,
       chain: flags.chain,
