@@ -337,7 +337,7 @@ describe('anchor on a real chain (anvil on loopback)', () => {
     const r = await run(['verify', v3, '--anchored', '--chain', node.rpc, '-C', copy, '--json'])
     expectError(
       r,
-      9,
+      10,
       'ANCHOR_MISMATCH',
       new RegExp(`block ${rec.blockNumber} is now 0x[0-9a-f]{64}, not ${rec.blockHash}: the recorded block was reorganised away`),
     )
