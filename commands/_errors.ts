@@ -3,8 +3,9 @@
  * codes: 0 success; 1 verification found differences; 2 usage or unknown ref; 3 not a dataset;
  * 4 bad input (card, row, shard, path, a file changed, a DAG past a limit); 5 integrity (missing or corrupt block, bad
  * CAR, invalid manifest); 6 I/O; 7 a target or source failed (after retries); 8 missing or wrong
- * credentials; 9 another process holds the lock (try again when it is done); 70 internal error (a bug:
- * please report it). Each code has one meaning: an exit code names what went wrong, never where.
+ * credentials; 9 another process holds the lock (try again when it is done); 10 a recorded anchor
+ * contradicts the chain; 70 internal error (a bug: please report it). Each code has one meaning: an exit
+ * code names what went wrong, never where.
  */
 import type { ErrorCode } from '../src/errors.js'
 import { isCairnError } from '../src/errors.js'
@@ -20,6 +21,7 @@ export const EXIT = {
   network: 7,
   auth: 8,
   locked: 9,
+  anchorMismatch: 10,
   internal: 70,
 } as const
 
@@ -45,6 +47,8 @@ const EXIT_OF: Record<ErrorCode, number> = {
   TARGET_NOT_EMPTY: EXIT.notDataset,
   LOCKED: EXIT.locked,
   LIMIT_EXCEEDED: EXIT.badInput,
+  ANCHOR_FAILED: EXIT.network,
+  ANCHOR_MISMATCH: EXIT.anchorMismatch,
 }
 
 /** The JSON form of an error, as `--json` prints it (schemas/cli/error.schema.json). */

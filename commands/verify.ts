@@ -4,6 +4,7 @@ import { CairnError } from '../src/errors.js'
 import type { ProofReport } from '../src/proofs/check.js'
 import type { VerifyReport } from '../src/verify.js'
 import { bytes, CairnCommand, fromFlagOptions } from './_base.js'
+import { verifyAnchoredCommand, verifyAnchoredFlags } from './_anchor.js'
 import { EXIT } from './_errors.js'
 
 export default class Verify extends CairnCommand {
@@ -21,6 +22,7 @@ export default class Verify extends CairnCommand {
     '<%= config.bin %> verify --car any.car --root bafy…',
     '<%= config.bin %> verify bafy… ./downloaded --from http://127.0.0.1:8080',
     '<%= config.bin %> verify --proof proof.car bafy… data/train.parquet',
+    '<%= config.bin %> verify v1 --anchored --chain http://127.0.0.1:8545',
   ]
   static override args = {
     ref: Args.string({ description: 'a CID, HEAD, HEAD~n or a tag (default HEAD)' }),
@@ -41,11 +43,13 @@ export default class Verify extends CairnCommand {
       exists: false,
       exclusive: ['car', 'from', 'jobs'],
     }),
+    ...verifyAnchoredFlags,
   }
 
   async run() {
     const { args, flags } = await this.parse(Verify)
     if (flags.proof !== undefined) return this.proof(flags.proof, args.ref, args.dir)
+    if (flags.anchored) return verifyAnchoredCommand(args, flags, { json: this.jsonEnabled(), log: (l) => this.log(l) })
     const { verify } = await import('../src/verify.js')
     const progress = this.progress()
     let report: VerifyReport

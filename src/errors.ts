@@ -48,6 +48,10 @@ export type ErrorCode =
   | 'LOCKED'
   /** A DAG from outside asks for more than a limit allows (entries, file size, depth); the hint names the flag that raises it. */
   | 'LIMIT_EXCEEDED'
+  /** An EVM chain refused an anchor (funds, revert), or its JSON-RPC endpoint kept failing or answered garbage. */
+  | 'ANCHOR_FAILED'
+  /** A recorded anchor receipt contradicts the chain (another digest, a block reorganised away, another chain id). */
+  | 'ANCHOR_MISMATCH'
 
 export interface CairnErrorOptions {
   /** The file, shard path or CID the error is about. */

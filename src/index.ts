@@ -134,3 +134,4 @@ export {
   type ExportCroissantResult,
 } from './croissant/export.js'
 export { croissantDocument, CROISSANT_CONTEXT, CROISSANT_1_1, type CroissantDocument, type JsonLd } from './croissant/document.js'
+export * from './anchors/index.js'

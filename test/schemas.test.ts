@@ -35,6 +35,26 @@ const samples: [string, unknown][] = [
   ['index-node.schema.json', { type: 'cairn.index', v: 1, level: 0, entries: [{ path: '../a', cid: 'x', size: -1, format: 'zip' }] }],
   ['shard-schema.schema.json', { type: 'cairn.schema', v: 1, format: 'csv', fields: [] }],
   ['shard-schema.schema.json', { type: 'cairn.schema', v: 1, format: 'bytes' }],
+  [
+    'anchor-receipt.schema.json',
+    {
+      receiptVersion: 1,
+      version: link,
+      chainId: 31337,
+      contract: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
+      txHash: `0x${'ab'.repeat(32)}`,
+      blockNumber: 2,
+      blockHash: `0x${'cd'.repeat(32)}`,
+      logIndex: 0,
+      sender: '0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266',
+      blockTime: '2026-12-07T21:44:23.000Z',
+      anchoredAt: '2026-12-07T21:44:24.123Z',
+      datasetName: 'tiny-instruct',
+      parentVersion: null,
+      args: { dataset: `0x${'01'.repeat(32)}`, version: `0x${'02'.repeat(32)}`, parent: `0x${'00'.repeat(32)}`, sequence: 1 },
+    },
+  ],
+  ['anchor-receipt.schema.json', { receiptVersion: 1, version: link, chainId: 0, txHash: '0xAB', blockNumber: 'twelve', extra: true }],
 ]
 
 describe('precompiled schemas', () => {
