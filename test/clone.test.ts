@@ -233,7 +233,7 @@ describe('clone a cairn version', () => {
     closers.push(() => leaky.close())
     const dir = await fresh('resume')
     const e = (await thrown(() => clone({ cid: v1.toString(), dir, from: [leaky.url], jobs: 1 }))) as CairnError
-    expect(e.code).toBe('MISSING_BLOCK')
+    expect(e.code).toBe('FETCH_FAILED')
     expect(e.subject).toBe(secondLeaf.toString())
     expect(e.message).toContain(leaky.url)
     const before = await dataFiles(dir)
@@ -620,13 +620,13 @@ describe('clone plain UnixFS from a gateway serving the conformance fixtures', (
     expect(((await thrown(() => clone({ cid: cid.toString(), dir: target, from: [gw.url] }))) as CairnError).code).toBe('TARGET_NOT_EMPTY')
   })
 
-  it('a DAG with a missing block fails with MISSING_BLOCK (integrity, not transport) and leaves nothing at the final path', async () => {
+  it('a DAG with a missing block fails with FETCH_FAILED (a gateway 404 is no proof the block is absent) and leaves nothing at the final path', async () => {
     const gw = await gateway([fixture('trustless_gateway_car', 'file-3k-and-3-blocks-missing-block.car')])
     const target = join(await fresh('missing'), 'file.bin')
     const e = (await thrown(() =>
       clone({ cid: 'QmYhmPjhFjYFyaoiuNzYv8WGavpSRDwdHWe5B4M5du5Rtk', dir: target, from: [gw.url] }),
     )) as CairnError
-    expect(e.code).toBe('MISSING_BLOCK')
+    expect(e.code).toBe('FETCH_FAILED')
     expect(e.message).toContain(gw.url)
     expect(await readdir(join(target, '..'))).toEqual([])
   })
