@@ -37,6 +37,7 @@ import { loadStatCache, StatCacheWriter, type CachedFile, type CachedHead, type 
 import { CHUNK_SIZE, identityOf, importFiles, importGroups, sameIdentity, type BlockSink, type FileIdentity } from './unixfs/file.js'
 import { TreeBuilder } from './unixfs/tree.js'
 import { readVersion } from './version.js'
+import { loadIgnoreRules } from './worktree/ignore.js'
 import { hashPool } from './util/hash-pool.js'
 import { mapOrdered } from './util/pool.js'
 
@@ -107,7 +108,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       // a file modified in the same clock tick as its lstat could change again unseen: don't cache it
       // (the time is taken before the scan, since a scan of many files lasts many ticks)
       const racyAfter = BigInt(Date.now() - 10) * 1_000_000n
-      const { files, skipped } = await scan(dataset.root)
+      const { files, skipped } = await scan(dataset.root, { ignore: await loadIgnoreRules(dataset.root) })
       const totalBytes = files.totalBytes
       const put: BlockSink = (b) => store.put(b.cid, b.bytes)
       const rules = new RowRules(card)

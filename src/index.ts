@@ -112,3 +112,5 @@ export {
   type GatewayOptions,
 } from './sources/index.js'
 export { login, type LoginOptions, type LoginResult } from './login.js'
+export { status, type StatusOptions, type StatusResult } from './worktree/status.js'
+export { IGNORE_FILE, DEFAULT_IGNORES } from './worktree/ignore.js'

@@ -19,6 +19,7 @@ import { importFile, importFiles, importGroups } from './unixfs/file.js'
 import { hashPool } from './util/hash-pool.js'
 import { mapLimit } from './util/pool.js'
 import { readVersion, resolveRef } from './version.js'
+import { loadIgnoreRules } from './worktree/ignore.js'
 
 export interface VerifyFolderOptions {
   /** The version to check against (default `HEAD`). */
@@ -120,6 +121,8 @@ const WAVE = 512
 async function checkFolder(source: BlockSource, version: CID, dir: string, options: VerifyFolderOptions): Promise<FolderReport> {
   const manifest = await readVersion(source, version)
   const { files } = await scan(dir)
+  // ignored files are not extra; a file the version holds is checked whatever the rules say
+  const ignored = await loadIgnoreRules(dir)
   const missing: string[] = []
   const extra: string[] = []
   const modified: ModifiedFile[] = []
@@ -166,7 +169,10 @@ async function checkFolder(source: BlockSource, version: CID, dir: string, optio
   }
   let j = 0
   for await (const entry of walkEntries(source, manifest.index)) {
-    while (j < files.length && comparePaths(files.path(j), entry.path) < 0) extra.push(files.path(j++))
+    while (j < files.length && comparePaths(files.path(j), entry.path) < 0) {
+      if (!ignored.ignores(files.path(j), false)) extra.push(files.path(j))
+      j++
+    }
     if (j < files.length && files.path(j) === entry.path) {
       const size = files.size(j)
       // a file of another size is modified without reading it
@@ -182,7 +188,7 @@ async function checkFolder(source: BlockSource, version: CID, dir: string, optio
       options.onProgress?.({ files: ++done, totalFiles, bytes, totalBytes })
     }
   }
-  while (j < files.length) extra.push(files.path(j++))
+  for (; j < files.length; j++) if (!ignored.ignores(files.path(j), false)) extra.push(files.path(j))
   await hashWave()
   modified.sort((a, b) => comparePaths(a.path, b.path))
   const card = await compareCard(dir, manifest.card)
