@@ -41,6 +41,7 @@ const EXIT_OF: Record<ErrorCode, number> = {
   FETCH_FAILED: EXIT.network,
   AUTH: EXIT.auth,
   TARGET_NOT_EMPTY: EXIT.notDataset,
+  UNCOMMITTED_CHANGES: EXIT.badInput,
 }
 
 /** The JSON form of an error, as `--json` prints it (schemas/cli/error.schema.json). */

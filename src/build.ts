@@ -285,7 +285,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       }
       const block = encodeManifest<'cairn.version'>(manifest)
       await store.put(block.cid, block.bytes)
-      await dataset.refs.setHead(block.cid)
+      await dataset.refs.setHead(block.cid, { op: 'build', message: options.message })
       await saveCache(block)
       return { version: block.cid, manifest, unchanged: false, changes, skipped }
     }),

@@ -44,6 +44,8 @@ export type ErrorCode =
   | 'FETCH_FAILED'
   /** A clone target folder holds something else. */
   | 'TARGET_NOT_EMPTY'
+  /** `restore` would overwrite or remove files that differ from HEAD (and `force` was not given). */
+  | 'UNCOMMITTED_CHANGES'
 
 export interface CairnErrorOptions {
   /** The file, shard path or CID the error is about. */

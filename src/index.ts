@@ -14,7 +14,7 @@ export { build, type BuildOptions, type BuildResult, type BuildProgress, type Ch
 export { log, type LogOptions, type LogEntry } from './log.js'
 export { show, type ShowOptions, type ShowResult } from './show.js'
 export { ls, type LsOptions } from './ls.js'
-export { tag, tags, type TagOptions } from './tag.js'
+export { tag, tags, deleteTag, type TagOptions, type TagEntry } from './tag.js'
 export { pack, writeCar, type PackOptions, type PackResult, type PackProgress } from './pack.js'
 export {
   verify,
@@ -114,3 +114,6 @@ export {
 export { login, type LoginOptions, type LoginResult } from './login.js'
 export { status, type StatusOptions, type StatusResult } from './worktree/status.js'
 export { IGNORE_FILE, DEFAULT_IGNORES } from './worktree/ignore.js'
+export { reset, headLog, type ResetOptions, type ResetResult } from './history/reset.js'
+export type { HeadMove, HeadMoveOp } from './history/reflog.js'
+export { restore, type RestoreOptions, type RestoreResult } from './worktree/restore.js'
