@@ -8,6 +8,7 @@ import { appendFile, mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CID, tryParseCid } from '../cid.js'
 import { ioError } from '../errors.js'
+import { writeFileAtomic } from '../util/atomic.js'
 
 /** What moved HEAD. */
 export type HeadMoveOp = 'build' | 'reset'
@@ -42,6 +43,25 @@ export async function appendHeadMove(storeRoot: string, move: Omit<HeadMove, 'at
     await appendFile(file, line + '\n')
   } catch (e) {
     throw ioError('append to', file, e)
+  }
+}
+
+/**
+ * Keeps only the moves `keep` accepts (e.g. those whose versions `gc` kept), rewriting the log
+ * atomically. Throws `IO`.
+ */
+export async function filterHeadLog(storeRoot: string, keep: (move: HeadMove) => boolean): Promise<void> {
+  const moves = await readHeadLog(storeRoot)
+  const kept = moves.filter(keep)
+  if (kept.length === moves.length) return
+  const file = headLogPath(storeRoot)
+  const text = kept
+    .map((m) => JSON.stringify({ from: m.from?.toString() ?? null, to: m.to.toString(), at: m.at, op: m.op, message: m.message }) + '\n')
+    .join('')
+  try {
+    await writeFileAtomic(file, text, { tmpDir: join(storeRoot, 'tmp'), flush: true })
+  } catch (e) {
+    throw ioError('write', file, e)
   }
 }
 
