@@ -7,8 +7,9 @@ export default class Restore extends CairnCommand {
   static override description =
     'Every block comes from the store (or --from for blocks it lacks) and is checked against its CID; each file is written ' +
     'to a temporary name and renamed over the old one when complete. Without paths the whole version is restored, its card ' +
-    'included, and files HEAD has that the version lacks are removed. Files that differ from HEAD (uncommitted changes) are ' +
-    'never overwritten or removed unless --force: the check runs before anything is written. HEAD does not move (see `cairn reset`).'
+    'included; under the paths given, files the version lacks are removed. Files that differ from HEAD or that HEAD lacks ' +
+    '(uncommitted changes) are never overwritten or removed unless --force: the check runs before anything is written. ' +
+    'HEAD does not move (see `cairn reset`).'
   static override examples = [
     '<%= config.bin %> restore HEAD train/part-000.jsonl',
     '<%= config.bin %> restore v1',

@@ -30,8 +30,9 @@ export interface RestoreOptions {
   readonly ref: string
   /**
    * Files or folders to restore, as paths on disk (relative ones against `cwd`); `cairn.json` restores
-   * the card. Default: the whole version, card included, and files HEAD has that the version lacks are
-   * removed (files HEAD does not have are left alone).
+   * the card. Default: the whole version, card included. Under the paths, the folder is made to hold
+   * exactly the version's files: files the version lacks are removed (those that differ from HEAD, or
+   * that HEAD lacks, only with `force`).
    */
   readonly paths?: readonly string[]
   /** What relative `paths` are relative to (default: the current folder). */
@@ -48,7 +49,7 @@ export interface RestoreResult {
   readonly version: Link<VersionManifest>
   /** Files written (their content differed or they were missing), in path order. */
   readonly restored: readonly string[]
-  /** Files removed (HEAD had them, the version does not). */
+  /** Files removed (the version does not have them). */
   readonly removed: readonly string[]
   /** Files of the version already as it has them. */
   readonly unchanged: number
@@ -122,6 +123,12 @@ async function restoreIn(dataset: Dataset, source: BlockSource, options: Restore
     const change = dirty.get(path)
     if (change && !change.after) continue // already gone
     if (change && !options.force) conflicts.push(path)
+    remove.push(path)
+  }
+  // files HEAD does not have (not built yet): the version lacks them too, so they go, but never unasked
+  for (const [path, change] of dirty) {
+    if (change.before || !change.after || !wanted(path) || target.has(path)) continue
+    if (!options.force) conflicts.push(path)
     remove.push(path)
   }
   let card: RestoreResult['card'] = 'skipped'
