@@ -22,6 +22,7 @@ export default class Build extends CairnCommand {
       min: 1,
     }),
     'allow-empty': Flags.boolean({ summary: 'Make a version even when nothing changed.' }),
+    'max-errors': Flags.integer({ summary: 'Invalid rows listed (with file and line) before the rest are only counted.', default: 20, min: 1 }),
   }
 
   async run() {
@@ -33,6 +34,7 @@ export default class Build extends CairnCommand {
       date: flags.date === undefined ? undefined : parseDate(flags.date),
       jobs: flags.jobs,
       allowEmpty: flags['allow-empty'],
+      maxErrors: flags['max-errors'],
       onProgress: (p) =>
         progress.update(`build: ${p.files}/${p.totalFiles} files, ${bytes(p.bytes)}/${bytes(p.totalBytes)} ${p.path ?? ''}`),
     })
