@@ -118,3 +118,4 @@ export { reset, headLog, type ResetOptions, type ResetResult } from './history/r
 export type { HeadMove, HeadMoveOp } from './history/reflog.js'
 export { restore, type RestoreOptions, type RestoreResult } from './worktree/restore.js'
 export { gc, du, type GcOptions, type GcResult, type DuResult, type DuPart } from './gc/gc.js'
+export { fileSha256, fileSha256s, digestInCid, SHA256_LOG, type Sha256Options } from './digests/sha256.js'
