@@ -7,6 +7,7 @@
 import { execFileSync } from 'node:child_process'
 import { readFile, rename, rm, utimes, writeFile, mkdir, symlink } from 'node:fs/promises'
 import { join } from 'node:path'
+import fc from 'fast-check'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import {
   build,
@@ -371,5 +372,51 @@ describe('.cairnignore', () => {
     expect(() => parseIgnoreRules('[z-a]')).toThrow(/reversed/)
     expect(() => parseIgnoreRules('foo\\')).toThrow(/backslash/)
     expect(() => parseIgnoreRules('\\[literal\n[ab]\n# [comment')).not.toThrow()
+  })
+})
+
+describe('property: any mix of changes', () => {
+  /** A change to apply to a folder of files f0…f5 (some present): write, remove, rename, touch. */
+  const op = fc.oneof(
+    fc.record({ kind: fc.constant('write' as const), file: fc.integer({ min: 0, max: 7 }), text: fc.constantFrom('a', 'b', 'c\n', '') }),
+    fc.record({ kind: fc.constant('remove' as const), file: fc.integer({ min: 0, max: 7 }) }),
+    fc.record({ kind: fc.constant('rename' as const), file: fc.integer({ min: 0, max: 7 }), to: fc.integer({ min: 0, max: 7 }) }),
+    fc.record({ kind: fc.constant('touch' as const), file: fc.integer({ min: 0, max: 7 }) }),
+  )
+  const name = (i: number) => (i % 2 === 0 ? `f${i}.txt` : `sub/f${i}.txt`)
+
+  it('status equals what build + diff then report, and restore HEAD --force gives HEAD back', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 6 }), async (ops) => {
+        const d = await makeDataset({ 'f0.txt': 'zero', 'sub/f1.txt': 'one', 'f2.txt': 'two', 'sub/f3.txt': 'two' })
+        made.push(d)
+        const v1 = (await build({ dir: d.dir, date: FIXED_DATE })).version.toString()
+        for (const o of ops) {
+          const from = join(d.dir, name(o.file))
+          if (o.kind === 'write') await mkdir(join(from, '..'), { recursive: true }).then(() => writeFile(from, o.text))
+          else if (o.kind === 'remove') await rm(from, { force: true })
+          else if (o.kind === 'rename') await rename(from, join(d.dir, name(o.to))).catch(() => {})
+          else await utimes(from, new Date(2021, 0, 1), new Date(2021, 0, 1)).catch(() => {})
+        }
+        const s = await status({ dir: d.dir })
+        // the restore round trip first (it must not need the build below)
+        await restore({ dir: d.dir, ref: 'HEAD', force: true })
+        expect((await verify({ dir: d.dir, ref: v1 })).ok).toBe(true)
+        expect((await status({ dir: d.dir })).clean).toBe(true)
+        // then the oracle: redo the changes, build, and diff by the indexes
+        for (const o of ops) {
+          const from = join(d.dir, name(o.file))
+          if (o.kind === 'write') await mkdir(join(from, '..'), { recursive: true }).then(() => writeFile(from, o.text))
+          else if (o.kind === 'remove') await rm(from, { force: true })
+          else if (o.kind === 'rename') await rename(from, join(d.dir, name(o.to))).catch(() => {})
+        }
+        const v2 = await build({ dir: d.dir, date: FIXED_DATE, allowEmpty: false })
+        const expected = v2.unchanged ? [] : brief((await diff({ dir: d.dir, a: v1, b: v2.version.toString() })).shards)
+        expect(brief(s.shards)).toEqual(expected)
+        expect(s.clean).toBe(expected.length === 0)
+        await d.cleanup()
+      }),
+      { seed: 17, numRuns: 12 },
+    )
   })
 })
