@@ -231,6 +231,18 @@ describe('restore', () => {
     await expect(readFile(join(ds.dir, 'c.txt'))).rejects.toThrow()
   })
 
+  it('a file of the version takes back the place of a folder that holds only files to remove', async () => {
+    const ds = await dataset()
+    await rm(join(ds.dir, 'b.txt'))
+    await mkdir(join(ds.dir, 'b.txt', 'inner'), { recursive: true })
+    await writeFile(join(ds.dir, 'b.txt', 'inner', 'new.txt'), 'untracked')
+    expect(((await thrown(() => restore({ dir: ds.dir, ref: 'HEAD' }))) as CairnError).details).toEqual(['b.txt/inner/new.txt'])
+    const r = await restore({ dir: ds.dir, ref: 'HEAD', force: true })
+    expect(r).toMatchObject({ restored: ['b.txt'], removed: ['b.txt/inner/new.txt'] })
+    expect(await readFile(join(ds.dir, 'b.txt'), 'utf8')).toBe('to be removed')
+    expect((await verify({ dir: ds.dir })).ok).toBe(true)
+  })
+
   it('never writes through a folder that is a symbolic link', async () => {
     const ds = await dataset()
     const outside = await makeDataset({}, { noInit: true })

@@ -19,6 +19,8 @@ export class Reach {
   missing = 0
   /** Versions whose release was walked, by key. */
   private readonly releases = new Set<string>()
+  /** The least depth below a root at which each version was reached by {@link history}. */
+  private readonly depths = new Map<string, number>()
   /** Versions whose block (and card) only was kept, by key. */
   private readonly versionsOnly = new Set<string>()
 
@@ -62,6 +64,12 @@ export class Reach {
   async history(head: CID, keep: number): Promise<void> {
     let at: CID | null = head
     for (let depth = 0; at; depth++) {
+      // reached before at this depth or less: the rest of the chain was kept at least as fully then
+      // (without this, every move of the HEAD log would walk the whole history again)
+      const key = cidText(at)
+      const before = this.depths.get(key)
+      if (before !== undefined && before <= depth) return
+      this.depths.set(key, depth)
       const v: VersionManifest | undefined = depth <= keep ? await this.release(at) : await this.versionOnly(at)
       at = v?.parent ?? null
     }

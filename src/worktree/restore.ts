@@ -6,7 +6,7 @@
  * removed unless `force`: the check runs before anything is written.
  */
 import { randomBytes } from 'node:crypto'
-import { lstat, mkdir, rename, unlink } from 'node:fs/promises'
+import { lstat, mkdir, rename, rmdir, unlink } from 'node:fs/promises'
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { FallbackSource } from '../car/source.js'
 import type { CID, Link } from '../cid.js'
@@ -146,19 +146,21 @@ async function restoreIn(dataset: Dataset, source: BlockSource, options: Restore
     })
   }
 
-  const restored: string[] = []
-  let done = 0
-  for (const e of write) {
-    await writeVerified(dataset.root, source, e)
-    restored.push(e.path)
-    options.onProgress?.({ files: ++done, totalFiles: write.length, path: e.path })
-  }
+  // removals first: a file the version has may take the place of a folder that empties
   for (const path of remove) {
     try {
       await unlink(join(dataset.root, path))
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('remove', path, err)
     }
+    await removeEmptyFolders(dataset.root, path)
+  }
+  const restored: string[] = []
+  let done = 0
+  for (const e of write) {
+    await writeVerified(dataset.root, source, e)
+    restored.push(e.path)
+    options.onProgress?.({ files: ++done, totalFiles: write.length, path: e.path })
   }
   if (card === 'restored') {
     const value = await readCardBlock(source, manifest.card)
@@ -168,6 +170,19 @@ async function restoreIn(dataset: Dataset, source: BlockSource, options: Restore
     })
   }
   return { version, restored, removed: remove.sort(), unchanged, card }
+}
+
+/** Removes the folders of `path` that are now empty, deepest first (never the dataset folder). */
+async function removeEmptyFolders(root: string, path: string): Promise<void> {
+  const parts = path.split('/').slice(0, -1)
+  while (parts.length > 0) {
+    try {
+      await rmdir(join(root, ...parts))
+    } catch {
+      return // not empty (or not ours to remove)
+    }
+    parts.pop()
+  }
 }
 
 /** `path` (on disk, relative to `cwd`) as a dataset path: `''` for the dataset folder itself. Throws `BAD_PATH` outside it. */
