@@ -295,7 +295,7 @@ async function cloneVersion(root: CID, list: SourceList, options: CloneOptions):
     } finally {
       await shared?.close()
     }
-    await dataset.refs.setHead(root)
+    await dataset.refs.setHead(root, { op: 'clone' })
     await writeAtomic(join(storeDir, CLONE_RECORD), JSON.stringify({ cid: root.toString(), complete: true }) + '\n', storeDir)
     await rm(tmpDir, { recursive: true, force: true }).catch(() => {})
     return {

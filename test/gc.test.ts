@@ -239,6 +239,16 @@ describe('gc', () => {
     for (const k of before) expect((await storeBlocks(ds.dir)).has(k)).toBe(true)
   })
 
+  it('is refused in a clone that is not finished (its blocks are not reached by HEAD yet)', async () => {
+    const { ds } = await fiveVersions(MiB)
+    await writeFile(join(ds.dir, '.cairn', 'clone.json'), JSON.stringify({ cid: 'bafy', complete: false }) + '\n')
+    const e = await thrown(() => gc({ dir: ds.dir, now: true }))
+    expect((e as CairnError).code).toBe('USAGE')
+    expect((e as CairnError).message).toContain('not finished')
+    await writeFile(join(ds.dir, '.cairn', 'clone.json'), JSON.stringify({ cid: 'bafy', complete: true }) + '\n')
+    expect((await gc({ dir: ds.dir })).done).toBe(false)
+  })
+
   it('CLI: gc and du --json validate against their schemas', async () => {
     const { ds } = await fiveVersions(MiB)
     for (const [args, schema] of [
@@ -254,4 +264,3 @@ describe('gc', () => {
     expect(text.stdout).toMatch(/^store\s+\d+ blocks/m)
   })
 })
-

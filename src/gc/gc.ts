@@ -53,6 +53,8 @@ export interface GcResult {
 
 /** Journal of the packs a gc is deleting (under `.cairn/`): a killed gc's deletions are finished by the next. */
 const JOURNAL = 'gc-journal'
+/** src/clone.ts's record of a clone (not imported from there: that would load every source and target). */
+const CLONE_RECORD = 'clone.json'
 /** Packs written by gc end with this; one without its log is a killed gc's and is deleted at once. */
 const GC_SUFFIX = '-gc'
 /** Other packs without a log are deleted only when this old: a writer creates its log right after its pack. */
@@ -68,6 +70,7 @@ export async function gc(options: GcOptions = {}): Promise<GcResult> {
   if (!(keep >= 0)) throw new CairnError('USAGE', `--keep-history must be 0 or more (found ${keep})`)
   return withDataset(options.dir, (dataset) =>
     withLock(dataset.root, async () => {
+      await refuseDuringClone(dataset)
       const packsDir = join(dataset.store.root, 'packs')
       if (options.now) await finishJournal(dataset, packsDir)
       const layout = readLayout(packsDir)
@@ -256,6 +259,22 @@ async function finishJournal(dataset: Dataset, packsDir: string): Promise<void> 
   if (Array.isArray(ids) && ids.every((i) => typeof i === 'string' && /^[A-Za-z0-9-]+$/.test(i)))
     await deletePacks(packsDir, ids as string[], undefined)
   await unlink(journal).catch(() => {})
+}
+
+/** A clone still under way has blocks no ref reaches yet (HEAD moves last): not garbage. Throws `USAGE`. */
+async function refuseDuringClone(dataset: Dataset): Promise<void> {
+  const text = await readFile(join(dataset.store.root, CLONE_RECORD), 'utf8').catch(() => undefined)
+  let record: { complete?: unknown } | undefined
+  try {
+    record = text === undefined ? undefined : (JSON.parse(text) as { complete?: unknown })
+  } catch {
+    record = undefined
+  }
+  if (record && record.complete === false) {
+    throw new CairnError('USAGE', `A clone into ${dataset.root} is not finished: gc would take its blocks for garbage`, {
+      hint: 'run the same `cairn clone` again to finish it, then gc',
+    })
+  }
 }
 
 function openOrThrow(file: string): number {

@@ -1,6 +1,6 @@
 /**
  * The HEAD log (`.cairn/logs/HEAD`): one JSON line per move of HEAD, oldest first,
- * `{"from": "<cid>" | null, "to": "<cid>", "at": "<ISO time>", "op": "build" | "reset", "message": "…"}`.
+ * `{"from": "<cid>" | null, "to": "<cid>", "at": "<ISO time>", "op": "build" | "reset" | "clone", "message": "…"}`.
  * It is how a `reset` is seen and undone, and which versions `gc` keeps as recent. Lines are appended
  * (one `write` each); a torn or unreadable line is skipped, as the store's index logs are.
  */
@@ -11,7 +11,7 @@ import { ioError } from '../errors.js'
 import { writeFileAtomic } from '../util/atomic.js'
 
 /** What moved HEAD. */
-export type HeadMoveOp = 'build' | 'reset'
+export type HeadMoveOp = 'build' | 'reset' | 'clone'
 
 /** One move of HEAD. */
 export interface HeadMove {
@@ -93,7 +93,7 @@ function parseMove(line: string): HeadMove | undefined {
   }
   const to = typeof v.to === 'string' ? tryParseCid(v.to) : undefined
   const from = v.from === null ? null : typeof v.from === 'string' ? tryParseCid(v.from) : undefined
-  if (!to || from === undefined || typeof v.at !== 'string' || (v.op !== 'build' && v.op !== 'reset')) return undefined
+  if (!to || from === undefined || typeof v.at !== 'string' || (v.op !== 'build' && v.op !== 'reset' && v.op !== 'clone')) return undefined
   return { from, to, at: v.at, op: v.op, message: typeof v.message === 'string' ? v.message : '' }
 }
 
