@@ -22,7 +22,11 @@ export default class Build extends CairnCommand {
       min: 1,
     }),
     'allow-empty': Flags.boolean({ summary: 'Make a version even when nothing changed.' }),
-    'max-errors': Flags.integer({ summary: 'Invalid rows listed (with file and line) before the rest are only counted.', default: 20, min: 1 }),
+    'max-errors': Flags.integer({
+      summary: 'Invalid rows listed (with file and line) before the rest are only counted.',
+      default: 20,
+      min: 1,
+    }),
   }
 
   async run() {
