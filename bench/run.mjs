@@ -26,7 +26,14 @@ const MiB = 2 ** 20
 /** Every case. `quick` replaces the sizes under --quick; `long` cases run only with --long or --case. */
 const CASES = [
   { name: 'large', kind: 'files', spec: { count: 64, size: 16 * MiB, perDir: 64 }, quick: { count: 16, size: 4 * MiB, perDir: 16 } },
-  { name: 'small', kind: 'files', spec: { count: 10_000, size: 4096, perDir: 1000 }, quick: { count: 1000, size: 4096, perDir: 100 } },
+  {
+    name: 'small',
+    kind: 'files',
+    spec: { count: 10_000, size: 4096, perDir: 1000 },
+    quick: { count: 1000, size: 4096, perDir: 100 },
+    // node -e 0, cairn --version, cairn log, cairn status as whole processes, on this dataset
+    startup: true,
+  },
   { name: 'index', kind: 'index', entries: 1_000_000, changed: 10, quick: { entries: 20_000 } },
   {
     name: 'large-4g',
@@ -128,7 +135,9 @@ function snapshotLibrary() {
   cpSync(join(REPO, 'dist'), join(snap, 'dist'), { recursive: true })
   cpSync(join(REPO, 'schemas'), join(snap, 'schemas'), { recursive: true })
   cpSync(join(REPO, 'package.json'), join(snap, 'package.json'))
-  return { lib: join(snap, 'dist/src/index.js'), libDir: join(snap, 'dist/src') }
+  // the CLI as a user runs it: bin/run.js of the snapshot (its node_modules are the repository's, found upward)
+  cpSync(join(REPO, 'bin'), join(snap, 'bin'), { recursive: true })
+  return { lib: join(snap, 'dist/src/index.js'), libDir: join(snap, 'dist/src'), cli: join(snap, 'bin/run.js'), snap }
 }
 
 function git(args) {
@@ -184,12 +193,14 @@ async function main() {
   })
 
   const distFrom = buildLibrary(opts)
-  const { lib, libDir } = snapshotLibrary()
+  const { lib, libDir, cli, snap } = snapshotLibrary()
   const ctx = {
     runs: opts.runs,
     seed: opts.seed,
     lib,
     libDir,
+    cli,
+    hasCommand: (name) => existsSync(join(snap, 'dist', 'commands', `${name}.js`)),
     ipfsCar: join(REPO, 'node_modules/ipfs-car'),
     dataDir: join(TMP, 'data'),
     outDir: join(TMP, 'out'),

@@ -19,6 +19,15 @@ export abstract class CairnCommand extends Command {
     }),
   }
 
+  /**
+   * Arguments come from argv only: oclif would otherwise read a missing positional argument from a
+   * piped stdin (`echo oops | cairn tag` made a tag "oops"). Set here once, for every command.
+   */
+  public override async init(): Promise<void> {
+    for (const arg of Object.values(this.ctor.args ?? {})) arg.ignoreStdin = true
+    await super.init()
+  }
+
   /** Prints the result of `run()` under `--json`, CIDs as `{"/": "…"}`. */
   protected override toSuccessJson(result: unknown): unknown {
     return toJsonValue(result)
@@ -44,14 +53,15 @@ export abstract class CairnCommand extends Command {
 
 /**
  * `--from`: where blocks come from, shared by clone, cat, diff and verify (src/sources/index.ts reads
- * each spec). Repeatable; sources are tried in the order given.
+ * each spec). Repeatable; sources are tried in the order given. No short form: `-f` is `--force`
+ * wherever a command has one (one meaning per short flag, test/cli-consistency.test.ts).
  */
-export const fromFlag = Flags.string({
-  char: 'f',
+export const fromFlagOptions = {
   summary: 'A block source, tried in the order given (repeatable): http(s)://gateway, file.car, dir:<path>, a dataset folder.',
   multiple: true,
   multipleNonGreedy: true,
-})
+} as const
+export const fromFlag = Flags.string(fromFlagOptions)
 
 /** One redrawn line of progress on stderr. */
 export class Progress {

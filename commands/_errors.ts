@@ -1,9 +1,10 @@
 /**
  * The one place that maps library errors to exit codes and messages (DVC's single mapping). Exit
  * codes: 0 success; 1 verification found differences; 2 usage or unknown ref; 3 not a dataset;
- * 4 bad input (card, row, shard, path, a file changed); 5 integrity (missing or corrupt block, bad
+ * 4 bad input (card, row, shard, path, a file changed, a DAG past a limit); 5 integrity (missing or corrupt block, bad
  * CAR, invalid manifest); 6 I/O; 7 a target or source failed (after retries); 8 missing or wrong
- * credentials; 70 internal error (a bug: please report it).
+ * credentials; 9 another process holds the lock (try again when it is done); 70 internal error (a bug:
+ * please report it). Each code has one meaning: an exit code names what went wrong, never where.
  */
 import type { ErrorCode } from '../src/errors.js'
 import { isCairnError } from '../src/errors.js'
@@ -18,6 +19,7 @@ export const EXIT = {
   io: 6,
   network: 7,
   auth: 8,
+  locked: 9,
   internal: 70,
 } as const
 
@@ -42,6 +44,8 @@ const EXIT_OF: Record<ErrorCode, number> = {
   AUTH: EXIT.auth,
   TARGET_NOT_EMPTY: EXIT.notDataset,
   UNCOMMITTED_CHANGES: EXIT.badInput,
+  LOCKED: EXIT.locked,
+  LIMIT_EXCEEDED: EXIT.badInput,
 }
 
 /** The JSON form of an error, as `--json` prints it (schemas/cli/error.schema.json). */

@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core'
-import { clone } from '../src/index.js'
+import { CairnError } from '../src/errors.js'
 import { bytes, CairnCommand, fromFlag } from './_base.js'
+import { limitsFrom, maxEntriesFlag, maxFileBytesFlag } from './_limits.js'
 
 export default class Clone extends CairnCommand {
   static override summary = 'Fetch a release (or any UnixFS file or directory) by CID, verifying every block.'
@@ -9,14 +10,20 @@ export default class Clone extends CairnCommand {
     'a source that fails on a block (timeout, wrong bytes, an HTML page, a truncated CAR) is reported and the next one is used. ' +
     'Each file is written to a temporary name and renamed when every block matched its CID. A cairn version becomes a dataset folder ' +
     '(cairn.json, .cairn/ with the metadata, HEAD at the version) where `cairn verify` and `cairn diff` work at once. ' +
-    'Running the same clone again resumes it: files already complete are re-hashed and kept.'
+    'Running the same clone again resumes it: files already complete are re-hashed and kept. The clone records its sources and ' +
+    '--include/--exclude in .cairn/clone.json: log, show, ls fetch older versions from them, pack, publish and serve read the files ' +
+    'it wrote. History (ancestors) is not fetched unless --history asks for it.'
   static override examples = [
     '<%= config.bin %> clone bafy… ./data',
+    '<%= config.bin %> clone v2 ../data-v2',
     '<%= config.bin %> clone bafy… ./data --from http://127.0.0.1:8080 --from release.car',
     "<%= config.bin %> clone bafy… ./data --include 'train/*' --exclude '*.tmp' --jobs 16 --json",
   ]
   static override args = {
-    cid: Args.string({ description: 'a cairn version CID, or any UnixFS file or directory CID', required: true }),
+    cid: Args.string({
+      description: 'a cairn version CID, any UnixFS file or directory CID, or in a dataset a ref (HEAD, HEAD~n, a tag)',
+      required: true,
+    }),
     dir: Args.string({ description: 'the folder to write (default: the dataset name, or the CID)' }),
   }
   static override flags = {
@@ -26,19 +33,30 @@ export default class Clone extends CairnCommand {
     exclude: Flags.string({ summary: 'Skip paths matching this glob (repeatable).', multiple: true, multipleNonGreedy: true }),
     'store-blocks': Flags.boolean({ summary: "Also keep every file's blocks in the clone's store (so pack/serve/publish work there)." }),
     timeout: Flags.integer({ summary: 'Seconds to wait for a gateway to answer (default 30).', min: 1 }),
+    'max-entries': maxEntriesFlag,
+    'max-file-bytes': maxFileBytesFlag,
+    history: Flags.string({ summary: "Also fetch ancestors' releases into the store: all, or how many (default: none)." }),
   }
 
   async run() {
     const { args, flags } = await this.parse(Clone)
     const progress = this.progress()
+    const { clone } = await import('../src/clone.js')
+    const { parseHistory } = await import('../src/release/links.js')
+    const { resolveAddress, sourcesFor } = await import('../src/address/index.js')
+    // a ref of the dataset at hand (`cairn clone v2 ../v2-copy`) and that dataset's store as the first source
+    const at = await resolveAddress(args.cid, { dir: flags.dir, findDataset: true })
+    if (at.path !== '') throw new CairnError('USAGE', `clone takes a version or a CID, not a path inside one (${args.cid})`)
     const result = await clone({
-      cid: args.cid,
+      cid: at.root.toString(),
       dir: args.dir,
-      from: flags.from,
+      from: at.dataset === undefined ? flags.from : sourcesFor(at, flags.from),
       jobs: flags.jobs,
       include: flags.include,
       exclude: flags.exclude,
       storeFileBlocks: flags['store-blocks'],
+      limits: limitsFrom(flags),
+      history: parseHistory(flags.history),
       sourceOptions: flags.timeout === undefined ? undefined : { timeoutMs: flags.timeout * 1000, idleTimeoutMs: flags.timeout * 1000 },
       onProgress: (p) => {
         if (p.kind === 'metadata') progress.update(`clone: ${p.blocks} metadata blocks`)

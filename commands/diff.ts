@@ -1,5 +1,7 @@
 import { Args, Flags } from '@oclif/core'
-import { CairnError, diff, status, type DiffResult, type ShardChange, type StatusResult } from '../src/index.js'
+import type { DiffResult, ShardChange } from '../src/diff.js'
+import type { StatusResult } from '../src/worktree/status.js'
+import { CairnError } from '../src/errors.js'
 import { bytes, CairnCommand, fromFlag } from './_base.js'
 import { EXIT } from './_errors.js'
 import { renderShardChanges } from './_worktree.js'
@@ -28,7 +30,7 @@ export default class Diff extends CairnCommand {
     rows: Flags.boolean({
       summary: "Also compare the rows of modified Parquet, Arrow, JSONL and CSV shards (by the card's primaryKey, else by content).",
     }),
-    limit: Flags.integer({ summary: 'With --rows: sample rows shown per kind and shard.', default: 5, min: 0 }),
+    limit: Flags.integer({ summary: 'With --rows: sample rows shown per kind and shard (default 5).', min: 0, dependsOn: ['rows'] }),
     'exit-code': Flags.boolean({ summary: 'Exit with 1 when the versions differ, 0 when they do not.' }),
     worktree: Flags.boolean({ summary: 'Compare the dataset folder with version a (default HEAD), as `cairn status` does.' }),
   }
@@ -36,6 +38,7 @@ export default class Diff extends CairnCommand {
   async run(): Promise<DiffResult | StatusResult> {
     const { args, flags } = await this.parse(Diff)
     if (flags.worktree || args.b === '.') {
+      const { status } = await import('../src/worktree/status.js')
       const result = await status({ dir: flags.dir, ref: args.a ?? 'HEAD', rows: flags.rows, limit: flags.limit })
       if (!this.jsonEnabled()) {
         this.log(`diff ${result.version ?? '(nothing built)'} → the folder`)
@@ -47,6 +50,7 @@ export default class Diff extends CairnCommand {
     if (args.a === undefined)
       throw new CairnError('USAGE', 'diff needs the old version (a CID, HEAD~n or a tag)', { hint: 'or pass --worktree' })
     const progress = this.progress()
+    const { diff } = await import('../src/diff.js')
     const result = await diff({
       dir: flags.dir,
       a: args.a,
@@ -111,6 +115,15 @@ export default class Diff extends CairnCommand {
       for (const c of r.card) {
         const text = c.kind === 'added' ? `+ ${show(c.after)}` : c.kind === 'removed' ? `- ${show(c.before)}` : change(c.before, c.after)
         this.log(`  ${c.path}: ${text}`)
+      }
+    }
+    if (r.lineage.length > 0) {
+      this.log('\nLineage changes:')
+      for (const l of r.lineage) {
+        const what = (p?: { role: string; select?: readonly string[] }): string =>
+          p ? `${p.role}${p.select ? ` [${p.select.join(', ')}]` : ''}` : ''
+        const mark = l.kind === 'added' ? '+' : l.kind === 'removed' ? '-' : '~'
+        this.log(`  ${mark} ${l.release} ${l.kind === 'changed' ? `${what(l.before)} → ${what(l.after)}` : what(l.after ?? l.before)}`)
       }
     }
     const t = r.totals

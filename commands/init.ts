@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { Args, Flags } from '@oclif/core'
-import { init, CairnError, type ShardRule } from '../src/index.js'
+import { CairnError } from '../src/errors.js'
+import type { ShardRule } from '../src/manifest.js'
 import { CairnCommand } from './_base.js'
 
 export default class Init extends CairnCommand {
@@ -31,6 +32,7 @@ export default class Init extends CairnCommand {
   async run() {
     const { args, flags } = await this.parse(Init)
     const seed = flags.seed !== undefined && /^-?\d+$/.test(flags.seed) ? Number(flags.seed) : flags.seed
+    const { init } = await import('../src/dataset.js')
     const result = await init({
       dir: args.dir ?? flags.dir,
       name: flags.name,
@@ -49,9 +51,11 @@ export default class Init extends CairnCommand {
     })
     if (!this.jsonEnabled()) {
       this.log(
-        result.cardWritten
-          ? `Initialised dataset ${result.card.name} in ${result.dir}`
-          : `Initialised the store in ${result.dir} (kept its cairn.json)`,
+        result.restoredFrom
+          ? `Wrote back cairn.json from HEAD (${result.restoredFrom}); the store and its history are kept`
+          : result.cardWritten
+            ? `Initialised dataset ${result.card.name} in ${result.dir}`
+            : `Initialised the store in ${result.dir} (kept its cairn.json)`,
       )
     }
     return result

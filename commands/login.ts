@@ -1,10 +1,10 @@
 import { Args, Flags } from '@oclif/core'
-import { login } from '../src/login.js'
 import { CairnCommand } from './_base.js'
 
 export default class Login extends CairnCommand {
-  static override summary = 'Log in to Storacha by email, so that `publish --to storacha` works on this machine.'
+  static override summary = 'Log in to Storacha (legacy) by email, so that `publish --to storacha` works on this machine.'
   static override description =
+    'Storacha is a legacy target: the service stopped taking new uploads in May 2026 and is moving its users to Filecoin Onchain Cloud; publish to dir: or kubo: instead. ' +
     'Creates an agent key in your config folder ($XDG_CONFIG_HOME/cairn/storacha, else ~/.config/cairn/storacha; mode 0700, readable by you alone), ' +
     'emails you a confirmation link and waits until you click it, then selects a space of your account or creates and provisions one. ' +
     'In CI, set STORACHA_PRINCIPAL and STORACHA_PROOF instead. STORACHA_SERVICE_URL, STORACHA_SERVICE_DID and STORACHA_RECEIPTS_URL point at another service.'
@@ -23,6 +23,7 @@ export default class Login extends CairnCommand {
 
   async run() {
     const { args, flags } = await this.parse(Login)
+    const { login } = await import('../src/login.js')
     const result = await login({
       email: args.email,
       space: flags.space,

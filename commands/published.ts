@@ -1,5 +1,4 @@
 import { Args } from '@oclif/core'
-import { published } from '../src/index.js'
 import { bytes, CairnCommand } from './_base.js'
 
 export default class Published extends CairnCommand {
@@ -11,6 +10,7 @@ export default class Published extends CairnCommand {
 
   async run() {
     const { args, flags } = await this.parse(Published)
+    const { published } = await import('../src/publish.js')
     const receipts = await published({ dir: flags.dir, ref: args.ref })
     if (!this.jsonEnabled()) {
       if (receipts.length === 0) this.log(args.ref ? `${args.ref} has not been published` : 'No version has been published')

@@ -1,5 +1,4 @@
 import { Args, Flags } from '@oclif/core'
-import { deleteTag, tag, tags } from '../src/index.js'
 import { CairnCommand } from './_base.js'
 
 export default class Tag extends CairnCommand {
@@ -22,6 +21,7 @@ export default class Tag extends CairnCommand {
 
   async run() {
     const { args, flags } = await this.parse(Tag)
+    const { deleteTag, tag, tags } = await import('../src/tag.js')
     if (args.name === undefined) {
       const list = await tags({ dir: flags.dir })
       if (!this.jsonEnabled())

@@ -1,21 +1,25 @@
 import { Args, Flags } from '@oclif/core'
-import { CID } from 'multiformats/cid'
-import { CairnError, verify, type VerifyReport } from '../src/index.js'
-import { bytes, CairnCommand, fromFlag } from './_base.js'
+import { CID } from '../src/cid.js'
+import { CairnError } from '../src/errors.js'
+import type { ProofReport } from '../src/proofs/check.js'
+import type { VerifyReport } from '../src/verify.js'
+import { bytes, CairnCommand, fromFlagOptions } from './_base.js'
 import { EXIT } from './_errors.js'
 
 export default class Verify extends CairnCommand {
-  static override summary = 'Check a folder against a version, or check a CAR file block by block.'
+  static override summary = 'Check a folder against a version, a CAR file block by block, or a proof that a file belongs to a release.'
   static override description =
     'With a folder: re-hashes every file and reports each missing, extra and modified file (and the card); exit 0 only when identical. ' +
     'With --car: checks every block of any CAR against its CID and that the DAG under the root (or each header root) is complete, ' +
-    'naming the first bad or missing block. Exit code 1 when differences are found.'
+    'naming the first bad or missing block. With --proof: checks offline that a proof CAR from `cairn prove` shows <path> belongs to ' +
+    '<version CID>, and prints its CID, size and rows. Exit code 1 when a folder differs, 5 when a CAR or proof is damaged or incomplete.'
   static override examples = [
     '<%= config.bin %> verify',
     '<%= config.bin %> verify v1 ./copy-of-data --json',
     '<%= config.bin %> verify --car release.car',
     '<%= config.bin %> verify --car any.car --root bafy…',
     '<%= config.bin %> verify bafy… ./downloaded --from http://127.0.0.1:8080',
+    '<%= config.bin %> verify --proof proof.car bafy… data/train.parquet',
   ]
   static override args = {
     ref: Args.string({ description: 'a CID, HEAD, HEAD~n or a tag (default HEAD)' }),
@@ -23,13 +27,25 @@ export default class Verify extends CairnCommand {
   }
   static override flags = {
     car: Flags.file({ summary: 'Check this CAR file instead of a folder.', exists: false }),
-    root: Flags.string({ summary: 'With --car: the root whose DAG must be complete (default: the header roots).' }),
-    jobs: Flags.integer({ char: 'j', summary: 'Threads that read and hash files (default: the number of CPUs).', min: 1 }),
-    from: fromFlag,
+    root: Flags.string({ summary: 'With --car: the root whose DAG must be complete (default: the header roots).', dependsOn: ['car'] }),
+    jobs: Flags.integer({
+      char: 'j',
+      summary: 'Threads that read and hash files (default: the number of CPUs).',
+      min: 1,
+      exclusive: ['car', 'proof'],
+    }),
+    from: Flags.string({ ...fromFlagOptions, exclusive: ['car', 'proof'] }),
+    proof: Flags.file({
+      summary: 'Check this proof CAR (from `cairn prove`) for <version CID> <path>, offline.',
+      exists: false,
+      exclusive: ['car'],
+    }),
   }
 
   async run() {
     const { args, flags } = await this.parse(Verify)
+    if (flags.proof !== undefined) return this.proof(flags.proof, args.ref, args.dir)
+    const { verify } = await import('../src/verify.js')
     const progress = this.progress()
     let report: VerifyReport
     if (flags.car !== undefined) {
@@ -51,8 +67,21 @@ export default class Verify extends CairnCommand {
       })
     }
     progress.done()
-    if (!report.ok) process.exitCode = EXIT.differences
+    // a folder that differs from its version is a difference (1); a CAR that fails its check is damaged input (5)
+    if (!report.ok) process.exitCode = report.kind === 'car' ? EXIT.integrity : EXIT.differences
     if (!this.jsonEnabled()) this.render(report)
+    return report
+  }
+
+  private async proof(file: string, version: string | undefined, path: string | undefined): Promise<ProofReport> {
+    if (version === undefined || path === undefined) throw new CairnError('USAGE', 'verify --proof takes <version CID> <path>')
+    const { verifyProof } = await import('../src/proofs/check.js')
+    const report = await verifyProof(file, parseCid(version), path)
+    if (!this.jsonEnabled()) {
+      this.log(
+        `ok: ${report.path} is in ${report.version}: ${report.cid}, ${report.size} B${report.rows === undefined ? '' : `, ${report.rows} rows`} (${report.format})`,
+      )
+    }
     return report
   }
 
@@ -64,6 +93,7 @@ export default class Verify extends CairnCommand {
           ? `ok: ${report.blocks} blocks, ${bytes(report.bytes)}, DAG complete under ${report.checkedRoots.join(', ')}`
           : `FAILED: ${report.problems.length} problem(s)`,
       )
+      if (report.history) this.log(historyLine(report.history))
       return
     }
     for (const p of report.missing) this.log(`missing   ${p}`)
@@ -71,6 +101,12 @@ export default class Verify extends CairnCommand {
     for (const m of report.modified)
       this.log(`modified  ${m.path} (expected ${m.expected.cid}, ${m.expected.size} B; found ${m.actual.cid ?? '-'}, ${m.actual.size} B)`)
     if (report.card !== 'same') this.log(`card      cairn.json is ${report.card}`)
+    if (report.partial) {
+      const globs = report.partial.selections
+        .map((s) => [...s.include.map((g) => `+${g}`), ...s.exclude.map((g) => `-${g}`)].join(' '))
+        .join('; ')
+      this.log(`partial   a partial clone (${globs}): ${report.partial.leftOut} file(s) left out were not checked`)
+    }
     this.log(
       report.ok
         ? `ok: ${report.checked} files, ${bytes(report.bytes)} match ${report.version}`
@@ -79,10 +115,17 @@ export default class Verify extends CairnCommand {
   }
 }
 
+function historyLine(h: { versions: number; next?: string }): string {
+  if (h.versions === 0 && h.next)
+    return `history: not included (the parent ${h.next} is not in the CAR: a release carries its own DAG only)`
+  if (h.next) return `history: ${h.versions} ancestor(s) checked; not included from ${h.next}`
+  return h.versions === 0 ? 'history: none (a first version)' : `history: ${h.versions} ancestor(s) checked, back to the first version`
+}
+
 function parseCid(text: string): CID {
   try {
     return CID.parse(text)
   } catch {
-    throw new CairnError('USAGE', `--root ${JSON.stringify(text)} is not a CID`)
+    throw new CairnError('USAGE', `${JSON.stringify(text)} is not a CID`)
   }
 }

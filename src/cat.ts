@@ -4,17 +4,24 @@
  * included). Also home to the UnixFS reading that `clone` and `serve` share: what a node is, a
  * directory's entries, and path resolution.
  */
+import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
+import { createWriteStream } from 'node:fs'
+import { rename, unlink } from 'node:fs/promises'
+import { resolve as resolveFile } from 'node:path'
+import { finished } from 'node:stream/promises'
 import type { Writable } from 'node:stream'
 import * as dagPb from '@ipld/dag-pb'
 import { murmur364 } from '@multiformats/murmur3'
 import { UnixFS } from 'ipfs-unixfs'
+import { resolveAddress, sourcesFor } from './address/index.js'
 import { CID, DAG_JSON, DAG_PB, RAW, tryParseCid } from './cid.js'
-import { CairnError, isCairnError } from './errors.js'
+import { CairnError, ioError, isCairnError } from './errors.js'
 import { readIndexNode } from './index/prolly.js'
 import { checkShardPath, comparePaths, type BranchEntry, type ShardEntry } from './manifest.js'
-import { DEFAULT_GATEWAYS, openSources, type SourceFailure, type SourceList, type SourceOptions } from './sources/index.js'
+import { openSources, type SourceFailure, type SourceList, type SourceOptions } from './sources/index.js'
 import type { BlockSource } from './store/blocks.js'
+import { clip, MAX_NAME_BYTES, type DagLimits } from './limits/index.js'
 import { invalidNameReason } from './unixfs/directory.js'
 import { exportFile } from './unixfs/export.js'
 import { readVersion } from './version.js'
@@ -84,15 +91,22 @@ export interface DirectoryEntry {
  */
 export async function* listDirectory(source: BlockSource, cid: CID, onNode?: (cid: CID) => void): AsyncGenerator<DirectoryEntry> {
   const seen = new Set<string>()
-  for await (const entry of walkDirectory(source, cid, 0, onNode)) {
+  for await (const entry of walkDirectory(source, cid, 0, onNode, new Set())) {
     const reason =
       invalidNameReason(entry.name) ??
-      (/[\\\u0000-\u001f\u007f]/.test(entry.name) ? 'it contains a backslash or a control character' : undefined)
+      (/[\\\u0000-\u001f\u007f]/.test(entry.name) ? 'it contains a backslash or a control character' : undefined) ??
+      (Buffer.byteLength(entry.name) > MAX_NAME_BYTES
+        ? `it is ${Buffer.byteLength(entry.name)} bytes long, more than a file system takes (${MAX_NAME_BYTES})`
+        : undefined)
     if (reason !== undefined) {
-      throw new CairnError('BAD_PATH', `Directory ${cid} has an entry named ${JSON.stringify(entry.name)}: ${reason}; refusing to use it`, {
-        subject: entry.name,
-        hint: 'this DAG was made to write outside the folder it is extracted to, or is damaged',
-      })
+      throw new CairnError(
+        'BAD_PATH',
+        `Directory ${cid} has an entry named ${JSON.stringify(clip(entry.name))}: ${reason}; refusing to use it`,
+        {
+          subject: clip(entry.name),
+          hint: 'this DAG was made to write outside the folder it is extracted to, or is damaged',
+        },
+      )
     }
     if (seen.has(entry.name))
       throw new CairnError('BAD_PATH', `Directory ${cid} lists ${JSON.stringify(entry.name)} twice`, { subject: entry.name })
@@ -101,7 +115,28 @@ export async function* listDirectory(source: BlockSource, cid: CID, onNode?: (ci
   }
 }
 
-async function* walkDirectory(source: BlockSource, cid: CID, depth: number, onNode?: (cid: CID) => void): AsyncGenerator<DirectoryEntry> {
+/** Levels of a HAMT: a 64-bit hash spent 1 bit per level at the narrowest fanout. */
+const MAX_HAMT_DEPTH = 64
+
+async function* walkDirectory(
+  source: BlockSource,
+  cid: CID,
+  depth: number,
+  onNode?: (cid: CID) => void,
+  shards: Set<string> = new Set(),
+): AsyncGenerator<DirectoryEntry> {
+  // every shard of a HAMT sits at one place of the hash: one linked twice, or deeper than the hash,
+  // is a DAG made to multiply the walk
+  if (depth > MAX_HAMT_DEPTH || shards.has(cid.toString())) {
+    throw new CairnError(
+      'CORRUPT_BLOCK',
+      `HAMT shard ${cid} is ${depth > MAX_HAMT_DEPTH ? `more than ${MAX_HAMT_DEPTH} levels deep` : 'linked twice in one directory'}`,
+      {
+        subject: cid.toString(),
+      },
+    )
+  }
+  if (depth > 0) shards.add(cid.toString())
   if (cid.code !== DAG_PB)
     throw new CairnError('CORRUPT_BLOCK', `${cid} is not a UnixFS directory (codec 0x${cid.code.toString(16)})`, {
       subject: cid.toString(),
@@ -122,7 +157,7 @@ async function* walkDirectory(source: BlockSource, cid: CID, depth: number, onNo
     const name = link.Name ?? ''
     if (name.length < width)
       throw new CairnError('CORRUPT_BLOCK', `HAMT shard ${cid} has a link named ${JSON.stringify(name)}`, { subject: cid.toString() })
-    if (name.length === width) yield* walkDirectory(source, link.Hash, depth + 1, onNode)
+    if (name.length === width) yield* walkDirectory(source, link.Hash, depth + 1, onNode, shards)
     else yield { name: name.slice(width), cid: link.Hash }
   }
 }
@@ -268,16 +303,25 @@ export function parseContentPath(text: string): { root: CID; path: string } {
 export interface CatOptions {
   /** `<cid>` or `<cid>/<path>` (also `/ipfs/<cid>/<path>`). */
   readonly cid: string
-  /** Sources in the order tried (default {@link DEFAULT_GATEWAYS}); ignored when `source` is given. */
+  /**
+   * Sources in the order tried, after the store of the dataset at hand (default {@link DEFAULT_GATEWAYS},
+   * only reached for blocks that store lacks); ignored when `source` is given.
+   */
   readonly from?: readonly string[]
+  /** The dataset at hand (a folder in it): `cid` may then be a ref (`v2:path`), and its store is read first. It must be a dataset. */
+  readonly dir?: string
+  /** Without `dir`: use the dataset holding the current folder, if there is one. */
+  readonly findDataset?: boolean
   /** An already opened source list (the caller closes it). */
   readonly source?: SourceList
-  /** Where the bytes go (not ended by `cat`). */
-  readonly output: Writable
+  /** Where the bytes go: a stream (not ended by `cat`), or a file path (written to a temporary name, renamed when complete). */
+  readonly output: Writable | string
   /** Gateway timeouts. */
   readonly sourceOptions?: Omit<SourceOptions, 'onFailure'>
   /** Each failure of one source on one CID, before the next source is tried. */
   readonly onFailure?: (failure: SourceFailure) => void
+  /** Bounds on the file's declared size (default {@link DEFAULT_LIMITS}). */
+  readonly limits?: DagLimits
 }
 
 /** What {@link cat} wrote. */
@@ -288,6 +332,8 @@ export interface CatResult {
   readonly path: string
   /** Bytes written. */
   readonly size: number
+  /** The file written, when `output` was a path (absolute). */
+  readonly file?: string
 }
 
 /**
@@ -300,9 +346,28 @@ export interface CatResult {
  *   source's failure; `CORRUPT_BLOCK` when the DAG is not a UnixFS file or its sizes disagree.
  */
 export async function cat(options: CatOptions): Promise<CatResult> {
-  const { root, path } = parseContentPath(options.cid)
+  if (typeof options.output !== 'string') return catTo(options, options.output)
+  const file = resolveFile(options.output)
+  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`
+  const out = createWriteStream(tmp)
+  try {
+    const result = await catTo(options, out)
+    out.end()
+    await finished(out)
+    await rename(tmp, file)
+    return { ...result, file }
+  } catch (e) {
+    out.destroy()
+    await unlink(tmp).catch(() => {})
+    if (!isCairnError(e) && (e as NodeJS.ErrnoException).code) throw ioError('write', file, e)
+    throw e
+  }
+}
+
+async function catTo(options: CatOptions, output: Writable): Promise<CatResult> {
+  const { root, path, dataset } = await resolveAddress(options.cid, options)
   const list =
-    options.source ?? (await openSources(options.from ?? DEFAULT_GATEWAYS, { ...options.sourceOptions, onFailure: options.onFailure }))
+    options.source ?? (await openSources(sourcesFor({ dataset }, options.from), { ...options.sourceOptions, onFailure: options.onFailure }))
   try {
     const kind = await kindOf(list, root)
     if (kind === 'version' && path === '') {
@@ -315,11 +380,11 @@ export async function cat(options: CatOptions): Promise<CatResult> {
     const session = list.session(resolved.cid)
     let size = 0
     try {
-      for await (const piece of exportFile(session, resolved.cid)) {
-        if (options.output.destroyed)
-          throw new CairnError('IO', 'The output was closed before the file was written whole', { cause: options.output.errored })
+      for await (const piece of exportFile(session, resolved.cid, options.limits)) {
+        if (output.destroyed)
+          throw new CairnError('IO', 'The output was closed before the file was written whole', { cause: output.errored })
         size += piece.length
-        if (!options.output.write(piece)) await drained(options.output)
+        if (!output.write(piece)) await drained(output)
       }
     } finally {
       await session.close()
@@ -354,6 +419,9 @@ async function drained(out: Writable): Promise<void> {
   })
   try {
     await Promise.race([once(out, 'drain', { signal: ac.signal }), closed])
+  } catch (e) {
+    // `once` rejects with the stream's error (a full disk: ENOSPC)
+    throw isCairnError(e) ? e : ioError('write', 'the output', e)
   } finally {
     ac.abort()
     out.off('error', onError)

@@ -12,7 +12,7 @@ import { lstat, mkdir, open, readdir, readFile, rename, rm, unlink, writeFile, t
 import { basename, dirname, join, resolve, sep } from 'node:path'
 import { Minimatch } from 'minimatch'
 import { decodeUnixFs, kindOf, listDirectory } from './cat.js'
-import { DAG_PB, RAW, tryParseCid, type CID } from './cid.js'
+import { CID, DAG_PB, RAW, tryParseCid } from './cid.js'
 import { CARD_FILE, init, openDataset, STORE_DIR } from './dataset.js'
 import { CairnError, ioError, isCairnError } from './errors.js'
 import { readIndexNode } from './index/prolly.js'
@@ -33,6 +33,10 @@ import { importFile } from './unixfs/file.js'
 import { forEachLimit, mapLimit, quiet } from './util/pool.js'
 import { readCardBlock, readVersion } from './version.js'
 import { writeFileAtomic } from './util/atomic.js'
+import { checkPathLength, clip, limitExceeded, limitsOf, MAX_DIRECTORY_DEPTH, type DagLimits } from './limits/index.js'
+import { HeldLocks, isLockFileName } from './store/lock.js'
+import { finishCloneRecord, startCloneRecord } from './release/clone-record.js'
+import { fetchHistory } from './release/history.js'
 
 /** Files of at most this size (one block under cairn's profile) are written in one synchronous call (see `writeFiles`). */
 const SMALL_FILE = 1 << 20
@@ -44,6 +48,8 @@ export const DEFAULT_CLONE_JOBS = 8
 export const CLONE_RECORD = 'clone.json'
 /** Inside a folder a UnixFS directory is cloned into, while the clone runs: the root CID and partial files. */
 export const UNIXFS_CLONE_DIR = '.cairn-clone'
+/** Inside a clone target while a clone writes to it: the lock, with the clone's pid. */
+export const CLONE_LOCK = '.cairn-clone.lock'
 /** Inside a cloned dataset's `.cairn/`: files being fetched. */
 const CLONE_TMP = 'clone-tmp'
 
@@ -74,6 +80,10 @@ export interface CloneOptions {
   readonly storeFileBlocks?: boolean
   /** Gateway timeouts. */
   readonly sourceOptions?: GatewayOptions
+  /** Bounds on the DAG's entries and file sizes (defaults: {@link DEFAULT_LIMITS}). */
+  readonly limits?: DagLimits
+  /** Ancestors whose releases are fetched into the store too (cairn versions): 0 (default) none, `Infinity` all. */
+  readonly history?: number
   readonly onProgress?: (progress: CloneProgress) => void
 }
 
@@ -170,12 +180,14 @@ export async function clone(options: CloneOptions): Promise<CloneResult> {
   const onFailure = (failure: SourceFailure): void => options.onProgress?.({ kind: 'failure', failure })
   const list = options.source ?? (await openSources(options.from ?? DEFAULT_GATEWAYS, { ...options.sourceOptions, onFailure }))
   const failuresBefore = list.failures.length
+  // the clone target's lock (and a version's dataset lock), taken where each kind knows its target
+  const locks = new HeldLocks()
   try {
     const kind = await kindOf(list, root)
     let result: Omit<CloneResult, 'failures'>
-    if (kind === 'version') result = await cloneVersion(root, list, options)
-    else if (kind === 'directory' || kind === 'hamt') result = await cloneDirectory(root, list, options)
-    else if (kind === 'file') result = await cloneFile(root, list, options)
+    if (kind === 'version') result = await cloneVersion(root, list, options, locks)
+    else if (kind === 'directory' || kind === 'hamt') result = await cloneDirectory(root, list, options, locks)
+    else if (kind === 'file') result = await cloneFile(root, list, options, locks)
     else
       throw new CairnError(
         'USAGE',
@@ -184,6 +196,7 @@ export async function clone(options: CloneOptions): Promise<CloneResult> {
       )
     return { ...result, failures: list.failures.slice(failuresBefore) }
   } finally {
+    await locks.release()
     if (options.source === undefined) await list.close()
   }
 }
@@ -192,7 +205,7 @@ export async function clone(options: CloneOptions): Promise<CloneResult> {
 // cairn versions
 // ---------------------------------------------------------------------------------------------------
 
-async function cloneVersion(root: CID, list: SourceList, options: CloneOptions): Promise<Omit<CloneResult, 'failures'>> {
+async function cloneVersion(root: CID, list: SourceList, options: CloneOptions, locks: HeldLocks): Promise<Omit<CloneResult, 'failures'>> {
   const jobs = Math.max(1, options.jobs ?? DEFAULT_CLONE_JOBS)
   // the version and card come first (the folder's name and cairn.json); kept until the store exists
   const early = new Map<string, { cid: CID; bytes: Uint8Array }>()
@@ -208,6 +221,7 @@ async function cloneVersion(root: CID, list: SourceList, options: CloneOptions):
   const target = resolve(options.dir ?? defaultFolderName(version.name, root))
   const storeDir = join(target, STORE_DIR)
   const existed = (await lstat(target).catch(() => undefined)) !== undefined
+  await lockTarget(target, locks)
   const resumed = await prepareTarget(target, async (entries) => {
     if (!entries.includes(STORE_DIR)) return false
     const record = await readJson<{ cid?: unknown }>(join(storeDir, CLONE_RECORD))
@@ -221,10 +235,14 @@ async function cloneVersion(root: CID, list: SourceList, options: CloneOptions):
   }
   // cairn.json is rewritten on every run: it is the card block's, whatever happened to it since
   await writeAtomic(join(target, CARD_FILE), JSON.stringify(card, null, 2) + '\n', target)
-  if (!resumed) {
-    await init({ dir: target })
-    await writeAtomic(join(storeDir, CLONE_RECORD), JSON.stringify({ cid: root.toString(), complete: false }) + '\n', storeDir)
-  }
+  if (!resumed) await init({ dir: target })
+  // a build or tag in the folder waits for the clone: it is a dataset from here on
+  await locks.take(join(storeDir, 'lock'))
+  const record = await startCloneRecord(storeDir, root, {
+    sources: options.source ? undefined : (options.from ?? DEFAULT_GATEWAYS),
+    include: options.include,
+    exclude: options.exclude,
+  })
   const dataset = await openDataset(target)
   const store = dataset.store
   try {
@@ -295,8 +313,9 @@ async function cloneVersion(root: CID, list: SourceList, options: CloneOptions):
     } finally {
       await shared?.close()
     }
+    const historyBlocks = await fetchHistory(store, list, version.parent, options.history ?? 0)
     await dataset.refs.setHead(root, { op: 'clone' })
-    await writeAtomic(join(storeDir, CLONE_RECORD), JSON.stringify({ cid: root.toString(), complete: true }) + '\n', storeDir)
+    await finishCloneRecord(storeDir, record)
     await rm(tmpDir, { recursive: true, force: true }).catch(() => {})
     return {
       kind: 'version',
@@ -306,7 +325,7 @@ async function cloneVersion(root: CID, list: SourceList, options: CloneOptions):
       totalFiles: plan.selected.files,
       totalBytes: plan.selected.bytes,
       excluded: plan.files - plan.selected.files,
-      metadataBlocks,
+      metadataBlocks: metadataBlocks + historyBlocks,
       unsupported: [],
       ...written,
     }
@@ -463,7 +482,12 @@ async function fetchTreeNodes(source: BlockSource, tree: CID, folders: ReadonlyS
 // UnixFS directories and files
 // ---------------------------------------------------------------------------------------------------
 
-async function cloneDirectory(root: CID, list: SourceList, options: CloneOptions): Promise<Omit<CloneResult, 'failures'>> {
+async function cloneDirectory(
+  root: CID,
+  list: SourceList,
+  options: CloneOptions,
+  locks: HeldLocks,
+): Promise<Omit<CloneResult, 'failures'>> {
   const jobs = Math.max(1, options.jobs ?? DEFAULT_CLONE_JOBS)
   const target = resolve(options.dir ?? root.toString())
   const work = join(target, UNIXFS_CLONE_DIR)
@@ -471,26 +495,32 @@ async function cloneDirectory(root: CID, list: SourceList, options: CloneOptions
   const files: FileJob[] = []
   const dirs: string[] = []
   const unsupported: SkippedEntry[] = []
+  // bounded work on any DAG: entries in all, folders reached again by another path, depth, path lengths
+  const bounds = new TreeBounds(root, target, options)
   let level: { path: string; cid: CID }[] = [{ path: '', cid: root }]
-  while (level.length > 0) {
+  for (let depth = 1; level.length > 0; depth++) {
+    bounds.enterLevel(depth, level[0].path)
     const next = await mapLimit(level, jobs * 2, async (dir) => {
       const found: { path: string; cid: CID }[] = []
       const entries: { path: string; cid: CID }[] = []
       for await (const e of listDirectory(list, dir.cid)) {
-        if (dir.path === '' && e.name === UNIXFS_CLONE_DIR) {
+        if (dir.path === '' && RESERVED_TOP_NAMES.includes(e.name)) {
           throw new CairnError(
             'BAD_PATH',
-            `Directory ${root} has an entry named ${UNIXFS_CLONE_DIR}, which cairn uses while cloning; refusing it`,
+            `Directory ${root} has an entry named ${e.name} at its top, which cairn uses in a folder it writes; refusing it`,
             { subject: e.name },
           )
         }
-        entries.push({ path: dir.path === '' ? e.name : `${dir.path}/${e.name}`, cid: e.cid })
+        const path = dir.path === '' ? e.name : `${dir.path}/${e.name}`
+        bounds.entry(path)
+        entries.push({ path, cid: e.cid })
       }
       await mapLimit(entries, 8, async (e) => {
         const kind = e.cid.code === RAW ? 'file' : e.cid.code === DAG_PB ? await kindOf(list, e.cid) : 'other'
         if (kind === 'file')
           files.push({ path: e.path, cid: e.cid, size: e.cid.code === DAG_PB ? await unixFsSize(list, e.cid) : undefined })
         else if (kind === 'directory' || kind === 'hamt') {
+          bounds.folder(e.path, e.cid)
           dirs.push(e.path)
           found.push(e)
         } else
@@ -511,6 +541,7 @@ async function cloneDirectory(root: CID, list: SourceList, options: CloneOptions
     files.map((f) => f.path),
     dirs,
   )
+  await lockTarget(target, locks)
   const resumed = await prepareTarget(target, async (entries) => {
     if (!entries.includes(UNIXFS_CLONE_DIR)) return false
     return (await readFile(join(work, 'root'), 'utf8').catch(() => '')).trim() === root.toString()
@@ -542,7 +573,7 @@ async function cloneDirectory(root: CID, list: SourceList, options: CloneOptions
   }
 }
 
-async function cloneFile(root: CID, list: SourceList, options: CloneOptions): Promise<Omit<CloneResult, 'failures'>> {
+async function cloneFile(root: CID, list: SourceList, options: CloneOptions, locks: HeldLocks): Promise<Omit<CloneResult, 'failures'>> {
   let target = resolve(options.dir ?? root.toString())
   const st = await lstat(target).catch(() => undefined)
   if (st?.isDirectory()) target = join(target, root.toString())
@@ -553,6 +584,8 @@ async function cloneFile(root: CID, list: SourceList, options: CloneOptions): Pr
   } catch (e) {
     throw ioError('create', parent, e)
   }
+  checkPathLength(target)
+  await locks.take(join(parent, `.${basename(target)}.cairn-lock`))
   const existing = await lstat(target).catch(() => undefined)
   let resumed = false
   if (existing !== undefined) {
@@ -622,6 +655,8 @@ async function prepareTarget(target: string, isSameClone: (entries: string[]) =>
     }
     return false
   }
+  // the clone's own lock, taken before this look
+  entries = entries.filter((name) => !isLockFileName(name, CLONE_LOCK))
   if (entries.length === 0) return false
   if (await isSameClone(entries)) return true
   throw new CairnError(
@@ -659,6 +694,7 @@ function bothFileAndFolder(file: string, inside: string): CairnError {
 function safeJoin(target: string, path: string): string {
   checkShardPath(path, 'path')
   const abs = resolve(target, ...path.split('/'))
+  checkPathLength(abs)
   if (!abs.startsWith(target + sep)) {
     throw new CairnError('BAD_PATH', `Path ${JSON.stringify(path)} resolves to ${abs}, outside ${target}; refusing to write it`, {
       subject: path,
@@ -838,7 +874,7 @@ async function writeFiles(
     const out = small ? undefined : createWriteStream(tmp)
     const pieces: Uint8Array[] = []
     try {
-      for await (const piece of exportFile(source, job.cid)) {
+      for await (const piece of exportFile(source, job.cid, options.limits)) {
         size += piece.length
         bytes += piece.length
         if (!out) pieces.push(piece)
@@ -869,6 +905,87 @@ async function writeFiles(
   })
   return { written, skipped, bytes }
 }
+
+/** Names a UnixFS directory may not have at its top: what a cairn folder or a clone in progress holds. */
+const RESERVED_TOP_NAMES: readonly string[] = [UNIXFS_CLONE_DIR, CLONE_LOCK, STORE_DIR, CARD_FILE]
+
+/** Creates `target` if need be and takes its clone lock (a folder that cannot be made is reported by prepareTarget). */
+async function lockTarget(target: string, locks: HeldLocks): Promise<void> {
+  checkPathLength(target)
+  try {
+    await mkdir(target, { recursive: true })
+  } catch {
+    return
+  }
+  await locks.take(join(target, CLONE_LOCK))
+}
+
+/**
+ * The bounds of listing a UnixFS tree (docs/hostile-input.md): every path is checked against the file
+ * system's lengths as it is listed, folders nest at most {@link MAX_DIRECTORY_DEPTH} deep, the tree
+ * lists at most `maxEntries` entries, and a folder reached again by another path counts against a
+ * budget of a thousandth of that: a DAG whose paths outnumber its blocks (each folder linking the next
+ * twice) is refused after a few levels, before its paths fill memory.
+ */
+class TreeBounds {
+  private readonly limits: Required<DagLimits>
+  private entries = 0
+  private repeats = 0
+  private readonly folders = new Map<string, string>()
+
+  constructor(
+    private readonly root: CID,
+    private readonly target: string,
+    options: CloneOptions,
+  ) {
+    this.limits = limitsOf(options.limits)
+  }
+
+  enterLevel(depth: number, somePath: string): void {
+    if (depth > MAX_DIRECTORY_DEPTH) {
+      throw new CairnError(
+        'BAD_PATH',
+        `Directory ${this.root} nests folders more than ${MAX_DIRECTORY_DEPTH} deep (at ${JSON.stringify(clip(somePath))})`,
+        {
+          subject: clip(somePath),
+          hint: 'no file system path holds that many folders; this DAG may have been made to exhaust the reader',
+        },
+      )
+    }
+  }
+
+  entry(path: string): void {
+    if (++this.entries > this.limits.maxEntries) {
+      throw limitExceeded(
+        `Directory ${this.root} lists more than ${this.limits.maxEntries} entries`,
+        this.root.toString(),
+        'raise the limit with --max-entries if this tree is what you meant to clone',
+      )
+    }
+    checkPathLength(join(this.target, path))
+  }
+
+  /** A folder of the tree: the second and later paths to one folder block count as repeats. */
+  folder(path: string, cid: CID): void {
+    const key = cid.toString()
+    const first = this.folders.get(key)
+    if (first === undefined) {
+      this.folders.set(key, path)
+      return
+    }
+    if (cid.code === DAG_PB && Buffer.from(cid.multihash.bytes).equals(EMPTY_DIRECTORY.multihash.bytes)) return
+    if (++this.repeats > Math.max(1, Math.floor(this.limits.maxEntries / 1000))) {
+      throw limitExceeded(
+        `Directory ${this.root} reaches the same folders by more paths than it has folders (${cid} is at ${JSON.stringify(clip(first))} and ${JSON.stringify(clip(path))}, and ${this.repeats} more such paths): its paths outnumber its blocks`,
+        cid.toString(),
+        'raise the limit with --max-entries (a thousandth of it bounds the folders reached twice) if this tree is what you meant to clone',
+      )
+    }
+  }
+}
+
+/** The plain UnixFS directory without entries: many folders share it. */
+const EMPTY_DIRECTORY = CID.parse('bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354')
 
 async function writeAtomic(file: string, text: string, tmpDir: string): Promise<void> {
   await writeFileAtomic(file, text, { tmpDir }).catch((e: unknown) => {

@@ -6,6 +6,7 @@ import { access, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { checkCard } from './card/check.js'
 import { CairnError, ioError } from './errors.js'
+import type { CID } from './cid.js'
 import type { Card, ShardRule } from './manifest.js'
 import { validateWith, type SchemaError } from './schemas.js'
 import { BlockStore } from './store/blocks.js'
@@ -45,17 +46,34 @@ export interface InitResult {
   readonly card: Card
   /** False when a `cairn.json` was already there and was kept. */
   readonly cardWritten: boolean
+  /** The version whose card was written back, when `cairn.json` was missing beside an existing store. */
+  readonly restoredFrom?: CID
 }
 
 /**
  * Makes `dir` (default: the current folder) a dataset: writes `cairn.json` from the options unless
- * one exists (then it is validated and kept), and creates the store `.cairn/`. Throws
- * `ALREADY_A_DATASET` when `.cairn/` exists and `INVALID_CARD` when the card is invalid (nothing is
- * written then).
+ * one exists (then it is validated and kept), and creates the store `.cairn/`. When `.cairn/` exists
+ * but `cairn.json` does not, writes back HEAD's card (no card options given) or a card from the
+ * options, keeping the store. Throws `ALREADY_A_DATASET` when both exist and `INVALID_CARD` when the
+ * card is invalid (nothing is written then).
  */
 export async function init(options: InitOptions = {}): Promise<InitResult> {
   const dir = resolve(options.dir ?? '.')
-  if (await exists(join(dir, STORE_DIR))) {
+  const cardFlags = [
+    options.name,
+    options.description,
+    options.license,
+    options.authors,
+    options.shards,
+    ...Object.values(options.provenance ?? {}),
+  ]
+  const noCardFlags = cardFlags.every((f) => f === undefined || (Array.isArray(f) && f.length === 0))
+  if ((await exists(join(dir, STORE_DIR))) && !(await exists(join(dir, CARD_FILE))) && noCardFlags) {
+    // the way out when cairn.json was lost: the card of HEAD, the store kept (src/card/recover.ts)
+    const restored = await (await import('./card/recover.js')).restoreCardFromHead(dir)
+    if (restored) return { dir, card: restored.card, cardWritten: true, restoredFrom: restored.version }
+  }
+  if ((await exists(join(dir, STORE_DIR))) && (await exists(join(dir, CARD_FILE)))) {
     throw new CairnError('ALREADY_A_DATASET', `${dir} is already a cairn dataset (${STORE_DIR}/ exists)`, { subject: dir })
   }
   let card: Card
@@ -80,7 +98,8 @@ export async function init(options: InitOptions = {}): Promise<InitResult> {
   try {
     await mkdir(dir, { recursive: true })
     for (const sub of ['packs', 'tmp', 'refs/tags']) await mkdir(join(dir, STORE_DIR, sub), { recursive: true })
-    await writeFile(join(dir, STORE_DIR, 'store.json'), JSON.stringify({ storeVersion: STORE_VERSION }) + '\n')
+    if (!(await exists(join(dir, STORE_DIR, 'store.json'))))
+      await writeFile(join(dir, STORE_DIR, 'store.json'), JSON.stringify({ storeVersion: STORE_VERSION }) + '\n')
     if (cardWritten) await writeFile(join(dir, CARD_FILE), JSON.stringify(card, null, 2) + '\n')
   } catch (e) {
     throw ioError('initialise the dataset in', dir, e)
@@ -94,7 +113,9 @@ export async function init(options: InitOptions = {}): Promise<InitResult> {
  */
 export async function openDataset(dir = '.'): Promise<Dataset> {
   const start = resolve(dir)
+  let cardless: string | undefined
   for (let at = start; ; at = dirname(at)) {
+    if (cardless === undefined && !(await exists(join(at, CARD_FILE))) && (await exists(join(at, STORE_DIR, 'store.json')))) cardless = at
     if ((await exists(join(at, STORE_DIR, 'store.json'))) && (await exists(join(at, CARD_FILE)))) {
       const meta = JSON.parse(await readFile(join(at, STORE_DIR, 'store.json'), 'utf8')) as { storeVersion?: unknown }
       if (meta.storeVersion !== STORE_VERSION) {
@@ -112,6 +133,11 @@ export async function openDataset(dir = '.'): Promise<Dataset> {
     }
     if (dirname(at) === at) break
   }
+  if (cardless !== undefined)
+    throw new CairnError('NOT_A_DATASET', `${join(cardless, CARD_FILE)} is missing (the store ${join(cardless, STORE_DIR)}/ is there)`, {
+      subject: cardless,
+      hint: '`cairn init` writes back the card of HEAD and keeps the store and its history (or give --name and the other card flags for a new card)',
+    })
   throw new CairnError('NOT_A_DATASET', `${start} is not inside a cairn dataset (no ${CARD_FILE} with a ${STORE_DIR}/ store beside it)`, {
     subject: start,
     hint: 'run `cairn init` in the dataset folder first',

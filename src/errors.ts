@@ -46,6 +46,10 @@ export type ErrorCode =
   | 'TARGET_NOT_EMPTY'
   /** `restore` would overwrite or remove files that differ from HEAD (and `force` was not given). */
   | 'UNCOMMITTED_CHANGES'
+  /** Another live process holds the lock of the dataset or clone target (the message names its pid). */
+  | 'LOCKED'
+  /** A DAG from outside asks for more than a limit allows (entries, file size, depth); the hint names the flag that raises it. */
+  | 'LIMIT_EXCEEDED'
 
 export interface CairnErrorOptions {
   /** The file, shard path or CID the error is about. */

@@ -11,7 +11,7 @@
  */
 export { init, openDataset, type InitOptions, type InitResult, type Dataset } from './dataset.js'
 export { build, type BuildOptions, type BuildResult, type BuildProgress, type ChangeSummary } from './build.js'
-export { log, type LogOptions, type LogEntry } from './log.js'
+export { log, logHistory, type LogOptions, type LogEntry, type LogResult } from './log.js'
 export { show, type ShowOptions, type ShowResult } from './show.js'
 export { ls, type LsOptions } from './ls.js'
 export { tag, tags, deleteTag, type TagOptions, type TagEntry } from './tag.js'
@@ -98,7 +98,10 @@ export {
   type SkippedEntry as CloneSkippedEntry,
 } from './clone.js'
 export { cat, parseContentPath, resolvePath, type CatOptions, type CatResult, type Resolved } from './cat.js'
-export { serve, type ServeOptions, type ServeHandle } from './serve.js'
+export { serve, isLoopback, type ServeOptions, type ServeHandle, type GatewayHandler, type RequestEntry } from './serve.js'
+export { formatEntry } from './gateway/log.js'
+export { prove, type ProveOptions, type ProveResult } from './proofs/prove.js'
+export { verifyProof, type ProofReport } from './proofs/check.js'
 export {
   openSource,
   openSources,
@@ -118,4 +121,22 @@ export { reset, headLog, type ResetOptions, type ResetResult } from './history/r
 export type { HeadMove, HeadMoveOp } from './history/reflog.js'
 export { restore, type RestoreOptions, type RestoreResult } from './worktree/restore.js'
 export { gc, du, type GcOptions, type GcResult, type DuResult, type DuPart } from './gc/gc.js'
+export { DEFAULT_LIMITS, MAX_DIRECTORY_DEPTH, MAX_FILE_DEPTH, MAX_NAME_BYTES, MAX_PATH_BYTES, type DagLimits } from './limits/index.js'
+export { readCarBlocks, MAX_BLOCK_BYTES, type CarBlock, type ReadCarOptions } from './car/reader.js'
+export { releaseLinks, versionParent, parseHistory, type History, type FollowedLink } from './release/links.js'
+export { readCloneRecord, type CloneRecord, type Selection } from './release/clone-record.js'
+export { check, METADATA, type CheckOptions, type CheckReport, type PlaceReport, type ShardState, type CheckProgress } from './check.js'
 export { fileSha256, fileSha256s, digestInCid, SHA256_LOG, type Sha256Options } from './digests/sha256.js'
+export { lineage, type LineageOptions } from './lineage/lineage.js'
+export { walkLineage, type LineageGraph, type LineageNode, type LineageEdge } from './lineage/graph.js'
+export { renderLineage, type LineageFormat } from './lineage/render.js'
+export { checkLineage, type SourceCheck } from './lineage/check.js'
+export {
+  exportCroissant,
+  buildWithCroissant,
+  DEFAULT_CROISSANT_GATEWAY,
+  CROISSANT_FILE,
+  type ExportCroissantOptions,
+  type ExportCroissantResult,
+} from './croissant/export.js'
+export { croissantDocument, CROISSANT_CONTEXT, CROISSANT_1_1, type CroissantDocument, type JsonLd } from './croissant/document.js'

@@ -5,9 +5,10 @@
  * them; the `--json` result schemas (`schemas/cli/`) are compiled once, on first use.
  */
 import { readFileSync, readdirSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js'
+import type { Ajv2020, ErrorObject, ValidateFunction } from 'ajv/dist/2020.js'
 import { validators } from './schemas.generated.js'
 
 /** The package's root folder (holds `package.json` and `schemas/`), from src/ or from dist/src/. */
@@ -28,10 +29,15 @@ export const packageRoot: string = (() => {
 const BASE = 'https://cairn.dev/schemas/'
 let ajv: Ajv2020 | undefined
 
+// ajv (a hundred modules) is loaded only by a process that compiles a schema at run time: the
+// persisted formats are precompiled, so most commands never need it
+const require = createRequire(import.meta.url)
+const ajvClass = (): typeof Ajv2020 => (require('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js')).Ajv2020
+
 /** All schemas, compiled on first use (with the options bin/compile-schemas.js compiles with). */
 function instance(): Ajv2020 {
   if (ajv) return ajv
-  ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true })
+  ajv = new (ajvClass())({ allErrors: true, strict: true, allowUnionTypes: true })
   for (const dir of ['schemas', 'schemas/cli']) {
     for (const name of readdirSync(join(packageRoot, dir))) {
       if (!name.endsWith('.schema.json')) continue
@@ -74,5 +80,5 @@ export function formatErrors(errors: readonly ErrorObject[] | null | undefined):
  * cells are all strings) `"3"` satisfies `integer`. Throws ajv's error when it is not a schema.
  */
 export function compileUserSchema(schema: object, options: { readonly coerceTypes?: boolean } = {}): ValidateFunction {
-  return new Ajv2020({ allErrors: false, strict: false, coerceTypes: options.coerceTypes ?? false }).compile(schema)
+  return new (ajvClass())({ allErrors: false, strict: false, coerceTypes: options.coerceTypes ?? false }).compile(schema)
 }

@@ -1,22 +1,24 @@
 /**
- * `serve`: a trustless gateway (IPFS trustless-gateway spec) over a dataset's store and any `dir:`
- * folders, on loopback unless told otherwise. `GET`/`HEAD /ipfs/{cid}[/{path}]` answers raw blocks
- * (`?format=raw`, `Accept: application/vnd.ipld.raw`) and CAR streams (`?format=car`,
- * `Accept: application/vnd.ipld.car`) with `dag-scope=block|entity|all`; nothing is deserialised for
- * the client. Every block served is checked against its CID on the way out.
+ * `serve`: an IPFS gateway over a dataset's store and any `dir:` folders, on loopback unless told
+ * otherwise (docs/gateway.md). `/ipfs/{cid}/{path}` follows IPLD paths and answers trustless
+ * requests (`format=raw|car`, `dag-scope`, `entity-bytes`) and plain ones (file bytes with ranges,
+ * directory listings, a release page); `/` lists the dataset's versions. Every block served is checked
+ * against its CID on the way out. The HTTP handling lives in `src/gateway/`.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
-import { CarWriter } from '@ipld/car/writer'
-import { decodeUnixFs, resolvePath } from './cat.js'
-import { blockLinks } from './car/block.js'
-import { DAG_PB, RAW, tryParseCid, type CID } from './cid.js'
+import { isIP } from 'node:net'
 import { openDataset, type Dataset } from './dataset.js'
 import { CairnError, isCairnError } from './errors.js'
+import { Limiter, send } from './gateway/http.js'
+import { track, type RequestEntry } from './gateway/log.js'
+import { route, type GatewayHandler } from './gateway/router.js'
 import { DirSource } from './sources/dir.js'
+import { datasetBlocks } from './release/source.js'
 import type { BlockSource } from './store/blocks.js'
+
+export type { GatewayHandler } from './gateway/router.js'
+export type { RequestEntry } from './gateway/log.js'
 
 /** Options of {@link serve}. */
 export interface ServeOptions {
@@ -28,8 +30,15 @@ export interface ServeOptions {
   readonly port?: number
   /** Address to listen on (default 127.0.0.1: loopback only). */
   readonly host?: string
-  /** Called once per request answered (for logs). */
-  readonly onRequest?: (entry: { readonly method: string; readonly url: string; readonly status: number }) => void
+  /** Called once per request, when its response ends or is cut short (the request log). */
+  readonly onRequest?: (entry: RequestEntry) => void
+  /** Handlers tried before the built-in routes, in order (e.g. `/ipns/` routes). */
+  readonly handlers?: readonly GatewayHandler[]
+  /** A connection idle this long (a client that stops reading, or sends nothing) is closed (default 60,000 ms). */
+  readonly idleTimeoutMs?: number
+  /** Responses handled at once (default 32) and waiting (default 1024); past both, 503. */
+  readonly maxActive?: number
+  readonly maxQueued?: number
 }
 
 /** A running gateway. */
@@ -38,23 +47,28 @@ export interface ServeHandle {
   readonly url: string
   /** The port listened on (the one picked, for port 0). */
   readonly port: number
+  /** False when the address listened on is not a loopback one (anyone who can reach it can read every block). */
+  readonly loopback: boolean
   /** Stops listening, ends open connections and closes the files it read. */
   close(): Promise<void>
 }
 
-type Scope = 'block' | 'entity' | 'all'
-type Format = 'raw' | 'car'
-
-const RAW_TYPE = 'application/vnd.ipld.raw'
-const CAR_TYPE = 'application/vnd.ipld.car'
+/** True for 127.0.0.0/8, ::1, localhost and IPv4-mapped loopback. */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase()
+  if (h === 'localhost' || h === '::1') return true
+  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h
+  return isIP(v4) === 4 && v4.startsWith('127.')
+}
 
 /**
- * Starts the gateway. Status codes: 200; 304 for a matching `If-None-Match`; 400 for a CID that does
- * not parse, an unknown `format` or `dag-scope`, `entity-bytes` (not supported), a path on a raw
- * request, or no `format` and no `Accept` naming a block or a CAR; 404 when the root block (or a path
- * segment) is not held; 405 for other methods; 406 for an `Accept` naming only unsupported types (e.g.
- * CAR version 2). A CAR response whose DAG turns out incomplete while streaming is cut short (the
- * status is already sent), which trustless clients detect.
+ * Starts the gateway. Status codes: 200, 206 (a range), 301 (a directory without its trailing slash;
+ * a version's shard path, to its standard path under `tree/`), 304 (`If-None-Match`), 400 (a CID
+ * that does not parse, `.`/`..` in a path, an unknown `format` or `dag-scope`, bad `entity-bytes`),
+ * 404 (a block not held, a path that names nothing), 405, 406 (an `Accept` naming only unsupported
+ * types), 416 (a range past the end), 502 (a held block that fails its CID), 503 (too many requests).
+ * A response whose blocks turn out missing or damaged after the status went out is cut short, never
+ * completed.
  *
  * @throws {CairnError} `NOT_A_DATASET` when `dir` is given and is not a dataset (or neither `dir` nor
  *   `dirs` is given and the current folder is not in one); `USAGE` for a folder that is not a `dir:`
@@ -75,7 +89,8 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
     await dataset?.store.close()
     throw e
   }
-  const sources: BlockSource[] = [...(dataset ? [dataset.store] : []), ...dirs]
+  // in a clone, the store falls back to the files the clone wrote (each block checked against its CID)
+  const sources: BlockSource[] = [...(dataset ? [await datasetBlocks(dataset)] : []), ...dirs]
   const source: BlockSource = {
     async get(cid) {
       if (cid.multihash.code === 0x00) return cid.multihash.digest
@@ -91,15 +106,25 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
       throw last ?? new CairnError('MISSING_BLOCK', `Block ${cid} is not served here`, { subject: cid.toString() })
     },
   }
+  const ctx = {
+    source,
+    dataset,
+    handlers: options.handlers ?? [],
+    limiter: new Limiter(options.maxActive ?? 32, options.maxQueued ?? 1024),
+  }
 
   const server = createServer((req, res) => {
-    handle(source, req, res)
-      .catch((e: unknown) => {
-        if (!res.headersSent) send(res, 500, `internal error: ${(e as Error).message}\n`)
-        else res.destroy()
-      })
-      .finally(() => options.onRequest?.({ method: req.method ?? '', url: req.url ?? '', status: res.statusCode }))
+    if (options.onRequest) track(req, res, options.onRequest)
+    route(ctx, req, res).catch((e: unknown) => {
+      if (!res.headersSent) send(res, 500, `internal error: ${(e as Error).message}\n`)
+      else res.destroy()
+    })
   })
+  const idle = options.idleTimeoutMs ?? 60_000
+  server.setTimeout(idle, (socket) => socket.destroy())
+  server.headersTimeout = Math.min(idle, 60_000)
+  server.requestTimeout = Math.max(idle, server.headersTimeout + 1)
+  server.keepAliveTimeout = Math.min(5_000, idle)
   const host = options.host ?? '127.0.0.1'
   await new Promise<void>((resolveListen, reject) => {
     server.once('error', (e) =>
@@ -116,6 +141,7 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
   return {
     url: `http://${shownHost}:${port}`,
     port,
+    loopback: isLoopback(host),
     async close() {
       await new Promise<void>((done) => {
         server.close(() => done())
@@ -125,219 +151,4 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
       await dataset?.store.close()
     },
   }
-}
-
-async function handle(source: BlockSource, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  res.setHeader('X-Content-Type-Options', 'nosniff')
-  if (req.method !== 'GET' && req.method !== 'HEAD') {
-    res.setHeader('Allow', 'GET, HEAD')
-    return send(res, 405, 'only GET and HEAD\n')
-  }
-  const url = new URL(req.url ?? '/', 'http://localhost')
-  const m = /^\/ipfs\/([^/]+)(?:\/(.*))?$/.exec(url.pathname)
-  if (m === null) return send(res, 404, 'not found: this gateway answers /ipfs/{cid}\n')
-  const root = tryParseCid(m[1])
-  if (root === undefined) return send(res, 400, `${m[1]} is not a CID\n`)
-  let path: string
-  try {
-    path = decodeURIComponent(m[2] ?? '').replace(/\/+$/, '')
-  } catch {
-    return send(res, 400, 'the path is not valid percent-encoding\n')
-  }
-
-  const negotiated = negotiate(url.searchParams.get('format'), req.headers.accept)
-  if ('status' in negotiated) return send(res, negotiated.status, negotiated.message + '\n')
-  const { format } = negotiated
-  if (url.searchParams.has('entity-bytes')) return send(res, 400, 'entity-bytes is not supported by this gateway\n')
-  const scopeParam = url.searchParams.get('dag-scope') ?? 'all'
-  if (scopeParam !== 'block' && scopeParam !== 'entity' && scopeParam !== 'all')
-    return send(res, 400, `dag-scope=${scopeParam} is not one of block, entity, all\n`)
-  const scope: Scope = scopeParam
-  for (const [name, allowed] of [
-    ['car-version', ['1']],
-    ['car-order', ['dfs', 'unk']],
-    ['car-dups', ['n', 'y']],
-  ] as const) {
-    const v = url.searchParams.get(name)
-    if (v !== null && !(allowed as readonly string[]).includes(v)) return send(res, 400, `${name}=${v} is not supported\n`)
-  }
-
-  if (format === 'raw') {
-    if (path !== '') return send(res, 400, 'a raw block is requested by CID alone (no path)\n')
-    const etag = `"${root}.raw"`
-    let bytes: Uint8Array
-    try {
-      bytes = await source.get(root)
-    } catch (e) {
-      return failed(res, root, e)
-    }
-    if (req.headers['if-none-match'] === etag) return notModified(res, etag)
-    res.statusCode = 200
-    res.setHeader('Content-Type', RAW_TYPE)
-    res.setHeader('Content-Length', bytes.length)
-    res.setHeader('Content-Disposition', `attachment; filename="${root}.bin"`)
-    immutable(res, etag, root)
-    res.end(req.method === 'HEAD' ? undefined : bytes)
-    return
-  }
-
-  // CAR: resolve the path and read the root before the status goes out
-  let terminus: CID
-  let traversed: readonly CID[]
-  try {
-    const resolved = await resolvePath(source, root, path)
-    terminus = resolved.cid
-    traversed = resolved.traversed
-    await source.get(terminus)
-  } catch (e) {
-    if (isCairnError(e, 'USAGE') || isCairnError(e, 'BAD_PATH')) return send(res, 404, `${(e as Error).message}\n`)
-    return failed(res, root, e)
-  }
-  const etag = `"${root}${path === '' ? '' : '/' + path}.car.${scope}"`
-  if (req.headers['if-none-match'] === etag) return notModified(res, etag)
-  res.statusCode = 200
-  res.setHeader('Content-Type', `${CAR_TYPE}; version=1; order=dfs; dups=n`)
-  res.setHeader('Content-Disposition', `attachment; filename="${root}.car"`)
-  immutable(res, etag, root)
-  if (req.method === 'HEAD') return void res.end()
-
-  const { writer, out } = CarWriter.create([root])
-  const feed = (async () => {
-    const seen = new Set<string>()
-    const put = async (cid: CID, bytes: Uint8Array): Promise<void> => {
-      const key = cid.toString()
-      if (seen.has(key) || cid.multihash.code === 0x00) return
-      seen.add(key)
-      await writer.put({ cid, bytes })
-    }
-    try {
-      for (const cid of traversed) await put(cid, await source.get(cid))
-      for await (const block of scopeBlocks(source, terminus, scope)) await put(block.cid, block.bytes)
-    } catch (e) {
-      // before the CAR is closed: a cleanly ended CAR would hide that the DAG is incomplete
-      res.destroy()
-      throw e
-    } finally {
-      await writer.close()
-    }
-  })()
-  try {
-    await Promise.all([feed, pipeline(Readable.from(out), res)])
-  } catch {
-    // a block went missing or the client left: cut the stream short, the client sees it incomplete
-    res.destroy()
-    await feed.catch(() => {})
-  }
-}
-
-/** The blocks of `root`'s DAG a scope covers, depth-first, each once. */
-async function* scopeBlocks(source: BlockSource, root: CID, scope: Scope): AsyncGenerator<{ cid: CID; bytes: Uint8Array }> {
-  const rootBytes = await source.get(root)
-  if (scope === 'block') {
-    yield { cid: root, bytes: rootBytes }
-    return
-  }
-  // which links to follow: every one (all), or for UnixFS the file's blocks or the directory's own shards (entity)
-  let follow: (cid: CID, bytes: Uint8Array) => CID[] = (cid, bytes) => blockLinks(cid, bytes)
-  if (scope === 'entity') {
-    if (root.code !== DAG_PB) {
-      yield { cid: root, bytes: rootBytes }
-      return
-    }
-    const { data } = decodeUnixFs(root, rootBytes)
-    if (data.type === 'directory' || data.type === 'symlink' || data.type === 'metadata') {
-      yield { cid: root, bytes: rootBytes }
-      return
-    }
-    if (data.type === 'hamt-sharded-directory') {
-      const width = (Number(data.fanout) - 1).toString(16).length
-      follow = (cid, bytes) =>
-        cid.code === DAG_PB
-          ? decodeUnixFs(cid, bytes)
-              .node.Links.filter((l) => (l.Name ?? '').length === width)
-              .map((l) => l.Hash)
-          : []
-    }
-  }
-  const seen = new Set<string>()
-  const stack: { cid: CID; bytes?: Uint8Array }[] = [{ cid: root, bytes: rootBytes }]
-  while (stack.length > 0) {
-    const { cid, bytes: known } = stack.pop() as { cid: CID; bytes?: Uint8Array }
-    const key = cid.toString()
-    if (seen.has(key) || cid.multihash.code === 0x00) continue
-    seen.add(key)
-    const bytes = known ?? (await source.get(cid))
-    yield { cid, bytes }
-    if (cid.code === RAW) continue
-    const links = follow(cid, bytes)
-    for (let i = links.length - 1; i >= 0; i--) if (!seen.has(links[i].toString())) stack.push({ cid: links[i] })
-  }
-}
-
-/**
- * The response format: `format` wins over `Accept` (as the spec says). Without either naming a block
- * or a CAR: 400 when nothing was asked, 406 when only unsupported types were.
- */
-function negotiate(format: string | null, accept: string | undefined): { format: Format } | { status: number; message: string } {
-  if (format !== null) {
-    if (format === 'raw' || format === 'car') return { format }
-    return { status: 400, message: `format=${format} is not supported (this trustless gateway answers format=raw and format=car)` }
-  }
-  if (accept === undefined || accept.trim() === '') {
-    return { status: 400, message: 'ask for ?format=raw or ?format=car (or Accept: application/vnd.ipld.raw / application/vnd.ipld.car)' }
-  }
-  const ranges = accept
-    .split(',')
-    .map((part) => {
-      const [type, ...params] = part.split(';').map((s) => s.trim())
-      const p = new Map(params.map((kv) => kv.split('=').map((s) => s.trim().toLowerCase()) as [string, string]))
-      return { type: type.toLowerCase(), q: Number(p.get('q') ?? '1'), params: p }
-    })
-    .filter((r) => r.q > 0)
-    .sort((a, b) => b.q - a.q)
-  for (const r of ranges) {
-    if (r.type === RAW_TYPE) return { format: 'raw' }
-    if (r.type === CAR_TYPE) {
-      const version = r.params.get('version')
-      const order = r.params.get('order')
-      const dups = r.params.get('dups')
-      if (
-        (version === undefined || version === '1') &&
-        (order === undefined || order === 'dfs' || order === 'unk') &&
-        (dups === undefined || dups === 'n' || dups === 'y')
-      ) {
-        return { format: 'car' }
-      }
-    }
-  }
-  if (ranges.every((r) => r.type === '*/*' || r.type === 'application/*')) {
-    return { status: 400, message: 'ask for ?format=raw or ?format=car (or Accept: application/vnd.ipld.raw / application/vnd.ipld.car)' }
-  }
-  return { status: 406, message: `none of ${accept} is served here (application/vnd.ipld.raw, application/vnd.ipld.car; version=1)` }
-}
-
-function immutable(res: ServerResponse, etag: string, root: CID): void {
-  res.setHeader('Etag', etag)
-  res.setHeader('Cache-Control', 'public, max-age=29030400, immutable')
-  res.setHeader('X-Ipfs-Roots', root.toString())
-  res.setHeader('Vary', 'Accept')
-}
-
-function notModified(res: ServerResponse, etag: string): void {
-  res.statusCode = 304
-  res.setHeader('Etag', etag)
-  res.end()
-}
-
-function failed(res: ServerResponse, root: CID, e: unknown): void {
-  if (isCairnError(e, 'MISSING_BLOCK')) return send(res, 404, `${root}: block not held by this gateway\n`)
-  if (isCairnError(e, 'CORRUPT_BLOCK')) return send(res, 500, `${root}: the stored block is damaged (${e.message})\n`)
-  throw e
-}
-
-function send(res: ServerResponse, status: number, text: string): void {
-  res.statusCode = status
-  res.setHeader('Content-Type', 'text/plain; charset=utf-8')
-  res.setHeader('Content-Length', Buffer.byteLength(text))
-  res.end(res.req.method === 'HEAD' ? undefined : text)
 }

@@ -499,7 +499,7 @@ describe('crash safety', () => {
     // the parent of this process is alive and is not this process
     await writeFile(join(ds.dir, '.cairn', 'lock'), String(process.ppid))
     const e = await cairnError(() => build({ dir: ds.dir }))
-    expect(e.code).toBe('IO')
+    expect(e.code).toBe('LOCKED')
     expect(e.message).toContain(String(process.ppid))
     expect(await headBytes(ds.dir)).toBeUndefined()
   })
@@ -514,7 +514,7 @@ describe('crash safety', () => {
     ])
     const ok = results.filter((r): r is PromiseFulfilledResult<BuildResult> => r.status === 'fulfilled').map((r) => r.value)
     const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as CairnError)
-    for (const e of failed) expect(e.code).toBe('IO')
+    for (const e of failed) expect(e.code).toBe('LOCKED')
     expect(ok.length).toBeGreaterThanOrEqual(1)
     // whatever succeeded forms one chain from the first version to HEAD: no version is orphaned
     const head = (await headBytes(ds.dir))?.toString('utf8').trim()

@@ -50,7 +50,8 @@ describe('cairn as a child process', () => {
     const build = await run(ds, ['build', '-m', 'first release'])
     const version = build.stdout.toString().trim()
     expect(version).toMatch(CID)
-    expect(build.stderr).toMatch(/^\d+ shards, .* rows \(\+\d+ added, ~0 modified, -0 removed\)\n$/)
+    // the summary, then the tree CID (what `ipfs-car unpack <car> --root <tree>` needs)
+    expect(build.stderr).toMatch(/^\d+ shards, .* rows \(\+\d+ added, ~0 modified, -0 removed\)\ntree bafy\w+\n$/)
 
     const ls = json<{ path: string; rows?: number }[]>(await run(ds, ['ls', '--json']))
     expect(validateWith('cli/ls.schema.json', ls)).toEqual([])
@@ -58,9 +59,9 @@ describe('cairn as a child process', () => {
       expect.arrayContaining(['train/part-000.parquet', 'validation/part-000.arrow', 'test/part-000.jsonl']),
     )
 
-    // the CAR on stdout, the root CID alone on stderr
+    // the CAR on stdout; on stderr the root CID first (its own line), then the tree CID
     const piped = await run(ds, ['pack'])
-    expect(piped.stderr).toBe(`${version}\n`)
+    expect(piped.stderr).toMatch(new RegExp(`^${version}\\ntree bafy\\w+\\n$`))
     expect(piped.stdout.length).toBeGreaterThan(ls.length)
     const out = await tmp.make()
     const toFile = await run(ds, ['pack', '-o', join(out, 'file.car')])
@@ -74,9 +75,9 @@ describe('cairn as a child process', () => {
     expect(validateWith('cli/verify.schema.json', car)).toEqual([])
     expect(car).toMatchObject({ ok: true, roots: [{ '/': version }] })
 
-    // a damaged CAR: exit 1 (folder differences are covered in-process, in commands.test.ts)
+    // a damaged CAR: exit 5, integrity of the input (folder differences, exit 1, are covered in commands.test.ts)
     await flipBitInside(join(out, 'file.car'), (await readFile(join(ds, 'train', 'part-000.parquet'))).subarray(0, 4096))
-    expect((await run(out, ['verify', '--car', 'file.car'], 1)).stdout.toString()).toContain('FAILED: 1 problem(s)')
+    expect((await run(out, ['verify', '--car', 'file.car'], 5)).stdout.toString()).toContain('FAILED: 1 problem(s)')
   })
 
   it('errors: exit codes, JSON on stdout under --json, human text on stderr', async () => {

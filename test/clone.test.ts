@@ -186,12 +186,28 @@ describe('clone a cairn version', () => {
       'train/b.jsonl',
     ])
     expect(result).toMatchObject({ totalFiles: 5, written: 5, excluded: 3 })
+    // verify checks the part the clone holds, and says which part
     const report = await verify({ dataset: dir, dir })
-    expect(report.missing).toEqual(['README.md', 'eval/c.csv', 'train/big.bin'])
+    expect(report).toMatchObject({
+      ok: true,
+      missing: [],
+      partial: { selections: [{ include: ['train/*', '*.txt'], exclude: ['big.bin'] }], leftOut: 3 },
+    })
+    // a build there would commit the files never fetched as deleted: refused, saying how to fetch them
+    expect(await thrown(() => build({ dir }))).toMatchObject({ code: 'NOT_A_DATASET', message: expect.stringContaining('partial clone') })
+    // a pack needs a file the clone left out: which, and how to get it
+    const e = await thrown(() => pack({ dir, output: join(dir, '..', 'partial.car') }))
+    expect(e).toMatchObject({
+      code: 'MISSING_BLOCK',
+      message: expect.stringMatching(/(README\.md|eval\/c\.csv|train\/big\.bin) .* was left out of this partial clone/),
+    })
+    expect((e as CairnError).hint).toContain(`cairn clone ${v2}`)
+    expect(await readdir(join(dir, '..'))).not.toContain('partial.car')
     // the rest later, into the same folder: resumed, the first five kept
     const rest = await clone({ cid: v2.toString(), dir, from: [car2] })
     expect(rest).toMatchObject({ resumed: true, skipped: 5, written: 3 })
     await expectVerified(dir, v2)
+    expect((await verify({ dataset: dir, dir })).partial).toBeUndefined()
   })
 
   it('into a folder holding something else: TARGET_NOT_EMPTY, nothing touched', async () => {
@@ -217,7 +233,7 @@ describe('clone a cairn version', () => {
     closers.push(() => leaky.close())
     const dir = await fresh('resume')
     const e = (await thrown(() => clone({ cid: v1.toString(), dir, from: [leaky.url], jobs: 1 }))) as CairnError
-    expect(e.code).toBe('FETCH_FAILED')
+    expect(e.code).toBe('MISSING_BLOCK')
     expect(e.subject).toBe(secondLeaf.toString())
     expect(e.message).toContain(leaky.url)
     const before = await dataFiles(dir)
@@ -463,7 +479,8 @@ describe('misbehaving gateways: the CID and the source are named, the next sourc
   })
 
   it('blocks not in the DAG are ignored', async () => {
-    const src = await carsSource([car2])
+    // v2's release CAR does not hold v1 (a release carries no history): the gateway serves both CARs
+    const src = await carsSource([car1, car2])
     closers.push(() => src.close())
     const extra = [{ cid: v2, bytes: await src.get(v2) }]
     const noisy = await testGateway(src, { extra })
@@ -487,7 +504,7 @@ describe('misbehaving gateways: the CID and the source are named, the next sourc
     await expectVerified(dir, v1)
   })
 
-  it('when every source fails: FETCH_FAILED naming the CID and each source, no unverified byte at a final path', async () => {
+  it('when every source fails, one with wrong bytes: CORRUPT_BLOCK (integrity, whichever source) naming the CID and each source, no unverified byte at a final path', async () => {
     const src = await carsSource([car1])
     closers.push(() => src.close())
     const bad1 = await testGateway(src, { misbehave: 'wrong-bytes' })
@@ -498,7 +515,7 @@ describe('misbehaving gateways: the CID and the source are named, the next sourc
     )
     const dir = await fresh('all-bad')
     const e = (await thrown(() => clone({ cid: v1.toString(), dir, from: [bad1.url, bad2.url], jobs: 1 }))) as CairnError
-    expect(e.code).toBe('FETCH_FAILED')
+    expect(e.code).toBe('CORRUPT_BLOCK')
     expect(e.message).toContain(bad1.url)
     expect(e.message).toContain(bad2.url)
     expect(e.subject).toMatch(/^bafk/)
@@ -603,13 +620,13 @@ describe('clone plain UnixFS from a gateway serving the conformance fixtures', (
     expect(((await thrown(() => clone({ cid: cid.toString(), dir: target, from: [gw.url] }))) as CairnError).code).toBe('TARGET_NOT_EMPTY')
   })
 
-  it('a DAG with a missing block fails with FETCH_FAILED and leaves nothing at the final path', async () => {
+  it('a DAG with a missing block fails with MISSING_BLOCK (integrity, not transport) and leaves nothing at the final path', async () => {
     const gw = await gateway([fixture('trustless_gateway_car', 'file-3k-and-3-blocks-missing-block.car')])
     const target = join(await fresh('missing'), 'file.bin')
     const e = (await thrown(() =>
       clone({ cid: 'QmYhmPjhFjYFyaoiuNzYv8WGavpSRDwdHWe5B4M5du5Rtk', dir: target, from: [gw.url] }),
     )) as CairnError
-    expect(e.code).toBe('FETCH_FAILED')
+    expect(e.code).toBe('MISSING_BLOCK')
     expect(e.message).toContain(gw.url)
     expect(await readdir(join(target, '..'))).toEqual([])
   })

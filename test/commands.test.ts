@@ -139,7 +139,7 @@ describe('every --json result validates against schemas/cli/<command>.schema.jso
     {
       name: 'verify --car (corrupt)',
       schema: 'verify',
-      exit: 1,
+      exit: 5,
       args: (c) => ['verify', '--car', join(c.empty, 'v.car')],
       prepare: async (c) => {
         await cairnJson(['pack', '-C', c.dir, '-o', join(c.empty, 'v.car')])
@@ -661,7 +661,8 @@ describe('pack', () => {
     const a = join(out, 'a.car')
     const human = await cairn(['pack', '-C', dir, '-o', a])
     expect(human.exitCode, human.stderr).toBe(0)
-    expect(human.stdout).toMatch(new RegExp(`^${v2}  \\d+ blocks, .* → ${a.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\n$`))
+    // the tree CID too: `ipfs-car unpack a.car --root <tree>` writes the files
+    expect(human.stdout).toMatch(new RegExp(`^${v2}  \\d+ blocks, .* → ${a.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\ntree bafy\\w+\\n$`))
 
     const json = await cairnJson<{ root: JsonLink; blocks: number; bytes: number; file: string }>([
       'pack',
@@ -796,7 +797,12 @@ describe('verify', () => {
     const packed = await cairnJson<{ blocks: number }>(['pack', '-C', dir, '-o', car])
     const human = await cairn(['verify', '--car', car])
     expect(human.exitCode, human.stdout).toBe(0)
-    expect(human.stdout).toMatch(new RegExp(`^ok: ${packed.blocks} blocks, .*DAG complete under ${v2}\\n$`))
+    // a release CAR: complete, and it says that history (the parent) is not included
+    expect(human.stdout).toMatch(
+      new RegExp(
+        `^ok: ${packed.blocks} blocks, .*DAG complete under ${v2}\\nhistory: not included \\(the parent \\w+ is not in the CAR.*\\n$`,
+      ),
+    )
     const json = await cairnJson<CarReport>(['verify', '--car', car])
     expectSchema('verify', json)
     expect(json).toMatchObject({
@@ -811,7 +817,7 @@ describe('verify', () => {
     expect(json).toMatchObject({ bytes: size })
   })
 
-  it('--car on a CAR with one flipped bit: exit 1, the corrupt block named', async () => {
+  it('--car on a CAR with one flipped bit: exit 5 (damaged input, not a difference), the corrupt block named', async () => {
     const { dir } = await builtDataset(tmp)
     const car = join(await tmp.make(), 'v2.car')
     await cairnJson(['pack', '-C', dir, '-o', car])
@@ -819,24 +825,24 @@ describe('verify', () => {
     const shard = (await cairnJson<Shard[]>(['ls', '-C', dir])).find((s) => s.path === 'test/part-000.jsonl')!
 
     const human = await cairn(['verify', '--car', car])
-    expect(human.exitCode).toBe(1)
+    expect(human.exitCode).toBe(5)
     expect(human.stdout).toContain(`corrupt: Block ${shard.cid['/']}`)
     expect(human.stdout).toContain('FAILED: 1 problem(s)')
     const r = await cairn(['verify', '--car', car, '--json'])
-    expect(r.exitCode).toBe(1)
+    expect(r.exitCode).toBe(5)
     const json = parseJson<CarReport>(r)
     expectSchema('verify', json)
     expect(json.ok).toBe(false)
     expect(json.problems).toEqual([expect.objectContaining({ kind: 'corrupt', cid: shard.cid['/'] })])
   })
 
-  it('--car on a truncated CAR: exit 1, truncated and missing blocks listed', async () => {
+  it('--car on a truncated CAR: exit 5, truncated and missing blocks listed', async () => {
     const { dir } = await builtDataset(tmp)
     const car = join(await tmp.make(), 'v2.car')
     await cairnJson(['pack', '-C', dir, '-o', car])
     await truncate(car, (await stat(car)).size - 10)
     const r = await cairn(['verify', '--car', car, '--json'])
-    expect(r.exitCode).toBe(1)
+    expect(r.exitCode).toBe(5)
     const json = parseJson<CarReport>(r)
     expectSchema('verify', json)
     expect(json.problems[0].kind).toBe('truncated')

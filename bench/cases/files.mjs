@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describeFiles, generateFiles, isPristine, markDirty, markPristine, writeDatasetFile } from '../lib/data.mjs'
-import { failed, measure, notApplicable } from '../lib/measure.mjs'
+import { failed, measure, measureProcess, notApplicable } from '../lib/measure.mjs'
 import { runChild } from '../lib/proc.mjs'
 
 const SERVER = fileURLToPath(new URL('../lib/server.mjs', import.meta.url))
@@ -86,6 +86,8 @@ export async function runFilesCase(ctx, c) {
       sameAcrossRuns((i) => i.version, 'version CID'),
       (i) => (i.shards !== files.length ? `${i.shards} shards, expected ${files.length}` : undefined),
     ),
+    // the CLI must build the library's version (the same files, date and message)
+    cli: { cwd: root, pre: () => [['init']], argv: () => buildArgv, check: (out, i, rec) => expectVersion(out, rec.info?.version, false) },
   })
   const v1 = cold.info?.version
   const skip = (op, reason = 'build cold failed') => notApplicable(ctx, { ...base, tool: 'cairn', op }, reason)
@@ -110,7 +112,10 @@ export async function runFilesCase(ctx, c) {
     childOp: 'cairn.build',
     params: () => ({ ...lib, dir: root }),
     check: (i) => (!i.unchanged ? 'made a new version' : i.version !== v1 ? `HEAD ${i.version}, expected ${v1}` : undefined),
+    cli: { cwd: root, argv: () => buildArgv, check: (out) => expectVersion(out, v1, true) },
   })
+
+  if (c.startup) await startup(ctx, base, root)
 
   const car = join(out, 'cairn.car')
   const packed = await measure(ctx, {
@@ -120,6 +125,11 @@ export async function runFilesCase(ctx, c) {
     childOp: 'cairn.pack',
     before: () => rmSync(car, { force: true }),
     params: () => ({ ...lib, dir: root, ref: v1, output: car }),
+    cli: {
+      cwd: root,
+      argv: () => ['pack', v1, '-o', car, '--json'],
+      check: (out) => (jsonOf(out)?.root?.['/'] !== v1 ? 'wrong root' : undefined),
+    },
     check: both(
       sameAcrossRuns((i) => `${i.carBytes}`, 'CAR size'),
       (i) => (i.root !== v1 ? `root ${i.root}, expected ${v1}` : undefined),
@@ -132,6 +142,7 @@ export async function runFilesCase(ctx, c) {
     op: 'verify folder',
     childOp: 'cairn.verifyFolder',
     params: () => ({ ...lib, dir: root, ref: v1 }),
+    cli: { cwd: root, argv: () => ['verify', v1, '--json'], check: (out) => (jsonOf(out)?.ok !== true ? 'not ok' : undefined) },
     check: (i) =>
       !i.ok
         ? `not ok: ${i.missing} missing, ${i.extra} extra, ${i.modified} modified, card ${i.card}`
@@ -147,6 +158,7 @@ export async function runFilesCase(ctx, c) {
       op: 'verify CAR',
       childOp: 'cairn.verifyCar',
       params: () => ({ ...lib, car }),
+      cli: { cwd: root, argv: () => ['verify', '--car', car, '--json'], check: (out) => (jsonOf(out)?.ok !== true ? 'not ok' : undefined) },
       bytesOf: (i) => i.carBytes,
       note: 'MB/s of CAR bytes',
       check: (i) => (!i.ok ? `${i.problems} problems` : undefined),
@@ -162,6 +174,11 @@ export async function runFilesCase(ctx, c) {
     childOp: 'cairn.build',
     before: (i) => writeDatasetFile(root, c.name, ctx.seed, files[Math.floor(files.length / 2)], i + 1),
     params: () => ({ ...lib, dir: root }),
+    cli: {
+      cwd: root,
+      argv: () => ['build', '-m', 'bench', '--json'],
+      check: (out) => (jsonOf(out)?.changes?.modified !== 1 ? `changes ${JSON.stringify(jsonOf(out)?.changes)}` : undefined),
+    },
     check: (i) =>
       i.unchanged
         ? 'saw no change'
@@ -179,9 +196,27 @@ export async function runFilesCase(ctx, c) {
       op: 'diff 2 versions',
       childOp: 'cairn.diff',
       params: () => ({ ...lib, dir: root, a: v1, b: v2 }),
+      cli: {
+        cwd: root,
+        argv: () => ['diff', v1, v2, '--json'],
+        check: (out) => (jsonOf(out)?.counts?.modified !== 1 ? `counts ${JSON.stringify(jsonOf(out)?.counts)}` : undefined),
+      },
       check: (i) => (i.counts?.modified !== 1 || i.shards !== 1 ? `counts ${JSON.stringify(i.counts)}` : undefined),
     })
   } else skip('diff 2 versions', ctx.has('diff') ? 'build after a change failed' : 'the library has no diff')
+
+  if (ctx.has('releaseLinks') && v2) {
+    await measure(ctx, {
+      ...base,
+      bytes: undefined,
+      tool: 'cairn',
+      op: 'publish v2 after v1 (1 shard changed)',
+      childOp: 'cairn.publishChanged',
+      params: () => ({ ...lib, dir: root, v1, v2, target: join(out, 'published') }),
+      check: (i) =>
+        i.sentBytes < i.newBlocksBytes ? `sent ${i.sentBytes} B, fewer than the ${i.newBlocksBytes} B of new blocks` : undefined,
+    })
+  } else skip('publish v2 after v1 (1 shard changed)', v2 ? 'the library has no releaseLinks' : 'build after a change failed')
 
   if (ctx.has('clone') && ctx.has('serve')) await cloneFromServe(ctx, base, root, out, v1, files.length, bytes)
   else skip('clone from serve', `the library has no ${['clone', 'serve'].filter((f) => !ctx.has(f)).join(' or ')}`)
@@ -218,6 +253,11 @@ async function cloneFromServe(ctx, base, root, out, cid, count, bytes) {
       childOp: 'cairn.clone',
       before: () => rmSync(dest, { recursive: true, force: true }),
       params: () => ({ lib: ctx.lib, cid, dest, url }),
+      cli: {
+        cwd: out,
+        argv: () => ['clone', cid, dest, '--from', url, '--json'],
+        check: (o) => (jsonOf(o)?.written !== count ? `wrote ${jsonOf(o)?.written}/${count} files` : undefined),
+      },
       note: `from ${url}`,
       check: (i) =>
         i.written !== count || i.bytes !== bytes || i.failures > 0
@@ -247,4 +287,51 @@ function sameAcrossRuns(pick, what) {
 
 function both(f, g) {
   return (info, i) => f(info, i) ?? g(info, i)
+}
+
+/** The CLI's build, as the library's op builds: the same date and message give the same version. */
+const buildArgv = ['build', '-m', 'bench', '--date', '2026-01-01T00:00:00Z', '--json']
+
+function jsonOf(stdout) {
+  try {
+    return JSON.parse(stdout)
+  } catch {
+    return undefined
+  }
+}
+
+/** A problem unless stdout is build's JSON with `unchanged` as expected (and the version, when given). */
+function expectVersion(stdout, version, unchanged) {
+  const r = jsonOf(stdout)
+  if (!r) return 'no JSON on stdout'
+  if (r.unchanged !== unchanged) return unchanged ? 'made a new version' : 'said unchanged'
+  if (version !== undefined && r.version?.['/'] !== version) return `version ${r.version?.['/']}, expected ${version}`
+  return undefined
+}
+
+/**
+ * Start-up as a user meets it, in the same run and on the same dataset (after its cold build): Node
+ * doing nothing (`node -e 0`), then whole CLI processes: `cairn --version`, `cairn log`, and `cairn
+ * status` when the CLI has it (n/a otherwise). More runs than the other rows: each is short.
+ */
+async function startup(ctx, base, root) {
+  const runs = Math.max(10, ctx.runs * 3)
+  const row = { ...base, bytes: undefined, runs, cwd: root }
+  await measureProcess(ctx, { ...row, tool: 'node', op: 'node -e 0', argv: ['-e', '0'] })
+  await measureProcess(ctx, {
+    ...row,
+    tool: 'cairn',
+    op: 'cairn --version',
+    argv: [ctx.cli, '--version'],
+    check: (out) => (/^cairn\/\S+ \S+ node-v/.test(out) ? undefined : `printed ${JSON.stringify(out.slice(0, 80))}`),
+  })
+  await measureProcess(ctx, {
+    ...row,
+    tool: 'cairn',
+    op: 'cairn log',
+    argv: [ctx.cli, 'log'],
+    check: (out) => (out.startsWith('version ') ? undefined : 'no version listed'),
+  })
+  if (ctx.hasCommand('status')) await measureProcess(ctx, { ...row, tool: 'cairn', op: 'cairn status', argv: [ctx.cli, 'status'] })
+  else notApplicable(ctx, { ...base, tool: 'cairn', op: 'cairn status' }, 'the CLI has no status command')
 }

@@ -23,7 +23,7 @@ export async function runIndexCase(ctx, c) {
   })
   const s = setup.info
   if (s) {
-    setup.note = `entries ${(s.genMs / 1000).toFixed(1)} s; index A ${(s.buildAms / 1000).toFixed(1)} s, B ${(s.buildBms / 1000).toFixed(1)} s`
+    setup.note = `entries ${(s.genMs / 1000).toFixed(1)} s; index A ${(s.buildAms / 1000).toFixed(1)} s, B ${(s.buildBms / 1000).toFixed(1)} s; tree B ${((s.treeBms ?? 0) / 1000).toFixed(1)} s`
   }
   const op = `diff 2 versions (${c.changed} changed)`
   if (!ctx.has('diff')) return notApplicable(ctx, { ...base, op }, 'the library has no diff')
@@ -41,6 +41,25 @@ export async function runIndexCase(ctx, c) {
   if (d.info) {
     const i = d.info
     d.note = `read ${i.blocksRead ?? '?'} blocks (${i.indexNodesRead} index nodes, depth ${i.depth})`
+  }
+  const proofOp = `prove 1 file of ${c.entries.toLocaleString('en')}`
+  if (!ctx.has('prove')) notApplicable(ctx, { ...base, op: proofOp }, 'the library has no prove')
+  else {
+    const pr = await measure(ctx, {
+      ...base,
+      op: proofOp,
+      childOp: 'cairn.prove',
+      params: () => ({
+        lib: ctx.lib,
+        dir,
+        version: s.versionB,
+        path: s.changedAt[0],
+        output: join(ctx.dataDir, `${c.dataName}-proof.car`),
+      }),
+      check: (i) => (i.verified ? undefined : 'the proof did not verify'),
+    })
+    if (pr.info)
+      pr.note = `proof ${pr.info.bytes.toLocaleString('en')} B (${(pr.info.bytes / 1024).toFixed(1)} KiB) in ${pr.info.blocks} blocks`
   }
   if (!ctx.keep) rmSync(dir, { recursive: true, force: true })
 }

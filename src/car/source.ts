@@ -3,13 +3,12 @@
  * streaming, without holding any block's bytes; `get` then reads just that range and checks it against
  * the CID. {@link FallbackSource} tries several sources in turn (the store first, then a CAR).
  */
-import { createReadStream } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
-import { CarIndexer } from '@ipld/car/indexer'
 import type { CID } from '../cid.js'
 import { CairnError, ioError, isCairnError } from '../errors.js'
 import type { BlockSource } from '../store/blocks.js'
 import { checkBlock } from './block.js'
+import { CarSectionReader, fileSize, readReused, StreamDamage } from './reader.js'
 
 /** Where one block's bytes lie in the file. */
 interface Range {
@@ -43,21 +42,33 @@ export class CarBlockSource implements BlockSource {
    */
   static async open(path: string): Promise<CarBlockSource> {
     const index = new Map<string, Range>()
+    // the one CAR reader (src/car/reader.ts): its section and block caps apply before anything is read
+    const reader = new CarSectionReader(readReused(path, 1 << 20), path, true, await fileSize(path))
     let roots: CID[]
+    let count = 0
     try {
-      const indexer = await CarIndexer.fromIterable(createReadStream(path))
-      roots = await indexer.getRoots()
-      for await (const { cid, blockOffset, blockLength } of indexer) {
-        index.set(keyOf(cid), { offset: blockOffset, length: blockLength })
+      roots = await reader.readHeader()
+      for (let batch = await reader.next(); batch.length > 0; batch = await reader.next()) {
+        for (const { cid, bytes, offset } of batch) {
+          count++
+          // the first copy of a block is the one read: what a later duplicate says does not matter
+          const key = keyOf(cid)
+          if (!index.has(key)) index.set(key, { offset, length: bytes.length })
+        }
       }
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code
-      if (typeof code === 'string' && code.startsWith('E')) throw ioError('read', path, e)
-      throw new CairnError('BAD_CAR', `${path} is not a readable CAR file: ${(e as Error).message}`, {
-        subject: path,
-        cause: e,
-        hint: 'check that the file is a CAR (e.g. made by `cairn pack` or `ipfs dag export`) and was copied whole',
-      })
+      if (!(e instanceof StreamDamage)) throw e
+      throw new CairnError(
+        'BAD_CAR',
+        `${path} is not a readable CAR file: it is ${e.kind === 'truncated' ? 'truncated' : 'malformed'} after ${count} blocks (${e.message})`,
+        {
+          subject: path,
+          details: [{ kind: e.kind, offset: e.offset }],
+          hint: 'check that the file is a CAR (e.g. made by `cairn pack` or `ipfs dag export`) and was copied whole',
+        },
+      )
+    } finally {
+      await reader.close()
     }
     let fh: FileHandle
     try {

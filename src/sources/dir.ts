@@ -6,6 +6,7 @@
 import { open, readdir, readFile, type FileHandle } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { checkBlock } from '../car/block.js'
+import { MAX_BLOCK_BYTES } from '../car/reader.js'
 import { CID } from '../cid.js'
 import { CairnError, ioError } from '../errors.js'
 import type { Source } from './index.js'
@@ -99,13 +100,21 @@ export class DirSource implements Source {
         const length = Number(parts[2])
         let cid: CID
         try {
-          if (parts.length !== 3 || !Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0)
+          // the block cap of the one CAR reader: an index cannot make a read allocate more
+          if (
+            parts.length !== 3 ||
+            !Number.isSafeInteger(offset) ||
+            !Number.isSafeInteger(length) ||
+            offset < 0 ||
+            length < 0 ||
+            length > MAX_BLOCK_BYTES
+          )
             throw new Error('bad line')
           cid = CID.parse(parts[0])
         } catch {
           throw new CairnError(
             'BAD_CAR',
-            `${idxFile} line ${line} is not "<cid> <offset> <length>": ${JSON.stringify(row.slice(0, 120))}`,
+            `${idxFile} line ${line} is not "<cid> <offset> <length>" (a length of at most ${MAX_BLOCK_BYTES}): ${JSON.stringify(row.slice(0, 120))}`,
             { subject: idxFile },
           )
         }

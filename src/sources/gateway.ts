@@ -12,8 +12,8 @@
  */
 import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http'
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
-import { CarBlockIterator } from '@ipld/car/iterator'
 import { checkBlock } from '../car/block.js'
+import { MAX_BLOCK_BYTES, readCarBlocks, type CarBlock } from '../car/reader.js'
 import { CID } from '../cid.js'
 import { CairnError, isCairnError } from '../errors.js'
 import type { Block } from '../unixfs/file.js'
@@ -25,8 +25,7 @@ import type { Source } from './index.js'
  */
 export const DEFAULT_GATEWAYS: readonly string[] = Object.freeze(['https://trustless-gateway.link', 'https://ipfs.io', 'https://dweb.link'])
 
-/** Largest block accepted from a gateway (the spec caps blocks at 2 MiB; twice that is taken as damage). */
-export const MAX_BLOCK_BYTES = 4 * 1024 * 1024
+export { MAX_BLOCK_BYTES } from '../car/reader.js'
 
 /** Options of {@link GatewaySource}. */
 export interface GatewayOptions {
@@ -78,8 +77,8 @@ export class GatewaySource implements Source {
   /**
    * Fetches one block with `?format=raw` and checks it against `cid`. Throws `MISSING_BLOCK` on HTTP
    * 404/410, `CORRUPT_BLOCK` when the bytes do not hash to the CID, `FETCH_FAILED` for anything else
-   * (another status, a content type that is not a block such as an HTML page, a block over
-   * {@link MAX_BLOCK_BYTES}, a timeout, a connection error). Every message names the CID and the gateway.
+   * (another status, a content type that is not a block such as an HTML page, a timeout, a connection
+   * error); a body over {@link MAX_BLOCK_BYTES} is `CORRUPT_BLOCK`. Every message names the CID and the gateway.
    */
   async get(cid: CID): Promise<Uint8Array> {
     if (cid.multihash.code === 0x00) return cid.multihash.digest
@@ -89,7 +88,19 @@ export class GatewaySource implements Source {
     try {
       const res = await exchange.response
       this.checkResponse(res, cid, 'block', [RAW_TYPE, 'application/octet-stream'])
-      bytes = await readLimited(res, MAX_BLOCK_BYTES, () => this.fail(cid, `the block is larger than ${MAX_BLOCK_BYTES} bytes`))
+      // no block is larger: more is wrong bytes (integrity), refused before it is buffered
+      bytes = await readLimited(
+        res,
+        MAX_BLOCK_BYTES,
+        () =>
+          new CairnError(
+            'CORRUPT_BLOCK',
+            `${this.name} sent more than ${MAX_BLOCK_BYTES} bytes for block ${cid}, more than any block may hold`,
+            {
+              subject: cid.toString(),
+            },
+          ),
+      )
     } catch (e) {
       throw this.wrap(e, cid, exchange.reason)
     } finally {
@@ -129,22 +140,31 @@ export class GatewaySource implements Source {
       } finally {
         clearTimeout(timer)
       }
-      let iterator: CarBlockIterator
-      try {
-        body = idleLimited(res, this.idleTimeoutMs, exchange.abort)
-        iterator = await CarBlockIterator.fromIterable(body)
-      } catch (e) {
-        if (exchange.reason !== undefined) throw e
-        throw this.fail(root, `the response is not a CAR: ${(e as Error).message}`, e)
-      }
-      const blocks = iterator[Symbol.asyncIterator]()
+      body = idleLimited(res, this.idleTimeoutMs, exchange.abort)
+      const length = Number(res.headers['content-length'] ?? NaN)
+      // the one CAR reader: a section claiming more than a block's cap is refused before it is buffered
+      const blocks = readCarBlocks(body, {
+        name: `${this.name} (CAR of ${root})`,
+        size: Number.isSafeInteger(length) ? length : undefined,
+        sourceError: (e) => (e instanceof Error ? e : new Error(String(e))),
+      })
       for (;;) {
-        let next: IteratorResult<{ cid: CID; bytes: Uint8Array }>
+        let next: IteratorResult<CarBlock>
         try {
           next = await blocks.next()
         } catch (e) {
           if (exchange.reason !== undefined) throw e
-          throw this.fail(root, `the CAR ends or breaks after ${count} blocks (${(e as Error).message})`, e)
+          const kind = isCairnError(e, 'BAD_CAR') ? ((e.details?.[0] as { kind?: string } | undefined)?.kind ?? 'header') : undefined
+          // bad bytes are an integrity failure; a body cut short (or reset) is the transport's
+          if (isCairnError(e, 'BAD_CAR') && kind !== 'truncated') {
+            throw new CairnError('BAD_CAR', `${this.name} sent a bad CAR for ${root}: ${e.message}`, {
+              subject: root.toString(),
+              details: e.details,
+              cause: e,
+            })
+          }
+          const reason = isCairnError(e) ? e.message : ((e as NodeJS.ErrnoException).code ?? (e as Error).message)
+          throw this.fail(root, `the CAR ends or breaks after ${count} blocks (${reason})`, e)
         }
         if (next.done) return
         const cid = CID.asCID(next.value.cid) ?? next.value.cid

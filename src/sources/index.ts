@@ -147,14 +147,35 @@ export class SourceList implements BlockSource {
   /** The block from the first source that has it (trying `avoid` last), not kept. Throws as {@link SourceList.get}. */
   private async fetch(cid: CID, avoid?: Source): Promise<Uint8Array> {
     const tried: string[] = []
+    const codes: string[] = []
+    // files and folders that all lack the block: the DAG is not there (an integrity fact, not a failure of a source)
+    let absent = true
     for (const source of this.ordered(avoid)) {
       try {
         const bytes = await source.get(cid)
         this.strikes.delete(source)
         return bytes
       } catch (e) {
-        tried.push(this.record(cid, source, e).message)
+        const failure = this.record(cid, source, e)
+        tried.push(failure.message)
+        codes.push(failure.code)
+        absent &&= isCairnError(e, 'MISSING_BLOCK') && !(source instanceof GatewaySource)
       }
+    }
+    // bad bytes from any source are an integrity failure (exit 5), whichever source sent them
+    if (codes.some((c) => INTEGRITY_CODES.has(c))) {
+      throw new CairnError('CORRUPT_BLOCK', `No source could supply a valid block ${cid}: ${tried.join('; ')}`, {
+        subject: cid.toString(),
+        details: tried,
+        hint: 'add another source with --from (a gateway URL, a CAR file or dir:<path>)',
+      })
+    }
+    if (absent && tried.length > 0) {
+      throw new CairnError('MISSING_BLOCK', `Block ${cid} is in none of the sources: ${tried.join('; ')}`, {
+        subject: cid.toString(),
+        details: tried,
+        hint: 'add a source that holds it with --from (a gateway URL, a CAR file or dir:<path>)',
+      })
     }
     throw new CairnError('FETCH_FAILED', `No source could supply block ${cid}: ${tried.join('; ')}`, {
       subject: cid.toString(),
@@ -209,6 +230,13 @@ export class SourceList implements BlockSource {
     return { get: (cid: CID) => this.get(cid) }
   }
 }
+
+/**
+ * Failures that are bad bytes (README, exit codes): when any source sent them, every source failing on
+ * the block is an integrity failure (`CORRUPT_BLOCK`, exit 5), whether a file, a store or a gateway sent
+ * them; `FETCH_FAILED` (7) is left for sources that could not be reached.
+ */
+const INTEGRITY_CODES: ReadonlySet<string> = new Set(['CORRUPT_BLOCK', 'BAD_CAR', 'INVALID_MANIFEST'])
 
 /** A message that names the source and the CID, whatever the source put in it. */
 function messageOf(e: unknown, source: Source, cid: CID): string {

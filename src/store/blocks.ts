@@ -10,6 +10,7 @@ import { closeSync, fstatSync, openSync, readdirSync, readSync, statSync, write,
 import { mkdir, open, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { checkBlock, checkDigest } from '../car/block.js'
+import { MAX_BLOCK_BYTES } from '../car/reader.js'
 import { CID, cidBytesText, cidText, cidTextBytes, SHA2_256 } from '../cid.js'
 import { CairnError, ioError, isCairnError } from '../errors.js'
 import { hashPool } from '../util/hash-pool.js'
@@ -395,7 +396,14 @@ export class BlockStore implements BlockStoreLike {
         const s2 = text.indexOf(' ', s1 + 1)
         // the CID's text decoded in place (no string per line); a line that is not one is skipped
         const cid = s1 > at && s2 > s1 + 1 && s2 + 1 < nl ? cidTextBytes(text, at, s1, scratch) : undefined
-        if (cid !== undefined) this.locations.set(cid, pack, Number(text.slice(s1 + 1, s2)), Number(text.slice(s2 + 1, nl)))
+        if (cid !== undefined) {
+          // a damaged number must not reach a read (NaN, or a length that would allocate gigabytes): the
+          // line is skipped like any other damaged line, and its block is then missing (integrity)
+          const offset = Number(text.slice(s1 + 1, s2))
+          const length = Number(text.slice(s2 + 1, nl))
+          if (Number.isSafeInteger(offset) && offset >= 0 && Number.isSafeInteger(length) && length >= 0 && length <= MAX_BLOCK_BYTES)
+            this.locations.set(cid, pack, offset, length)
+        }
         at = nl + 1
       }
       this.indexRead.set(pack, from + end)

@@ -5,16 +5,16 @@
  * Blocks the folder already holds (in any `.idx`) are not written again. Every file is written to a
  * temporary name and renamed when complete, the `.car` before its `.idx`, `versions/<cid>` last.
  */
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import * as Digest from 'multiformats/hashes/digest'
-import { blockLinks } from '../car/block.js'
 import { carHeader, sectionLength, sectionPrefix } from '../car/write.js'
 import { CID, RAW, SHA2_256 } from '../cid.js'
 import { CairnError, ioError } from '../errors.js'
+import { releaseLinks, type History } from '../release/links.js'
 import type { PublishInput, PublishOptions, Receipt, StoredShard, Target } from './interface.js'
-import { writeFileAtomic } from '../util/atomic.js'
+import { removeStaleTemps, tempPath, writeFileAtomic } from '../util/atomic.js'
 
 /** The multicodec code of a CAR file's own CID. */
 export const CAR_CODEC = 0x0202
@@ -59,6 +59,8 @@ async function publishToDir(path: string, input: PublishInput, options: PublishO
   const carsDir = join(path, 'cars')
   const versionsDir = join(path, 'versions')
   await prepareFolder(path)
+  // what a publish killed midway left (temporary names carry the pid)
+  for (const dir of [path, carsDir, versionsDir]) await removeStaleTemps(dir)
   const root = input.root
   const versionFile = join(versionsDir, root.toString())
   const publishedAt = new Date().toISOString()
@@ -101,9 +103,11 @@ async function publishToDir(path: string, input: PublishInput, options: PublishO
   try {
     const seen = new Set<string>()
     const stack: CID[] = [root]
+    const depths: History[] = [input.history ?? 0]
     while (stack.length > 0) {
       options.signal?.throwIfAborted()
       const cid = stack.pop() as CID
+      const depth = depths.pop() as History
       const key = cid.toString()
       if (seen.has(key) || cid.multihash.code === 0x00) continue
       seen.add(key)
@@ -131,8 +135,12 @@ async function publishToDir(path: string, input: PublishInput, options: PublishO
         newBytes += bytes.length
         if (newBlocks % 64 === 0) options.onProgress?.({ shards: written.length - 1, bytes: carBytes + current.size })
       }
-      const links = blockLinks(cid, bytes)
-      for (let i = links.length - 1; i >= 0; i--) if (!seen.has(links[i].toString())) stack.push(links[i])
+      const links = releaseLinks(cid, bytes, depth)
+      for (let i = links.length - 1; i >= 0; i--) {
+        if (seen.has(links[i].cid.toString())) continue
+        stack.push(links[i].cid)
+        depths.push(links[i].history)
+      }
     }
     if (current) await finish(current)
     current = undefined
@@ -297,7 +305,7 @@ class CarFile {
 
   /** Opens a temporary CAR in `carsDir` and writes its header (roots = [root]). */
   static async create(carsDir: string, root: CID): Promise<CarFile> {
-    const tmp = join(carsDir, `${randomBytes(8).toString('hex')}.car.tmp`)
+    const tmp = tempPath(join(carsDir, 'car'))
     let fh: FileHandle
     try {
       fh = await open(tmp, 'w')

@@ -24,17 +24,18 @@ const mod = (p, rel) => import(pathToFileURL(join(p.libDir, rel)).href)
 export const indexOps = {
   'index.setup': {
     async prepare(p) {
-      const [lib, prolly, manifest, cid] = await Promise.all([
+      const [lib, prolly, manifest, cid, tree] = await Promise.all([
         mod(p, 'index.js'),
         mod(p, 'index/prolly.js'),
         mod(p, 'manifest.js'),
         mod(p, 'cid.js'),
+        mod(p, 'unixfs/tree.js'),
       ])
       await lib.init({ dir: p.dir, name: 'wide-index' })
       const dataset = await lib.openDataset(p.dir)
-      return { lib, prolly, manifest, cid, store: dataset.store }
+      return { lib, prolly, manifest, cid, tree, store: dataset.store }
     },
-    async run(p, { prolly, manifest, cid, store }) {
+    async run(p, { prolly, manifest, cid, tree, store }) {
       const put = (b) => store.put(b.cid, b.bytes)
       const schemaBlock = manifest.encodeManifest({
         type: 'cairn.schema',
@@ -81,11 +82,18 @@ export const indexOps = {
       const cardBytes = dagJson.encode(card)
       const cardCid = cid.cidFor(cid.DAG_JSON, cardBytes)
       await store.put(cardCid, cardBytes)
-      // the versions need a tree; the diff never reads it, so an empty UnixFS directory stands in
+      // A's tree: the diff never reads it, so an empty UnixFS directory stands in; B gets the real
+      // tree of its files (1,000 folders of 1,000 names), which a proof of one of its files walks
       const treeBytes = dagPb.encode({ Data: new UnixFS({ type: 'directory' }).marshal(), Links: [] })
       const treeCid = cid.cidFor(cid.DAG_PB, treeBytes)
       await store.put(treeCid, treeBytes)
-      const version = async (index, parent, message) => {
+      t = performance.now()
+      const treeB = await tree.buildTree(
+        b.map((e) => ({ path: e.path, cid: e.cid, dagSize: e.size })),
+        put,
+      )
+      const treeBms = performance.now() - t
+      const version = async (index, parent, message, treeOf = treeCid) => {
         const block = manifest.encodeManifest({
           type: 'cairn.version',
           v: 1,
@@ -96,14 +104,14 @@ export const indexOps = {
           profile: manifest.PROFILE,
           card: cardCid,
           index: index.root,
-          tree: treeCid,
+          tree: treeOf,
           totals: index.totals,
         })
         await put(block)
         return block.cid
       }
       const va = await version(indexA, null, `${p.entries} entries`)
-      const vb = await version(indexB, va, `${p.changed} entries changed`)
+      const vb = await version(indexB, va, `${p.changed} entries changed`, treeB.cid)
       await store.close?.()
       return {
         entries: p.entries,
@@ -112,6 +120,7 @@ export const indexOps = {
         genMs,
         buildAms,
         buildBms,
+        treeBms,
         indexA: indexA.root.toString(),
         indexB: indexB.root.toString(),
         versionA: va.toString(),
