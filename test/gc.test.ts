@@ -103,8 +103,9 @@ describe('gc', () => {
     // HEAD back to v3: v5 is then reached only by the HEAD log
     await reset({ dir: ds.dir, ref: v[2] })
     const before = await storeBlocks(ds.dir)
-    const kept = union(await dagOf(ds.dir, v[2]), await dagOf(ds.dir, v[3]), await dagOf(ds.dir, v[1]))
-    const v5only = [...(await dagOf(ds.dir, v[4]))].filter((k) => !kept.has(k))
+    // HEAD (v3) and the tags keep their whole history: the releases of v1…v4
+    const kept = union(...(await Promise.all(v.slice(0, 4).map((c) => releaseOf(ds.dir, c)))))
+    const v5only = [...(await releaseOf(ds.dir, v[4]))].filter((k) => !kept.has(k))
     expect(v5only.length).toBeGreaterThan(2)
 
     // the HEAD log keeps v5 (a reset can be undone) until told otherwise
