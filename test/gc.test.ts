@@ -36,18 +36,6 @@ async function fiveVersions(bigBytes = 3 * MiB): Promise<{ ds: TempDataset; v: s
   return { ds, v }
 }
 
-/** Every block of the version's DAG, history included (the walk pack does). */
-async function dagOf(dir: string, version: string): Promise<Set<string>> {
-  const dataset = await openDataset(dir)
-  try {
-    const out = new Set<string>()
-    for await (const b of walkDag(dataset.store, (await import('../src/index.js')).CID.parse(version))) out.add(cidText(b.cid))
-    return out
-  } finally {
-    await dataset.store.close()
-  }
-}
-
 /** A version's release: its block and the DAGs of its links but the parent (walked with src/dag.ts). */
 async function releaseOf(dir: string, version: string): Promise<Set<string>> {
   const dataset = await openDataset(dir)
