@@ -45,6 +45,7 @@ const EXIT_OF: Record<ErrorCode, number> = {
   FETCH_FAILED: EXIT.network,
   AUTH: EXIT.auth,
   TARGET_NOT_EMPTY: EXIT.notDataset,
+  UNCOMMITTED_CHANGES: EXIT.badInput,
   LOCKED: EXIT.locked,
   LIMIT_EXCEEDED: EXIT.badInput,
   ANCHOR_FAILED: EXIT.network,

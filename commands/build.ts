@@ -26,6 +26,11 @@ export default class Build extends CairnCommand {
       min: 1,
     }),
     'allow-empty': Flags.boolean({ summary: 'Make a version even when nothing changed.' }),
+    'max-errors': Flags.integer({
+      summary: 'Invalid rows listed (with file and line) before the rest are only counted.',
+      default: 20,
+      min: 1,
+    }),
     from: fromFlag,
     croissant: Flags.boolean({ summary: 'Also put the Croissant 1.1 document of the files into the release, as croissant.json.' }),
   }
@@ -42,6 +47,7 @@ export default class Build extends CairnCommand {
       date: flags.date === undefined ? undefined : parseDate(flags.date),
       jobs: flags.jobs,
       allowEmpty: flags['allow-empty'],
+      maxErrors: flags['max-errors'],
       from: flags.from,
       onProgress: (p) =>
         progress.update(`build: ${p.files}/${p.totalFiles} files, ${bytes(p.bytes)}/${bytes(p.totalBytes)} ${p.path ?? ''}`),

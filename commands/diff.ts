@@ -1,7 +1,10 @@
 import { Args, Flags } from '@oclif/core'
 import type { DiffResult, ShardChange } from '../src/diff.js'
+import type { StatusResult } from '../src/worktree/status.js'
+import { CairnError } from '../src/errors.js'
 import { bytes, CairnCommand, fromFlag } from './_base.js'
 import { EXIT } from './_errors.js'
+import { renderShardChanges } from './_worktree.js'
 
 export default class Diff extends CairnCommand {
   static override summary = 'Show what changed between two versions: shards, schemas, card, totals.'
@@ -15,10 +18,12 @@ export default class Diff extends CairnCommand {
     '<%= config.bin %> diff bafy…old bafy…new --from http://127.0.0.1:8080',
     '<%= config.bin %> diff v1 HEAD --exit-code',
     '<%= config.bin %> diff HEAD~1 HEAD --rows --limit 3',
+    '<%= config.bin %> diff HEAD .',
+    '<%= config.bin %> diff --worktree --rows',
   ]
   static override args = {
-    a: Args.string({ description: 'the old version: a CID, HEAD, HEAD~n or a tag', required: true }),
-    b: Args.string({ description: 'the new version (default HEAD)', default: 'HEAD' }),
+    a: Args.string({ description: 'the old version: a CID, HEAD, HEAD~n or a tag (with --worktree, default HEAD)' }),
+    b: Args.string({ description: 'the new version (default HEAD), or . for the dataset folder (as --worktree)', default: 'HEAD' }),
   }
   static override flags = {
     from: fromFlag,
@@ -27,10 +32,23 @@ export default class Diff extends CairnCommand {
     }),
     limit: Flags.integer({ summary: 'With --rows: sample rows shown per kind and shard (default 5).', min: 0, dependsOn: ['rows'] }),
     'exit-code': Flags.boolean({ summary: 'Exit with 1 when the versions differ, 0 when they do not.' }),
+    worktree: Flags.boolean({ summary: 'Compare the dataset folder with version a (default HEAD), as `cairn status` does.' }),
   }
 
-  async run(): Promise<DiffResult> {
+  async run(): Promise<DiffResult | StatusResult> {
     const { args, flags } = await this.parse(Diff)
+    if (flags.worktree || args.b === '.') {
+      const { status } = await import('../src/worktree/status.js')
+      const result = await status({ dir: flags.dir, ref: args.a ?? 'HEAD', rows: flags.rows, limit: flags.limit })
+      if (!this.jsonEnabled()) {
+        this.log(`diff ${result.version ?? '(nothing built)'} → the folder`)
+        for (const line of result.clean ? ['no differences'] : renderShardChanges(result)) this.log(line)
+      }
+      if (flags['exit-code'] && !result.clean) process.exitCode = EXIT.differences
+      return result
+    }
+    if (args.a === undefined)
+      throw new CairnError('USAGE', 'diff needs the old version (a CID, HEAD~n or a tag)', { hint: 'or pass --worktree' })
     const progress = this.progress()
     const { diff } = await import('../src/diff.js')
     const result = await diff({

@@ -47,6 +47,7 @@ export default class Init extends CairnCommand {
         parameters: flags.param ? Object.fromEntries(flags.param.map((p) => splitPair(p, 'param', parseValue))) : undefined,
       },
       shards: rules(flags.schema ?? [], flags.key ?? []),
+      checkCard: true,
     })
     if (!this.jsonEnabled()) {
       this.log(

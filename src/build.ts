@@ -37,7 +37,10 @@ import { withLock } from './store/lock.js'
 import { loadStatCache, StatCacheWriter, type CachedFile, type CachedHead, type FileFacts, type StatCache } from './store/stat-cache.js'
 import { CHUNK_SIZE, identityOf, importFiles, importGroups, sameIdentity, type BlockSink, type FileIdentity } from './unixfs/file.js'
 import { TreeBuilder } from './unixfs/tree.js'
+import { KeySet } from './rows/keys.js'
+import { RowProblems } from './rows/problems.js'
 import { readVersion } from './version.js'
+import { loadIgnoreRules } from './worktree/ignore.js'
 import { checkBuildLineage, type SourceCheck } from './lineage/check.js'
 import { hashPool } from './util/hash-pool.js'
 import { mapOrdered } from './util/pool.js'
@@ -57,6 +60,8 @@ export interface BuildOptions {
   readonly jobs?: number
   /** Make a new version even when nothing changed since HEAD. */
   readonly allowEmpty?: boolean
+  /** Invalid rows reported (with file and line) before the rest are only counted (default 20). */
+  readonly maxErrors?: number
   /** Where the card's `derivedFrom` releases are checked besides the store (docs/lineage.md). */
   readonly from?: readonly string[]
   /** Store the version but leave HEAD where it is (a first pass of `build --croissant`). */
@@ -116,10 +121,11 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       // a file modified in the same clock tick as its lstat could change again unseen: don't cache it
       // (the time is taken before the scan, since a scan of many files lasts many ticks)
       const racyAfter = BigInt(Date.now() - 10) * 1_000_000n
-      const { files, skipped } = await scan(dataset.root)
+      const { files, skipped } = await scan(dataset.root, { ignore: await loadIgnoreRules(dataset.root) })
       const totalBytes = files.totalBytes
       const put: BlockSink = (b) => store.put(b.cid, b.bytes)
       const rules = new RowRules(card)
+      const problems = new RowProblems(options.maxErrors)
       // while the store holds every block it held when the cache was saved, the cache's CIDs need no
       // look-up (and the store's index of every block is not even read)
       const intact = cache.store !== undefined && store.holdsAll(cache.store)
@@ -155,6 +161,8 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
         if (found === undefined) continue
         knownAt[i] = found.index
         known++
+        // keys unique across a rule's shards are checked only by reading every shard of the rule
+        if (rules.wholeRule(files.path(i))) continue
         if (files.sameStamp(i, cache.stamps, found.index) && inStore(found.cid) && (!found.schema || inStore(found.schema))) {
           hits[i] = 1
           files.sharePath(i, cache.path(found.index))
@@ -219,7 +227,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
             const reader = readerFor(f.path)
             let entry: ShardEntry = { path: f.path, cid: got.cid, size: got.size, format: 'bytes' }
             if (reader) {
-              entry = await describe(reader, f.path, f.abs, got.cid, got.size, rules, store)
+              entry = await describe(reader, f.path, f.abs, got.cid, got.size, rules, store, problems)
               // a format reader read the file a second time: it must still be the file that was hashed
               await assertUnchanged(f.abs, f.path, got.identity)
             }
@@ -251,6 +259,8 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
             if (placed) await placed
           }
         }
+        // every invalid row of every shard at once, before anything is committed
+        problems.throwIfAny()
         tree = (await treeBuilder.finish()).cid
         progress({ phase: 'commit', files: doneFiles, totalFiles: files.length, bytes: doneBytes, totalBytes })
         index = await indexBuilder.finish()
@@ -294,7 +304,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       }
       const block = encodeManifest<'cairn.version'>(manifest)
       await store.put(block.cid, block.bytes)
-      if (!options.keepHead) await dataset.refs.setHead(block.cid)
+      if (!options.keepHead) await dataset.refs.setHead(block.cid, { op: 'build', message: options.message })
       await saveCache(block)
       return { version: block.cid, manifest, unchanged: false, changes, skipped, lineage }
     }),
@@ -312,7 +322,10 @@ interface Imported {
   readonly read: readonly (ImportedEntry | undefined)[]
 }
 
-/** Reads a shard's format facts (validating rows where the card says so) and stores its schema block. */
+/**
+ * Reads a shard's format facts and stores its schema block. Rows are checked where the card says so
+ * (row schema, primary key); an invalid row is added to `problems` and the read goes on.
+ */
 async function describe(
   reader: FormatReader,
   path: string,
@@ -321,27 +334,33 @@ async function describe(
   size: number,
   rules: RowRules,
   store: BlockStore,
+  problems: RowProblems,
 ): Promise<ShardEntry> {
   const validate = reader.name === 'jsonl' || reader.name === 'csv' ? rules.validatorFor(path, reader.name === 'csv') : undefined
-  const onRow = validate
-    ? (row: Row, line: number): void => {
-        if (!validate(row)) {
-          const e = validate.errors?.[0]
-          const where = e?.instancePath ? ` at ${e.instancePath}` : ''
-          throw new CairnError(
-            'INVALID_ROW',
-            `${path}:${line}: row does not match the card's row schema${where}: ${e?.message ?? 'invalid'}`,
-            {
-              subject: `${path}:${line}`,
-              details: validate.errors ?? [],
-              hint: 'fix the row or the rowSchema in cairn.json; nothing was committed',
-            },
-          )
+  const keys = rules.keysFor(path)
+  const onRow =
+    validate || keys
+      ? (row: Row, line: number): void => {
+          if (validate && !validate(row)) {
+            const e = validate.errors?.[0]
+            const where = e?.instancePath ? ` at ${e.instancePath}` : ''
+            problems.add(path, `${path}:${line}`, `row does not match the card's row schema${where}: ${e?.message ?? 'invalid'}`)
+          }
+          keys?.check(row, path, `${path}:${line}`, problems)
         }
-      }
-    : undefined
-  const facts = await reader.facts(abs, { onRow }).catch((e: unknown) => {
+      : undefined
+  let facts
+  try {
+    facts = await reader.facts(abs, { onRow })
+  } catch (e) {
     // readers name the file they were given; the user knows it by its shard path
+    if (isCairnError(e, 'INVALID_ROW')) {
+      // a row the reader cannot parse ends this shard's read; the other shards go on
+      const message = e.message.replaceAll(abs, path)
+      const m = /^(.*?:\d+): ([\s\S]*)$/.exec(message)
+      problems.add(path, m ? m[1] : path, m ? m[2] : message)
+      return { path, cid, size, format: reader.name }
+    }
     if (isCairnError(e)) {
       throw new CairnError(e.code, e.message.replaceAll(abs, path), {
         subject: e.subject?.replaceAll(abs, path),
@@ -351,16 +370,42 @@ async function describe(
       })
     }
     throw new CairnError('INVALID_SHARD', `${path}: cannot read as ${reader.name}: ${(e as Error).message}`, { subject: path, cause: e })
-  })
+  }
+  // binary formats have no lines: their rows are read again for the keys, numbered from 1
+  if (keys && reader.name !== 'jsonl' && reader.name !== 'csv') {
+    let n = 0
+    for await (const row of reader.rows(abs)) keys.check(row, path, `${path}:row ${++n}`, problems)
+  }
   const schemaBlock = encodeManifest<'cairn.schema'>({ type: 'cairn.schema', v: 1, format: reader.name, fields: facts.schema.fields })
   await store.put(schemaBlock.cid, schemaBlock.bytes)
   return { path, cid, size, format: reader.name, rows: facts.rows, schema: schemaBlock.cid }
 }
 
-/** The card's row schemas, compiled once per rule. */
+/** The card's row schemas, compiled once per rule, and its primary keys. */
 class RowRules {
   private readonly compiled = new Map<string, ValidateFunction>()
+  private readonly ruleKeys = new Map<ShardRule, KeySet>()
   constructor(private readonly card: Card) {}
+
+  /** The rule giving `path` its primary key: the first matching rule with one (as `diff --rows` takes it). */
+  private keyRule(path: string): ShardRule | undefined {
+    return (this.card.shards ?? []).find((r) => r.primaryKey && minimatch(path, r.glob, { dot: true, matchBase: !r.glob.includes('/') }))
+  }
+
+  /** The key set a shard's rows are checked against: the shard's own, or its rule's when keys are unique across the rule. */
+  keysFor(path: string): KeySet | undefined {
+    const rule = this.keyRule(path)
+    if (!rule?.primaryKey) return undefined
+    if (rule.keyScope !== 'rule') return new KeySet(rule.primaryKey)
+    let keys = this.ruleKeys.get(rule)
+    if (!keys) this.ruleKeys.set(rule, (keys = new KeySet(rule.primaryKey)))
+    return keys
+  }
+
+  /** True when `path`'s keys must be unique across its rule's shards (then every such shard is read). */
+  wholeRule(path: string): boolean {
+    return this.keyRule(path)?.keyScope === 'rule'
+  }
 
   /** The validator of the first rule with a row schema whose glob matches `path`, if any. */
   validatorFor(path: string, coerceTypes: boolean): ValidateFunction | undefined {

@@ -314,7 +314,7 @@ async function cloneVersion(root: CID, list: SourceList, options: CloneOptions, 
       await shared?.close()
     }
     const historyBlocks = await fetchHistory(store, list, version.parent, options.history ?? 0)
-    await dataset.refs.setHead(root)
+    await dataset.refs.setHead(root, { op: 'clone' })
     await finishCloneRecord(storeDir, record)
     await rm(tmpDir, { recursive: true, force: true }).catch(() => {})
     return {

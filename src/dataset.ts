@@ -4,6 +4,7 @@
  */
 import { access, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
+import { checkCard } from './card/check.js'
 import { CairnError, ioError } from './errors.js'
 import type { CID } from './cid.js'
 import type { Card, ShardRule } from './manifest.js'
@@ -32,6 +33,11 @@ export interface InitOptions {
   readonly authors?: readonly string[]
   readonly provenance?: Card['provenance']
   readonly shards?: readonly ShardRule[]
+  /**
+   * Check an existing `cairn.json` as a card written from the options is checked: row schemas against
+   * the JSON Schema meta-schema, the licence against SPDX identifiers (src/card/check.ts).
+   */
+  readonly checkCard?: boolean
 }
 
 /** What `init` did. */
@@ -88,6 +94,7 @@ export async function init(options: InitOptions = {}): Promise<InitResult> {
     assertValidCard(card, join(dir, CARD_FILE))
     cardWritten = true
   }
+  if (cardWritten || options.checkCard) assertSoundCard(card, join(dir, CARD_FILE))
   try {
     await mkdir(dir, { recursive: true })
     for (const sub of ['packs', 'tmp', 'refs/tags']) await mkdir(join(dir, STORE_DIR, sub), { recursive: true })
@@ -167,6 +174,19 @@ export async function readCard(root: string): Promise<Card> {
   }
   assertValidCard(card, file)
   return card
+}
+
+/** Throws `INVALID_CARD` listing every problem {@link checkCard} finds (row schemas, licence), all at once. */
+function assertSoundCard(card: Card, file: string): void {
+  const errors = checkCard(card)
+  if (errors.length > 0) {
+    const list = errors.map((e) => `  ${e.path}: ${e.message}`).join('\n')
+    throw new CairnError('INVALID_CARD', `${file}: the card would fail later:\n${list}`, {
+      subject: file,
+      details: errors,
+      hint: 'fix the licence or the row schema; nothing was written',
+    })
+  }
 }
 
 /** Throws `INVALID_CARD` listing every schema error with its JSON path. */

@@ -44,6 +44,8 @@ export type ErrorCode =
   | 'FETCH_FAILED'
   /** A clone target folder holds something else. */
   | 'TARGET_NOT_EMPTY'
+  /** `restore` would overwrite or remove files that differ from HEAD (and `force` was not given). */
+  | 'UNCOMMITTED_CHANGES'
   /** Another live process holds the lock of the dataset or clone target (the message names its pid). */
   | 'LOCKED'
   /** A DAG from outside asks for more than a limit allows (entries, file size, depth); the hint names the flag that raises it. */

@@ -14,7 +14,7 @@ export { build, type BuildOptions, type BuildResult, type BuildProgress, type Ch
 export { log, logHistory, type LogOptions, type LogEntry, type LogResult } from './log.js'
 export { show, type ShowOptions, type ShowResult } from './show.js'
 export { ls, type LsOptions } from './ls.js'
-export { tag, tags, type TagOptions } from './tag.js'
+export { tag, tags, deleteTag, type TagOptions, type TagEntry } from './tag.js'
 export { pack, writeCar, type PackOptions, type PackResult, type PackProgress } from './pack.js'
 export {
   verify,
@@ -115,6 +115,12 @@ export {
   type GatewayOptions,
 } from './sources/index.js'
 export { login, type LoginOptions, type LoginResult } from './login.js'
+export { status, type StatusOptions, type StatusResult } from './worktree/status.js'
+export { IGNORE_FILE, DEFAULT_IGNORES } from './worktree/ignore.js'
+export { reset, headLog, type ResetOptions, type ResetResult } from './history/reset.js'
+export type { HeadMove, HeadMoveOp } from './history/reflog.js'
+export { restore, type RestoreOptions, type RestoreResult } from './worktree/restore.js'
+export { gc, du, type GcOptions, type GcResult, type DuResult, type DuPart } from './gc/gc.js'
 export { DEFAULT_LIMITS, MAX_DIRECTORY_DEPTH, MAX_FILE_DEPTH, MAX_NAME_BYTES, MAX_PATH_BYTES, type DagLimits } from './limits/index.js'
 export { readCarBlocks, MAX_BLOCK_BYTES, type CarBlock, type ReadCarOptions } from './car/reader.js'
 export { releaseLinks, versionParent, parseHistory, type History, type FollowedLink } from './release/links.js'

@@ -69,6 +69,8 @@ export interface ShardRule {
   readonly glob: string
   readonly rowSchema?: Record<string, unknown>
   readonly primaryKey?: readonly string[]
+  /** Where `primaryKey` must be unique: in each shard (the default) or across every shard of the rule. */
+  readonly keyScope?: 'shard' | 'rule'
 }
 
 /** One version: the block whose CID names a release. */

@@ -140,15 +140,21 @@ const wordViews = new WeakMap<Stamp, Int32Array>()
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
+/** Options of {@link scan}. */
+export interface ScanOptions {
+  /** Paths left out (`.cairnignore`, src/worktree/ignore.ts): an ignored folder is not entered. */
+  readonly ignore?: { ignores(path: string, folder: boolean): boolean }
+}
+
 /**
  * Scans `root`. Throws `BAD_PATH` for a name that is not valid UTF-8 or would not be a normalised
  * shard path (a backslash, a control character), and `IO` for a folder that cannot be read. The work
  * is synchronous (a few µs per entry, the event loop waits): the promise is settled when it returns.
  */
-export async function scan(root: string): Promise<ScanResult> {
+export async function scan(root: string, options: ScanOptions = {}): Promise<ScanResult> {
   const files = new FoundFiles(root)
   const skipped: SkippedEntry[] = []
-  walk(root, '', files, skipped)
+  walk(root, '', files, skipped, options.ignore)
   return { files, skipped }
 }
 
@@ -160,7 +166,7 @@ export async function scan(root: string): Promise<ScanResult> {
  * Synchronous throughout: a promise round trip to the thread pool costs several times the few µs of
  * an lstat, and waiting for one readdir after another left the process idle for ~1 ms each.
  */
-function walk(root: string, rel: string, files: FoundFiles, skipped: SkippedEntry[]): void {
+function walk(root: string, rel: string, files: FoundFiles, skipped: SkippedEntry[], ignore: ScanOptions['ignore']): void {
   const dir = rel === '' ? root : join(root, rel)
   let names
   try {
@@ -193,6 +199,7 @@ function walk(root: string, rel: string, files: FoundFiles, skipped: SkippedEntr
       throw ioError('read', path, e)
     }
     const kind = st.isSymbolicLink() ? Kind.Link : st.isDirectory() ? Kind.Folder : st.isFile() ? Kind.File : Kind.Other
+    if (ignore?.ignores(path, kind === Kind.Folder)) continue
     if (kind === Kind.File) {
       const k = 4 * keys.length
       stamps[k] = st.size
@@ -210,7 +217,7 @@ function walk(root: string, rel: string, files: FoundFiles, skipped: SkippedEntr
   for (const k of order) {
     const path = paths[k]
     if (kinds[k] === Kind.Link) skipped.push({ path, reason: 'symbolic link (never followed)' })
-    else if (kinds[k] === Kind.Folder) walk(root, path, files, skipped)
+    else if (kinds[k] === Kind.Folder) walk(root, path, files, skipped, ignore)
     else if (kinds[k] === Kind.File) files.push(path, stamps, k)
     else skipped.push({ path, reason: 'not a regular file' })
   }

@@ -19,6 +19,7 @@ import { importFile, importFiles, importGroups } from './unixfs/file.js'
 import { hashPool } from './util/hash-pool.js'
 import { mapLimit } from './util/pool.js'
 import { readVersion, resolveRef } from './version.js'
+import { loadIgnoreRules } from './worktree/ignore.js'
 import { partOfClone, type PartialClone } from './release/partial.js'
 import type { Selection } from './release/clone-record.js'
 
@@ -135,6 +136,8 @@ async function checkFolder(
   let leftOut = 0
   const manifest = await readVersion(source, version)
   const { files } = await scan(dir)
+  // ignored files are not extra; a file the version holds is checked whatever the rules say
+  const ignored = await loadIgnoreRules(dir)
   const missing: string[] = []
   const extra: string[] = []
   const modified: ModifiedFile[] = []
@@ -181,7 +184,10 @@ async function checkFolder(
   }
   let j = 0
   for await (const entry of walkEntries(source, manifest.index)) {
-    while (j < files.length && comparePaths(files.path(j), entry.path) < 0) extra.push(files.path(j++))
+    while (j < files.length && comparePaths(files.path(j), entry.path) < 0) {
+      if (!ignored.ignores(files.path(j), false)) extra.push(files.path(j))
+      j++
+    }
     if (j < files.length && files.path(j) === entry.path) {
       const size = files.size(j)
       // a file of another size is modified without reading it
@@ -198,7 +204,7 @@ async function checkFolder(
       options.onProgress?.({ files: ++done, totalFiles, bytes, totalBytes })
     }
   }
-  while (j < files.length) extra.push(files.path(j++))
+  for (; j < files.length; j++) if (!ignored.ignores(files.path(j), false)) extra.push(files.path(j))
   await hashWave()
   modified.sort((a, b) => comparePaths(a.path, b.path))
   const card = await compareCard(dir, manifest.card)

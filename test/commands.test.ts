@@ -594,11 +594,14 @@ describe('log, show, ls, tag on a built dataset', () => {
 
     const list = await cairnJson<unknown>(['tag', '-C', dir])
     expectSchema('tag', list)
+    // tags are listed with their versions' time and message
     expect(list).toEqual([
-      { name: 'latest', cid: { '/': v2 } },
-      { name: 'release', cid: { '/': v1 } },
+      { name: 'latest', cid: { '/': v2 }, created: '2026-02-01T00:00:00.000Z', message: 'second' },
+      { name: 'release', cid: { '/': v1 }, created: '2026-01-01T00:00:00.000Z', message: 'first' },
     ])
-    expect((await cairn(['tag', '-C', dir])).stdout).toBe(`latest  ${v2}\nrelease  ${v1}\n`)
+    expect((await cairn(['tag', '-C', dir])).stdout).toBe(
+      `latest  ${v2}  2026-02-01T00:00:00.000Z  second\nrelease  ${v1}  2026-01-01T00:00:00.000Z  first\n`,
+    )
 
     expect((await cairn(['tag', 'release', v1, '-C', dir])).exitCode).toBe(0)
     const { error } = expectError(await cairn(['tag', 'release', '-C', dir, '--json']), 2, 'USAGE')

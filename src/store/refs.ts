@@ -2,10 +2,11 @@
  * Refs: mutable names for version CIDs. `HEAD` lives in `.cairn/HEAD`, tags in `.cairn/refs/tags/`.
  * Each ref file holds one CID and a newline, and is replaced atomically (write a temp file, rename).
  */
-import { mkdir, readdir, readFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CID, tryParseCid } from '../cid.js'
 import { CairnError, ioError } from '../errors.js'
+import { appendHeadMove, type HeadMoveOp } from '../history/reflog.js'
 import { writeFileAtomic } from '../util/atomic.js'
 
 // HEAD and HEAD~n are refs of their own, and a name that parses as a CID would be shadowed by it
@@ -20,9 +21,27 @@ export class Refs {
     return this.read(join(this.root, 'HEAD'), 'HEAD')
   }
 
-  /** Points HEAD at `cid`, atomically. */
-  async setHead(cid: CID): Promise<void> {
+  /**
+   * Points HEAD at `cid`, atomically, and records the move in the HEAD log (src/history/reflog.ts) so
+   * that it can be seen and undone.
+   */
+  async setHead(cid: CID, why: { readonly op: HeadMoveOp; readonly message?: string } = { op: 'build' }): Promise<void> {
+    const from = (await this.head().catch(() => undefined)) ?? null
     await this.write(join(this.root, 'HEAD'), cid)
+    if (!from?.equals(cid)) await appendHeadMove(this.root, { from, to: cid, op: why.op, message: why.message ?? '' })
+  }
+
+  /** Deletes tag `name`; returns the CID it pointed at, or undefined when there was no such tag. Throws `IO`. */
+  async deleteTag(name: string): Promise<CID | undefined> {
+    const cid = await this.tag(name)
+    if (!cid) return undefined
+    const file = join(this.root, 'refs', 'tags', name)
+    try {
+      await unlink(file)
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('delete', file, e)
+    }
+    return cid
   }
 
   /** The CID of tag `name`, or undefined. */

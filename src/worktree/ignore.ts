@@ -1,0 +1,92 @@
+/**
+ * Ignore rules: `.cairnignore` at the top of a dataset, in gitignore syntax (read by the `ignore`
+ * package, which implements git's rules), plus cairn's defaults. Build and status leave ignored files
+ * out of a version; verify does not report them as extra. Hidden entries (`.cairn/`, `.cairnignore`)
+ * and `cairn.json` are never shards anyway (src/scan.ts).
+ */
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import ignore, { type Ignore } from 'ignore'
+import { CairnError, ioError } from '../errors.js'
+
+/** The ignore file's name, at the top of the dataset. */
+export const IGNORE_FILE = '.cairnignore'
+
+/**
+ * Ignored unless `.cairnignore` takes them back (`!*.car`): CAR files, which `cairn pack -o` writes and
+ * which would otherwise become shards of the next build.
+ */
+export const DEFAULT_IGNORES: readonly string[] = ['*.car']
+
+/** Which paths of a dataset are left out. */
+export interface IgnoreRules {
+  /** True when the `/`-separated relative `path` is ignored; `folder` when it names a folder. */
+  ignores(path: string, folder: boolean): boolean
+}
+
+/**
+ * The rules of the dataset folder `root`: the defaults, then `.cairnignore` when present. Throws
+ * `USAGE` naming `.cairnignore:<line>` for a pattern git would never match (an unfinished `[…]`
+ * class, a reversed range, a trailing backslash), and `IO` when the file exists but cannot be read.
+ */
+export async function loadIgnoreRules(root: string): Promise<IgnoreRules> {
+  const file = join(root, IGNORE_FILE)
+  let text = ''
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('read', file, e)
+  }
+  return parseIgnoreRules(text)
+}
+
+/** The rules of an ignore file's text (see {@link loadIgnoreRules}). */
+export function parseIgnoreRules(text: string): IgnoreRules {
+  const ig: Ignore = ignore().add([...DEFAULT_IGNORES])
+  text.split(/\r?\n/).forEach((line, i) => {
+    const problem = badPattern(line)
+    if (problem) {
+      throw new CairnError('USAGE', `${IGNORE_FILE}:${i + 1}: ${JSON.stringify(line)} is not a valid pattern: ${problem}`, {
+        subject: `${IGNORE_FILE}:${i + 1}`,
+        hint: 'fix or remove the line (the syntax is gitignore’s: https://git-scm.com/docs/gitignore); nothing was written',
+      })
+    }
+    ig.add(line)
+  })
+  return { ignores: (path, folder) => ig.ignores(folder ? path + '/' : path) }
+}
+
+/**
+ * Why a line is a pattern git would never match, or undefined. The `ignore` package turns such lines
+ * into patterns that silently match nothing; a user who wrote one meant something else.
+ */
+function badPattern(line: string): string | undefined {
+  if (line.startsWith('#') || line.trim() === '') return undefined
+  let escaped = false
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]
+    if (escaped) {
+      escaped = false
+      continue
+    }
+    if (c === '\\') {
+      escaped = true
+      continue
+    }
+    if (c === '[') {
+      let j = i + 1
+      if (line[j] === '!' || line[j] === '^') j++
+      if (line[j] === ']') j++
+      while (j < line.length && line[j] !== ']') {
+        if (line[j + 1] === '-' && j + 2 < line.length && line[j + 2] !== ']' && line[j] > line[j + 2]) {
+          return `the range ${line[j]}-${line[j + 2]} is reversed`
+        }
+        j++
+      }
+      if (j >= line.length) return 'a "[" character class is never closed (write \\[ for a literal bracket)'
+      i = j
+    }
+  }
+  if (escaped && !line.endsWith('\\ ')) return 'it ends with a lone backslash'
+  return undefined
+}
