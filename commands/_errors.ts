@@ -3,7 +3,7 @@
  * codes: 0 success; 1 verification found differences; 2 usage or unknown ref; 3 not a dataset;
  * 4 bad input (card, row, shard, path, a file changed); 5 integrity (missing or corrupt block, bad
  * CAR, invalid manifest); 6 I/O; 7 a target or source failed (after retries); 8 missing or wrong
- * credentials; 70 internal error (a bug: please report it).
+ * credentials; 9 trust refused (not signed by the key, an expired, rolled-back or forked name); 70 internal error (a bug: please report it).
  */
 import type { ErrorCode } from '../src/errors.js'
 import { isCairnError } from '../src/errors.js'
@@ -18,6 +18,7 @@ export const EXIT = {
   io: 6,
   network: 7,
   auth: 8,
+  trust: 9,
   internal: 70,
 } as const
 
@@ -41,6 +42,12 @@ const EXIT_OF: Record<ErrorCode, number> = {
   FETCH_FAILED: EXIT.network,
   AUTH: EXIT.auth,
   TARGET_NOT_EMPTY: EXIT.notDataset,
+  SIGNATURE_INVALID: EXIT.integrity,
+  RECORD_INVALID: EXIT.integrity,
+  NOT_SIGNED: EXIT.trust,
+  RECORD_EXPIRED: EXIT.trust,
+  NAME_ROLLBACK: EXIT.trust,
+  NAME_FORK: EXIT.trust,
 }
 
 /** The JSON form of an error, as `--json` prints it (schemas/cli/error.schema.json). */

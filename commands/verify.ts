@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core'
 import { CID } from 'multiformats/cid'
-import { CairnError, verify, type VerifyReport } from '../src/index.js'
+import { CairnError, verify, verifySignedBy, type VerifyReport } from '../src/index.js'
 import { bytes, CairnCommand, fromFlag } from './_base.js'
 import { EXIT } from './_errors.js'
 
@@ -26,6 +26,10 @@ export default class Verify extends CairnCommand {
     root: Flags.string({ summary: 'With --car: the root whose DAG must be complete (default: the header roots).' }),
     jobs: Flags.integer({ char: 'j', summary: 'Threads that read and hash files (default: the number of CPUs).', min: 1 }),
     from: fromFlag,
+    'signed-by': Flags.string({
+      summary:
+        'Also check that the version is signed by this key (PEM text or file, key name, or IPNS name k51…), or covered by a signed descendant.',
+    }),
   }
 
   async run() {
@@ -51,6 +55,8 @@ export default class Verify extends CairnCommand {
       })
     }
     progress.done()
+    if (flags['signed-by'] !== undefined)
+      report = { ...report, signatures: await verifySignedBy(report, flags['signed-by'], flags.dir ?? args.dir, flags.from) }
     if (!report.ok) process.exitCode = EXIT.differences
     if (!this.jsonEnabled()) this.render(report)
     return report
@@ -71,6 +77,13 @@ export default class Verify extends CairnCommand {
     for (const m of report.modified)
       this.log(`modified  ${m.path} (expected ${m.expected.cid}, ${m.expected.size} B; found ${m.actual.cid ?? '-'}, ${m.actual.size} B)`)
     if (report.card !== 'same') this.log(`card      cairn.json is ${report.card}`)
+    const sig = report.signatures
+    if (sig)
+      this.log(
+        sig.status === 'signed'
+          ? `signed    by ${sig.signer.ipnsName ?? sig.signer.keyId}`
+          : `signed    covered by the signature of ${sig.coveredBy} (${sig.depth} generation(s) later), by ${sig.signer.ipnsName ?? sig.signer.keyId}`,
+      )
     this.log(
       report.ok
         ? `ok: ${report.checked} files, ${bytes(report.bytes)} match ${report.version}`

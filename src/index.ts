@@ -112,3 +112,17 @@ export {
   type GatewayOptions,
 } from './sources/index.js'
 export { login, type LoginOptions, type LoginResult } from './login.js'
+export {
+  newKey,
+  listKeys,
+  loadKey,
+  configDir,
+  KEY_ENV,
+  type KeyType,
+  type KeyEntry,
+  type PublicKeyInfo,
+  type SigningKey,
+} from './signing/keys.js'
+export { sign, type SignOptions, type SignResult } from './signing/sign.js'
+export { checkSignedBy, verifySignedBy, signerKey, type SignaturesReport, type CheckSignedByOptions } from './signing/check.js'
+export { RELEASE_PREDICATE_TYPE, type ReleasePredicate } from './signing/statement.js'

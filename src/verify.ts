@@ -19,6 +19,7 @@ import { importFile, importFiles, importGroups } from './unixfs/file.js'
 import { hashPool } from './util/hash-pool.js'
 import { mapLimit } from './util/pool.js'
 import { readVersion, resolveRef } from './version.js'
+import type { SignaturesReport } from './signing/check.js'
 
 export interface VerifyFolderOptions {
   /** The version to check against (default `HEAD`). */
@@ -73,7 +74,10 @@ export interface FolderReport {
   readonly card: 'same' | 'modified' | 'missing'
 }
 
-export type VerifyReport = FolderReport | (CarReport & { readonly kind: 'car' })
+export type VerifyReport = (FolderReport | (CarReport & { readonly kind: 'car' })) & {
+  /** With `--signed-by`: who signed the version (src/signing/check.ts). */
+  readonly signatures?: SignaturesReport
+}
 
 /**
  * Verifies a folder against a version, or a CAR file when `car` is given. Differences are reported,
