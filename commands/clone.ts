@@ -13,10 +13,14 @@ export default class Clone extends CairnCommand {
   static override examples = [
     '<%= config.bin %> clone bafy… ./data',
     '<%= config.bin %> clone bafy… ./data --from http://127.0.0.1:8080 --from release.car',
+    '<%= config.bin %> clone k51… ./data --from http://127.0.0.1:8080',
     "<%= config.bin %> clone bafy… ./data --include 'train/*' --exclude '*.tmp' --jobs 16 --json",
   ]
   static override args = {
-    cid: Args.string({ description: 'a cairn version CID, or any UnixFS file or directory CID', required: true }),
+    cid: Args.string({
+      description: 'a cairn version CID, any UnixFS file or directory CID, or an IPNS name (k51…, /ipns/k51…, ipns://k51…)',
+      required: true,
+    }),
     dir: Args.string({ description: 'the folder to write (default: the dataset name, or the CID)' }),
   }
   static override flags = {
@@ -26,6 +30,7 @@ export default class Clone extends CairnCommand {
     exclude: Flags.string({ summary: 'Skip paths matching this glob (repeatable).', multiple: true, multipleNonGreedy: true }),
     'store-blocks': Flags.boolean({ summary: "Also keep every file's blocks in the clone's store (so pack/serve/publish work there)." }),
     timeout: Flags.integer({ summary: 'Seconds to wait for a gateway to answer (default 30).', min: 1 }),
+    'allow-fork': Flags.boolean({ summary: 'Cloning by IPNS name: accept a version whose history does not hold the one seen before.' }),
   }
 
   async run() {
@@ -39,6 +44,7 @@ export default class Clone extends CairnCommand {
       include: flags.include,
       exclude: flags.exclude,
       storeFileBlocks: flags['store-blocks'],
+      allowFork: flags['allow-fork'],
       sourceOptions: flags.timeout === undefined ? undefined : { timeoutMs: flags.timeout * 1000, idleTimeoutMs: flags.timeout * 1000 },
       onProgress: (p) => {
         if (p.kind === 'metadata') progress.update(`clone: ${p.blocks} metadata blocks`)
@@ -52,7 +58,9 @@ export default class Clone extends CairnCommand {
     })
     progress.done()
     if (!this.jsonEnabled()) {
+      if (result.name) this.log(`/ipns/${result.name.name} (sequence ${result.name.sequence}, from ${result.name.from}) →`)
       this.log(`${result.cid} → ${result.dir}`)
+      if (result.signatures) this.log(`  ${result.signatures} signature(s) kept in .cairn/signatures (check with cairn verify --signed-by)`)
       this.log(
         `  ${result.written} file(s) written (${bytes(result.bytes)}), ${result.skipped} already complete` +
           (result.excluded ? `, ${result.excluded} excluded` : '') +

@@ -33,6 +33,8 @@ import { importFile } from './unixfs/file.js'
 import { forEachLimit, mapLimit, quiet } from './util/pool.js'
 import { readCardBlock, readVersion } from './version.js'
 import { writeFileAtomic } from './util/atomic.js'
+import { cloneByName, keepSourceSignatures, type ClonedName } from './names/clone.js'
+import { looksLikeName } from './names/name.js'
 
 /** Files of at most this size (one block under cairn's profile) are written in one synchronous call (see `writeFiles`). */
 const SMALL_FILE = 1 << 20
@@ -74,6 +76,8 @@ export interface CloneOptions {
   readonly storeFileBlocks?: boolean
   /** Gateway timeouts. */
   readonly sourceOptions?: GatewayOptions
+  /** Cloning by IPNS name: accept a value that is not a descendant of the one last seen. */
+  readonly allowFork?: boolean
   readonly onProgress?: (progress: CloneProgress) => void
 }
 
@@ -128,6 +132,10 @@ export interface CloneResult {
   readonly unsupported: readonly SkippedEntry[]
   /** Each time a source failed on a CID and the next one was tried (at most 1000). */
   readonly failures: readonly SourceFailure[]
+  /** Signature bundles of the version brought from the sources into the clone's store. */
+  readonly signatures?: number
+  /** When cloned by IPNS name: the name and the record followed. */
+  readonly name?: ClonedName
 }
 
 /** One file to write: its path relative to the target and its UnixFS root. */
@@ -165,6 +173,15 @@ interface FileJob {
  *   `CORRUPT_BLOCK`; `IO`.
  */
 export async function clone(options: CloneOptions): Promise<CloneResult> {
+  const from = options.from ?? DEFAULT_GATEWAYS
+  if (looksLikeName(options.cid)) return cloneByName(options.cid, from, options.allowFork === true, (cid) => clone({ ...options, cid }))
+  const result = await cloneCid(options)
+  if (result.kind !== 'version' || options.source !== undefined) return result
+  const signatures = await keepSourceSignatures(from, result.cid, result.dir)
+  return signatures > 0 ? { ...result, signatures } : result
+}
+
+async function cloneCid(options: CloneOptions): Promise<CloneResult> {
   const root = tryParseCid(options.cid.replace(/^\/ipfs\//, '').replace(/^ipfs:\/\//, ''))
   if (root === undefined) throw new CairnError('USAGE', `${JSON.stringify(options.cid)} is not a CID`, { subject: options.cid })
   const onFailure = (failure: SourceFailure): void => options.onProgress?.({ kind: 'failure', failure })

@@ -13,7 +13,9 @@ import { CarWriter } from '@ipld/car/writer'
 import { decodeUnixFs, resolvePath } from './cat.js'
 import { blockLinks } from './car/block.js'
 import { DAG_PB, RAW, tryParseCid, type CID } from './cid.js'
-import { openDataset, type Dataset } from './dataset.js'
+import { openDataset, STORE_DIR, type Dataset } from './dataset.js'
+import { trustRoutes } from './names/http.js'
+import { join } from 'node:path'
 import { CairnError, isCairnError } from './errors.js'
 import { DirSource } from './sources/dir.js'
 import type { BlockSource } from './store/blocks.js'
@@ -92,8 +94,10 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
     },
   }
 
+  const trust = trustRoutes({ storeDir: dataset ? join(dataset.root, STORE_DIR) : undefined, dirs: options.dirs ?? [] })
   const server = createServer((req, res) => {
-    handle(source, req, res)
+    trust(req, res)
+      .then((done) => (done ? undefined : handle(source, req, res)))
       .catch((e: unknown) => {
         if (!res.headersSent) send(res, 500, `internal error: ${(e as Error).message}\n`)
         else res.destroy()
