@@ -35,6 +35,22 @@ const samples: [string, unknown][] = [
   ['index-node.schema.json', { type: 'cairn.index', v: 1, level: 0, entries: [{ path: '../a', cid: 'x', size: -1, format: 'zip' }] }],
   ['shard-schema.schema.json', { type: 'cairn.schema', v: 1, format: 'csv', fields: [] }],
   ['shard-schema.schema.json', { type: 'cairn.schema', v: 1, format: 'bytes' }],
+  [
+    'release-predicate.schema.json',
+    {
+      dataset: 'd',
+      version: link['/'],
+      parent: null,
+      created: '2026-01-01T00:00:00Z',
+      card: link['/'],
+      index: link['/'],
+      tree: link['/'],
+      totals: { shards: 0, bytes: 0, rows: 0 },
+      provenance: null,
+      publisher: { keyId: '0'.repeat(64), ipnsName: 'k51qzi5uqu5dkt6xwxvrjwix33xwq74zgedgbu6dvn3x7xu4wdduvppdz8ilkt' },
+    },
+  ],
+  ['release-predicate.schema.json', { dataset: '', version: link, parent: 'x', totals: { shards: -1 }, publisher: { keyId: 'AB' } }],
 ]
 
 describe('precompiled schemas', () => {
