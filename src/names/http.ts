@@ -107,14 +107,19 @@ async function bestRecord(name: IpnsName, bases: readonly string[]): Promise<Val
 
 async function put(req: IncomingMessage, res: ServerResponse, name: IpnsName, bases: readonly string[]): Promise<boolean> {
   if (bases.length === 0) return reply(res, 501, 'this server keeps no records\n')
+  const tooLarge = (): true => {
+    // answer first, then drop the connection: the rest of the body is never read
+    res.setHeader('Connection', 'close')
+    reply(res, 413, `a record is at most ${MAX_RECORD_BYTES} bytes\n`)
+    res.on('finish', () => req.destroy())
+    return true
+  }
+  if (Number(req.headers['content-length'] ?? 0) > MAX_RECORD_BYTES) return tooLarge()
   const chunks: Buffer[] = []
   let size = 0
   for await (const chunk of req) {
     size += (chunk as Buffer).length
-    if (size > MAX_RECORD_BYTES) {
-      req.destroy()
-      return reply(res, 413, `a record is at most ${MAX_RECORD_BYTES} bytes\n`)
-    }
+    if (size > MAX_RECORD_BYTES) return tooLarge()
     chunks.push(chunk as Buffer)
   }
   let record: ValidRecord
