@@ -94,7 +94,7 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
     },
   }
 
-  const trust = trustRoutes({ storeDir: dataset ? join(dataset.root, STORE_DIR) : undefined, dirs: options.dirs ?? [] })
+  const trust = trustRoutes({ storeDir: dataset ? join(dataset.root, STORE_DIR) : undefined, dirs: options.dirs ?? [], blocks: source })
   const server = createServer((req, res) => {
     trust(req, res)
       .then((done) => (done ? undefined : handle(source, req, res)))

@@ -10,7 +10,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
 import { tryParseCid } from '../cid.js'
+import type { BlockSource } from '../store/blocks.js'
 import { isCairnError } from '../errors.js'
 import { parseBundle } from '../signing/bundle.js'
 import { MAX_BUNDLES, readBundles, SIGNATURES_URL_PATH } from '../signing/store.js'
@@ -24,6 +26,8 @@ export interface TrustRoutesOptions {
   readonly storeDir?: string
   /** The served `dir:` folders. */
   readonly dirs: readonly string[]
+  /** The blocks served, for `GET /routing/v1/providers/{cid}` (this server is named the provider of what it holds). */
+  readonly blocks?: BlockSource
 }
 
 /** A request handler that answers the trust routes and returns false for any other request. */
@@ -32,8 +36,14 @@ export type TrustRoutes = (req: IncomingMessage, res: ServerResponse) => Promise
 /** Makes the handler. */
 export function trustRoutes(options: TrustRoutesOptions): TrustRoutes {
   const bases = [...(options.storeDir ? [options.storeDir] : []), ...options.dirs.map((d) => d.replace(/^dir:/, ''))]
+  let peerId: Promise<string> | undefined
   return async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost')
+    const providers = /^\/routing\/v1\/providers\/([^/]+)\/?$/.exec(url.pathname)
+    if (providers !== null && options.blocks !== undefined) {
+      peerId ??= generateKeyPair('Ed25519').then((k) => k.publicKey.toString())
+      return answerProviders(req, res, providers[1], options.blocks, await peerId)
+    }
     const routing = /^\/routing\/v1\/ipns\/([^/]+)\/?$/.exec(url.pathname)
     const gateway = /^\/ipns\/([^/]+)\/?$/.exec(url.pathname)
     const signatures = url.pathname.startsWith(SIGNATURES_URL_PATH) ? url.pathname.slice(SIGNATURES_URL_PATH.length) : undefined
@@ -135,6 +145,36 @@ async function put(req: IncomingMessage, res: ServerResponse, name: IpnsName, ba
   await writeRecordFile(join(bases[0]), name.name, record.bytes)
   res.writeHead(200, { 'content-type': 'text/plain' })
   res.end('stored\n')
+  return true
+}
+
+/**
+ * Delegated Routing V1 `GET /routing/v1/providers/{cid}`: this server itself, as a trustless gateway
+ * (`transport-ipfs-gateway-http` at the address the client used), when it holds the block; else 404.
+ * The peer ID is a throwaway key of this process: gateway providers are reached by address, not by ID.
+ */
+async function answerProviders(
+  req: IncomingMessage,
+  res: ServerResponse,
+  text: string,
+  blocks: BlockSource,
+  peerId: string,
+): Promise<true> {
+  if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed(res, 'GET, HEAD')
+  const cid = tryParseCid(text)
+  if (cid === undefined) return reply(res, 400, `${text} is not a CID\n`)
+  const held = await blocks.get(cid).then(
+    () => true,
+    () => false,
+  )
+  const host = /^(\[[0-9a-f:.]+\]|[0-9.]+):(\d+)$/i.exec(req.headers.host ?? '')
+  if (!held || host === null) return reply(res, 404, `no provider of ${cid} here\n`)
+  const ip = host[1].startsWith('[') ? `/ip6/${host[1].slice(1, -1)}` : `/ip4/${host[1]}`
+  const body = JSON.stringify({
+    Providers: [{ Schema: 'peer', ID: peerId, Addrs: [`${ip}/tcp/${host[2]}/http`], Protocols: ['transport-ipfs-gateway-http'] }],
+  })
+  res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=60' })
+  res.end(req.method === 'HEAD' ? undefined : body)
   return true
 }
 

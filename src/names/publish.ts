@@ -54,7 +54,8 @@ export async function namePublish(options: NamePublishOptions = {}): Promise<Nam
   const env = options.env ?? process.env
   return withDataset(options.dir, async (dataset) => {
     const root = await resolveRef(dataset, options.ref)
-    const version = await readVersion(dataset.store, root)
+    // only a cairn version may be named: a CID of anything else is refused here
+    await readVersion(dataset.store, root)
     const key = await loadKey({ name: options.key, env, type: 'ed25519' })
     const name = parseName(key.ipnsName as string)
     const storeDir = join(dataset.root, STORE_DIR)
@@ -100,7 +101,6 @@ export async function namePublish(options: NamePublishOptions = {}): Promise<Nam
       await putToRouter(r, name.name, bytes, { env }).catch(fail)
       placed.push(r)
     }
-    void version
     return {
       name: name.name,
       value: root,

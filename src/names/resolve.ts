@@ -8,7 +8,7 @@ import { CairnError, isCairnError } from '../errors.js'
 import { openSources } from '../sources/index.js'
 import type { BlockSource } from '../store/blocks.js'
 import { readVersion } from '../version.js'
-import { parseName, type IpnsName } from './name.js'
+import { parseName } from './name.js'
 import { fetchRecord, localBase, readRecordFile } from './places.js'
 import { validateRecord, type ValidRecord } from './record.js'
 import { readSeen, recordSeen } from './seen.js'
@@ -108,7 +108,7 @@ export async function nameResolve(options: NameResolveOptions): Promise<NameReso
         { subject: name.name, hint: 'a source is serving an old record; try another source' },
       )
     if (!record.value.equals(seen.value)) {
-      const descends = await isDescendant(name, record.value, seen.value, options)
+      const descends = await isDescendant(record.value, seen.value, options)
       if (!descends || record.sequence === seen.sequence) {
         if (!options.allowFork)
           throw new CairnError(
@@ -135,7 +135,7 @@ export async function nameResolve(options: NameResolveOptions): Promise<NameReso
 }
 
 /** True when `ancestor` is on the parent chain of `value` (as far as the sources hold versions). */
-async function isDescendant(name: IpnsName, value: CID, ancestor: CID, options: NameResolveOptions): Promise<boolean> {
+async function isDescendant(value: CID, ancestor: CID, options: NameResolveOptions): Promise<boolean> {
   const list = options.source === undefined ? await openSources(options.from, { timeoutMs: options.timeoutMs }) : undefined
   const source = options.source ?? list!
   try {
@@ -151,7 +151,6 @@ async function isDescendant(name: IpnsName, value: CID, ancestor: CID, options: 
     }
     return false
   } finally {
-    void name
     await list?.close()
   }
 }
