@@ -22,6 +22,7 @@ import { serve, type ServeHandle } from '../src/serve.js'
 import { validateWith } from '../src/schemas.js'
 import { cairn, ensureBuilt, parseJson, type CliResult } from './helpers/cli.js'
 import { builtTemplate, type BuiltDataset } from './helpers/dataset.js'
+import { startKuboStandin } from './helpers/kubo-standin.js'
 import { tempDirs } from './helpers/tmp.js'
 
 const tmp = tempDirs('cairn-names-')
@@ -313,5 +314,32 @@ describe('serve: /ipns/{name}?format=ipns-record, /routing/v1/ipns/{name}, /cair
     expect(msg).toContain(url)
     expect(msg).toContain('400')
     expect(await readdir(join(c.cars, 'ipns'))).toEqual([`${c.name}.ipns-record`])
+  })
+})
+
+describe('Kubo: signatures as pinned blocks, names through routing/put', () => {
+  it('publish pins each bundle as a raw block; name publish puts a record Kubo-side validation accepts; a refused Authorization is AUTH (8)', async () => {
+    const c = await setup()
+    const kubo = await startKuboStandin()
+    try {
+      const signed = await ok<{ kept: string }>(c, c.publisher, ['sign', '-C', c.dir])
+      const receipt = await ok<{ details: { signatures: string[] } }>(c, c.publisher, ['publish', '-C', c.dir, '--to', `kubo:${kubo.url}`])
+      expect(receipt.details.signatures).toHaveLength(1)
+      const cid = receipt.details.signatures[0]
+      expect(kubo.pinned.has(cid)).toBe(true)
+      expect(Buffer.from(kubo.blocks.get(cid)!)).toEqual(await readFile(signed.kept))
+      const named = await ok<{ placed: string[] }>(c, c.publisher, ['name', 'publish', '-C', c.dir, '--to', `kubo:${kubo.url}`])
+      expect(named.placed).toContain(`kubo:${kubo.url}`)
+      const record = kubo.records.get(c.name)!
+      expect(validateRecord(parseName(c.name), record, 'kubo').value.toString()).toBe(c.v2)
+      kubo.requireAuthorization('Bearer right')
+      expectError(
+        await run(c.publisher, ['name', 'publish', '-C', c.dir, '--to', `kubo:${kubo.url}`, '--json'], { CAIRN_KUBO_AUTH: 'Bearer wrong' }),
+        8,
+        'AUTH',
+      )
+    } finally {
+      await kubo.close()
+    }
   })
 })
