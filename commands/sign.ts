@@ -9,19 +9,23 @@ export default class Sign extends CairnCommand {
     '(https://cairn.dev/attestation/release/v1: dataset, version, parent, card, index, tree, totals, provenance, publisher). ' +
     'The bundle is kept in .cairn/signatures/<version>/<key-id>.sigstore.json, never inside the version (its CID does not change); ' +
     '`publish` carries it to dir: and Kubo targets, `serve` serves it, `clone` fetches it, `verify --signed-by` checks it. ' +
-    'A release may carry signatures by several keys. --oms-key also writes an OpenSSF Model Signing v1.0 signature of the files.'
+    'A release may carry signatures by several keys. --oms also writes an OpenSSF Model Signing v1.0 signature of the files.'
   static override examples = [
     '<%= config.bin %> sign',
     '<%= config.bin %> sign v1 --key curator -o v1.sigstore.json --json',
     'CAIRN_KEY="$(cat ci-key.pem)" <%= config.bin %> sign HEAD',
-    '<%= config.bin %> sign --oms-key oms --oms-output ./model.sig',
+    '<%= config.bin %> sign --oms --oms-key oms --oms-output ../model.sig',
   ]
   static override args = { ref: Args.string({ description: 'a CID, HEAD, HEAD~n or a tag (default HEAD)' }) }
   static override flags = {
     key: Flags.string({ char: 'k', summary: 'The Ed25519 key to sign with (a name; default: CAIRN_KEY, else default).' }),
     output: Flags.string({ char: 'o', summary: 'Also write the bundle to this file.' }),
-    'oms-key': Flags.string({ summary: 'Also write an OpenSSF Model Signing v1.0 signature, signed with this ECDSA P-256 key (a name).' }),
-    'oms-output': Flags.string({ summary: 'Where the OpenSSF Model Signing signature goes (default: <dataset>/model.sig).' }),
+    oms: Flags.boolean({ summary: 'Also write an OpenSSF Model Signing v1.0 signature of the files (ECDSA P-256; see --oms-key).' }),
+    'oms-key': Flags.string({ summary: 'With --oms: the ECDSA P-256 key (a name; default oms).', dependsOn: ['oms'] }),
+    'oms-output': Flags.string({
+      summary: 'With --oms: where the signature goes (default .cairn/oms/<version>.sig; model_signing expects model.sig).',
+      dependsOn: ['oms'],
+    }),
   }
 
   async run() {
@@ -31,7 +35,7 @@ export default class Sign extends CairnCommand {
       ref: args.ref,
       key: flags.key,
       output: flags.output,
-      omsKey: flags['oms-key'],
+      omsKey: flags.oms ? (flags['oms-key'] ?? 'oms') : undefined,
       omsOutput: flags['oms-output'],
     })
     if (!this.jsonEnabled()) {

@@ -264,14 +264,14 @@ describe('verify --signed-by', () => {
   })
 })
 
-describe('sign --oms-key (OpenSSF Model Signing v1.0)', () => {
+describe('sign --oms (OpenSSF Model Signing v1.0)', () => {
   it('signs every file with its plain sha256 (computed here by reading the files), ECDSA P-256, verifiable by @sigstore/verify', async () => {
     const c = await setup()
     await ok(c, ['key', 'new'])
     await ok(c, ['key', 'new', 'oms', '--type', 'ecdsa-p256'])
     const pem = (await ok<{ publicKeyPem: string }>(c, ['key', 'export', 'oms', '--public'])).publicKeyPem
     const sigFile = join(await tmp.make(), 'model.sig')
-    const signed = await ok<{ oms: { file: string; files: number } }>(c, ['sign', '-C', c.dir, '--oms-key', 'oms', '--oms-output', sigFile])
+    const signed = await ok<{ oms: { file: string; files: number } }>(c, ['sign', '-C', c.dir, '--oms', '--oms-output', sigFile])
     const bundle = JSON.parse(await readFile(sigFile, 'utf8'))
     sigstoreVerify(bundle, pem)
     expect(bundle.verificationMaterial.publicKey.hint).toBe(createHash('sha256').update(pem).digest('hex'))
@@ -293,5 +293,15 @@ describe('sign --oms-key (OpenSSF Model Signing v1.0)', () => {
     expect(st.subject[0].digest.sha256).toBe(root.digest('hex'))
     // the digests were kept, keyed by file CID, for the next signature
     expect((await readdir(join(c.dir, '.cairn', 'sha256'))).length).toBe(signed.oms.files)
+    // by default the signature stays in the store: the data folder still verifies
+    const again = await ok<{ oms: { file: string } }>(c, ['sign', '-C', c.dir, '--oms'])
+    expect(again.oms.file).toBe(join(c.dir, '.cairn', 'oms', `${c.v2}.sig`))
+    expect(JSON.parse(await readFile(again.oms.file, 'utf8')).dsseEnvelope.payload).toBe(bundle.dsseEnvelope.payload)
+    expect((await ok<{ ok: boolean }>(c, ['verify', '-C', c.dir])).ok).toBe(true)
+    // a clone without the files' blocks cannot be hashed from its store
+    const clone = join(await tmp.make(), 'clone')
+    await ok(c, ['clone', c.v2, clone, '--from', c.dir])
+    const r = await run(c, ['sign', '-C', clone, '--oms', '--json'])
+    expect(expectError(r, 5, 'MISSING_BLOCK').hint).toMatch(/--store-blocks/)
   })
 })

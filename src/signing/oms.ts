@@ -8,10 +8,10 @@
  */
 import { createHash } from 'node:crypto'
 import { mkdir, readFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import type { CID } from '../cid.js'
 import { STORE_DIR, type Dataset } from '../dataset.js'
-import { ioError } from '../errors.js'
+import { CairnError, ioError, isCairnError } from '../errors.js'
 import { walkEntries } from '../index/prolly.js'
 import type { VersionManifest } from '../manifest.js'
 import { exportFile } from '../unixfs/export.js'
@@ -35,8 +35,17 @@ export async function writeOmsSignature(
   file: string,
 ): Promise<{ files: number }> {
   const resources: { name: string; algorithm: 'sha256'; digest: string }[] = []
-  for await (const entry of walkEntries(dataset.store, version.index)) {
-    resources.push({ name: entry.path, algorithm: 'sha256', digest: await fileSha256(dataset, entry.cid) })
+  try {
+    for await (const entry of walkEntries(dataset.store, version.index)) {
+      resources.push({ name: entry.path, algorithm: 'sha256', digest: await fileSha256(dataset, entry.cid) })
+    }
+  } catch (e) {
+    if (!isCairnError(e, 'MISSING_BLOCK')) throw e
+    throw new CairnError('MISSING_BLOCK', `${e.message}: the store lacks the files' blocks, which --oms hashes`, {
+      subject: e.subject,
+      hint: 'sign with --oms in the dataset that built the version, or in a clone made with --store-blocks',
+      cause: e,
+    })
   }
   // model_signing canonicalises resources by name (code-point order) and hashes their digests in that order
   resources.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
@@ -56,6 +65,7 @@ export async function writeOmsSignature(
   const hint = createHash('sha256').update(key.publicKeyPem).digest('hex')
   const bundle = signStatement(statement as never, { ...key, keyId: hint })
   try {
+    await mkdir(dirname(file), { recursive: true })
     await writeFileAtomic(file, JSON.stringify(bundle) + '\n')
   } catch (e) {
     throw ioError('write the model signature', file, e)

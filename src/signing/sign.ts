@@ -27,7 +27,8 @@ export interface SignOptions {
   readonly output?: string
   /**
    * Also write an OpenSSF Model Signing v1.0 signature of the version's files, signed with this
-   * ECDSA P-256 key (its name), to `omsOutput` (default `<dataset>/model.sig`).
+   * ECDSA P-256 key (its name), to `omsOutput` (default `.cairn/oms/<version>.sig`: a file in the data
+   * folder would be an extra file to `verify` and part of the next build).
    */
   readonly omsKey?: string
   readonly omsOutput?: string
@@ -70,7 +71,7 @@ export async function sign(options: SignOptions = {}): Promise<SignResult> {
     let oms: SignResult['oms']
     if (options.omsKey !== undefined) {
       const omsKey = await loadKey({ name: options.omsKey, env, type: 'ecdsa-p256' })
-      const file = resolve(options.omsOutput ?? join(dataset.root, 'model.sig'))
+      const file = resolve(options.omsOutput ?? join(dataset.root, STORE_DIR, 'oms', `${root}.sig`))
       oms = { file, ...(await writeOmsSignature(dataset, root, version, omsKey, file)), keyId: omsKey.keyId }
     }
     let output: string | undefined
