@@ -131,3 +131,4 @@ export { nameResolve, type NameResolveOptions, type NameResolveResult } from './
 export { parseName, looksLikeName, type IpnsName } from './names/name.js'
 export { createRecord, validateRecord, MAX_RECORD_BYTES, RECORD_MEDIA_TYPE, type ValidRecord } from './names/record.js'
 export { trustRoutes, type TrustRoutesOptions } from './names/http.js'
+export { fileSha256, fileSha256s, digestInCid, SHA256_LOG, type Sha256Options } from './digests/sha256.js'

@@ -3,18 +3,19 @@
  * predicate type `https://model_signing/signature/v1.0`, one resource per file with the plain sha256 of
  * its bytes, `serialization.method: files`, in a Sigstore bundle signed with an ECDSA P-256 key, so that
  * `model_signing verify key --signature model.sig --public_key key.pub <folder>` can check a cloned
- * folder. Per-file sha256 comes from the store's blocks (each file's blocks are read once and the digest
- * kept in `.cairn/sha256/`, keyed by the file's CID), never from re-reading the data folder.
+ * folder. Per-file sha256 comes from the shared digest cache (src/digests/sha256.ts: the CID's own
+ * digest for one-block files, else the store's blocks read once and the digest kept), never from
+ * re-reading the data folder.
  */
 import { createHash } from 'node:crypto'
-import { mkdir, readFile } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
+import { mkdir } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import type { CID } from '../cid.js'
-import { STORE_DIR, type Dataset } from '../dataset.js'
+import type { Dataset } from '../dataset.js'
 import { CairnError, ioError, isCairnError } from '../errors.js'
 import { walkEntries } from '../index/prolly.js'
 import type { VersionManifest } from '../manifest.js'
-import { exportFile } from '../unixfs/export.js'
+import { fileSha256s } from '../digests/sha256.js'
 import { writeFileAtomic } from '../util/atomic.js'
 import { signStatement } from './bundle.js'
 import type { SigningKey } from './keys.js'
@@ -36,9 +37,13 @@ export async function writeOmsSignature(
 ): Promise<{ files: number }> {
   const resources: { name: string; algorithm: 'sha256'; digest: string }[] = []
   try {
-    for await (const entry of walkEntries(dataset.store, version.index)) {
-      resources.push({ name: entry.path, algorithm: 'sha256', digest: await fileSha256(dataset, entry.cid) })
-    }
+    const entries: { path: string; cid: CID }[] = []
+    for await (const entry of walkEntries(dataset.store, version.index)) entries.push({ path: entry.path, cid: entry.cid })
+    const digests = await fileSha256s(
+      dataset.store,
+      entries.map((e) => e.cid),
+    )
+    for (const e of entries) resources.push({ name: e.path, algorithm: 'sha256', digest: digests.get(e.cid.toString()) as string })
   } catch (e) {
     if (!isCairnError(e, 'MISSING_BLOCK')) throw e
     throw new CairnError('MISSING_BLOCK', `${e.message}: the store lacks the files' blocks, which --oms hashes`, {
@@ -71,22 +76,4 @@ export async function writeOmsSignature(
     throw ioError('write the model signature', file, e)
   }
   return { files: resources.length }
-}
-
-/** The sha256 of a file's bytes, from the kept digest or computed once from the store's blocks. */
-async function fileSha256(dataset: Dataset, cid: CID): Promise<string> {
-  const dir = join(dataset.root, STORE_DIR, 'sha256')
-  const kept = join(dir, cid.toString())
-  const known = await readFile(kept, 'utf8').catch(() => undefined)
-  if (known !== undefined && /^[0-9a-f]{64}$/.test(known.trim())) return known.trim()
-  const hash = createHash('sha256')
-  for await (const piece of exportFile(dataset.store, cid)) hash.update(piece)
-  const hex = hash.digest('hex')
-  try {
-    await mkdir(dir, { recursive: true })
-    await writeFileAtomic(kept, hex)
-  } catch {
-    // the cache is an optimisation: a digest that cannot be kept is computed again next time
-  }
-  return hex
 }
