@@ -258,7 +258,7 @@ describe('serve: /ipns/{name}?format=ipns-record, /routing/v1/ipns/{name}, /cair
     expect(Buffer.from(await get.arrayBuffer())).toEqual(older)
     const viaAccept = await fetch(`${handle.url}/routing/v1/ipns/${c.name}`, { headers: { accept: 'application/vnd.ipfs.ipns-record' } })
     expect(Buffer.from(await viaAccept.arrayBuffer())).toEqual(older)
-    expect((await fetch(`${handle.url}/ipns/${c.name}`)).status).toBe(406)
+    expect((await fetch(`${handle.url}/ipns/${c.name}`)).status).toBe(404)
 
     const sigs = (await (await fetch(`${handle.url}/cairn/signatures/${c.v2}`)).json()) as { bundles: { mediaType: string }[] }
     expect(sigs.bundles.map((b) => b.mediaType)).toEqual(['application/vnd.dev.sigstore.bundle.v0.3+json'])

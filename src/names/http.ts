@@ -41,6 +41,7 @@ export function trustRoutes(options: TrustRoutesOptions): TrustRoutes {
     const url = new URL(req.url ?? '/', 'http://localhost')
     const providers = /^\/routing\/v1\/providers\/([^/]+)\/?$/.exec(url.pathname)
     if (providers !== null && options.blocks !== undefined) {
+      res.setHeader('X-Content-Type-Options', 'nosniff')
       peerId ??= generateKeyPair('Ed25519').then((k) => k.publicKey.toString())
       return answerProviders(req, res, providers[1], options.blocks, await peerId)
     }
@@ -49,12 +50,11 @@ export function trustRoutes(options: TrustRoutesOptions): TrustRoutes {
     const signatures = url.pathname.startsWith(SIGNATURES_URL_PATH) ? url.pathname.slice(SIGNATURES_URL_PATH.length) : undefined
     if (routing === null && signatures === undefined) {
       if (gateway === null) return false
+      // anything but a record (content by name, DNSLink) is the block gateway's to refuse
       const wantsRecord = url.searchParams.get('format') === 'ipns-record' || (req.headers.accept ?? '').includes(RECORD_MEDIA_TYPE)
-      if (!wantsRecord) {
-        reply(res, 406, 'this gateway answers /ipns/{name} only with ?format=ipns-record (resolve it, then ask /ipfs/{cid})\n')
-        return true
-      }
+      if (!wantsRecord) return false
     }
+    res.setHeader('X-Content-Type-Options', 'nosniff')
     if (signatures !== undefined) {
       if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed(res, 'GET, HEAD')
       const version = tryParseCid(signatures.replace(/\/+$/, ''))
