@@ -126,7 +126,7 @@ export {
 export { sign, type SignOptions, type SignResult } from './signing/sign.js'
 export { checkSignedBy, verifySignedBy, signerKey, type SignaturesReport, type CheckSignedByOptions } from './signing/check.js'
 export { RELEASE_PREDICATE_TYPE, type ReleasePredicate } from './signing/statement.js'
-export { namePublish, type NamePublishOptions, type NamePublishResult } from './names/publish.js'
+export { namePublish, parseDuration, type NamePublishOptions, type NamePublishResult } from './names/publish.js'
 export { nameResolve, type NameResolveOptions, type NameResolveResult } from './names/resolve.js'
 export { parseName, looksLikeName, type IpnsName } from './names/name.js'
 export { createRecord, validateRecord, MAX_RECORD_BYTES, RECORD_MEDIA_TYPE, type ValidRecord } from './names/record.js'

@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core'
-import { CairnError, namePublish } from '../../src/index.js'
+import { namePublish, parseDuration } from '../../src/index.js'
 import { CairnCommand } from '../_base.js'
 
 export default class NamePublish extends CairnCommand {
@@ -49,12 +49,4 @@ export default class NamePublish extends CairnCommand {
     }
     return result
   }
-}
-
-/** `90s`, `5m`, `1h`, `30d` (or plain seconds) to milliseconds. */
-export function parseDuration(text: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(s|m|h|d)?$/.exec(text.trim())
-  if (!m) throw new CairnError('USAGE', `${flag} ${JSON.stringify(text)} is not a duration (e.g. 90s, 5m, 1h, 30d)`)
-  const unit = { s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? 's') as 's' | 'm' | 'h' | 'd']
-  return Math.round(Number(m[1]) * unit * 1000)
 }

@@ -34,12 +34,13 @@ export async function writeRecordFile(base: string, name: string, bytes: Uint8Ar
   return file
 }
 
-/** The record file of `name` under `base`, or undefined when there is none (a file over the limit is read as its first bytes past it). */
+/** The record file of `name` under `base`, or undefined when there is none. */
 export async function readRecordFile(base: string, name: string): Promise<Uint8Array | undefined> {
   const file = recordPath(base, name)
   const st = await stat(file).catch(() => undefined)
   if (!st?.isFile()) return undefined
-  if (st.size > MAX_RECORD_BYTES) return new Uint8Array(st.size > MAX_RECORD_BYTES + 1 ? MAX_RECORD_BYTES + 1 : st.size)
+  // an oversized file is not read: a buffer of its (capped) size is enough for the validator to refuse it by size
+  if (st.size > MAX_RECORD_BYTES) return new Uint8Array(MAX_RECORD_BYTES + 1)
   return new Uint8Array(await readFile(file))
 }
 

@@ -112,3 +112,11 @@ export async function namePublish(options: NamePublishOptions = {}): Promise<Nam
     }
   })
 }
+
+/** `90s`, `5m`, `1h`, `30d` (or plain seconds) to milliseconds, for `--lifetime` and `--ttl`. Throws `USAGE`. */
+export function parseDuration(text: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(s|m|h|d)?$/.exec(text.trim())
+  if (!m) throw new CairnError('USAGE', `${flag} ${JSON.stringify(text)} is not a duration (e.g. 90s, 5m, 1h, 30d)`)
+  const unit = { s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? 's') as 's' | 'm' | 'h' | 'd']
+  return Math.round(Number(m[1]) * unit * 1000)
+}

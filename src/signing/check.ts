@@ -74,7 +74,9 @@ export async function checkSignedBy(options: CheckSignedByOptions): Promise<Sign
 
   const own = await bundlesOf(storeDir, options.version, options.from)
   const mine = own.filter((b) => b.parsed.keyHint === key.keyId)
-  for (const b of mine) {
+  if (mine.length > 0) {
+    // the store's copy comes first; a fetched one is checked and kept when the store has none
+    const b = mine[0]
     checkOne(b, key, options.version)
     await keepIfFetched(storeDir, options.version, key, b)
     return { version: options.version, status: 'signed', signer, depth: 0, bundle: b.kept.from, others: own.length - mine.length }

@@ -2,13 +2,12 @@
  * `sign`: a Sigstore bundle over a version (docs/signing.md), kept in the dataset's store beside the
  * release and, on request, written to a file too.
  */
-import { resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import type { CID } from '../cid.js'
 import { STORE_DIR, withDataset } from '../dataset.js'
 import { ioError } from '../errors.js'
 import { writeFileAtomic } from '../util/atomic.js'
 import { readCardBlock, readVersion, resolveRef } from '../version.js'
-import { join } from 'node:path'
 import { BUNDLE_MEDIA_TYPE, signStatement } from './bundle.js'
 import { loadKey } from './keys.js'
 import { writeOmsSignature } from './oms.js'
