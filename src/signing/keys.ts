@@ -136,7 +136,7 @@ export async function loadKey(options: { name?: string; env?: NodeJS.ProcessEnv;
       const code = (e as NodeJS.ErrnoException).code
       throw new CairnError('AUTH', `No key named ${JSON.stringify(name)} (${file}: ${code ?? (e as Error).message})`, {
         subject: name,
-        hint: `make one with \`cairn key new ${name === DEFAULT_KEY_NAME ? '' : name}\`, or set ${KEY_ENV}`.replace('  ', ' '),
+        hint: `make one with \`cairn key new${name === DEFAULT_KEY_NAME ? '' : ` ${name}`}\`, or set ${KEY_ENV}`,
       })
     }
     if ((st.mode & 0o077) !== 0)
