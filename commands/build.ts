@@ -1,17 +1,21 @@
 import { Flags } from '@oclif/core'
-import { build, CairnError } from '../src/index.js'
-import { bytes, CairnCommand } from './_base.js'
+import { build, buildWithCroissant, CairnError } from '../src/index.js'
+import { bytes, CairnCommand, fromFlag } from './_base.js'
 
 export default class Build extends CairnCommand {
   static override summary = 'Build a new version of the dataset and move HEAD to it.'
   static override description =
     'Imports every file (IPIP-499 unixfs-v1-2025), reads rows and schemas of Parquet, Arrow, JSONL and CSV shards, validates ' +
     'JSONL/CSV rows against the card, stores the shard index, the tree and the version manifest, and prints the version CID. ' +
-    'On any error nothing is committed. The created time comes from --date, else SOURCE_DATE_EPOCH, else the clock.'
+    'On any error nothing is committed. The created time comes from --date, else SOURCE_DATE_EPOCH, else the clock. ' +
+    'Each derivedFrom release of the card is checked in the store and the --from sources (a missing one is an error when --from ' +
+    'is given, else it is recorded unverified, saying so); --croissant puts the Croissant 1.1 document of the files into the release.'
   static override examples = [
     '<%= config.bin %> build -m "first release"',
     'SOURCE_DATE_EPOCH=1700000000 <%= config.bin %> build -m "reproducible"',
     '<%= config.bin %> build --date 2026-01-01T00:00:00Z --json',
+    '<%= config.bin %> build -m "filtered" --from http://127.0.0.1:8080',
+    '<%= config.bin %> build --croissant',
   ]
   static override flags = {
     message: Flags.string({ char: 'm', summary: 'What this version is.' }),
@@ -22,23 +26,29 @@ export default class Build extends CairnCommand {
       min: 1,
     }),
     'allow-empty': Flags.boolean({ summary: 'Make a version even when nothing changed.' }),
+    from: fromFlag,
+    croissant: Flags.boolean({ summary: 'Also put the Croissant 1.1 document of the files into the release, as croissant.json.' }),
   }
 
   async run() {
     const { flags } = await this.parse(Build)
     const progress = this.progress()
-    const result = await build({
+    const result = await (flags.croissant ? buildWithCroissant : build)({
       dir: flags.dir,
       message: flags.message,
       date: flags.date === undefined ? undefined : parseDate(flags.date),
       jobs: flags.jobs,
       allowEmpty: flags['allow-empty'],
+      from: flags.from,
       onProgress: (p) =>
         progress.update(`build: ${p.files}/${p.totalFiles} files, ${bytes(p.bytes)}/${bytes(p.totalBytes)} ${p.path ?? ''}`),
     })
     progress.done()
     if (!this.jsonEnabled()) {
       for (const s of result.skipped) this.logToStderr(`skipped ${s.path}: ${s.reason}`)
+      for (const l of result.lineage) {
+        this.logToStderr(`derived from ${l.release} (${l.role}): ${l.status === 'verified' ? 'verified' : `unverified: ${l.reason}`}`)
+      }
       const t = result.manifest.totals
       const c = result.changes
       this.logToStderr(
@@ -46,6 +56,7 @@ export default class Build extends CairnCommand {
           ? 'nothing changed since HEAD'
           : `${t.shards} shards, ${bytes(t.bytes)}, ${t.rows} rows (+${c.added} added, ~${c.modified} modified, -${c.removed} removed)`,
       )
+      this.logToStderr(`tree ${result.manifest.tree}`)
       this.log(result.version.toString())
     }
     return result

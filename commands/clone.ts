@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core'
-import { clone } from '../src/index.js'
+import { clone, parseHistory } from '../src/index.js'
 import { bytes, CairnCommand, fromFlag } from './_base.js'
 
 export default class Clone extends CairnCommand {
@@ -9,7 +9,9 @@ export default class Clone extends CairnCommand {
     'a source that fails on a block (timeout, wrong bytes, an HTML page, a truncated CAR) is reported and the next one is used. ' +
     'Each file is written to a temporary name and renamed when every block matched its CID. A cairn version becomes a dataset folder ' +
     '(cairn.json, .cairn/ with the metadata, HEAD at the version) where `cairn verify` and `cairn diff` work at once. ' +
-    'Running the same clone again resumes it: files already complete are re-hashed and kept.'
+    'Running the same clone again resumes it: files already complete are re-hashed and kept. The clone records its sources and ' +
+    '--include/--exclude in .cairn/clone.json: log, show, ls fetch older versions from them, pack, publish and serve read the files ' +
+    'it wrote. History (ancestors) is not fetched unless --history asks for it.'
   static override examples = [
     '<%= config.bin %> clone bafy… ./data',
     '<%= config.bin %> clone bafy… ./data --from http://127.0.0.1:8080 --from release.car',
@@ -31,6 +33,7 @@ export default class Clone extends CairnCommand {
     'store-blocks': Flags.boolean({ summary: "Also keep every file's blocks in the clone's store (so pack/serve/publish work there)." }),
     timeout: Flags.integer({ summary: 'Seconds to wait for a gateway to answer (default 30).', min: 1 }),
     'allow-fork': Flags.boolean({ summary: 'Cloning by IPNS name: accept a version whose history does not hold the one seen before.' }),
+    history: Flags.string({ summary: "Also fetch ancestors' releases into the store: all, or how many (default: none)." }),
   }
 
   async run() {
@@ -45,6 +48,7 @@ export default class Clone extends CairnCommand {
       exclude: flags.exclude,
       storeFileBlocks: flags['store-blocks'],
       allowFork: flags['allow-fork'],
+      history: parseHistory(flags.history),
       sourceOptions: flags.timeout === undefined ? undefined : { timeoutMs: flags.timeout * 1000, idleTimeoutMs: flags.timeout * 1000 },
       onProgress: (p) => {
         if (p.kind === 'metadata') progress.update(`clone: ${p.blocks} metadata blocks`)

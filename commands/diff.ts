@@ -98,6 +98,15 @@ export default class Diff extends CairnCommand {
         this.log(`  ${c.path}: ${text}`)
       }
     }
+    if (r.lineage.length > 0) {
+      this.log('\nLineage changes:')
+      for (const l of r.lineage) {
+        const what = (p?: { role: string; select?: readonly string[] }): string =>
+          p ? `${p.role}${p.select ? ` [${p.select.join(', ')}]` : ''}` : ''
+        const mark = l.kind === 'added' ? '+' : l.kind === 'removed' ? '-' : '~'
+        this.log(`  ${mark} ${l.release} ${l.kind === 'changed' ? `${what(l.before)} → ${what(l.after)}` : what(l.after ?? l.before)}`)
+      }
+    }
     const t = r.totals
     this.log(
       `\nTotals: ${t.before.shards} → ${t.after.shards} shards, ${bytes(t.before.bytes)} → ${bytes(t.after.bytes)}, ${t.before.rows} → ${t.after.rows} rows`,

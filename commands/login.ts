@@ -3,8 +3,9 @@ import { login } from '../src/login.js'
 import { CairnCommand } from './_base.js'
 
 export default class Login extends CairnCommand {
-  static override summary = 'Log in to Storacha by email, so that `publish --to storacha` works on this machine.'
+  static override summary = 'Log in to Storacha (legacy) by email, so that `publish --to storacha` works on this machine.'
   static override description =
+    'Storacha is a legacy target: the service stopped taking new uploads in May 2026 and is moving its users to Filecoin Onchain Cloud; publish to dir: or kubo: instead. ' +
     'Creates an agent key in your config folder ($XDG_CONFIG_HOME/cairn/storacha, else ~/.config/cairn/storacha; mode 0700, readable by you alone), ' +
     'emails you a confirmation link and waits until you click it, then selects a space of your account or creates and provisions one. ' +
     'In CI, set STORACHA_PRINCIPAL and STORACHA_PROOF instead. STORACHA_SERVICE_URL, STORACHA_SERVICE_DID and STORACHA_RECEIPTS_URL point at another service.'

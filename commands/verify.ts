@@ -70,6 +70,7 @@ export default class Verify extends CairnCommand {
           ? `ok: ${report.blocks} blocks, ${bytes(report.bytes)}, DAG complete under ${report.checkedRoots.join(', ')}`
           : `FAILED: ${report.problems.length} problem(s)`,
       )
+      if (report.history) this.log(historyLine(report.history))
       return
     }
     for (const p of report.missing) this.log(`missing   ${p}`)
@@ -84,12 +85,25 @@ export default class Verify extends CairnCommand {
           ? `signed    by ${sig.signer.ipnsName ?? sig.signer.keyId}`
           : `signed    covered by the signature of ${sig.coveredBy} (${sig.depth} generation(s) later), by ${sig.signer.ipnsName ?? sig.signer.keyId}`,
       )
+    if (report.partial) {
+      const globs = report.partial.selections
+        .map((s) => [...s.include.map((g) => `+${g}`), ...s.exclude.map((g) => `-${g}`)].join(' '))
+        .join('; ')
+      this.log(`partial   a partial clone (${globs}): ${report.partial.leftOut} file(s) left out were not checked`)
+    }
     this.log(
       report.ok
         ? `ok: ${report.checked} files, ${bytes(report.bytes)} match ${report.version}`
         : `FAILED: ${report.missing.length} missing, ${report.extra.length} extra, ${report.modified.length} modified against ${report.version}`,
     )
   }
+}
+
+function historyLine(h: { versions: number; next?: string }): string {
+  if (h.versions === 0 && h.next)
+    return `history: not included (the parent ${h.next} is not in the CAR: a release carries its own DAG only)`
+  if (h.next) return `history: ${h.versions} ancestor(s) checked; not included from ${h.next}`
+  return h.versions === 0 ? 'history: none (a first version)' : `history: ${h.versions} ancestor(s) checked, back to the first version`
 }
 
 function parseCid(text: string): CID {

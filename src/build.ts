@@ -14,6 +14,7 @@ import type { ValidateFunction } from 'ajv'
 import { checkBlock } from './car/block.js'
 import { cidFor, DAG_JSON, type CID, type Link } from './cid.js'
 import { readCard, withDataset } from './dataset.js'
+import { assertBuildable } from './release/clone-record.js'
 import { CairnError, ioError, isCairnError } from './errors.js'
 import { readerFor } from './formats/index.js'
 import type { FormatReader, Row } from './formats/interface.js'
@@ -37,6 +38,7 @@ import { loadStatCache, StatCacheWriter, type CachedFile, type CachedHead, type 
 import { CHUNK_SIZE, identityOf, importFiles, importGroups, sameIdentity, type BlockSink, type FileIdentity } from './unixfs/file.js'
 import { TreeBuilder } from './unixfs/tree.js'
 import { readVersion } from './version.js'
+import { checkBuildLineage, type SourceCheck } from './lineage/check.js'
 import { hashPool } from './util/hash-pool.js'
 import { mapOrdered } from './util/pool.js'
 
@@ -55,6 +57,10 @@ export interface BuildOptions {
   readonly jobs?: number
   /** Make a new version even when nothing changed since HEAD. */
   readonly allowEmpty?: boolean
+  /** Where the card's `derivedFrom` releases are checked besides the store (docs/lineage.md). */
+  readonly from?: readonly string[]
+  /** Store the version but leave HEAD where it is (a first pass of `build --croissant`). */
+  readonly keepHead?: boolean
   readonly onProgress?: (progress: BuildProgress) => void
 }
 
@@ -82,6 +88,8 @@ export interface BuildResult {
   readonly unchanged: boolean
   readonly changes: ChangeSummary
   readonly skipped: readonly SkippedEntry[]
+  /** Each `derivedFrom` release of the card: verified, or recorded unverified and why. */
+  readonly lineage: readonly SourceCheck[]
 }
 
 /**
@@ -92,6 +100,7 @@ export interface BuildResult {
 export async function build(options: BuildOptions = {}): Promise<BuildResult> {
   return withDataset(options.dir, (dataset) =>
     withLock(dataset.root, async () => {
+      await assertBuildable(dataset)
       const card = await readCard(dataset.root)
 
       const progress = options.onProgress ?? (() => {})
@@ -115,6 +124,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       // look-up (and the store's index of every block is not even read)
       const intact = cache.store !== undefined && store.holdsAll(cache.store)
       const parent = (await dataset.refs.head()) ?? null
+      const lineage = await checkBuildLineage(card, { store, head: parent, from: options.from, hasPath: (p) => hasFile(files, p) })
       const cardBytes = dagJson.encode(card)
       const cardCid = cidFor<Card>(DAG_JSON, cardBytes)
       // Nothing changed since the build that saved the cache: the same paths and stamps, HEAD still the
@@ -124,7 +134,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
         if (manifest.index.equals(cache.roots.index) && manifest.tree.equals(cache.roots.tree) && manifest.card.equals(cardCid)) {
           progress({ phase: 'commit', files: files.length, totalFiles: files.length, bytes: totalBytes, totalBytes })
           const changes = { added: 0, removed: 0, modified: 0 }
-          return { version: parent as Link<VersionManifest>, manifest, unchanged: true, changes, skipped }
+          return { version: parent as Link<VersionManifest>, manifest, unchanged: true, changes, skipped, lineage }
         }
       }
       const stored = intact ? undefined : await store.snapshot()
@@ -265,7 +275,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
         parentManifest.tree.equals(tree)
       if (same && !options.allowEmpty) {
         await saveCache({ cid: parent as CID, bytes: encodeManifest<'cairn.version'>(parentManifest).bytes })
-        return { version: parent as Link<VersionManifest>, manifest: parentManifest, unchanged: true, changes, skipped }
+        return { version: parent as Link<VersionManifest>, manifest: parentManifest, unchanged: true, changes, skipped, lineage }
       }
       await store.put(cardCid, cardBytes)
 
@@ -284,9 +294,9 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       }
       const block = encodeManifest<'cairn.version'>(manifest)
       await store.put(block.cid, block.bytes)
-      await dataset.refs.setHead(block.cid)
+      if (!options.keepHead) await dataset.refs.setHead(block.cid)
       await saveCache(block)
-      return { version: block.cid, manifest, unchanged: false, changes, skipped }
+      return { version: block.cid, manifest, unchanged: false, changes, skipped, lineage }
     }),
   )
 }
@@ -492,6 +502,12 @@ const INLINE_BYTES = 4 * CHUNK_SIZE
 /** Hashing threads for small files: one per CPU but one (see {@link defaultJobs}). */
 function smallFileJobs(): number {
   return Math.max(1, availableParallelism() - 1)
+}
+
+/** True when the scan found a file at `path`. */
+function hasFile(files: FoundFiles, path: string): boolean {
+  for (let i = 0; i < files.length; i++) if (files.path(i) === path) return true
+  return false
 }
 
 /** True when the scan found exactly the files of the cache, in the same order, with the same stamps. */

@@ -35,6 +35,8 @@ import { readCardBlock, readVersion } from './version.js'
 import { writeFileAtomic } from './util/atomic.js'
 import { cloneByName, keepSourceSignatures, type ClonedName } from './names/clone.js'
 import { looksLikeName } from './names/name.js'
+import { finishCloneRecord, startCloneRecord } from './release/clone-record.js'
+import { fetchHistory } from './release/history.js'
 
 /** Files of at most this size (one block under cairn's profile) are written in one synchronous call (see `writeFiles`). */
 const SMALL_FILE = 1 << 20
@@ -78,6 +80,8 @@ export interface CloneOptions {
   readonly sourceOptions?: GatewayOptions
   /** Cloning by IPNS name: accept a value that is not a descendant of the one last seen. */
   readonly allowFork?: boolean
+  /** Ancestors whose releases are fetched into the store too (cairn versions): 0 (default) none, `Infinity` all. */
+  readonly history?: number
   readonly onProgress?: (progress: CloneProgress) => void
 }
 
@@ -238,10 +242,12 @@ async function cloneVersion(root: CID, list: SourceList, options: CloneOptions):
   }
   // cairn.json is rewritten on every run: it is the card block's, whatever happened to it since
   await writeAtomic(join(target, CARD_FILE), JSON.stringify(card, null, 2) + '\n', target)
-  if (!resumed) {
-    await init({ dir: target })
-    await writeAtomic(join(storeDir, CLONE_RECORD), JSON.stringify({ cid: root.toString(), complete: false }) + '\n', storeDir)
-  }
+  if (!resumed) await init({ dir: target })
+  const record = await startCloneRecord(storeDir, root, {
+    sources: options.source ? undefined : (options.from ?? DEFAULT_GATEWAYS),
+    include: options.include,
+    exclude: options.exclude,
+  })
   const dataset = await openDataset(target)
   const store = dataset.store
   try {
@@ -312,8 +318,9 @@ async function cloneVersion(root: CID, list: SourceList, options: CloneOptions):
     } finally {
       await shared?.close()
     }
+    const historyBlocks = await fetchHistory(store, list, version.parent, options.history ?? 0)
     await dataset.refs.setHead(root)
-    await writeAtomic(join(storeDir, CLONE_RECORD), JSON.stringify({ cid: root.toString(), complete: true }) + '\n', storeDir)
+    await finishCloneRecord(storeDir, record)
     await rm(tmpDir, { recursive: true, force: true }).catch(() => {})
     return {
       kind: 'version',
@@ -323,7 +330,7 @@ async function cloneVersion(root: CID, list: SourceList, options: CloneOptions):
       totalFiles: plan.selected.files,
       totalBytes: plan.selected.bytes,
       excluded: plan.files - plan.selected.files,
-      metadataBlocks,
+      metadataBlocks: metadataBlocks + historyBlocks,
       unsupported: [],
       ...written,
     }

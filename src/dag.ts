@@ -1,34 +1,57 @@
 /**
- * Walking a DAG out of a block source in CAR order: depth-first, pre-order, children in the order
+ * Walking a release out of a block source in CAR order: depth-first, pre-order, children in the order
  * their parent's codec lists them, every block once. The same DAG always walks in the same order.
+ * What belongs to the release (and how much history) is {@link releaseLinks}'s to say.
  */
-import { blockLinks } from './car/block.js'
 import { cidText, type CID } from './cid.js'
+import { CairnError, isCairnError } from './errors.js'
+import { releaseLinks, type History } from './release/links.js'
 import type { BlockSource } from './store/blocks.js'
 import type { Block } from './unixfs/file.js'
 import { quiet } from './util/pool.js'
 
 /**
- * Yields every block reachable from `root`, each verified by the source. Identity-hash CIDs carry
+ * Yields every block of the release `root` (with `history` ancestors' releases: 0, the default, none;
+ * `Infinity` every one, which is the whole DAG), each verified by the source. Identity-hash CIDs carry
  * their bytes inline and are not yielded. Throws `MISSING_BLOCK` for the first block the source lacks.
  */
-export async function* walkDag(source: BlockSource, root: CID): AsyncGenerator<Block> {
+export async function* walkDag(source: BlockSource, root: CID, history: History = 0): AsyncGenerator<Block> {
   const seen = new Set<string>()
   const stack: CID[] = [root]
+  const depths: History[] = [history]
+  // the version each block on the stack belongs to, to name it when an ancestor's block is missing
+  const owners: CID[] = [root]
   // the next blocks of the walk are read (and verified) ahead, so reading and hashing overlap
   const ahead = new Map<string, Promise<Uint8Array>>()
   while (stack.length > 0) {
     const cid = stack.pop() as CID
+    const depth = depths.pop() as History
+    const owner = owners.pop() as CID
     if (cid.multihash.code === 0x00) continue // identity: the bytes are in the CID, nothing to walk or read
     const key = keyOf(cid)
     if (seen.has(key)) continue
     seen.add(key)
     const pending = ahead.get(key)
     ahead.delete(key)
-    const bytes = await (pending ?? source.get(cid))
-    const links = blockLinks(cid, bytes)
+    let bytes: Uint8Array
+    try {
+      bytes = await (pending ?? source.get(cid))
+    } catch (e) {
+      if (owner === root || !isCairnError(e, 'MISSING_BLOCK')) throw e
+      throw new CairnError('MISSING_BLOCK', `Block ${cid} of version ${owner}, an ancestor of ${root}, is missing: ${e.message}`, {
+        subject: cid.toString(),
+        hint: 'the history is not all here: fetch it (`--from` a source that has it) or leave --history out',
+        cause: e,
+      })
+    }
+    const links = releaseLinks(cid, bytes, depth)
     for (let i = links.length - 1; i >= 0; i--) {
-      if (links[i].multihash.code !== 0x00 && !seen.has(keyOf(links[i]))) stack.push(links[i])
+      const link = links[i]
+      if (link.cid.multihash.code !== 0x00 && !seen.has(keyOf(link.cid))) {
+        stack.push(link.cid)
+        depths.push(link.history)
+        owners.push(link.parent ? link.cid : owner)
+      }
     }
     for (let i = stack.length - 1; i >= 0 && i >= stack.length - READ_AHEAD; i--) {
       const next = stack[i]

@@ -19,6 +19,7 @@ import type { FormatName } from './formats/interface.js'
 import { comparePaths, decodeManifest, type SchemaBlock, type ShardEntry, type Totals, type VersionManifest } from './manifest.js'
 import type { BlockSource } from './store/blocks.js'
 import { readCardBlock, readVersion, resolveRef } from './version.js'
+import { lineageChanges, type LineageChange } from './lineage/diff.js'
 
 export { diffIndexes, type DiffIndexesOptions, type EntryChange, type IndexDiff, type IndexDiffProgress } from './diff/index-walk.js'
 export type { FieldChange, SchemaChange, ValueChange } from './diff/values.js'
@@ -121,6 +122,8 @@ export interface DiffResult {
   readonly counts: ChangeCounts
   /** Field-by-field changes of the dataset card (JSON pointers). */
   readonly card: readonly ValueChange[]
+  /** Changes of the card's `derivedFrom` entries (sources added, removed, or with another role or selection). */
+  readonly lineage: readonly LineageChange[]
   readonly totals: { readonly before: Totals; readonly after: Totals }
   /** What the walk cost: index nodes read on both sides, and the taller index's height. */
   readonly stats: { readonly indexNodesRead: number; readonly depth: number }
@@ -213,9 +216,11 @@ export async function diffVersions(source: BlockSource, a: CID, b: CID, options:
     }
   }
   let card: ValueChange[] = []
+  let lineage: LineageChange[] = []
   if (!options.skipCard && !va.card.equals(vb.card)) {
     const [ca, cb] = await Promise.all([readCardBlock(source, va.card), readCardBlock(source, vb.card)])
     card = deepDiff(ca, cb)
+    lineage = lineageChanges(ca, cb)
   }
   if (options.rows) {
     const cardB = await readCardBlock(source, vb.card)
@@ -247,6 +252,7 @@ export async function diffVersions(source: BlockSource, a: CID, b: CID, options:
     shards,
     counts,
     card,
+    lineage,
     totals: { before: va.totals, after: vb.totals },
     stats: { indexNodesRead: indexDiff.nodesRead, depth: indexDiff.depth },
   }

@@ -11,7 +11,7 @@
  */
 export { init, openDataset, type InitOptions, type InitResult, type Dataset } from './dataset.js'
 export { build, type BuildOptions, type BuildResult, type BuildProgress, type ChangeSummary } from './build.js'
-export { log, type LogOptions, type LogEntry } from './log.js'
+export { log, logHistory, type LogOptions, type LogEntry, type LogResult } from './log.js'
 export { show, type ShowOptions, type ShowResult } from './show.js'
 export { ls, type LsOptions } from './ls.js'
 export { tag, tags, type TagOptions } from './tag.js'
@@ -131,4 +131,20 @@ export { nameResolve, type NameResolveOptions, type NameResolveResult } from './
 export { parseName, looksLikeName, type IpnsName } from './names/name.js'
 export { createRecord, validateRecord, MAX_RECORD_BYTES, RECORD_MEDIA_TYPE, type ValidRecord } from './names/record.js'
 export { trustRoutes, type TrustRoutesOptions } from './names/http.js'
+export { releaseLinks, versionParent, parseHistory, type History, type FollowedLink } from './release/links.js'
+export { readCloneRecord, type CloneRecord, type Selection } from './release/clone-record.js'
+export { check, METADATA, type CheckOptions, type CheckReport, type PlaceReport, type ShardState, type CheckProgress } from './check.js'
 export { fileSha256, fileSha256s, digestInCid, SHA256_LOG, type Sha256Options } from './digests/sha256.js'
+export { lineage, type LineageOptions } from './lineage/lineage.js'
+export { walkLineage, type LineageGraph, type LineageNode, type LineageEdge } from './lineage/graph.js'
+export { renderLineage, type LineageFormat } from './lineage/render.js'
+export { checkLineage, type SourceCheck } from './lineage/check.js'
+export {
+  exportCroissant,
+  buildWithCroissant,
+  DEFAULT_CROISSANT_GATEWAY,
+  CROISSANT_FILE,
+  type ExportCroissantOptions,
+  type ExportCroissantResult,
+} from './croissant/export.js'
+export { croissantDocument, CROISSANT_CONTEXT, CROISSANT_1_1, type CroissantDocument, type JsonLd } from './croissant/document.js'

@@ -1,5 +1,5 @@
 /** `ls`: the shards of a version, in path order. */
-import { openDataset } from './dataset.js'
+import { openDatasetSource } from './release/source.js'
 import { walkEntries } from './index/prolly.js'
 import type { ShardEntry } from './manifest.js'
 import { readVersion, resolveRef } from './version.js'
@@ -7,18 +7,20 @@ import { readVersion, resolveRef } from './version.js'
 export interface LsOptions {
   readonly dir?: string
   readonly ref?: string
+  /** Where to fetch index nodes the store lacks (tried before the sources a clone recorded); every block checked. */
+  readonly from?: readonly string[]
 }
 
 /**
  * Streams the shard entries of the version `ref` in path order, reading the index one node at a time.
- * Throws `BAD_REF`, `MISSING_BLOCK`, `INVALID_MANIFEST`.
+ * Throws `BAD_REF`, `MISSING_BLOCK`, `FETCH_FAILED`, `INVALID_MANIFEST`.
  */
 export async function* ls(options: LsOptions = {}): AsyncGenerator<ShardEntry> {
-  const dataset = await openDataset(options.dir)
+  const { dataset, source, close } = await openDatasetSource(options.dir, { from: options.from })
   try {
-    const version = await readVersion(dataset.store, await resolveRef(dataset, options.ref))
-    yield* walkEntries(dataset.store, version.index)
+    const version = await readVersion(source, await resolveRef(dataset, options.ref, source))
+    yield* walkEntries(source, version.index)
   } finally {
-    await dataset.store.close()
+    await close()
   }
 }

@@ -29,13 +29,39 @@ export interface Card {
   readonly homepage?: string
   readonly provenance?: {
     readonly generator?: string
-    readonly model?: string
-    readonly promptTemplate?: string
+    readonly model?: string | ModelRef
+    readonly promptTemplate?: string | { readonly path: string } | JsonLink
     readonly seed?: number | string
     readonly parameters?: Record<string, unknown>
     readonly [key: string]: unknown
   }
+  readonly derivedFrom?: readonly DerivedFrom[]
+  readonly rai?: Readonly<Record<string, string | boolean>>
   readonly shards?: readonly ShardRule[]
+}
+
+/** A link as the card (plain JSON) writes it: `{"/": "<CID>"}`. */
+export interface JsonLink {
+  readonly '/': string
+}
+
+/** A model named with its weights by digest (and, where published, by CID). */
+export interface ModelRef {
+  readonly name: string
+  /** `sha256:<hex>` of the weights file. */
+  readonly digest?: string
+  readonly weights?: JsonLink
+  readonly uri?: string
+}
+
+/** One release this dataset was made from (the card's `derivedFrom`). */
+export interface DerivedFrom {
+  /** The source version. */
+  readonly release: JsonLink
+  /** seed-data, filtered-from, deduplicated-from, evaluation-of, … */
+  readonly role: string
+  /** Globs over the source's shard paths: the part used. */
+  readonly select?: readonly string[]
 }
 
 /** Row schema and key for the shards whose path matches `glob`. */

@@ -1,7 +1,7 @@
 /**
- * `pack`: one CARv1 holding a version's whole DAG (version, card, index nodes, schema blocks, tree,
- * file blocks), the version CID as its single root, depth-first, without duplicates. The same version
- * always gives the same bytes.
+ * `pack`: one CARv1 holding a release (the version, card, index nodes, schema blocks, tree, file
+ * blocks; not its parent unless history is asked for, see src/release/links.ts), the version CID as
+ * its single root, depth-first, without duplicates. The same version always gives the same bytes.
  */
 import { randomBytes } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
@@ -10,9 +10,10 @@ import type { Writable } from 'node:stream'
 import { finished } from 'node:stream/promises'
 import { carHeader, sectionPrefix } from './car/write.js'
 import { RAW, type CID } from './cid.js'
-import { withDataset } from './dataset.js'
 import { ioError, isCairnError } from './errors.js'
 import { walkDag } from './dag.js'
+import type { History } from './release/links.js'
+import { withDatasetSource } from './release/source.js'
 import type { BlockSource } from './store/blocks.js'
 import { hashPool } from './util/hash-pool.js'
 import { readVersion, resolveRef } from './version.js'
@@ -24,6 +25,10 @@ export interface PackOptions {
   readonly ref?: string
   /** A file path (written to a temporary name, renamed when complete) or a writable stream. */
   readonly output: string | Writable
+  /** Ancestors whose releases the CAR also holds: 0 (default) none, `Infinity` all (the whole DAG). */
+  readonly history?: History
+  /** Sources for blocks the dataset lacks (a clone's history); default: those the clone recorded. */
+  readonly from?: readonly string[]
   readonly onProgress?: (progress: PackProgress) => void
 }
 
@@ -36,6 +41,8 @@ export interface PackProgress {
 
 export interface PackResult {
   readonly root: CID
+  /** The release's UnixFS tree: `ipfs-car unpack <car> --root <tree>` gives the files. */
+  readonly tree: CID
   readonly blocks: number
   /** Bytes of block data written (without CAR framing). */
   readonly bytes: number
@@ -44,25 +51,35 @@ export interface PackResult {
 }
 
 /**
- * Packs the version `ref` of the dataset into a CAR. Throws `BAD_REF`, `MISSING_BLOCK` (the store
- * lacks a block of the DAG: nothing is left at the output path), `CORRUPT_BLOCK` or `IO`.
+ * Packs the version `ref` of the dataset into a CAR: its release, and with `history` its ancestors'.
+ * In a clone, blocks the store lacks are read from the files the clone wrote (verified) and, for
+ * history, from the recorded sources. Throws `BAD_REF`, `MISSING_BLOCK` (a block of the release is
+ * nowhere: nothing is left at the output path; for an ancestor's block, naming the version),
+ * `CORRUPT_BLOCK`, `FETCH_FAILED` or `IO`.
  */
 export async function pack(options: PackOptions): Promise<PackResult> {
-  return withDataset(options.dir, async (dataset) => {
-    const root = await resolveRef(dataset, options.ref)
-    const version = await readVersion(dataset.store, root)
+  const history = options.history ?? 0
+  return withDatasetSource(options.dir, { from: options.from, recorded: history > 0 }, async ({ dataset, source }) => {
+    const root = await resolveRef(dataset, options.ref, source)
+    const version = await readVersion(source, root)
+    const tree = version.tree
     const totalBytes = version.totals.bytes
     if (typeof options.output !== 'string') {
-      return { root, ...(await writeCar(dataset.store, root, options.output, (p) => options.onProgress?.({ ...p, totalBytes }))) }
+      return {
+        root,
+        tree,
+        ...(await writeCar(source, root, options.output, (p) => options.onProgress?.({ ...p, totalBytes }), { history })),
+      }
     }
     const file = options.output
     const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`
     try {
-      const counts = await writeCar(dataset.store, root, createWriteStream(tmp), (p) => options.onProgress?.({ ...p, totalBytes }), {
+      const counts = await writeCar(source, root, createWriteStream(tmp), (p) => options.onProgress?.({ ...p, totalBytes }), {
         reuseBuffers: true,
+        history,
       })
       await rename(tmp, file)
-      return { root, ...counts, file }
+      return { root, tree, ...counts, file }
     } catch (e) {
       await unlink(tmp).catch(() => {})
       // a CairnError has a `code` too (MISSING_BLOCK, CORRUPT_BLOCK): only file-system errors become IO
@@ -86,7 +103,7 @@ export async function writeCar(
   root: CID,
   out: Writable,
   onProgress?: (p: { blocks: number; bytes: number }) => void,
-  options: { readonly reuseBuffers?: boolean } = {},
+  options: { readonly reuseBuffers?: boolean; readonly history?: History } = {},
 ): Promise<{ blocks: number; bytes: number }> {
   let blocks = 0
   let bytes = 0
@@ -108,7 +125,7 @@ export async function writeCar(
     return ok
   }
   try {
-    for await (const block of walkDag(source, root)) {
+    for await (const block of walkDag(source, root, options.history ?? 0)) {
       if (failed) throw failed.error
       if (out.destroyed) throw closedEarly()
       const prefix = sectionPrefix(block.cid, block.bytes.length)

@@ -13,6 +13,8 @@ import { CairnError, ioError } from './errors.js'
 import { parseTarget } from './targets/index.js'
 import type { PublishProgress, Receipt, StoredShard, Target } from './targets/interface.js'
 import { readVersion, resolveRef } from './version.js'
+import type { History } from './release/links.js'
+import { withDatasetSource } from './release/source.js'
 import { writeFileAtomic } from './util/atomic.js'
 import { publishSignatures } from './signing/publish.js'
 
@@ -33,6 +35,10 @@ export interface PublishOptions {
   /** Where credentials and settings are read from (default `process.env`). */
   readonly env?: NodeJS.ProcessEnv
   readonly signal?: AbortSignal
+  /** Ancestors whose releases are published too: 0 (default) the release alone, `Infinity` every one. */
+  readonly history?: History
+  /** Sources for ancestors' blocks the dataset lacks (a clone's history); the clone's recorded ones are tried after. */
+  readonly from?: readonly string[]
 }
 
 /** What {@link published} is told. */
@@ -51,12 +57,14 @@ export interface PublishedOptions {
  * (`dir:` on a folder holding other files) or `IO`. Nothing is recorded unless the publish succeeded.
  */
 export async function publish(options: PublishOptions): Promise<Receipt> {
-  return withDataset(options.dir, async (dataset) => {
-    const root = await resolveRef(dataset, options.ref)
-    const version = await readVersion(dataset.store, root)
+  const history = options.history ?? 0
+  return withDatasetSource(options.dir, { from: options.from, recorded: history > 0 }, async ({ dataset, source }) => {
+    const root = await resolveRef(dataset, options.ref, source)
+    const version = await readVersion(source, root)
     const target = typeof options.to === 'string' ? await parseTarget(options.to, options.env ?? process.env) : options.to
+    const held = await heldBy(dataset, target.address, root)
     const receipt = await target.publish(
-      { root, source: dataset.store, totalBytes: version.totals.bytes },
+      { root, source, totalBytes: version.totals.bytes, history, held },
       { shardSize: options.shardSize, onProgress: options.onProgress, signal: options.signal },
     )
     if (!receipt.root.equals(root)) {
@@ -69,6 +77,28 @@ export async function publish(options: PublishOptions): Promise<Receipt> {
     await recordReceipt(dataset, kept, options.env ?? process.env)
     return kept
   })
+}
+
+/**
+ * The versions an earlier publish to `address` put there whole (by this dataset's receipts), newest
+ * first, without `root` itself: a target that keeps what it was sent (a Kubo node pins it) holds their
+ * releases, so a publish need not send their blocks again.
+ */
+async function heldBy(dataset: Dataset, address: string, root: CID): Promise<CID[]> {
+  const base = join(dataset.root, STORE_DIR, 'published')
+  const name = `${createHash('sha256').update(address).digest('hex')}.json`
+  const found: { cid: CID; at: string }[] = []
+  for (const v of await listDir(base)) {
+    const cid = tryParseCid(v)
+    if (!cid || cid.equals(root)) continue
+    try {
+      const r = await readReceipt(join(base, v, name))
+      found.push({ cid, at: r.publishedAt })
+    } catch {
+      // no receipt for this target (or an unreadable one): nothing is assumed
+    }
+  }
+  return found.sort((a, b) => b.at.localeCompare(a.at)).map((f) => f.cid)
 }
 
 /**

@@ -18,6 +18,7 @@ import { trustRoutes } from './names/http.js'
 import { join } from 'node:path'
 import { CairnError, isCairnError } from './errors.js'
 import { DirSource } from './sources/dir.js'
+import { datasetBlocks } from './release/source.js'
 import type { BlockSource } from './store/blocks.js'
 
 /** Options of {@link serve}. */
@@ -77,7 +78,8 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
     await dataset?.store.close()
     throw e
   }
-  const sources: BlockSource[] = [...(dataset ? [dataset.store] : []), ...dirs]
+  // in a clone, the store falls back to the files the clone wrote (each block checked against its CID)
+  const sources: BlockSource[] = [...(dataset ? [await datasetBlocks(dataset)] : []), ...dirs]
   const source: BlockSource = {
     async get(cid) {
       if (cid.multihash.code === 0x00) return cid.multihash.digest

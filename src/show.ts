@@ -1,12 +1,14 @@
 /** `show`: one version with its card, totals, profile and links. */
 import type { CID } from './cid.js'
-import { withDataset } from './dataset.js'
+import { withDatasetSource } from './release/source.js'
 import type { Card, VersionManifest } from './manifest.js'
 import { readCardBlock, readVersion, resolveRef } from './version.js'
 
 export interface ShowOptions {
   readonly dir?: string
   readonly ref?: string
+  /** Where to fetch a version the store lacks (tried before the sources a clone recorded); every block checked. */
+  readonly from?: readonly string[]
 }
 
 export interface ShowResult {
@@ -15,12 +17,15 @@ export interface ShowResult {
   readonly card: Card
 }
 
-/** Reads the version `ref` and its card. Throws `BAD_REF`, `MISSING_BLOCK`, `INVALID_MANIFEST`. */
+/**
+ * Reads the version `ref` and its card, from the store, a clone's recorded sources or `from`. Throws
+ * `BAD_REF`, `MISSING_BLOCK`, `FETCH_FAILED`, `INVALID_MANIFEST`.
+ */
 export async function show(options: ShowOptions = {}): Promise<ShowResult> {
-  return withDataset(options.dir, async (dataset) => {
-    const cid = await resolveRef(dataset, options.ref)
-    const manifest = await readVersion(dataset.store, cid)
-    const card = await readCardBlock(dataset.store, manifest.card)
+  return withDatasetSource(options.dir, { from: options.from }, async ({ dataset, source }) => {
+    const cid = await resolveRef(dataset, options.ref, source)
+    const manifest = await readVersion(source, cid)
+    const card = await readCardBlock(source, manifest.card)
     return { cid, manifest, card }
   })
 }

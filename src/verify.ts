@@ -20,6 +20,8 @@ import { hashPool } from './util/hash-pool.js'
 import { mapLimit } from './util/pool.js'
 import { readVersion, resolveRef } from './version.js'
 import type { SignaturesReport } from './signing/check.js'
+import { partOfClone, type PartialClone } from './release/partial.js'
+import type { Selection } from './release/clone-record.js'
 
 export interface VerifyFolderOptions {
   /** The version to check against (default `HEAD`). */
@@ -72,6 +74,11 @@ export interface FolderReport {
   readonly modified: readonly ModifiedFile[]
   /** The folder's `cairn.json` against the version's card: absent folders' cards count as missing. */
   readonly card: 'same' | 'modified' | 'missing'
+  /**
+   * In a partial clone of the version checked: the part it holds (each run's globs) and how many
+   * files it left out, which are not counted as missing. `ok` then says the part is whole.
+   */
+  readonly partial?: { readonly selections: readonly Selection[]; readonly leftOut: number }
 }
 
 export type VerifyReport = (FolderReport | (CarReport & { readonly kind: 'car' })) & {
@@ -111,7 +118,8 @@ async function verifyFolder(options: VerifyFolderOptions): Promise<FolderReport>
     const version = cid ?? (await resolveRef(dataset as Dataset, options.ref))
     const dir = options.dir ?? dataset?.root
     if (dir === undefined) throw new CairnError('USAGE', 'verify needs the folder to check when there is no local dataset')
-    return await checkFolder(source, version, resolve(dir), options)
+    const part = dataset ? await partOfClone(dataset, version, resolve(dir)) : undefined
+    return await checkFolder(source, version, resolve(dir), options, part)
   } finally {
     await remote?.close()
     await dataset?.store.close()
@@ -121,7 +129,14 @@ async function verifyFolder(options: VerifyFolderOptions): Promise<FolderReport>
 /** Files hashed per wave when verifying a folder. */
 const WAVE = 512
 
-async function checkFolder(source: BlockSource, version: CID, dir: string, options: VerifyFolderOptions): Promise<FolderReport> {
+async function checkFolder(
+  source: BlockSource,
+  version: CID,
+  dir: string,
+  options: VerifyFolderOptions,
+  part?: PartialClone,
+): Promise<FolderReport> {
+  let leftOut = 0
   const manifest = await readVersion(source, version)
   const { files } = await scan(dir)
   const missing: string[] = []
@@ -182,7 +197,8 @@ async function checkFolder(source: BlockSource, version: CID, dir: string, optio
       }
       j++
     } else {
-      missing.push(entry.path)
+      if (part && !part.held(entry.path)) leftOut++
+      else missing.push(entry.path)
       options.onProgress?.({ files: ++done, totalFiles, bytes, totalBytes })
     }
   }
@@ -201,6 +217,7 @@ async function checkFolder(source: BlockSource, version: CID, dir: string, optio
     extra,
     modified,
     card,
+    ...(part ? { partial: { selections: part.selections, leftOut } } : {}),
   }
 }
 

@@ -8,6 +8,7 @@ import { CairnError } from './errors.js'
 import { decodeManifest, type Card, type VersionManifest } from './manifest.js'
 import { assertValidCard } from './dataset.js'
 import type { BlockSource } from './store/blocks.js'
+import { incompleteCloneError } from './release/clone-record.js'
 
 /** Reads and validates the version manifest `cid`. Throws `INVALID_MANIFEST` when it is something else. */
 export async function readVersion(source: BlockSource, cid: CID): Promise<VersionManifest> {
@@ -27,28 +28,36 @@ export async function readCardBlock(source: BlockSource, cid: Link<Card>): Promi
       subject: cid.toString(),
     })
   }
+  // the card is kept in its JSON form (links as {"/": …}), as cairn.json writes it
+  card = linksAsJson(card)
   assertValidCard(card, `card block ${cid}`)
   return card
+}
+
+/** A decoded dag-json value with every CID turned back into its JSON form `{"/": "<cid>"}`. */
+function linksAsJson(value: unknown): unknown {
+  const cid = CID.asCID(value)
+  if (cid) return { '/': cid.toString() }
+  if (Array.isArray(value)) return value.map(linksAsJson)
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, linksAsJson(v)]))
+  }
+  return value
 }
 
 /**
  * Resolves `ref` (default `HEAD`) in `dataset` to a version CID. Throws `BAD_REF` saying what the ref
  * is not: no HEAD yet, an unknown tag, `HEAD~n` past the first version.
  */
-export async function resolveRef(dataset: Dataset, ref = 'HEAD'): Promise<Link<VersionManifest>> {
+export async function resolveRef(dataset: Dataset, ref = 'HEAD', source: BlockSource = dataset.store): Promise<Link<VersionManifest>> {
   const cid = tryParseCid(ref)
   if (cid) return cid as Link<VersionManifest>
   const m = /^HEAD(?:~(\d+))?$/.exec(ref)
   if (m) {
     let at = await dataset.refs.head()
-    if (!at)
-      throw new CairnError('BAD_REF', `HEAD does not point at a version yet in ${dataset.root}`, {
-        subject: ref,
-        hint: 'run `cairn build` first',
-      })
-    const back = Number(m[1] ?? 0)
-    for (let i = 0; i < back; i++) {
-      const v = await readVersion(dataset.store, at)
+    if (!at) throw (await incompleteCloneError(dataset, ref)) ?? noHead(dataset, ref)
+    for (let i = 0; i < Number(m[1] ?? 0); i++) {
+      const v = await readVersion(source, at)
       if (!v.parent) throw new CairnError('BAD_REF', `${ref} goes past the first version (HEAD has ${i} ancestors)`, { subject: ref })
       at = v.parent
     }
@@ -59,5 +68,12 @@ export async function resolveRef(dataset: Dataset, ref = 'HEAD'): Promise<Link<V
   throw new CairnError('BAD_REF', `Unknown ref ${JSON.stringify(ref)} (expected a CID, HEAD, HEAD~n or a tag)`, {
     subject: ref,
     hint: 'list tags with `cairn tag`, versions with `cairn log`',
+  })
+}
+
+function noHead(dataset: Dataset, ref: string): CairnError {
+  return new CairnError('BAD_REF', `HEAD does not point at a version yet in ${dataset.root}`, {
+    subject: ref,
+    hint: 'run `cairn build` first',
   })
 }

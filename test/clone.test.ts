@@ -186,12 +186,28 @@ describe('clone a cairn version', () => {
       'train/b.jsonl',
     ])
     expect(result).toMatchObject({ totalFiles: 5, written: 5, excluded: 3 })
+    // verify checks the part the clone holds, and says which part
     const report = await verify({ dataset: dir, dir })
-    expect(report.missing).toEqual(['README.md', 'eval/c.csv', 'train/big.bin'])
+    expect(report).toMatchObject({
+      ok: true,
+      missing: [],
+      partial: { selections: [{ include: ['train/*', '*.txt'], exclude: ['big.bin'] }], leftOut: 3 },
+    })
+    // a build there would commit the files never fetched as deleted: refused, saying how to fetch them
+    expect(await thrown(() => build({ dir }))).toMatchObject({ code: 'NOT_A_DATASET', message: expect.stringContaining('partial clone') })
+    // a pack needs a file the clone left out: which, and how to get it
+    const e = await thrown(() => pack({ dir, output: join(dir, '..', 'partial.car') }))
+    expect(e).toMatchObject({
+      code: 'MISSING_BLOCK',
+      message: expect.stringMatching(/(README\.md|eval\/c\.csv|train\/big\.bin) .* was left out of this partial clone/),
+    })
+    expect((e as CairnError).hint).toContain(`cairn clone ${v2}`)
+    expect(await readdir(join(dir, '..'))).not.toContain('partial.car')
     // the rest later, into the same folder: resumed, the first five kept
     const rest = await clone({ cid: v2.toString(), dir, from: [car2] })
     expect(rest).toMatchObject({ resumed: true, skipped: 5, written: 3 })
     await expectVerified(dir, v2)
+    expect((await verify({ dataset: dir, dir })).partial).toBeUndefined()
   })
 
   it('into a folder holding something else: TARGET_NOT_EMPTY, nothing touched', async () => {
@@ -463,7 +479,8 @@ describe('misbehaving gateways: the CID and the source are named, the next sourc
   })
 
   it('blocks not in the DAG are ignored', async () => {
-    const src = await carsSource([car2])
+    // v2's release CAR does not hold v1 (a release carries no history): the gateway serves both CARs
+    const src = await carsSource([car1, car2])
     closers.push(() => src.close())
     const extra = [{ cid: v2, bytes: await src.get(v2) }]
     const noisy = await testGateway(src, { extra })

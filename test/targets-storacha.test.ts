@@ -251,6 +251,23 @@ describe('storacha target: publishing to the real service on loopback', () => {
     expect(service.uploads().some((u) => u.space === creds.space && u.root === dataset.version)).toBe(true)
   })
 
+  it('a service that no longer takes new writes (Storacha since May 2026): a clear PUBLISH_FAILED saying so, not retried', async () => {
+    const creds = await service.credentials()
+    const env = { ...service.serviceEnv(), STORACHA_PRINCIPAL: creds.principal, STORACHA_PROOF: creds.proof }
+    const target = await createStorachaTarget({ env, retryDelay: 5 })
+    service.failRequests({ count: 1000, mode: 'writes-disabled' })
+    const before = service.posts
+    const e = (await thrown(async () => target.publish(await publishInput()))) as CairnError
+    service.failRequests({ count: 0, mode: 503 })
+    expect(isCairnError(e, 'PUBLISH_FAILED'), String(e)).toBe(true)
+    expect(e.message).toContain('no longer accepts new uploads')
+    expect(e.message).toContain('Filecoin Onchain Cloud')
+    expect(e.hint).toMatch(/dir:|kubo:/)
+    // cairn does not retry a refusal (the client itself tries a blob/add up to 4 times)
+    expect(service.posts - before).toBeLessThanOrEqual(4)
+    SECRET_FREE(`${e.message} ${e.hint}`, [creds.principal, creds.proof])
+  })
+
   it('gives up after the configured retries with PUBLISH_FAILED naming the service and the last error', async () => {
     const creds = await service.credentials()
     const env = {

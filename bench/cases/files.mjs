@@ -183,6 +183,19 @@ export async function runFilesCase(ctx, c) {
     })
   } else skip('diff 2 versions', ctx.has('diff') ? 'build after a change failed' : 'the library has no diff')
 
+  if (ctx.has('releaseLinks') && v2) {
+    await measure(ctx, {
+      ...base,
+      bytes: undefined,
+      tool: 'cairn',
+      op: 'publish v2 after v1 (1 shard changed)',
+      childOp: 'cairn.publishChanged',
+      params: () => ({ ...lib, dir: root, v1, v2, target: join(out, 'published') }),
+      check: (i) =>
+        i.sentBytes < i.newBlocksBytes ? `sent ${i.sentBytes} B, fewer than the ${i.newBlocksBytes} B of new blocks` : undefined,
+    })
+  } else skip('publish v2 after v1 (1 shard changed)', v2 ? 'the library has no releaseLinks' : 'build after a change failed')
+
   if (ctx.has('clone') && ctx.has('serve')) await cloneFromServe(ctx, base, root, out, v1, files.length, bytes)
   else skip('clone from serve', `the library has no ${['clone', 'serve'].filter((f) => !ctx.has(f)).join(' or ')}`)
 

@@ -131,6 +131,19 @@ export function targets(results, { long }) {
       )
   }
   {
+    const t = 'publish v2 after 1 of 64 shards changed sends ≤ the new blocks + 64 KiB'
+    const rows = need(t, ['large', 'cairn', 'publish v2 after v1 (1 shard changed)'])
+    if (rows) {
+      const i = rows[0].info
+      const over = i.sentBytes - i.newBlocksBytes
+      add(
+        t,
+        over <= 64 * 1024 ? 'PASS' : 'FAIL',
+        `${i.sentBytes} B in ${i.sentBlocks} blocks sent (CAR ${i.carBytes} B); new blocks of v2's release ${i.newBlocksBytes} B; ${over} B over`,
+      )
+    }
+  }
+  {
     const diffRow = results.find((r) => r.case === 'index' && r.tool === 'cairn' && r.op.startsWith('diff'))
     const t = 'diff of the two 1M-entry versions < 1 s'
     const rows = need(t, ['index', 'cairn', diffRow?.op ?? 'diff 2 versions (10 changed)'])

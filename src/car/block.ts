@@ -145,7 +145,15 @@ export function blockLinks(cid: CID, bytes: Uint8Array): CID[] {
   if (codec === dagPb.code) {
     return (value as dagPb.PBNode).Links.map((link) => toCID(link.Hash))
   }
+  // a dataset card's links (derivedFrom, a prompt or weights by CID) name other content, not parts of
+  // the release: no walk follows them (docs/lineage.md)
+  if (codec === dagJson.code && isCard(value)) return []
   return dataModelLinks(value, codec === dagCbor.code ? compareCborKeys : compareJsonKeys)
+}
+
+/** True for a decoded cairn dataset card (`cardVersion` beside `name`). */
+function isCard(value: unknown): boolean {
+  return value !== null && typeof value === 'object' && 'cardVersion' in value && 'name' in value && !('type' in value)
 }
 
 /** Depth-first, pre-order walk of a decoded data model; iterative so that deep nesting cannot overflow the stack. */

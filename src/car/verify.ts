@@ -9,6 +9,7 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { CairnError, ioError, isCairnError } from '../errors.js'
 import { hashPool } from '../util/hash-pool.js'
+import { versionLinks } from '../release/links.js'
 import { blockLinks, checkBlock, checkBlockOnThread, HASH_CODES } from './block.js'
 
 /** One thing wrong with a CAR file, in the order it was found. */
@@ -43,6 +44,19 @@ export interface CarReport {
   readonly bytes: number
   /** Everything wrong, first found first: problems of the stream in file order, then missing blocks. */
   readonly problems: readonly CarProblem[]
+  /**
+   * When the (first) checked root is a cairn version: how much of its history the CAR holds. A release
+   * CAR holds none (`versions` 0, `next` the parent); each ancestor found is checked as a release too.
+   */
+  readonly history?: HistoryReport
+}
+
+/** The history a CAR holds beside the release of its root (src/release/links.ts). */
+export interface HistoryReport {
+  /** Ancestors whose release was checked, complete or not. */
+  readonly versions: number
+  /** The first ancestor not in the CAR (history not included from there); absent when the chain reaches a first version. */
+  readonly next?: string
 }
 
 /** Progress of {@link verifyCar}, counted as in {@link CarReport}. */
@@ -103,6 +117,8 @@ export async function verifyCar(input: string | AsyncIterable<Uint8Array>, optio
   const problems: CarProblem[] = []
   // Keyed by canonical CID bytes (latin1 string, CIDv0 as CIDv1); a link list holds the links as written.
   const blocks = new Map<string, readonly string[] | typeof CORRUPT>()
+  // a version's parent, kept apart from its links: a release does not hold it (src/release/links.ts)
+  const parents = new Map<string, string>()
   let count = 0
   let lastProgress = performance.now()
   const progress = (): void => options.onProgress?.({ blocks: count, bytes: reader.position })
@@ -115,18 +131,21 @@ export async function verifyCar(input: string | AsyncIterable<Uint8Array>, optio
       // of the reader's buffers, so reading goes on while the threads hash; any other block still points
       // into those buffers and is settled before the next read, which may reuse them.
       // `hashing`: the block's bytes, when it is hashed on a thread; 0 when it points into the buffers
-      const checking: { cid: CID; check: Promise<void>; links: () => readonly string[]; hashing: number }[] = []
+      const checking: { cid: CID; check: Promise<void>; links: () => readonly string[]; hashing: number; parent?: string }[] = []
       let hashing = 0 // bytes of `checking` on the threads
       let pointing = 0 // blocks of `checking` that point into the reader's buffers
       const settle = async (): Promise<void> => {
-        const { cid, check, links, hashing: bytes } = checking.shift() as (typeof checking)[number]
+        const { cid, check, links, hashing: bytes, parent } = checking.shift() as (typeof checking)[number]
         hashing -= bytes
         if (bytes === 0) pointing--
         const key = canonicalKey(keyOf(cid))
         try {
           await check
           const known = blocks.get(key)
-          if (known === undefined || known === CORRUPT) blocks.set(key, links())
+          if (known === undefined || known === CORRUPT) {
+            blocks.set(key, !parent ? links() : links().filter((l) => l !== parent))
+            if (parent !== undefined) parents.set(key, parent)
+          }
         } catch (e) {
           if (!isCairnError(e, 'CORRUPT_BLOCK')) throw e
           problems.push({ kind: 'corrupt', cid: cid.toString(), message: e.message })
@@ -142,12 +161,12 @@ export async function verifyCar(input: string | AsyncIterable<Uint8Array>, optio
               const { cid: owned, check } = onThread
               check.catch(() => {}) // taken in turn by settle
               // decoded now, used only if the hash matches: the same report as decoding after the check
-              checking.push({ cid: owned, check, links: linksNow(owned, bytes), hashing: bytes.length })
+              checking.push({ cid: owned, check, links: linksNow(owned, bytes), hashing: bytes.length, parent: parentKey(owned, bytes) })
               hashing += bytes.length
             } else {
               const check = checkBlock(cid, bytes)
               check.catch(() => {})
-              checking.push({ cid, check, links: () => linksOf(cid, bytes), hashing: 0 })
+              checking.push({ cid, check, links: () => linksOf(cid, bytes), hashing: 0, parent: parentKey(cid, bytes) })
               pointing++
             }
           }
@@ -178,7 +197,16 @@ export async function verifyCar(input: string | AsyncIterable<Uint8Array>, optio
       const problem = walk(root, blocks, name)
       if (problem !== undefined) problems.push(problem)
     }
-    return { ok: problems.length === 0, roots, checkedRoots, blocks: count, bytes: reader.position, problems }
+    const history = checkedRoots.length > 0 ? checkHistory(checkedRoots[0], blocks, parents, name, problems) : undefined
+    return {
+      ok: problems.length === 0,
+      roots,
+      checkedRoots,
+      blocks: count,
+      bytes: reader.position,
+      problems,
+      ...(history ? { history } : {}),
+    }
   } finally {
     await reader.close()
   }
@@ -186,6 +214,44 @@ export async function verifyCar(input: string | AsyncIterable<Uint8Array>, optio
 
 const CORRUPT = Symbol('corrupt')
 const NO_LINKS: readonly string[] = Object.freeze([])
+
+/** The parent of a version block as a map key (`''` for a first version), or undefined for any other block. */
+function parentKey(cid: CID, bytes: Uint8Array): string | undefined {
+  const version = versionLinks(cid, bytes)
+  return version === undefined ? undefined : version.parent === null ? '' : keyOf(version.parent)
+}
+
+/**
+ * The history a CAR holds beside the release of `root` (a version): each ancestor in the CAR is
+ * walked as a release (its problems added to `problems`), up to the first one the CAR lacks, which is
+ * not a problem (a release does not carry its parent). Undefined when `root` is not a version.
+ */
+function checkHistory(
+  root: CID,
+  blocks: ReadonlyMap<string, readonly string[] | typeof CORRUPT>,
+  parents: ReadonlyMap<string, string>,
+  name: string,
+  problems: CarProblem[],
+): HistoryReport | undefined {
+  const rootKey = canonicalKey(keyOf(root))
+  if (!blocks.has(rootKey) || !parents.has(rootKey)) return undefined
+  let versions = 0
+  const seen = new Set<string>()
+  // '' is a first version's parent: the chain ends there
+  for (let at = parents.get(rootKey); at; at = parents.get(canonicalKey(at))) {
+    if (seen.has(canonicalKey(at))) break
+    seen.add(canonicalKey(at))
+    const cid = CID.decode(Buffer.from(at, 'latin1'))
+    if (!blocks.has(canonicalKey(at))) return { versions, next: cid.toString() }
+    versions++
+    const problem = walk(cid, blocks, name)
+    if (problem !== undefined) {
+      problems.push({ ...problem, message: `${problem.message}, in the history (version ${cid})` })
+      break
+    }
+  }
+  return { versions }
+}
 
 /** A block's links as map keys. @throws {CairnError} `CORRUPT_BLOCK` as {@link blockLinks}. */
 function linksOf(cid: CID, bytes: Uint8Array): readonly string[] {

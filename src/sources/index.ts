@@ -147,6 +147,8 @@ export class SourceList implements BlockSource {
   /** The block from the first source that has it (trying `avoid` last), not kept. Throws as {@link SourceList.get}. */
   private async fetch(cid: CID, avoid?: Source): Promise<Uint8Array> {
     const tried: string[] = []
+    // files and folders that all lack the block: the DAG is not there (an integrity fact, not a failure of a source)
+    let absent = true
     for (const source of this.ordered(avoid)) {
       try {
         const bytes = await source.get(cid)
@@ -154,7 +156,15 @@ export class SourceList implements BlockSource {
         return bytes
       } catch (e) {
         tried.push(this.record(cid, source, e).message)
+        absent &&= isCairnError(e, 'MISSING_BLOCK') && !(source instanceof GatewaySource)
       }
+    }
+    if (absent && tried.length > 0) {
+      throw new CairnError('MISSING_BLOCK', `Block ${cid} is in none of the sources: ${tried.join('; ')}`, {
+        subject: cid.toString(),
+        details: tried,
+        hint: 'add a source that holds it with --from (a gateway URL, a CAR file or dir:<path>)',
+      })
     }
     throw new CairnError('FETCH_FAILED', `No source could supply block ${cid}: ${tried.join('; ')}`, {
       subject: cid.toString(),

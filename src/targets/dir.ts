@@ -9,10 +9,10 @@ import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import * as Digest from 'multiformats/hashes/digest'
-import { blockLinks } from '../car/block.js'
 import { carHeader, sectionLength, sectionPrefix } from '../car/write.js'
 import { CID, RAW, SHA2_256 } from '../cid.js'
 import { CairnError, ioError } from '../errors.js'
+import { releaseLinks, type History } from '../release/links.js'
 import type { PublishInput, PublishOptions, Receipt, StoredShard, Target } from './interface.js'
 import { writeFileAtomic } from '../util/atomic.js'
 
@@ -101,9 +101,11 @@ async function publishToDir(path: string, input: PublishInput, options: PublishO
   try {
     const seen = new Set<string>()
     const stack: CID[] = [root]
+    const depths: History[] = [input.history ?? 0]
     while (stack.length > 0) {
       options.signal?.throwIfAborted()
       const cid = stack.pop() as CID
+      const depth = depths.pop() as History
       const key = cid.toString()
       if (seen.has(key) || cid.multihash.code === 0x00) continue
       seen.add(key)
@@ -131,8 +133,12 @@ async function publishToDir(path: string, input: PublishInput, options: PublishO
         newBytes += bytes.length
         if (newBlocks % 64 === 0) options.onProgress?.({ shards: written.length - 1, bytes: carBytes + current.size })
       }
-      const links = blockLinks(cid, bytes)
-      for (let i = links.length - 1; i >= 0; i--) if (!seen.has(links[i].toString())) stack.push(links[i])
+      const links = releaseLinks(cid, bytes, depth)
+      for (let i = links.length - 1; i >= 0; i--) {
+        if (seen.has(links[i].cid.toString())) continue
+        stack.push(links[i].cid)
+        depths.push(links[i].history)
+      }
     }
     if (current) await finish(current)
     current = undefined

@@ -26,7 +26,8 @@ export interface StorachaModule {
  * - `dir:<path>`: a folder of CAR files (docs/dir-target.md);
  * - `kubo:<rpc-url>`: a Kubo node or IPFS Cluster proxy; `CAIRN_KUBO_AUTH` gives the Authorization,
  *   `CAIRN_KUBO_TIMEOUT_MS` the idle timeout, `CAIRN_RETRIES` and `CAIRN_RETRY_DELAY_MS` the retries;
- * - `storacha` or `storacha:<space-did>`: Storacha (w3up), loaded on demand.
+ * - `storacha` or `storacha:<space-did>`: Storacha (w3up), loaded on demand. Legacy: the service stopped
+ *   taking new uploads in May 2026 (its refusal becomes a `PUBLISH_FAILED` that says so).
  *
  * Throws `USAGE` for anything else (listing the forms), or when the Storacha target is not part of
  * this build.

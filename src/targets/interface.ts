@@ -4,6 +4,7 @@
  * target never changes a CID: CIDs are made by the profile before any target sees a block.
  */
 import type { CID } from '../cid.js'
+import type { History } from '../release/links.js'
 import type { BlockSource } from '../store/blocks.js'
 
 /** What a target publishes: the DAG under `root`, read block by block (verified) from `source`. */
@@ -12,6 +13,13 @@ export interface PublishInput {
   readonly source: BlockSource
   /** Content bytes of the version (its totals), for progress. */
   readonly totalBytes: number
+  /** Ancestors whose releases go too (see src/release/links.ts): 0 or absent, the release alone. */
+  readonly history?: History
+  /**
+   * Versions earlier publishes put on this target whole, newest first (from the dataset's receipts):
+   * a target that keeps what it is sent may take their blocks as held and not send them again.
+   */
+  readonly held?: readonly CID[]
 }
 
 /** Progress while publishing, per CAR shard. */

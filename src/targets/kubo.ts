@@ -1,8 +1,13 @@
 /**
- * The `kubo:` target: a Kubo node's RPC API, or an IPFS Cluster proxy in front of one. One publish is
- * one `POST <url>/api/v0/dag/import?pin-roots=true&stats=true` whose multipart/form-data body holds the
- * whole version as one CAR, streamed from the store as it is made (never held in memory). Kubo answers
- * with NDJSON: `{"Root":{"Cid":{"/":…},"PinErrorMsg":""}}` per root, then `{"Stats":…}`.
+ * The `kubo:` target: a Kubo node's RPC API, or an IPFS Cluster proxy in front of one. A publish sends
+ * only what the node lacks (src/release/plan.ts): blocks of releases earlier publishes to the same
+ * node put there (the dataset's receipts) are skipped unread, and the node is asked about the rest
+ * (`POST /api/v0/block/stat?arg=<cid>&offline=true`). The missing blocks go as one CAR in
+ * `POST <url>/api/v0/dag/import?pin-roots=false&stats=true` (a multipart/form-data body streamed from
+ * the store, never held in memory; Kubo answers NDJSON `{"Stats":…}`). Then the release is pinned
+ * without its parent: `pin/add?recursive=true` of the version's card, index and tree, and
+ * `pin/add?recursive=false` of the version block (a recursive pin of the version would walk into the
+ * parent, which the node may lack).
  *
  * Transient failures (5xx, connection reset or refused, no answer within the idle timeout) are retried
  * with backoff, re-sending the CAR; refusals (4xx, a pin error, a root that is not ours) fail at once.
@@ -15,7 +20,7 @@ import { pipeline } from 'node:stream/promises'
 import * as Digest from 'multiformats/hashes/digest'
 import { CID, SHA2_256 } from '../cid.js'
 import { CairnError } from '../errors.js'
-import { writeCar } from '../pack.js'
+import { planSend, writeBlocksCar } from '../release/plan.js'
 import { HttpStatusError, retry, type RetryOptions } from '../util/retry.js'
 import { CAR_CODEC } from './dir.js'
 import type { PublishInput, PublishOptions, Receipt, Target } from './interface.js'
@@ -87,50 +92,169 @@ export function createKuboTarget(options: KuboTargetOptions): Target {
     .replace(/\/+$/, '')
     .replace(/\/api\/v0$/, '')
   const address = `kubo:${base}`
-  const endpoint = new URL(`${base}/api/v0/dag/import?pin-roots=true&stats=true`)
   const timeoutMs = options.timeoutMs ?? DEFAULT_KUBO_TIMEOUT_MS
+
+  const req = (path: string, params: string): Request => ({
+    endpoint: new URL(`${base}/api/v0/${path}?${params}`),
+    authorization,
+    timeoutMs,
+    address,
+  })
+  const hint = `check that the Kubo RPC API answers at ${base} (e.g. \`ipfs id\`), then run the command again`
 
   return {
     address,
     async publish(input: PublishInput, publishOptions: PublishOptions = {}): Promise<Receipt> {
       const publishedAt = new Date().toISOString()
       let attempts = 0
-      const sent = await retry(
-        async () => {
-          attempts++
-          return importCar({ endpoint, authorization, timeoutMs, address }, input, publishOptions)
-        },
-        {
-          what: `Publishing ${input.root} to ${address}`,
-          subject: address,
-          hint: `check that the Kubo RPC API answers at ${base} (e.g. \`ipfs id\`), then run the command again`,
-        },
-        {
-          ...options.retry,
-          signal: publishOptions.signal ?? options.retry?.signal,
-          onRetry: (info) => {
-            options.retry?.onRetry?.(info)
-            publishOptions.onProgress?.({ shards: 0, bytes: 0, message: info.message })
+      // over both attempts (a second one sends what the first did not)
+      let newBlocks = 0
+      let newBytes = 0
+      const retrying = <T>(what: string, fn: () => Promise<T>): Promise<T> =>
+        retry(
+          fn,
+          { what: `${what} ${input.root} to ${address}`, subject: address, hint },
+          {
+            ...options.retry,
+            signal: publishOptions.signal ?? options.retry?.signal,
+            onRetry: (info) => {
+              options.retry?.onRetry?.(info)
+              publishOptions.onProgress?.({ shards: 0, bytes: 0, message: info.message })
+            },
           },
-        },
-      )
-      const outcome = interpret(sent, input.root, address)
+        )
+      /** Plans, sends what the node lacks and pins; a pin refusal is returned (the caller may plan again). */
+      const attempt = async (held: readonly CID[] | undefined) => {
+        const plan = await planSend(input.source, input.root, {
+          history: input.history,
+          held,
+          signal: publishOptions.signal,
+          has: (cids) =>
+            Promise.all(
+              cids.map((cid) => retrying('Asking about a block of', () => hasBlock(req('block/stat', `arg=${cid}&offline=true`), cid))),
+            ),
+        })
+        publishOptions.onProgress?.({
+          shards: 0,
+          bytes: 0,
+          message: `${plan.missing.length} of ${plan.blocks} blocks to send (${plan.known} held by earlier publishes, ${plan.had} already on the node)`,
+        })
+        let sent: Sent | undefined
+        newBlocks += plan.missing.length
+        newBytes += plan.missingBytes
+        if (plan.missing.length > 0) {
+          sent = await retrying('Publishing', () => {
+            attempts++
+            return importCar(
+              req('dag/import', 'pin-roots=false&stats=true'),
+              input.root,
+              (out) => writeBlocksCar(input.source, input.root, plan.missing, out),
+              publishOptions,
+            )
+          })
+        }
+        const outcome = sent ? interpret(sent, input.root, address, false) : {}
+        const pin = async (cids: readonly CID[], recursive: boolean): Promise<string | undefined> => {
+          if (cids.length === 0) return undefined
+          const args = cids.map((c) => `arg=${c}`).join('&')
+          const answer = await retrying('Pinning', () => rpc(req('pin/add', `${args}&recursive=${recursive}&offline=true`)))
+          return answer.status === 200 ? undefined : (kuboMessage(answer.text) ?? `HTTP ${answer.status} ${answer.text.slice(0, 200)}`)
+        }
+        const refused = (await pin(plan.pins.recursive, true)) ?? (await pin(plan.pins.direct, false))
+        return { plan, sent, outcome, refused }
+      }
+      let { plan, sent, outcome, refused } = await attempt(input.held)
+      if (refused !== undefined && plan.known > 0 && /not found|could not find|no such block/i.test(refused)) {
+        // an earlier publish's blocks are gone from the node (unpinned, collected): ask about every block
+        publishOptions.onProgress?.({
+          shards: 0,
+          bytes: 0,
+          message: `${address} no longer holds blocks an earlier publish put there (${refused}): asking about every block`,
+        })
+        ;({ plan, sent, outcome, refused } = await attempt(undefined))
+      }
+      if (refused !== undefined) {
+        throw new CairnError('PUBLISH_FAILED', `${address} imported ${input.root} but could not pin it: ${refused}`, {
+          subject: address,
+          hint: `check what the node holds with \`cairn check --to ${address}\`, and its pins with \`ipfs pin ls\``,
+        })
+      }
       publishOptions.onProgress?.({
         shards: 1,
-        bytes: sent.carSize,
-        message: `CAR imported and pinned by ${address} (${sent.carSize} bytes)`,
+        bytes: sent?.carSize ?? 0,
+        message: `${plan.missing.length} blocks imported (${sent?.carSize ?? 0} CAR bytes) and the release pinned by ${address}`,
       })
       return {
         target: address,
         root: input.root,
         publishedAt,
-        shards: [{ cid: sent.carCid, size: sent.carSize }],
-        newBlocks: sent.blocks,
-        newBytes: sent.bytes,
-        details: { pinned: true, attempts, ...(outcome.stats ? { stats: outcome.stats } : {}) },
+        shards: sent ? [{ cid: sent.carCid, size: sent.carSize }] : [],
+        newBlocks,
+        newBytes,
+        details: {
+          pinned: true,
+          attempts,
+          blocks: plan.blocks,
+          known: plan.known,
+          asked: plan.asked,
+          alreadyOnNode: plan.had,
+          pins: { recursive: plan.pins.recursive.map(String), direct: plan.pins.direct.map(String) },
+          ...(outcome.stats ? { stats: outcome.stats } : {}),
+        },
       }
     },
   }
+}
+
+/** Whether the node holds `cid` (offline: it does not look for it elsewhere). Throws for anything but a yes or a not-found. */
+async function hasBlock(req: Request, cid: CID): Promise<boolean> {
+  const answer = await rpc(req)
+  if (answer.status === 200) return true
+  const message = kuboMessage(answer.text) ?? ''
+  if (/not found|could not find|no such block/i.test(message)) return false
+  throw new CairnError('PUBLISH_FAILED', `${req.address} could not say whether it holds ${cid}: ${message || `HTTP ${answer.status}`}`, {
+    subject: req.address,
+  })
+}
+
+/**
+ * One RPC call without a body: the status and the answer's text (at most {@link MAX_ANSWER} bytes).
+ * Kubo answers a failed command with 500 and its error JSON: that is an answer (returned); a 5xx
+ * without it, 408 and 429 are transient ({@link HttpStatusError}), 401/403 `AUTH`.
+ */
+function rpc(req: Request): Promise<{ status: number; text: string }> {
+  return new Promise((resolvePromise, rejectPromise) => {
+    const client = req.endpoint.protocol === 'https:' ? https : http
+    const request = client.request(req.endpoint, {
+      method: 'POST',
+      agent: false,
+      timeout: req.timeoutMs,
+      headers: { Accept: 'application/json', ...(req.authorization ? { Authorization: req.authorization } : {}) },
+    })
+    request.on('timeout', () => {
+      request.destroy(Object.assign(new Error(`no answer from ${req.address} within ${req.timeoutMs} ms`), { code: 'ETIMEDOUT' }))
+    })
+    request.on('error', rejectPromise)
+    request.on('response', (res) => {
+      const chunks: Buffer[] = []
+      let kept = 0
+      res.on('data', (c: Buffer) => {
+        if (kept < MAX_ANSWER) chunks.push(c.subarray(0, MAX_ANSWER - kept))
+        kept += c.length
+      })
+      res.on('error', rejectPromise)
+      res.on('aborted', () =>
+        rejectPromise(Object.assign(new Error('the connection closed before the answer was complete'), { code: 'ECONNRESET' })),
+      )
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8')
+        const status = res.statusCode ?? 0
+        if (status === 200 || (status === 500 && kuboMessage(text) !== undefined)) return resolvePromise({ status, text })
+        rejectPromise(statusError(status, text, req.address))
+      })
+    })
+    request.end()
+  })
 }
 
 const COALESCE = 256 * 1024
@@ -160,18 +284,23 @@ interface Sent {
  * {@link HttpStatusError} for 5xx/408/429 (transient), `PUBLISH_FAILED`/`AUTH` for other statuses,
  * the socket error for resets, an `ETIMEDOUT` error when the connection stays silent too long.
  */
-function importCar(req: Request, input: PublishInput, options: PublishOptions): Promise<Sent> {
+function importCar(
+  req: Request,
+  root: CID,
+  produce: (out: PassThrough) => Promise<{ blocks: number; bytes: number }>,
+  options: PublishOptions,
+): Promise<Sent> {
   return new Promise<Sent>((resolvePromise, rejectPromise) => {
     const boundary = `cairn-${randomBytes(16).toString('hex')}`
     const head = Buffer.from(
-      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${input.root}.car"\r\nContent-Type: application/vnd.ipld.car\r\n\r\n`,
+      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${root}.car"\r\nContent-Type: application/vnd.ipld.car\r\n\r\n`,
     )
     const tail = Buffer.from(`\r\n--${boundary}--\r\n`)
     const hash = createHash('sha256')
     let carSize = 0
     let nextProgress = 8 * 1024 * 1024
     const car = new PassThrough()
-    const carDone = writeCar(input.source, input.root, car)
+    const carDone = produce(car)
     async function* body(): AsyncGenerator<Buffer> {
       yield head
       // the CAR comes as a few bytes of framing per block, then the block: gather small pieces so that
@@ -326,7 +455,7 @@ function kuboMessage(text: string): string | undefined {
 }
 
 /** Checks Kubo's NDJSON answer: our root, pinned, no error. */
-function interpret(sent: Sent, root: CID, address: string): { stats?: Record<string, unknown> } {
+function interpret(sent: Sent, root: CID, address: string, pinning = true): { stats?: Record<string, unknown> } {
   if (sent.streamError)
     throw new CairnError('PUBLISH_FAILED', `${address} failed while importing ${root}: ${sent.streamError}`, { subject: address })
   const roots: string[] = []
@@ -359,7 +488,7 @@ function interpret(sent: Sent, root: CID, address: string): { stats?: Record<str
   }
   const ours = roots.some((r) => sameCid(r, root))
   const others = roots.filter((r) => !sameCid(r, root))
-  if (!ours || others.length > 0) {
+  if ((pinning && !ours) || others.length > 0) {
     throw new CairnError(
       'PUBLISH_FAILED',
       `${address} reported root${roots.length === 1 ? '' : 's'} ${roots.join(', ') || '(none)'} (expected ${root} alone)`,

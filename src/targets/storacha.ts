@@ -665,6 +665,26 @@ function describe(e: unknown): string {
   return parts.join(': ')
 }
 
+/**
+ * The service refusing new writes: Storacha stopped taking uploads in May 2026 (legacy target). Its
+ * refusal is recognised by an HTTP 410 Gone, or by an error whose name or message says writes or
+ * uploads are disabled (the wording is the service's, so several forms are taken).
+ */
+function writesRefused(e: unknown): boolean {
+  return chain(e).some((x) => {
+    const message = typeof x.message === 'string' ? x.message : ''
+    const name = typeof x.name === 'string' ? x.name : ''
+    return (
+      x.status === 410 ||
+      /→ 410$/.test(message) ||
+      /(Disabled|Sunset|ReadOnly|Deprecated|Decommission)/.test(name) ||
+      /(new )?(writes|uploads) (are |have been )?(disabled|paused|stopped|no longer)|no longer accepts?|read[- ]only mode|sunset|Filecoin Onchain Cloud/i.test(
+        message,
+      )
+    )
+  })
+}
+
 /** What a Storacha call was doing, for {@link storachaError}'s message. */
 export interface StorachaAction {
   /** `Publishing bafy… to storacha:did:key:…`, `Logging in to Storacha as a@b.c`. */
@@ -701,6 +721,17 @@ export function storachaError(e: unknown, action: StorachaAction): CairnError {
       hint: `check that ${STORACHA_ENV.proof} (or the login state) delegates the space to the agent with ${REQUIRED_ABILITIES.join(', ')}`,
       cause: e,
     })
+  }
+  if (writesRefused(e)) {
+    return new CairnError(
+      'PUBLISH_FAILED',
+      `${action.what}${where} was refused: the service no longer accepts new uploads (Storacha stopped new writes in May 2026 and is moving its users to Filecoin Onchain Cloud): ${describe(e)}`,
+      {
+        subject: action.subject,
+        hint: 'publish to another target: dir:<path> (a folder of CARs any host can serve) or kubo:<rpc-url> (a Kubo node or IPFS Cluster); what is already on Storacha stays readable through gateways',
+        cause: e,
+      },
+    )
   }
   const refused = chain(e).some((x) => x.name === 'InsufficientStorage')
   return new CairnError('PUBLISH_FAILED', `${action.what}${where} failed${action.note ? ` ${action.note}` : ''}: ${describe(e)}`, {

@@ -1,10 +1,15 @@
 /**
  * A STAND-IN FOR KUBO, for tests: no Node package runs Kubo's RPC offline, so this small loopback HTTP
- * server implements the calls cairn makes of Kubo (`dag/import`; `block/put` and `routing/put` for
- * signatures and names, see smallCall), `POST /api/v0/dag/import` as Kubo
- * documents it: a multipart/form-data body whose file part is a CAR, answered with NDJSON
- * `{"Root":{"Cid":{"/":…},"PinErrorMsg":""}}` per root, then `{"Stats":{"BlockCount":…,"BlockBytesCount":…}}`
- * when `stats=true`; errors as `{"Message":…,"Code":0,"Type":"error"}`.
+ * server implements the calls cairn's `kubo:` target makes, as Kubo documents them:
+ * - `POST /api/v0/dag/import`: a multipart/form-data body whose file part is a CAR, answered with NDJSON
+ *   `{"Root":{"Cid":{"/":…},"PinErrorMsg":""}}` per root when `pin-roots` is not false, then
+ *   `{"Stats":{"BlockCount":…,"BlockBytesCount":…}}` when `stats=true`;
+ * - `POST /api/v0/block/stat?arg=<cid>`: `{"Key":…,"Size":…}`, or (offline) 500
+ *   `block was not found locally (offline): ipld: could not find <cid>`;
+ * - `POST /api/v0/pin/add?arg=…&recursive=true|false`: `{"Pins":[…]}`; a recursive pin walks the whole
+ *   DAG below each arg (parent links included, as Kubo does) and fails when a block is missing;
+ * - `POST /api/v0/block/put?pin=true` and `routing/put?arg=/ipns/<name>`: signatures and names (see smallCall);
+ * errors as `{"Message":…,"Code":0,"Type":"error"}` with status 500.
  *
  * It really reads what arrives: the multipart body is parsed as a stream, the CAR inside it is read with
  * `@ipld/car`'s CarBlockIterator, and every block is hash-checked with cairn's `checkBlock` before it is
@@ -37,6 +42,8 @@ export type Behaviour =
   | { readonly kind: 'pinError'; readonly message: string }
   /** Imports the CAR, then reports `root` instead of the CAR's root. */
   | { readonly kind: 'wrongRoot'; readonly root: string }
+  /** For a pin/add: answers Kubo's error with `message` (status 500) and pins nothing. */
+  | { readonly kind: 'pinRefused'; readonly message: string }
 
 /** One request the stand-in saw. */
 export interface SeenRequest {
@@ -58,8 +65,10 @@ export interface KuboStandin {
   readonly url: string
   /** Every block received, checked, by CID string. */
   readonly blocks: Map<string, Uint8Array>
-  /** Pinned roots (and blocks put with `pin=true`). */
+  /** Pinned roots (recursive pins, and roots pinned by dag/import). */
   readonly pinned: Set<string>
+  /** Blocks pinned directly (`pin/add?recursive=false`). */
+  readonly direct: Set<string>
   /** IPNS records put with `routing/put`, by name as given. */
   readonly records: Map<string, Uint8Array>
   readonly requests: SeenRequest[]
@@ -76,6 +85,7 @@ export async function startKuboStandin(): Promise<KuboStandin> {
   const blocks = new Map<string, Uint8Array>()
   const pinned = new Set<string>()
   const records = new Map<string, Uint8Array>()
+  const direct = new Set<string>()
   const requests: SeenRequest[] = []
   const queue: Behaviour[] = []
   let requiredAuth: string | undefined
@@ -115,6 +125,38 @@ export async function startKuboStandin(): Promise<KuboStandin> {
     requests.push(seen)
     const body = counted(req, seen)
     if (url.pathname === '/api/v0/block/put' || url.pathname === '/api/v0/routing/put') return smallCall(url, req, res, body, seen)
+    if (url.pathname === '/api/v0/block/stat' || url.pathname === '/api/v0/pin/add') {
+      await drain(body)
+      if (requiredAuth !== undefined && req.headers.authorization !== requiredAuth) {
+        return void reply(res, 401, kuboError('unauthorized: the Authorization header is missing or wrong'), 'application/json', seen)
+      }
+      const args = url.searchParams.getAll('arg')
+      if (url.pathname === '/api/v0/block/stat') {
+        const bytes = blocks.get(CID.parse(args[0]).toString())
+        if (!bytes)
+          return void reply(
+            res,
+            500,
+            kuboError(`block was not found locally (offline): ipld: could not find ${args[0]}`),
+            'application/json',
+            seen,
+          )
+        return void reply(res, 200, JSON.stringify({ Key: args[0], Size: bytes.length }) + '\n', 'application/json', seen)
+      }
+      const behaviour = queue[0]?.kind === 'pinRefused' ? (queue.shift() as Behaviour & { kind: 'pinRefused' }) : undefined
+      if (behaviour) {
+        ;(seen as { behaviour: Behaviour['kind'] }).behaviour = behaviour.kind
+        return void reply(res, 500, kuboError(behaviour.message), 'application/json', seen)
+      }
+      const recursive = url.searchParams.get('recursive') !== 'false'
+      for (const arg of args) {
+        const cid = CID.parse(arg)
+        const missing = recursive ? missingBelow(cid) : blocks.has(cid.toString()) ? undefined : `could not find ${arg}`
+        if (missing) return void reply(res, 500, kuboError(`pin: ${missing}`), 'application/json', seen)
+      }
+      for (const arg of args) (recursive ? pinned : direct).add(CID.parse(arg).toString())
+      return void reply(res, 200, JSON.stringify({ Pins: args }) + '\n', 'application/json', seen)
+    }
     if (url.pathname !== '/api/v0/dag/import') return void reply(res, 404, '404 page not found\n', 'text/plain')
     if (req.method !== 'POST') return void reply(res, 405, kuboError(`method ${req.method} not allowed`))
     if (requiredAuth !== undefined && req.headers.authorization !== requiredAuth) {
@@ -122,7 +164,7 @@ export async function startKuboStandin(): Promise<KuboStandin> {
       drain(body).catch(() => {})
       return void reply(res, 401, kuboError('unauthorized: the Authorization header is missing or wrong'), 'application/json', seen)
     }
-    const behaviour = queue.shift() ?? { kind: 'ok' }
+    const behaviour = (queue[0]?.kind === 'pinRefused' ? undefined : queue.shift()) ?? { kind: 'ok' }
     ;(seen as { behaviour: Behaviour['kind'] }).behaviour = behaviour.kind
 
     if (behaviour.kind === 'status') {
@@ -184,7 +226,8 @@ export async function startKuboStandin(): Promise<KuboStandin> {
       return void reply(res, 500, kuboError(`importing CAR: ${(e as Error).message}`), 'application/json', seen)
     }
     const lines: string[] = []
-    for (const root of roots) {
+    // Kubo lists the roots only when it pins them; a wrong root is reported whatever was asked
+    for (const root of url.searchParams.get('pin-roots') === 'false' && behaviour.kind !== 'wrongRoot' ? [] : roots) {
       const key = behaviour.kind === 'wrongRoot' ? behaviour.root : root.toString()
       let pinError = behaviour.kind === 'pinError' ? behaviour.message : missingBelow(root)
       if (!pinError) pinned.add(key)
@@ -267,6 +310,7 @@ export async function startKuboStandin(): Promise<KuboStandin> {
     blocks,
     pinned,
     records,
+    direct,
     requests,
     next: (...b) => void queue.push(...b),
     requireAuthorization: (value) => void (requiredAuth = value),

@@ -50,7 +50,8 @@ export interface LoopbackUpload {
 /** Options of {@link StorachaLoopback.failRequests}. */
 export interface FailOptions {
   readonly count: number
-  readonly mode: 503 | 'reset'
+  /** `writes-disabled`: HTTP 410 with a refusal of new writes, as a service that stopped taking uploads answers. */
+  readonly mode: 503 | 'reset' | 'writes-disabled'
   /** Only requests whose first invocation has this ability (e.g. `ucan/conclude`). */
   readonly can?: string
 }
@@ -88,7 +89,7 @@ export interface StorachaLoopback {
 export async function startStorachaLoopback(): Promise<StorachaLoopback> {
   const context = await Context.createContext({ http, requirePaymentPlan: false })
   await renewMockProofs(context)
-  let failing: { count: number; mode: 503 | 'reset'; can?: string } | undefined
+  let failing: { count: number; mode: FailOptions['mode']; can?: string } | undefined
   let posts = 0
   const server = http.createServer((req, res) => {
     void handle(req, res).catch((e: unknown) => {
@@ -109,6 +110,11 @@ export async function startStorachaLoopback(): Promise<StorachaLoopback> {
         failing.count--
         if (failing.mode === 'reset') {
           req.socket.destroy()
+          return
+        }
+        if (failing.mode === 'writes-disabled') {
+          res.writeHead(410, { 'content-type': 'text/plain' })
+          res.end('new uploads are disabled: this service no longer accepts writes (loopback test)')
           return
         }
         res.writeHead(503, { 'content-type': 'text/plain' })

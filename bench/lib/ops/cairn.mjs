@@ -51,6 +51,47 @@ export const cairnOps = {
     },
   },
 
+  /**
+   * `publish` of `p.v2` to a `dir:` target that already holds `p.v1` (published in `prepare`, untimed,
+   * into a fresh folder): what leaves for the target is what it lacks. `newBlocksBytes` is computed
+   * apart (in `prepare`), from the two releases' blocks (`releaseLinks` from the store): the bytes of
+   * every block of v2's release that v1's release does not hold, i.e. the changed shard's blocks and
+   * the new index, tree and version blocks.
+   */
+  'cairn.publishChanged': {
+    async prepare(p) {
+      const lib = await load(p)
+      const { rmSync } = await import('node:fs')
+      rmSync(p.target, { recursive: true, force: true })
+      await lib.publish({ dir: p.dir, ref: p.v1, to: `dir:${p.target}` })
+      // the expected floor, before the clock starts: the blocks of v2's release that v1's does not hold
+      const ds = await lib.openDataset(p.dir)
+      const walk = async (root) => {
+        const out = new Map()
+        const stack = [lib.CID.parse(root)]
+        while (stack.length > 0) {
+          const cid = stack.pop()
+          const key = cid.toString()
+          if (out.has(key)) continue
+          const bytes = await ds.store.get(cid)
+          out.set(key, bytes.length)
+          for (const l of lib.releaseLinks(cid, bytes, 0)) stack.push(l.cid)
+        }
+        return out
+      }
+      const a = await walk(p.v1)
+      const b = await walk(p.v2)
+      await ds.store.close()
+      let newBlocksBytes = 0
+      for (const [k, n] of b) if (!a.has(k)) newBlocksBytes += n
+      return { lib, newBlocksBytes }
+    },
+    async run(p, { lib, newBlocksBytes }) {
+      const r = await lib.publish({ dir: p.dir, ref: p.v2, to: `dir:${p.target}` })
+      return { sentBytes: r.newBytes, sentBlocks: r.newBlocks, carBytes: r.details?.carBytesWritten, newBlocksBytes }
+    },
+  },
+
   'cairn.pack': {
     prepare: load,
     async run(p, lib) {
