@@ -4,8 +4,9 @@
  * 4 bad input (card, row, shard, path, a file changed, a DAG past a limit); 5 integrity (missing or corrupt block, bad
  * CAR, invalid manifest); 6 I/O; 7 a target or source failed (after retries); 8 missing or wrong
  * credentials; 9 another process holds the lock (try again when it is done); 10 a recorded anchor
- * contradicts the chain; 70 internal error (a bug: please report it). Each code has one meaning: an exit
- * code names what went wrong, never where.
+ * contradicts the chain; 11 trust refused (not signed by the key, an expired, rolled-back or forked name);
+ * 70 internal error (a bug: please report it). Each code has one meaning: an exit code names what went
+ * wrong, never where.
  */
 import type { ErrorCode } from '../src/errors.js'
 import { isCairnError } from '../src/errors.js'
@@ -22,6 +23,7 @@ export const EXIT = {
   auth: 8,
   locked: 9,
   anchorMismatch: 10,
+  trust: 11,
   internal: 70,
 } as const
 
@@ -50,6 +52,12 @@ const EXIT_OF: Record<ErrorCode, number> = {
   LIMIT_EXCEEDED: EXIT.badInput,
   ANCHOR_FAILED: EXIT.network,
   ANCHOR_MISMATCH: EXIT.anchorMismatch,
+  SIGNATURE_INVALID: EXIT.integrity,
+  RECORD_INVALID: EXIT.integrity,
+  NOT_SIGNED: EXIT.trust,
+  RECORD_EXPIRED: EXIT.trust,
+  NAME_ROLLBACK: EXIT.trust,
+  NAME_FORK: EXIT.trust,
 }
 
 /** The JSON form of an error, as `--json` prints it (schemas/cli/error.schema.json). */

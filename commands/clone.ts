@@ -17,11 +17,13 @@ export default class Clone extends CairnCommand {
     '<%= config.bin %> clone bafy… ./data',
     '<%= config.bin %> clone v2 ../data-v2',
     '<%= config.bin %> clone bafy… ./data --from http://127.0.0.1:8080 --from release.car',
+    '<%= config.bin %> clone k51… ./data --from http://127.0.0.1:8080',
     "<%= config.bin %> clone bafy… ./data --include 'train/*' --exclude '*.tmp' --jobs 16 --json",
   ]
   static override args = {
     cid: Args.string({
-      description: 'a cairn version CID, any UnixFS file or directory CID, or in a dataset a ref (HEAD, HEAD~n, a tag)',
+      description:
+        'a cairn version CID, any UnixFS file or directory CID, an IPNS name (k51…, /ipns/k51…, ipns://k51…), or in a dataset a ref (HEAD, HEAD~n, a tag)',
       required: true,
     }),
     dir: Args.string({ description: 'the folder to write (default: the dataset name, or the CID)' }),
@@ -35,6 +37,7 @@ export default class Clone extends CairnCommand {
     timeout: Flags.integer({ summary: 'Seconds to wait for a gateway to answer (default 30).', min: 1 }),
     'max-entries': maxEntriesFlag,
     'max-file-bytes': maxFileBytesFlag,
+    'allow-fork': Flags.boolean({ summary: 'Cloning by IPNS name: accept a version whose history does not hold the one seen before.' }),
     history: Flags.string({ summary: "Also fetch ancestors' releases into the store: all, or how many (default: none)." }),
   }
 
@@ -56,6 +59,7 @@ export default class Clone extends CairnCommand {
       exclude: flags.exclude,
       storeFileBlocks: flags['store-blocks'],
       limits: limitsFrom(flags),
+      allowFork: flags['allow-fork'],
       history: parseHistory(flags.history),
       sourceOptions: flags.timeout === undefined ? undefined : { timeoutMs: flags.timeout * 1000, idleTimeoutMs: flags.timeout * 1000 },
       onProgress: (p) => {
@@ -70,7 +74,9 @@ export default class Clone extends CairnCommand {
     })
     progress.done()
     if (!this.jsonEnabled()) {
+      if (result.name) this.log(`/ipns/${result.name.name} (sequence ${result.name.sequence}, from ${result.name.from}) →`)
       this.log(`${result.cid} → ${result.dir}`)
+      if (result.signatures) this.log(`  ${result.signatures} signature(s) kept in .cairn/signatures (check with cairn verify --signed-by)`)
       this.log(
         `  ${result.written} file(s) written (${bytes(result.bytes)}), ${result.skipped} already complete` +
           (result.excluded ? `, ${result.excluded} excluded` : '') +

@@ -44,6 +44,11 @@ export default class Verify extends CairnCommand {
       exclusive: ['car', 'from', 'jobs'],
     }),
     ...verifyAnchoredFlags,
+    'signed-by': Flags.string({
+      summary:
+        'Also check that the version is signed by this key (PEM text or file, key name, or IPNS name k51…), or covered by a signed descendant.',
+      exclusive: ['car', 'proof'],
+    }),
   }
 
   async run() {
@@ -72,6 +77,10 @@ export default class Verify extends CairnCommand {
       })
     }
     progress.done()
+    if (flags['signed-by'] !== undefined) {
+      const { verifySignedBy } = await import('../src/signing/check.js')
+      report = { ...report, signatures: await verifySignedBy(report, flags['signed-by'], flags.dir ?? args.dir, flags.from) }
+    }
     // a folder that differs from its version is a difference (1); a CAR that fails its check is damaged input (5)
     if (!report.ok) process.exitCode = report.kind === 'car' ? EXIT.integrity : EXIT.differences
     if (!this.jsonEnabled()) this.render(report)
@@ -106,6 +115,13 @@ export default class Verify extends CairnCommand {
     for (const m of report.modified)
       this.log(`modified  ${m.path} (expected ${m.expected.cid}, ${m.expected.size} B; found ${m.actual.cid ?? '-'}, ${m.actual.size} B)`)
     if (report.card !== 'same') this.log(`card      cairn.json is ${report.card}`)
+    const sig = report.signatures
+    if (sig)
+      this.log(
+        sig.status === 'signed'
+          ? `signed    by ${sig.signer.ipnsName ?? sig.signer.keyId}`
+          : `signed    covered by the signature of ${sig.coveredBy} (${sig.depth} generation(s) later), by ${sig.signer.ipnsName ?? sig.signer.keyId}`,
+      )
     if (report.partial) {
       const globs = report.partial.selections
         .map((s) => [...s.include.map((g) => `+${g}`), ...s.exclude.map((g) => `-${g}`)].join(' '))

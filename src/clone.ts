@@ -35,6 +35,8 @@ import { readCardBlock, readVersion } from './version.js'
 import { writeFileAtomic } from './util/atomic.js'
 import { checkPathLength, clip, limitExceeded, limitsOf, MAX_DIRECTORY_DEPTH, type DagLimits } from './limits/index.js'
 import { HeldLocks, isLockFileName } from './store/lock.js'
+import { cloneByName, keepSourceSignatures, type ClonedName } from './names/clone.js'
+import { looksLikeName } from './names/name.js'
 import { finishCloneRecord, startCloneRecord } from './release/clone-record.js'
 import { fetchHistory } from './release/history.js'
 
@@ -82,6 +84,8 @@ export interface CloneOptions {
   readonly sourceOptions?: GatewayOptions
   /** Bounds on the DAG's entries and file sizes (defaults: {@link DEFAULT_LIMITS}). */
   readonly limits?: DagLimits
+  /** Cloning by IPNS name: accept a value that is not a descendant of the one last seen. */
+  readonly allowFork?: boolean
   /** Ancestors whose releases are fetched into the store too (cairn versions): 0 (default) none, `Infinity` all. */
   readonly history?: number
   readonly onProgress?: (progress: CloneProgress) => void
@@ -138,6 +142,10 @@ export interface CloneResult {
   readonly unsupported: readonly SkippedEntry[]
   /** Each time a source failed on a CID and the next one was tried (at most 1000). */
   readonly failures: readonly SourceFailure[]
+  /** Signature bundles of the version brought from the sources into the clone's store. */
+  readonly signatures?: number
+  /** When cloned by IPNS name: the name and the record followed. */
+  readonly name?: ClonedName
 }
 
 /** One file to write: its path relative to the target and its UnixFS root. */
@@ -175,6 +183,15 @@ interface FileJob {
  *   `CORRUPT_BLOCK`; `IO`.
  */
 export async function clone(options: CloneOptions): Promise<CloneResult> {
+  const from = options.from ?? DEFAULT_GATEWAYS
+  if (looksLikeName(options.cid)) return cloneByName(options.cid, from, options.allowFork === true, (cid) => clone({ ...options, cid }))
+  const result = await cloneCid(options)
+  if (result.kind !== 'version' || options.source !== undefined) return result
+  const signatures = await keepSourceSignatures(from, result.cid, result.dir)
+  return signatures > 0 ? { ...result, signatures } : result
+}
+
+async function cloneCid(options: CloneOptions): Promise<CloneResult> {
   const root = tryParseCid(options.cid.replace(/^\/ipfs\//, '').replace(/^ipfs:\/\//, ''))
   if (root === undefined) throw new CairnError('USAGE', `${JSON.stringify(options.cid)} is not a CID`, { subject: options.cid })
   const onFailure = (failure: SourceFailure): void => options.onProgress?.({ kind: 'failure', failure })

@@ -54,6 +54,18 @@ export type ErrorCode =
   | 'ANCHOR_FAILED'
   /** A recorded anchor receipt contradicts the chain (another digest, a block reorganised away, another chain id). */
   | 'ANCHOR_MISMATCH'
+  /** A signature bundle does not verify: tampered, over another digest, by another key, or malformed. */
+  | 'SIGNATURE_INVALID'
+  /** No signature by the given key covers the version (neither it nor a descendant is signed). */
+  | 'NOT_SIGNED'
+  /** An IPNS record is malformed, too large, badly signed, or not for the name asked. */
+  | 'RECORD_INVALID'
+  /** An IPNS record's validity has passed. */
+  | 'RECORD_EXPIRED'
+  /** An IPNS record older (lower sequence) than one already seen for that name: a rollback. */
+  | 'NAME_ROLLBACK'
+  /** An IPNS name now points at a version whose history does not hold the version last seen: a fork. */
+  | 'NAME_FORK'
 
 export interface CairnErrorOptions {
   /** The file, shard path or CID the error is about. */

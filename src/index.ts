@@ -123,6 +123,25 @@ export { restore, type RestoreOptions, type RestoreResult } from './worktree/res
 export { gc, du, type GcOptions, type GcResult, type DuResult, type DuPart } from './gc/gc.js'
 export { DEFAULT_LIMITS, MAX_DIRECTORY_DEPTH, MAX_FILE_DEPTH, MAX_NAME_BYTES, MAX_PATH_BYTES, type DagLimits } from './limits/index.js'
 export { readCarBlocks, MAX_BLOCK_BYTES, type CarBlock, type ReadCarOptions } from './car/reader.js'
+export {
+  newKey,
+  listKeys,
+  loadKey,
+  configDir,
+  KEY_ENV,
+  type KeyType,
+  type KeyEntry,
+  type PublicKeyInfo,
+  type SigningKey,
+} from './signing/keys.js'
+export { sign, type SignOptions, type SignResult } from './signing/sign.js'
+export { checkSignedBy, verifySignedBy, signerKey, type SignaturesReport, type CheckSignedByOptions } from './signing/check.js'
+export { RELEASE_PREDICATE_TYPE, type ReleasePredicate } from './signing/statement.js'
+export { namePublish, parseDuration, type NamePublishOptions, type NamePublishResult } from './names/publish.js'
+export { nameResolve, type NameResolveOptions, type NameResolveResult } from './names/resolve.js'
+export { parseName, looksLikeName, type IpnsName } from './names/name.js'
+export { createRecord, validateRecord, MAX_RECORD_BYTES, RECORD_MEDIA_TYPE, type ValidRecord } from './names/record.js'
+export { trustRoutes, type TrustRoutesOptions } from './names/http.js'
 export { releaseLinks, versionParent, parseHistory, type History, type FollowedLink } from './release/links.js'
 export { readCloneRecord, type CloneRecord, type Selection } from './release/clone-record.js'
 export { check, METADATA, type CheckOptions, type CheckReport, type PlaceReport, type ShardState, type CheckProgress } from './check.js'

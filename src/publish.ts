@@ -16,6 +16,7 @@ import { readVersion, resolveRef } from './version.js'
 import type { History } from './release/links.js'
 import { withDatasetSource } from './release/source.js'
 import { writeFileAtomic } from './util/atomic.js'
+import { publishSignatures } from './signing/publish.js'
 
 /** The format version of receipt files; readers reject others. */
 export const RECEIPT_VERSION = 1
@@ -71,8 +72,10 @@ export async function publish(options: PublishOptions): Promise<Receipt> {
         subject: target.address,
       })
     }
-    await recordReceipt(dataset, receipt, options.env ?? process.env)
-    return receipt
+    const signatures = await publishSignatures(dataset, root, target.address, options.env ?? process.env)
+    const kept = signatures.length === 0 ? receipt : { ...receipt, details: { ...receipt.details, signatures } }
+    await recordReceipt(dataset, kept, options.env ?? process.env)
+    return kept
   })
 }
 

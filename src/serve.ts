@@ -5,10 +5,12 @@
  * directory listings, a release page); `/` lists the dataset's versions. Every block served is checked
  * against its CID on the way out. The HTTP handling lives in `src/gateway/`.
  */
-import { createServer } from 'node:http'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { isIP } from 'node:net'
-import { openDataset, type Dataset } from './dataset.js'
+import { join } from 'node:path'
+import { openDataset, STORE_DIR, type Dataset } from './dataset.js'
+import { trustRoutes } from './names/http.js'
 import { CairnError, isCairnError } from './errors.js'
 import { Limiter, send } from './gateway/http.js'
 import { track, type RequestEntry } from './gateway/log.js'
@@ -106,10 +108,12 @@ export async function serve(options: ServeOptions = {}): Promise<ServeHandle> {
       throw last ?? new CairnError('MISSING_BLOCK', `Block ${cid} is not served here`, { subject: cid.toString() })
     },
   }
+  // the trust routes (/ipns/ records, delegated routing, signatures) answer before the gateway's own
+  const trust = trustRoutes({ storeDir: dataset ? join(dataset.root, STORE_DIR) : undefined, dirs: options.dirs ?? [], blocks: source })
   const ctx = {
     source,
     dataset,
-    handlers: options.handlers ?? [],
+    handlers: [(req: IncomingMessage, res: ServerResponse) => trust(req, res), ...(options.handlers ?? [])],
     limiter: new Limiter(options.maxActive ?? 32, options.maxQueued ?? 1024),
   }
 

@@ -20,6 +20,7 @@ import { hashPool } from './util/hash-pool.js'
 import { mapLimit } from './util/pool.js'
 import { readVersion, resolveRef } from './version.js'
 import { loadIgnoreRules } from './worktree/ignore.js'
+import type { SignaturesReport } from './signing/check.js'
 import { partOfClone, type PartialClone } from './release/partial.js'
 import type { Selection } from './release/clone-record.js'
 
@@ -81,7 +82,10 @@ export interface FolderReport {
   readonly partial?: { readonly selections: readonly Selection[]; readonly leftOut: number }
 }
 
-export type VerifyReport = FolderReport | (CarReport & { readonly kind: 'car' })
+export type VerifyReport = (FolderReport | (CarReport & { readonly kind: 'car' })) & {
+  /** With `--signed-by`: who signed the version (src/signing/check.ts). */
+  readonly signatures?: SignaturesReport
+}
 
 /**
  * Verifies a folder against a version, or a CAR file when `car` is given. Differences are reported,

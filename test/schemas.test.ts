@@ -55,6 +55,22 @@ const samples: [string, unknown][] = [
     },
   ],
   ['anchor-receipt.schema.json', { receiptVersion: 1, version: link, chainId: 0, txHash: '0xAB', blockNumber: 'twelve', extra: true }],
+  [
+    'release-predicate.schema.json',
+    {
+      dataset: 'd',
+      version: link['/'],
+      parent: null,
+      created: '2026-01-01T00:00:00Z',
+      card: link['/'],
+      index: link['/'],
+      tree: link['/'],
+      totals: { shards: 0, bytes: 0, rows: 0 },
+      provenance: null,
+      publisher: { keyId: '0'.repeat(64), ipnsName: 'k51qzi5uqu5dkt6xwxvrjwix33xwq74zgedgbu6dvn3x7xu4wdduvppdz8ilkt' },
+    },
+  ],
+  ['release-predicate.schema.json', { dataset: '', version: link, parent: 'x', totals: { shards: -1 }, publisher: { keyId: 'AB' } }],
 ]
 
 describe('precompiled schemas', () => {

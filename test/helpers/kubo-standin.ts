@@ -8,6 +8,7 @@
  *   `block was not found locally (offline): ipld: could not find <cid>`;
  * - `POST /api/v0/pin/add?arg=…&recursive=true|false`: `{"Pins":[…]}`; a recursive pin walks the whole
  *   DAG below each arg (parent links included, as Kubo does) and fails when a block is missing;
+ * - `POST /api/v0/block/put?pin=true` and `routing/put?arg=/ipns/<name>`: signatures and names (see smallCall);
  * errors as `{"Message":…,"Code":0,"Type":"error"}` with status 500.
  *
  * It really reads what arrives: the multipart body is parsed as a stream, the CAR inside it is read with
@@ -21,7 +22,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { CarBlockIterator } from '@ipld/car/iterator'
+import { multihashToIPNSRoutingKey } from 'ipns'
+import { ipnsValidator } from 'ipns/validator'
+import { base36 } from 'multiformats/bases/base36'
 import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
 import { blockLinks, checkBlock } from '../../src/car/block.js'
 
 /** What the stand-in does with one request. */
@@ -64,6 +69,8 @@ export interface KuboStandin {
   readonly pinned: Set<string>
   /** Blocks pinned directly (`pin/add?recursive=false`). */
   readonly direct: Set<string>
+  /** IPNS records put with `routing/put`, by name as given. */
+  readonly records: Map<string, Uint8Array>
   readonly requests: SeenRequest[]
   /** Queues behaviours for the next requests (one each); requests beyond the queue get `ok`. */
   next(...behaviours: Behaviour[]): void
@@ -77,6 +84,7 @@ export interface KuboStandin {
 export async function startKuboStandin(): Promise<KuboStandin> {
   const blocks = new Map<string, Uint8Array>()
   const pinned = new Set<string>()
+  const records = new Map<string, Uint8Array>()
   const direct = new Set<string>()
   const requests: SeenRequest[] = []
   const queue: Behaviour[] = []
@@ -116,6 +124,7 @@ export async function startKuboStandin(): Promise<KuboStandin> {
     }
     requests.push(seen)
     const body = counted(req, seen)
+    if (url.pathname === '/api/v0/block/put' || url.pathname === '/api/v0/routing/put') return smallCall(url, req, res, body, seen)
     if (url.pathname === '/api/v0/block/stat' || url.pathname === '/api/v0/pin/add') {
       await drain(body)
       if (requiredAuth !== undefined && req.headers.authorization !== requiredAuth) {
@@ -229,6 +238,55 @@ export async function startKuboStandin(): Promise<KuboStandin> {
     reply(res, 200, lines.map((l) => l + '\n').join(''), 'application/json', seen)
   }
 
+  /**
+   * `block/put` (a raw block, hashed here, pinned with `pin=true`, answered `{"Key","Size"}`) and
+   * `routing/put?arg=/ipns/<name>` (the record checked with the ipns package's validator, as Kubo's
+   * validator does, then kept in `records`; refused with Kubo's error JSON otherwise).
+   */
+  async function smallCall(
+    url: URL,
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: AsyncIterable<Buffer>,
+    seen: SeenRequest,
+  ): Promise<void> {
+    if (req.method !== 'POST') return void reply(res, 405, kuboError(`method ${req.method} not allowed`))
+    if (requiredAuth !== undefined && req.headers.authorization !== requiredAuth) {
+      drain(body).catch(() => {})
+      return void reply(res, 401, kuboError('unauthorized: the Authorization header is missing or wrong'), 'application/json', seen)
+    }
+    const boundary = /boundary=(?:"([^"]+)"|([^;]+))/i.exec(req.headers['content-type'] ?? '')
+    if (!boundary)
+      return void reply(res, 400, kuboError('request Content-Type is not multipart/form-data with a boundary'), 'application/json', seen)
+    const parts: Uint8Array[] = []
+    for await (const part of fileParts(body, boundary[1] ?? boundary[2])) parts.push(part)
+    const bytes = new Uint8Array(Buffer.concat(parts))
+    if (url.pathname === '/api/v0/block/put') {
+      const cid = CID.createV1(0x55, await sha256.digest(bytes))
+      blocks.set(cid.toString(), bytes)
+      if (url.searchParams.get('pin') === 'true') pinned.add(cid.toString())
+      return void reply(res, 200, JSON.stringify({ Key: cid.toString(), Size: bytes.length }) + '\n', 'application/json', seen)
+    }
+    const arg = url.searchParams.get('arg') ?? ''
+    const name = /^\/ipns\/(.+)$/.exec(arg)?.[1]
+    if (name === undefined || url.searchParams.get('allow-offline') !== 'true')
+      return void reply(
+        res,
+        500,
+        kuboError(name === undefined ? `invalid key ${arg}` : 'this action must be run in online mode'),
+        'application/json',
+        seen,
+      )
+    try {
+      const key = CID.parse(name, name.startsWith('k') ? base36 : undefined)
+      await ipnsValidator(multihashToIPNSRoutingKey(key.multihash as never), bytes)
+    } catch (e) {
+      return void reply(res, 500, kuboError(`can't put a ipns record: ${(e as Error).message}`), 'application/json', seen)
+    }
+    records.set(name, bytes)
+    reply(res, 200, JSON.stringify({ Extra: '', ID: '', Responses: null, Type: 5 }) + '\n', 'application/json', seen)
+  }
+
   /** Kubo's pin check: the first block under `root` it does not have, as its message, or undefined. */
   function missingBelow(root: CID): string | undefined {
     const stack = [root]
@@ -251,6 +309,7 @@ export async function startKuboStandin(): Promise<KuboStandin> {
     url: `http://127.0.0.1:${port}`,
     blocks,
     pinned,
+    records,
     direct,
     requests,
     next: (...b) => void queue.push(...b),
