@@ -1,5 +1,6 @@
 /** Human lines for `status` and `diff --worktree`. */
-import type { ShardChange, StatusResult } from '../src/index.js'
+import type { ShardChange } from '../src/diff.js'
+import type { StatusResult } from '../src/worktree/status.js'
 import { bytes } from './_base.js'
 
 /** One line per shard change (`A`, `D`, `M`, `R`), the card, the counts, and the row summaries. */

@@ -1,4 +1,4 @@
-import { du, type DuResult } from '../src/index.js'
+import type { DuResult } from '../src/gc/gc.js'
 import { bytes, CairnCommand } from './_base.js'
 
 export default class Du extends CairnCommand {
@@ -10,6 +10,7 @@ export default class Du extends CairnCommand {
 
   async run(): Promise<DuResult> {
     const { flags } = await this.parse(Du)
+    const { du } = await import('../src/gc/gc.js')
     const r = await du({ dir: flags.dir })
     if (!this.jsonEnabled()) {
       const line = (name: string, p: { blocks: number; bytes: number }) =>

@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core'
-import { gc, type GcResult } from '../src/index.js'
+import type { GcResult } from '../src/gc/gc.js'
 import { bytes, CairnCommand } from './_base.js'
 
 export default class Gc extends CairnCommand {
@@ -25,6 +25,7 @@ export default class Gc extends CairnCommand {
   async run(): Promise<GcResult> {
     const { flags } = await this.parse(Gc)
     const progress = this.progress()
+    const { gc } = await import('../src/gc/gc.js')
     const result = await gc({
       dir: flags.dir,
       now: flags.now,

@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core'
-import { headLog, reset, type HeadMove, type ResetResult } from '../src/index.js'
+import type { HeadMove } from '../src/history/reflog.js'
+import type { ResetResult } from '../src/history/reset.js'
 import { CairnCommand } from './_base.js'
 
 export default class Reset extends CairnCommand {
@@ -24,12 +25,14 @@ export default class Reset extends CairnCommand {
   async run(): Promise<ResetResult | HeadMove[]> {
     const { args, flags } = await this.parse(Reset)
     if (flags.list) {
+      const { headLog } = await import('../src/history/reset.js')
       const moves = await headLog({ dir: flags.dir, limit: flags.limit })
       if (!this.jsonEnabled()) {
         for (const m of moves) this.log(`${m.at}  ${m.op.padEnd(5)}  ${m.to}${m.message ? `  ${m.message}` : ''}`)
       }
       return moves
     }
+    const { reset } = await import('../src/history/reset.js')
     const result = await reset({ dir: flags.dir, ref: args.ref, undo: flags.undo })
     if (!this.jsonEnabled()) {
       this.logToStderr(`HEAD was ${result.from ?? '(none)'}`)

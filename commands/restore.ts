@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core'
-import { restore, type RestoreResult } from '../src/index.js'
+import type { RestoreResult } from '../src/worktree/restore.js'
 import { CairnCommand, fromFlag } from './_base.js'
 
 export default class Restore extends CairnCommand {
@@ -30,6 +30,7 @@ export default class Restore extends CairnCommand {
     const { args, argv, flags } = await this.parse(Restore)
     const paths = (argv as string[]).slice(1)
     const progress = this.progress()
+    const { restore } = await import('../src/worktree/restore.js')
     const result = await restore({
       dir: flags.dir,
       ref: args.ref,

@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core'
-import { status, type StatusResult } from '../src/index.js'
+import type { StatusResult } from '../src/worktree/status.js'
 import { CairnCommand } from './_base.js'
 import { EXIT } from './_errors.js'
 import { renderShardChanges } from './_worktree.js'
@@ -24,6 +24,7 @@ export default class Status extends CairnCommand {
 
   async run(): Promise<StatusResult> {
     const { flags } = await this.parse(Status)
+    const { status } = await import('../src/worktree/status.js')
     const result = await status({ dir: flags.dir, rows: flags.rows, limit: flags.limit })
     if (!this.jsonEnabled()) {
       this.log(result.version ? `against ${result.version}` : 'no version yet (every file is new)')
