@@ -1,5 +1,4 @@
 import { Args, Flags } from '@oclif/core'
-import { sign } from '../src/index.js'
 import { CairnCommand } from './_base.js'
 
 export default class Sign extends CairnCommand {
@@ -30,6 +29,7 @@ export default class Sign extends CairnCommand {
 
   async run() {
     const { args, flags } = await this.parse(Sign)
+    const { sign } = await import('../src/signing/sign.js')
     const result = await sign({
       dir: flags.dir,
       ref: args.ref,

@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core'
-import { CairnError, loadKey } from '../../src/index.js'
+import { CairnError } from '../../src/errors.js'
 import { CairnCommand } from '../_base.js'
 
 export default class KeyExport extends CairnCommand {
@@ -19,6 +19,7 @@ export default class KeyExport extends CairnCommand {
       throw new CairnError('USAGE', 'cairn key export only exports public keys: add --public', {
         hint: 'the private key stays in its file; copy the file itself to move it',
       })
+    const { loadKey } = await import('../../src/signing/keys.js')
     const key = await loadKey({ name: args.name })
     const out = {
       name: key.name,

@@ -1,4 +1,3 @@
-import { listKeys } from '../../src/index.js'
 import { CairnCommand } from '../_base.js'
 
 export default class KeyList extends CairnCommand {
@@ -8,6 +7,7 @@ export default class KeyList extends CairnCommand {
   static override examples = ['<%= config.bin %> key list', '<%= config.bin %> key list --json']
 
   async run() {
+    const { listKeys } = await import('../../src/signing/keys.js')
     const keys = await listKeys()
     if (!this.jsonEnabled()) {
       if (keys.length === 0) this.log('no keys (make one with `cairn key new`)')

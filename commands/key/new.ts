@@ -1,5 +1,4 @@
 import { Args, Flags } from '@oclif/core'
-import { newKey } from '../../src/index.js'
 import { CairnCommand } from '../_base.js'
 
 export default class KeyNew extends CairnCommand {
@@ -20,6 +19,7 @@ export default class KeyNew extends CairnCommand {
 
   async run() {
     const { args, flags } = await this.parse(KeyNew)
+    const { newKey } = await import('../../src/signing/keys.js')
     const key = await newKey({ name: args.name, type: flags.type as 'ed25519' | 'ecdsa-p256' })
     if (!this.jsonEnabled()) {
       this.log(`${key.name}  ${key.type}  ${key.file}`)

@@ -1,5 +1,4 @@
 import { Args, Flags } from '@oclif/core'
-import { namePublish, parseDuration } from '../../src/index.js'
 import { CairnCommand } from '../_base.js'
 
 export default class NamePublish extends CairnCommand {
@@ -34,6 +33,7 @@ export default class NamePublish extends CairnCommand {
 
   async run() {
     const { args, flags } = await this.parse(NamePublish)
+    const { namePublish, parseDuration } = await import('../../src/names/publish.js')
     const result = await namePublish({
       dir: flags.dir,
       ref: args.ref,

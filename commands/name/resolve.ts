@@ -1,5 +1,4 @@
 import { Args, Flags } from '@oclif/core'
-import { nameResolve } from '../../src/index.js'
 import { CairnCommand, fromFlag } from '../_base.js'
 
 export default class NameResolve extends CairnCommand {
@@ -21,6 +20,7 @@ export default class NameResolve extends CairnCommand {
 
   async run() {
     const { args, flags } = await this.parse(NameResolve)
+    const { nameResolve } = await import('../../src/names/resolve.js')
     const result = await nameResolve({ name: args.name, from: flags.from ?? [], allowFork: flags['allow-fork'] })
     if (!this.jsonEnabled()) {
       this.log(`/ipfs/${result.value}`)
