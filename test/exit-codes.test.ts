@@ -7,9 +7,12 @@ import { spawn } from 'node:child_process'
 import { openSync, closeSync } from 'node:fs'
 import { readFile, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { generateKeyPairSync } from 'node:crypto'
+import { readdir } from 'node:fs/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { describeError } from '../commands/_errors.js'
 import { binPath, ensureBuilt } from './helpers/cli.js'
+import { startAnvil } from './helpers/anvil.js'
 import { carOf, hostileGateway, rawBlock } from './helpers/hostile-gateway.js'
 import { repoRoot, tempDirs } from './helpers/tmp.js'
 
@@ -63,7 +66,7 @@ describe('one case per row of the README exit-code table', () => {
     const readme = await readFile(join(repoRoot, 'README.md'), 'utf8')
     const table = readme.slice(readme.indexOf('### Exit codes'), readme.indexOf('## What a version is'))
     const codes = [...table.matchAll(/^\| (\d+) +\|/gm)].map((m) => Number(m[1]))
-    expect(codes).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 70])
+    expect(codes).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 70, 141])
   })
 
   it('0 success: verify of the dataset as built', async () => {
@@ -135,6 +138,45 @@ describe('one case per row of the README exit-code table', () => {
     } finally {
       await unlink(lock)
     }
+  }, 60_000)
+
+  it('10 anchor mismatch: a receipt whose block hash was edited no longer matches the chain (a real anvil)', async () => {
+    const node = await startAnvil()
+    closers.push(() => node.stop())
+    const copy = await tmp.copyDataset()
+    await expectExit(run(['init'], copy), 0)
+    await expectExit(run(['build', '-m', 'v'], copy), 0)
+    const env = { ...process.env, CAIRN_ETH_KEY: node.keys[0] }
+    await expectExit(run(['anchor', 'deploy', '--chain', node.rpc], copy, { env }), 0)
+    await expectExit(run(['anchor', '--chain', node.rpc], copy, { env }), 0)
+    await expectExit(run(['verify', '--anchored', '--chain', node.rpc], copy), 0)
+    const receipts = join(copy, '.cairn', 'anchors', 'receipts')
+    const [version] = await readdir(receipts)
+    const [name] = await readdir(join(receipts, version))
+    const file = join(receipts, version, name)
+    const receipt = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>
+    await writeFile(file, JSON.stringify({ ...receipt, blockHash: `0x${'ab'.repeat(32)}` }))
+    await expectExit(run(['verify', '--anchored', '--chain', node.rpc], copy), 10, /reorganised away/)
+  }, 120_000)
+
+  it('11 trust refused: verify --signed-by a key that signed nothing (NOT_SIGNED)', async () => {
+    const { publicKey } = generateKeyPairSync('ed25519')
+    const pem = join(await tmp.make(), 'stranger.pem')
+    await writeFile(pem, publicKey.export({ type: 'spki', format: 'pem' }))
+    await expectExit(run(['verify', '--signed-by', pem], dataset), 11, /NOT_SIGNED|not signed|no signature/i)
+  }, 60_000)
+
+  it('141 the reader of stdout went away: pack into a pipe closed after the first bytes stops quietly', async () => {
+    const done = await new Promise<Run>((resolve, reject) => {
+      const child = spawn(process.execPath, [binPath, 'pack'], { cwd: dataset, stdio: ['ignore', 'pipe', 'pipe'] })
+      let err = ''
+      child.stderr.on('data', (d: Buffer) => (err += d.toString('utf8')))
+      child.stdout.once('data', () => child.stdout.destroy())
+      child.on('error', reject)
+      child.on('close', (exitCode) => resolve({ exitCode, stdout: '', stderr: err }))
+    })
+    expect(done.exitCode, done.stderr).toBe(141)
+    expect(done.stderr).not.toMatch(/Error|Internal/)
   }, 60_000)
 
   it('70 internal: only a thrown value that is not a CairnError maps to it (no input reaches it: hostile and fuzz suites)', () => {
