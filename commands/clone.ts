@@ -47,13 +47,16 @@ export default class Clone extends CairnCommand {
     const { clone } = await import('../src/clone.js')
     const { parseHistory } = await import('../src/release/links.js')
     const { resolveAddress, sourcesFor } = await import('../src/address/index.js')
-    // a ref of the dataset at hand (`cairn clone v2 ../v2-copy`) and that dataset's store as the first source
-    const at = await resolveAddress(args.cid, { dir: flags.dir, findDataset: true })
-    if (at.path !== '') throw new CairnError('USAGE', `clone takes a version or a CID, not a path inside one (${args.cid})`)
+    const { looksLikeName } = await import('../src/names/name.js')
+    // an IPNS name goes to clone as it is (resolved and validated there); a ref of the dataset at hand
+    // (`cairn clone v2 ../v2-copy`) is resolved here, with that dataset's store as the first source
+    const at = looksLikeName(args.cid) ? undefined : await resolveAddress(args.cid, { dir: flags.dir, findDataset: true })
+    if (at !== undefined && at.path !== '')
+      throw new CairnError('USAGE', `clone takes a version or a CID, not a path inside one (${args.cid})`)
     const result = await clone({
-      cid: at.root.toString(),
+      cid: at === undefined ? args.cid : at.root.toString(),
       dir: args.dir,
-      from: at.dataset === undefined ? flags.from : sourcesFor(at, flags.from),
+      from: at?.dataset === undefined ? flags.from : sourcesFor(at, flags.from),
       jobs: flags.jobs,
       include: flags.include,
       exclude: flags.exclude,

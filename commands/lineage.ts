@@ -20,7 +20,7 @@ export default class Lineage extends CairnCommand {
   static override args = { ref: Args.string({ description: 'a CID, HEAD, HEAD~n or a tag', default: 'HEAD' }) }
   static override flags = {
     from: fromFlag,
-    depth: Flags.integer({ char: 'd', summary: 'Follow at most this many links from the release.', min: 0 }),
+    depth: Flags.integer({ summary: 'Follow at most this many links from the release.', min: 0 }),
     format: Flags.string({ summary: 'Output as text, Graphviz DOT or Mermaid.', options: ['text', 'dot', 'mermaid'], default: 'text' }),
   }
 

@@ -4,9 +4,13 @@
  * identifiers (spdx-license-ids), with a "did you mean" for a near miss.
  */
 import { createRequire } from 'node:module'
-import { Ajv2020 } from 'ajv/dist/2020.js'
+import type { Ajv2020 } from 'ajv/dist/2020.js'
 import type { Card } from '../manifest.js'
 import { formatErrors, type SchemaError } from '../schemas.js'
+
+// ajv (a hundred modules) loads only when a card with row schemas is checked (`init`), not for every
+// command that opens a dataset (docs/cli.md)
+const ajvClass = (): typeof Ajv2020 => (createRequire(import.meta.url)('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js')).Ajv2020
 
 /**
  * Every problem of `card`'s row schemas and licence, as `{ path, message }` (a JSON pointer into the
@@ -16,7 +20,7 @@ export function checkCard(card: Card): SchemaError[] {
   const problems: SchemaError[] = []
   const rules = card.shards ?? []
   if (rules.some((r) => r.rowSchema)) {
-    const ajv = new Ajv2020({ allErrors: true, strict: false })
+    const ajv = new (ajvClass())({ allErrors: true, strict: false })
     rules.forEach((rule, i) => {
       if (!rule.rowSchema || ajv.validateSchema(rule.rowSchema)) return
       // one message per place: the meta-schema's anyOf repeats itself for a bad type
