@@ -166,12 +166,13 @@ describe('one case per row of the README exit-code table', () => {
     await expectExit(run(['verify', '--signed-by', pem], dataset), 11, /NOT_SIGNED|not signed|no signature/i)
   }, 60_000)
 
-  it('141 the reader of stdout went away: pack into a pipe closed after the first bytes stops quietly', async () => {
+  it('141 the reader of stdout went away: pack into a closed pipe stops quietly', async () => {
     const done = await new Promise<Run>((resolve, reject) => {
       const child = spawn(process.execPath, [binPath, 'pack'], { cwd: dataset, stdio: ['ignore', 'pipe', 'pipe'] })
       let err = ''
       child.stderr.on('data', (d: Buffer) => (err += d.toString('utf8')))
-      child.stdout.once('data', () => child.stdout.destroy())
+      // the reading end is closed before pack writes: its first write meets EPIPE, however small the CAR
+      child.stdout.destroy()
       child.on('error', reject)
       child.on('close', (exitCode) => resolve({ exitCode, stdout: '', stderr: err }))
     })
