@@ -18,7 +18,7 @@ import { assertBuildable } from './release/clone-record.js'
 import { CairnError, ioError, isCairnError } from './errors.js'
 import { readerFor } from './formats/index.js'
 import type { FormatReader, Row } from './formats/interface.js'
-import { IndexBuilder, walkEntries, type BuiltIndex } from './index/prolly.js'
+import { IndexBuilder, walkEntries, type BuiltIndex } from './shard-index/prolly.js'
 import {
   comparePaths,
   decodeManifest,

@@ -6,7 +6,7 @@
  */
 import type { CID } from './cid.js'
 import { CairnError, isCairnError } from './errors.js'
-import { walkEntries } from './index/prolly.js'
+import { walkEntries } from './shard-index/prolly.js'
 import { openProbe, type Probe } from './release/probes.js'
 import { releaseLinks } from './release/links.js'
 import { withDatasetSource } from './release/source.js'

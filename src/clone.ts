@@ -15,7 +15,7 @@ import { decodeUnixFs, kindOf, listDirectory } from './cat.js'
 import { CID, DAG_PB, RAW, tryParseCid } from './cid.js'
 import { CARD_FILE, init, openDataset, STORE_DIR } from './dataset.js'
 import { CairnError, ioError, isCairnError } from './errors.js'
-import { readIndexNode } from './index/prolly.js'
+import { readIndexNode } from './shard-index/prolly.js'
 import { checkShardPath, comparePaths, type BranchEntry, type IndexNode, type ShardEntry } from './manifest.js'
 import { checkBlock } from './car/block.js'
 import {

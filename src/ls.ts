@@ -1,6 +1,6 @@
 /** `ls`: the shards of a version, in path order. */
 import { openDatasetSource } from './release/source.js'
-import { walkEntries } from './index/prolly.js'
+import { walkEntries } from './shard-index/prolly.js'
 import type { ShardEntry } from './manifest.js'
 import { readVersion, resolveRef } from './version.js'
 

@@ -1,5 +1,5 @@
 /**
- * The shard index (`src/index/prolly.ts`): a prolly tree whose root depends only on the set of
+ * The shard index (`src/shard-index/prolly.ts`): a prolly tree whose root depends only on the set of
  * entries, whose nodes stay small, where one changed entry rewrites O(depth) nodes, and whose reader
  * rejects nodes that break the path rules or carry an unknown format version.
  */
@@ -9,7 +9,7 @@ import fc from 'fast-check'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { cidFor, CID, DAG_JSON, RAW } from '../src/cid.js'
 import { CairnError } from '../src/errors.js'
-import { buildIndex, isBoundary, MAX_NODE_BYTES, readIndexNode, walkEntries } from '../src/index/prolly.js'
+import { buildIndex, isBoundary, MAX_NODE_BYTES, readIndexNode, walkEntries } from '../src/shard-index/prolly.js'
 import { comparePaths, encodeManifest, type ShardEntry } from '../src/manifest.js'
 import type { BlockSource } from '../src/store/blocks.js'
 import type { Block } from '../src/unixfs/file.js'

@@ -5,7 +5,7 @@
  */
 import type { CID } from '../cid.js'
 import { comparePaths, type BranchEntry, type IndexNode, type ShardEntry } from '../manifest.js'
-import { readIndexNode } from '../index/prolly.js'
+import { readIndexNode } from '../shard-index/prolly.js'
 import type { BlockSource } from '../store/blocks.js'
 import { mapLimit } from '../util/pool.js'
 

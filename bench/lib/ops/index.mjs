@@ -1,6 +1,6 @@
 /**
  * The wide index: two versions of `p.entries` shard entries that differ in `p.changed` of them, made
- * through the library's own index functions (`buildIndex` of `src/index/prolly.ts`, `encodeManifest`)
+ * through the library's own index functions (`buildIndex` of `src/shard-index/prolly.ts`, `encodeManifest`)
  * into a real dataset store, so no million files are needed on disk. The diff itself is measured by
  * `cairn.diff` in a fresh process; this setup reports how long each 1M-entry index took to build.
  *
@@ -26,7 +26,7 @@ export const indexOps = {
     async prepare(p) {
       const [lib, prolly, manifest, cid, tree] = await Promise.all([
         mod(p, 'index.js'),
-        mod(p, 'index/prolly.js'),
+        mod(p, 'shard-index/prolly.js'),
         mod(p, 'manifest.js'),
         mod(p, 'cid.js'),
         mod(p, 'unixfs/tree.js'),
