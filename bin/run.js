@@ -27,6 +27,8 @@ if (argv.length === 1 && argv[0] === '--version') {
   process.stdout.on('error', (e) => {
     if (e.code === 'EPIPE' && !stdoutEnded) process.exit(141)
   })
-  const { execute } = await import('@oclif/core')
-  await execute({ dir: import.meta.url })
+  // oclif, the commands and the library modules they use, bundled into a few files by bin/bundle.js
+  // (docs/cli.md, "A fast start")
+  const { run } = await import('../dist/cli/index.js')
+  await run(import.meta.url)
 }

@@ -150,7 +150,7 @@ describe('help, typos, short flags, flags that need another', () => {
   // cairn's own commands (oclif's help command has its own -n, --nested-commands)
   it('each short flag has one meaning across all commands, and -f is --force', async () => {
     const meaning = new Map<string, Set<string>>()
-    for (const c of (await commands()).filter((c) => c.pluginName === 'cairn')) {
+    for (const c of (await commands()).filter((c) => c.id !== 'help')) {
       for (const [name, flag] of Object.entries(c.flags)) {
         if (!flag.char) continue
         meaning.set(flag.char, (meaning.get(flag.char) ?? new Set()).add(name))
@@ -309,8 +309,8 @@ describe('the way out when cairn.json is gone but .cairn/ is there', () => {
 })
 
 describe('a command loads only what it uses', () => {
-  /** The node_modules packages a run of `cairn args` loaded, ESM and CommonJS alike (ajv's compiler as `ajv`, not its runtime helpers). */
-  async function packagesLoaded(cwd: string, args: string[]): Promise<Set<string>> {
+  /** The files a run of `cairn args` loaded, ESM and CommonJS alike, one URL or path each. */
+  async function filesLoaded(cwd: string, args: string[]): Promise<string[]> {
     const trace = join(await tmp.make(), 'trace.txt')
     const preload = join(repoRoot, 'test', 'fixtures', 'trace-modules', 'register.mjs')
     const r = spawnSync(process.execPath, ['--import', preload, binPath, ...args], {
@@ -320,8 +320,13 @@ describe('a command loads only what it uses', () => {
       encoding: 'utf8',
     })
     expect(r.status, r.stderr).toBe(0)
+    return (await readFile(trace, 'utf8')).split('\n').filter((line) => line !== '')
+  }
+
+  /** The node_modules packages among `files` (ajv's compiler as `ajv`, not its runtime helpers). */
+  function packagesOf(files: string[]): Set<string> {
     const names = new Set<string>()
-    for (const line of (await readFile(trace, 'utf8')).split('\n')) {
+    for (const line of files) {
       // the precompiled schemas use a few of ajv's runtime helpers: only its compiler counts
       if (/node_modules\/ajv\/dist\/runtime\//.test(line)) continue
       const m = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(line)
@@ -330,16 +335,37 @@ describe('a command loads only what it uses', () => {
     return names
   }
 
+  // bin/bundle.js keeps these out of the bundle (loaded from node_modules, by name, when a command needs them)
   const heavy = ['@storacha/client', 'apache-arrow', 'hyparquet', 'ajv', 'csv-parse', 'viem', '@sigstore/verify', 'ipns']
 
-  it('--version loads nothing of oclif; log, ls, show and tag load none of the heavy dependencies', async () => {
+  it('--version loads nothing but bin/run.js; log, ls, show, tag, status and an unchanged build run from the bundle and load none of the heavy dependencies', async () => {
     const ds = await twoVersions()
-    const version = await packagesLoaded(ds, ['--version'])
-    expect([...version]).toEqual([])
-    for (const args of [['log'], ['ls'], ['show'], ['tag'], ['log', '--stat']]) {
-      const loaded = await packagesLoaded(ds, args)
-      expect(loaded.has('@oclif/core'), 'the trace sees packages').toBe(true)
-      expect({ args, heavy: heavy.filter((p) => loaded.has(p)) }).toEqual({ args, heavy: [] })
+    const version = await filesLoaded(ds, ['--version'])
+    expect(version.filter((f) => !f.endsWith('/bin/run.js'))).toEqual([])
+    for (const args of [['log'], ['ls'], ['show'], ['tag'], ['log', '--stat'], ['status'], ['build']]) {
+      const files = await filesLoaded(ds, args)
+      expect(
+        files.some((f) => f.endsWith('/dist/cli/index.js')),
+        'the trace sees the bundle',
+      ).toBe(true)
+      // oclif and the library come from the bundle, not from hundreds of files
+      expect({ args, unbundled: files.filter((f) => /\/dist\/(src|commands)\//.test(f)) }).toEqual({ args, unbundled: [] })
+      expect({ args, oclif: [...packagesOf(files)].filter((p) => p.startsWith('@oclif/')) }).toEqual({ args, oclif: [] })
+      expect({ args, heavy: heavy.filter((p) => packagesOf(files).has(p)) }).toEqual({ args, heavy: [] })
     }
-  }, 60_000)
+  }, 90_000)
+
+  it('the bundle holds none of the heavy dependencies (they stay loadable by name)', async () => {
+    const bundled = new Set<string>()
+    for (const f of await readdir(join(repoRoot, 'dist', 'cli'))) {
+      // esbuild heads each bundled module with a comment naming its path
+      for (const m of (await readFile(join(repoRoot, 'dist', 'cli', f), 'utf8')).matchAll(
+        /^\/\/ \S*node_modules\/((?:@[^/]+\/)?[^/\s]+)\//gm,
+      )) {
+        bundled.add(m[1])
+      }
+    }
+    expect(bundled.has('@oclif/core'), 'the comments name bundled packages').toBe(true)
+    expect(heavy.filter((p) => bundled.has(p))).toEqual([])
+  })
 })

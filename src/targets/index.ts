@@ -52,10 +52,9 @@ export async function parseTarget(spec: string, env: NodeJS.ProcessEnv = process
     }
     case 'storacha': {
       let mod: StorachaModule
-      // a variable specifier: the Storacha target is optional at build time and loaded only when used
-      const specifier = './storacha.js'
+      // loaded only when used; a literal specifier, so that the CLI's bundle (bin/bundle.js) holds it
       try {
-        mod = (await import(specifier)) as StorachaModule
+        mod = (await import('./storacha.js')) as StorachaModule
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') {
           throw new CairnError('USAGE', `The storacha target is not available in this build of cairn (${(e as Error).message})`, {

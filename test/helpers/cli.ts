@@ -15,7 +15,7 @@ export const binPath: string = join(repoRoot, 'bin', 'run.js')
 
 /** Builds `dist/` with `npm run build` when it is missing (never when it exists: other work may be in progress). */
 export function ensureBuilt(): void {
-  if (existsSync(join(repoRoot, 'dist', 'commands', 'build.js'))) return
+  if (existsSync(join(repoRoot, 'dist', 'cli', 'index.js'))) return
   execFileSync('npm', ['run', 'build'], { cwd: repoRoot, stdio: 'inherit' })
 }
 
