@@ -27,7 +27,8 @@ import {
   type ShardChange,
 } from '../src/index.js'
 import { validateWith } from '../src/schemas.js'
-import { parseIgnoreRules } from '../src/worktree/ignore.js'
+import ignore from 'ignore'
+import { DEFAULT_IGNORES, parseIgnoreRules } from '../src/worktree/ignore.js'
 import { cairn, ensureBuilt, parseJson } from './helpers/cli.js'
 import { FIXED_DATE, jsonl, makeDataset, seededBytes, thrown, type TempDataset } from './helpers/dataset.js'
 
@@ -344,6 +345,22 @@ describe('.cairnignore', () => {
         git = false
       }
       expect(ours.ignores(p, p === 'tmp'), p).toBe(git)
+    }
+  })
+
+  it('with no patterns of its own (the defaults alone, matched without the library) answers as the library does', () => {
+    const library = ignore().add([...DEFAULT_IGNORES])
+    const segment = fc.stringMatching(/^[^/]{1,8}$/, { size: 'small' }).filter((s) => s !== '.' && s !== '..')
+    const tails = ['.car', '.CAR', '.Car', '.car ', 'car', '.cars', '.ca', '.car.bin', '']
+    const path = fc
+      .tuple(fc.array(fc.tuple(segment, fc.constantFrom(...tails)), { minLength: 1, maxLength: 4 }), fc.boolean())
+      .map(([parts, folder]) => ({ path: parts.map(([s, t]) => s + t).join('/'), folder }))
+    for (const text of ['', '# only a comment\n\n   \n']) {
+      const ours = parseIgnoreRules(text)
+      fc.assert(
+        fc.property(path, ({ path, folder }) => ours.ignores(path, folder) === library.ignores(folder ? path + '/' : path)),
+        { seed: 17, numRuns: 5000 },
+      )
     }
   })
 
