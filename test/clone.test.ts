@@ -24,15 +24,15 @@ import {
   clone,
   diff,
   isCairnError,
-  openSources,
   pack,
-  resolvePath,
   serve,
   verify,
   type CairnError,
   type CloneProgress,
   type ServeHandle,
 } from '../src/index.js'
+import { resolvePath } from '../src/cat.js'
+import { openSources } from '../src/sources/index.js'
 import { cidFor, DAG_JSON, RAW } from '../src/cid.js'
 import { validateWith } from '../src/schemas.js'
 import { toJsonValue } from '../commands/_base.js'
