@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describeFiles, generateFiles, isPristine, markDirty, markPristine, writeDatasetFile } from '../lib/data.mjs'
 import { failed, measure, measureProcess, notApplicable } from '../lib/measure.mjs'
+import { peerMissing } from '../lib/ops/vcs-peers.mjs'
 import { runChild } from '../lib/proc.mjs'
 
 const SERVER = fileURLToPath(new URL('../lib/server.mjs', import.meta.url))
@@ -47,6 +48,7 @@ export async function runFilesCase(ctx, c) {
     before: () => rmSync(carPeer, { force: true }),
     params: () => ({ ipfsCar: ctx.ipfsCar, dir: root, output: carPeer }),
   })
+  if (c.name.startsWith('small')) await vcsPeers(ctx, c, base, root, out, files.length)
   await measure(ctx, {
     ...base,
     tool: 'limit',
@@ -335,4 +337,33 @@ async function startup(ctx, base, root) {
   })
   if (ctx.hasCommand('status')) await measureProcess(ctx, { ...row, tool: 'cairn', op: 'cairn status', argv: [ctx.cli, 'status'] })
   else notApplicable(ctx, { ...base, tool: 'cairn', op: 'cairn status' }, 'the CLI has no status command')
+}
+
+/**
+ * DataLad (`datalad save`) and `git lfs` (add + commit) on the same files, beside ipfs-car: what
+ * dataset teams use today. One run each (DataLad takes about a minute at 10,000 files); a peer whose
+ * programs are not installed gets a line saying so.
+ */
+async function vcsPeers(ctx, c, base, root, out, count) {
+  for (const [tool, op, childOp] of [
+    ['datalad', 'save', 'datalad.save'],
+    ['git lfs', 'add + commit', 'git-lfs.add'],
+  ]) {
+    const missing = peerMissing(tool === 'datalad' ? 'datalad' : 'git-lfs')
+    if (missing) {
+      notApplicable(ctx, { ...base, tool, op }, missing)
+      continue
+    }
+    const work = join(out, childOp)
+    await measure(ctx, {
+      ...base,
+      tool,
+      op,
+      childOp,
+      runs: 1,
+      params: () => ({ dir: root, work }),
+      check: (i) => (i.files !== count ? `${i.files} files stored, expected ${count}` : undefined),
+    })
+    rmSync(work, { recursive: true, force: true })
+  }
 }
