@@ -70,7 +70,8 @@ function trackedFiles(repo, env) {
 export function peerMissing(peer) {
   const need = peer === 'datalad' ? ['datalad', 'git-annex', 'git'] : ['git-lfs', 'git']
   for (const cmd of need) {
-    const r = spawnSync(cmd, ['--version'], { stdio: ['ignore', 'ignore', 'ignore'] })
+    // git-annex answers `version`, not `--version`
+    const r = spawnSync(cmd, [cmd === 'git-annex' ? 'version' : '--version'], { stdio: ['ignore', 'ignore', 'ignore'] })
     if (r.error || r.status !== 0) return `${cmd} is not installed (Debian: apt-get install datalad git-annex git-lfs)`
   }
   return undefined
