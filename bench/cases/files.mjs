@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describeFiles, generateFiles, isPristine, markDirty, markPristine, writeDatasetFile } from '../lib/data.mjs'
 import { failed, measure, measureProcess, notApplicable } from '../lib/measure.mjs'
-import { peerMissing } from '../lib/ops/vcs-peers.mjs'
+import { peerMissing, removeWork } from '../lib/ops/vcs-peers.mjs'
 import { runChild } from '../lib/proc.mjs'
 
 const SERVER = fileURLToPath(new URL('../lib/server.mjs', import.meta.url))
@@ -20,7 +20,8 @@ const SERVER = fileURLToPath(new URL('../lib/server.mjs', import.meta.url))
 export async function runFilesCase(ctx, c) {
   const root = join(ctx.dataDir, c.dataName)
   const out = join(ctx.outDir, c.dataName)
-  rmSync(out, { recursive: true, force: true })
+  // (a peer's leftovers may hold read-only folders: removeWork gives write access back first)
+  removeWork(out)
   mkdirSync(out, { recursive: true })
   const files = describeFiles(c.spec)
   const bytes = c.spec.count * c.spec.size
@@ -364,6 +365,6 @@ async function vcsPeers(ctx, c, base, root, out, count) {
       params: () => ({ dir: root, work }),
       check: (i) => (i.files !== count ? `${i.files} files stored, expected ${count}` : undefined),
     })
-    rmSync(work, { recursive: true, force: true })
+    removeWork(work)
   }
 }

@@ -48,6 +48,15 @@ function runSync(cmd, args, cwd, env) {
   return r.stdout
 }
 
+/**
+ * Removes a peer's work folder. git-annex leaves its object folders read-only (so that nothing edits
+ * an annexed file in place), which a plain recursive remove cannot delete: write access comes back first.
+ */
+export function removeWork(work) {
+  spawnSync('chmod', ['-R', 'u+w', work], { stdio: ['ignore', 'ignore', 'ignore'] })
+  rmSync(work, { recursive: true, force: true })
+}
+
 /** Copies the dataset's files (not `.cairn/` nor `cairn.json`) into `dest`. */
 function copyData(dir, dest) {
   for (const name of readdirSync(dir)) {
@@ -81,7 +90,7 @@ export const vcsPeerOps = {
   /** `datalad save` of the files copied into a fresh `datalad create` dataset. */
   'datalad.save': {
     prepare(p) {
-      rmSync(p.work, { recursive: true, force: true })
+      removeWork(p.work)
       const home = join(p.work, 'home')
       const repo = join(p.work, 'repo')
       mkdirSync(home, { recursive: true })
@@ -101,7 +110,7 @@ export const vcsPeerOps = {
   /** `git add` + `git commit` of the files copied into a fresh repository that tracks `*.bin` with LFS. */
   'git-lfs.add': {
     prepare(p) {
-      rmSync(p.work, { recursive: true, force: true })
+      removeWork(p.work)
       const home = join(p.work, 'home')
       const repo = join(p.work, 'repo')
       mkdirSync(home, { recursive: true })
