@@ -187,7 +187,7 @@ export async function clone(options: CloneOptions): Promise<CloneResult> {
   if (looksLikeName(options.cid)) return cloneByName(options.cid, from, options.allowFork === true, (cid) => clone({ ...options, cid }))
   const result = await cloneCid(options)
   if (result.kind !== 'version' || options.source !== undefined) return result
-  const signatures = await keepSourceSignatures(from, result.cid, result.dir)
+  const signatures = await keepSourceSignatures(from, result.cid, result.dir, options.sourceOptions?.timeoutMs)
   return signatures > 0 ? { ...result, signatures } : result
 }
 

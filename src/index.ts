@@ -1,6 +1,9 @@
 /**
- * cairn's library: one function per verb, exactly what the CLI calls. Every function reports progress
- * through callbacks and fails with a {@link CairnError} carrying a stable code; none prints or exits.
+ * cairn's library: one function per verb, exactly what the CLI calls, with their options and results,
+ * and the data model (manifests, CIDs, errors). Every function reports progress through callbacks and
+ * fails with a {@link CairnError} carrying a stable code; none prints or exits. Helpers the verbs are
+ * built from (CAR and UnixFS readers, sources, retries, digests, limits) stay inside their modules:
+ * test/api.test.ts lists every export, so a change to this surface is a reviewed diff.
  *
  * @example
  * ```ts
@@ -9,73 +12,9 @@
  * const report = await verify({ ref: version.toString(), dir: './data' })
  * ```
  */
-export { init, openDataset, type InitOptions, type InitResult, type Dataset } from './dataset.js'
-export { build, type BuildOptions, type BuildResult, type BuildProgress, type ChangeSummary } from './build.js'
-export { log, logHistory, type LogOptions, type LogEntry, type LogResult } from './log.js'
-export { show, type ShowOptions, type ShowResult } from './show.js'
-export { ls, type LsOptions } from './ls.js'
-export { tag, tags, deleteTag, type TagOptions, type TagEntry } from './tag.js'
-export { pack, writeCar, type PackOptions, type PackResult, type PackProgress } from './pack.js'
-export {
-  verify,
-  type VerifyFolderOptions,
-  type VerifyCarOptions,
-  type VerifyReport,
-  type FolderReport,
-  type ModifiedFile,
-} from './verify.js'
-export type { CarReport, CarProblem } from './car/verify.js'
-export {
-  diff,
-  diffVersions,
-  diffIndexes,
-  commonAncestor,
-  classify,
-  MAX_ANCESTORS,
-  type DiffOptions,
-  type DiffVersionsOptions,
-  type DiffProgress,
-  type DiffResult,
-  type VersionSide,
-  type ShardSide,
-  type ShardChange,
-  type ChangeCounts,
-  type EntryChange,
-  type IndexDiff,
-  type DiffIndexesOptions,
-  type IndexDiffProgress,
-  type FieldChange,
-  type SchemaChange,
-  type ValueChange,
-  diffRows,
-  primaryKeyFor,
-  type RowDiff,
-  type ChangedRow,
-  type DiffRowsOptions,
-} from './diff.js'
-export { exportFile, exportToFile } from './unixfs/export.js'
-export { CarBlockSource, FallbackSource } from './car/source.js'
-export type { BlockSource } from './store/blocks.js'
-export { publish, published, parseByteSize, receiptPath, RECEIPT_VERSION, type PublishOptions, type PublishedOptions } from './publish.js'
-export {
-  parseTarget,
-  createDirTarget,
-  createKuboTarget,
-  DEFAULT_DIR_SHARD_SIZE,
-  TARGET_FORMS,
-  type DirTargetOptions,
-  type KuboTargetOptions,
-  type StorachaModule,
-} from './targets/index.js'
-export type {
-  Target,
-  PublishInput,
-  PublishOptions as TargetPublishOptions,
-  PublishProgress,
-  Receipt,
-  StoredShard,
-} from './targets/interface.js'
-export { retry, isTransient, HttpStatusError, type RetryOptions, type RetryInfo, type RetryFailure } from './util/retry.js'
+
+// the data model
+export { CID, type Link } from './cid.js'
 export { CairnError, isCairnError, type ErrorCode } from './errors.js'
 export {
   PROFILE,
@@ -85,78 +24,109 @@ export {
   type ShardRule,
   type Totals,
   type IndexNode,
+  type LeafNode,
+  type BranchNode,
+  type BranchEntry,
   type SchemaBlock,
 } from './manifest.js'
 export type { FormatName, Field, ShardSchema } from './formats/interface.js'
-export { CID, type Link } from './cid.js'
-export {
-  clone,
-  DEFAULT_CLONE_JOBS,
-  type CloneOptions,
-  type CloneProgress,
-  type CloneResult,
-  type SkippedEntry as CloneSkippedEntry,
-} from './clone.js'
-export { cat, parseContentPath, resolvePath, type CatOptions, type CatResult, type Resolved } from './cat.js'
-export { serve, isLoopback, type ServeOptions, type ServeHandle, type GatewayHandler, type RequestEntry } from './serve.js'
-export { formatEntry } from './gateway/log.js'
-export { prove, type ProveOptions, type ProveResult } from './proofs/prove.js'
-export { verifyProof, type ProofReport } from './proofs/check.js'
-export {
-  openSource,
-  openSources,
-  SourceList,
-  GatewaySource,
-  DirSource,
-  DEFAULT_GATEWAYS,
-  type Source,
-  type SourceOptions,
-  type SourceFailure,
-  type GatewayOptions,
-} from './sources/index.js'
-export { login, type LoginOptions, type LoginResult } from './login.js'
+export type { History } from './release/links.js'
+export { RELEASE_PREDICATE_TYPE, type ReleasePredicate } from './signing/statement.js'
+
+// a dataset and its versions
+export { init, type InitOptions, type InitResult } from './dataset.js'
+export { build, type BuildOptions, type BuildResult, type BuildProgress, type ChangeSummary } from './build.js'
 export { status, type StatusOptions, type StatusResult } from './worktree/status.js'
-export { IGNORE_FILE, DEFAULT_IGNORES } from './worktree/ignore.js'
+export type { CardState } from './worktree/changes.js'
+export { restore, type RestoreOptions, type RestoreResult } from './worktree/restore.js'
 export { reset, headLog, type ResetOptions, type ResetResult } from './history/reset.js'
 export type { HeadMove, HeadMoveOp } from './history/reflog.js'
-export { restore, type RestoreOptions, type RestoreResult } from './worktree/restore.js'
+export { log, logHistory, type LogOptions, type LogEntry, type LogResult } from './log.js'
+export { show, type ShowOptions, type ShowResult } from './show.js'
+export { ls, type LsOptions } from './ls.js'
+export { tag, tags, deleteTag, type TagOptions, type TagEntry } from './tag.js'
 export { gc, du, type GcOptions, type GcResult, type DuResult, type DuPart } from './gc/gc.js'
-export { DEFAULT_LIMITS, MAX_DIRECTORY_DEPTH, MAX_FILE_DEPTH, MAX_NAME_BYTES, MAX_PATH_BYTES, type DagLimits } from './limits/index.js'
-export { readCarBlocks, MAX_BLOCK_BYTES, type CarBlock, type ReadCarOptions } from './car/reader.js'
+
+// checking and comparing
 export {
-  newKey,
-  listKeys,
-  loadKey,
-  configDir,
-  KEY_ENV,
-  type KeyType,
-  type KeyEntry,
-  type PublicKeyInfo,
-  type SigningKey,
-} from './signing/keys.js'
-export { sign, type SignOptions, type SignResult } from './signing/sign.js'
-export { checkSignedBy, verifySignedBy, signerKey, type SignaturesReport, type CheckSignedByOptions } from './signing/check.js'
-export { RELEASE_PREDICATE_TYPE, type ReleasePredicate } from './signing/statement.js'
-export { namePublish, parseDuration, type NamePublishOptions, type NamePublishResult } from './names/publish.js'
-export { nameResolve, type NameResolveOptions, type NameResolveResult } from './names/resolve.js'
-export { parseName, looksLikeName, type IpnsName } from './names/name.js'
-export { createRecord, validateRecord, MAX_RECORD_BYTES, RECORD_MEDIA_TYPE, type ValidRecord } from './names/record.js'
-export { trustRoutes, type TrustRoutesOptions } from './names/http.js'
-export { releaseLinks, versionParent, parseHistory, type History, type FollowedLink } from './release/links.js'
-export { readCloneRecord, type CloneRecord, type Selection } from './release/clone-record.js'
-export { check, METADATA, type CheckOptions, type CheckReport, type PlaceReport, type ShardState, type CheckProgress } from './check.js'
-export { fileSha256, fileSha256s, digestInCid, SHA256_LOG, type Sha256Options } from './digests/sha256.js'
+  verify,
+  type VerifyFolderOptions,
+  type VerifyCarOptions,
+  type VerifyReport,
+  type FolderReport,
+  type ModifiedFile,
+} from './verify.js'
+export type { CarReport, CarProblem, HistoryReport } from './car/verify.js'
+export {
+  diff,
+  type DiffOptions,
+  type DiffProgress,
+  type DiffResult,
+  type VersionSide,
+  type ShardSide,
+  type ShardChange,
+  type ChangeCounts,
+  type FieldChange,
+  type SchemaChange,
+  type ValueChange,
+  type RowDiff,
+  type ChangedRow,
+} from './diff.js'
+export { check, type CheckOptions, type CheckReport, type PlaceReport, type ShardState, type CheckProgress } from './check.js'
+export { prove, type ProveOptions, type ProveResult } from './proofs/prove.js'
+export { verifyProof, type ProofReport } from './proofs/check.js'
 export { lineage, type LineageOptions } from './lineage/lineage.js'
-export { walkLineage, type LineageGraph, type LineageNode, type LineageEdge } from './lineage/graph.js'
-export { renderLineage, type LineageFormat } from './lineage/render.js'
-export { checkLineage, type SourceCheck } from './lineage/check.js'
+export type { LineageGraph, LineageNode, LineageEdge } from './lineage/graph.js'
+export type { SourceCheck } from './lineage/check.js'
+
+// moving releases
+export { pack, type PackOptions, type PackResult, type PackProgress } from './pack.js'
+export { publish, published, type PublishOptions, type PublishedOptions } from './publish.js'
+export type {
+  Target,
+  PublishInput,
+  PublishOptions as TargetPublishOptions,
+  PublishProgress,
+  Receipt,
+  StoredShard,
+} from './targets/interface.js'
+export { login, type LoginOptions, type LoginResult } from './login.js'
+export { clone, type CloneOptions, type CloneProgress, type CloneResult, type SkippedEntry as CloneSkippedEntry } from './clone.js'
+export type { SourceFailure, SourceOptions, GatewayOptions } from './sources/index.js'
+export type { BlockSource } from './store/blocks.js'
+export type { DagLimits } from './limits/index.js'
+export type { ClonedName } from './names/clone.js'
+export { cat, type CatOptions, type CatResult } from './cat.js'
+export { serve, type ServeOptions, type ServeHandle, type GatewayHandler, type RequestEntry } from './serve.js'
+
+// signatures, names, anchors
+export { newKey, listKeys, type KeyType, type KeyEntry, type PublicKeyInfo } from './signing/keys.js'
+export { sign, type SignOptions, type SignResult } from './signing/sign.js'
+export { verifySignedBy, type SignaturesReport } from './signing/check.js'
+export { namePublish, type NamePublishOptions, type NamePublishResult } from './names/publish.js'
+export { nameResolve, type NameResolveOptions, type NameResolveResult } from './names/resolve.js'
 export {
-  exportCroissant,
-  buildWithCroissant,
-  DEFAULT_CROISSANT_GATEWAY,
-  CROISSANT_FILE,
-  type ExportCroissantOptions,
-  type ExportCroissantResult,
-} from './croissant/export.js'
-export { croissantDocument, CROISSANT_CONTEXT, CROISSANT_1_1, type CroissantDocument, type JsonLd } from './croissant/document.js'
-export * from './anchors/index.js'
+  anchor,
+  anchorCalldataFor,
+  deployAnchorContract,
+  verifyAnchored,
+  anchors,
+  type AnchorOptions,
+  type AnchorProgress,
+  type AnchorResult,
+  type CalldataOptions,
+  type CalldataResult,
+  type DeployOptions,
+  type VerifyAnchoredOptions,
+  type AnchorReport,
+  type FoundAnchor,
+  type AnchorsOptions,
+  type AnchorArgs,
+  type AnchorReceipt,
+  type ContractRecord,
+  type Hex,
+} from './anchors/index.js'
+
+// Croissant
+export { exportCroissant, buildWithCroissant, type ExportCroissantOptions, type ExportCroissantResult } from './croissant/export.js'
+export type { CroissantDocument, JsonLd } from './croissant/document.js'

@@ -10,7 +10,8 @@ import { basename, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { parquetWriteBuffer } from 'hyparquet-writer'
-import { build, CairnError, ls, openDataset, pack, show, tag, type BuildResult } from '../src/index.js'
+import { build, CairnError, ls, pack, show, tag, type BuildResult } from '../src/index.js'
+import { openDataset } from '../src/dataset.js'
 import { cidFor, CID, RAW } from '../src/cid.js'
 import {
   DEFAULT_CARD,

@@ -24,20 +24,21 @@ import {
   clone,
   diff,
   isCairnError,
-  openSources,
   pack,
-  resolvePath,
   serve,
   verify,
   type CairnError,
   type CloneProgress,
   type ServeHandle,
 } from '../src/index.js'
+import { resolvePath } from '../src/cat.js'
+import { openSources } from '../src/sources/index.js'
 import { cidFor, DAG_JSON, RAW } from '../src/cid.js'
 import { validateWith } from '../src/schemas.js'
 import { toJsonValue } from '../commands/_base.js'
 import { FIXED_DATE, listFiles, makeDataset, seededBytes, tempDir, thrown, type TempDataset } from './helpers/dataset.js'
 import { carsSource, fixture, fixtureGateway, testGateway, type Misbehaviour, type TestGateway } from './helpers/gateways.js'
+import type { GatewayOptions } from '../src/sources/gateway.js'
 
 const MiB = 1024 * 1024
 
@@ -407,26 +408,31 @@ describe('a version of small files comes as one CAR of its tree', () => {
 })
 
 describe('misbehaving gateways: the CID and the source are named, the next source is used', () => {
-  const modes: readonly { mode: Misbehaviour; code: string; says: RegExp }[] = [
+  // Bad bytes, a broken CAR or an HTML page are found when they arrive: those cases keep the default
+  // timeouts (30 s, 15 s idle), so a slow answer on a loaded machine is never taken for a failure of
+  // either gateway. A gateway that hangs or stalls is found out by a clock: only that clock is short
+  // (the answer's for a hang, the body's for a stall), and the next source is then a CAR file, which no
+  // gateway timeout applies to, so a loaded machine cannot make the good source fail either.
+  const modes: readonly { mode: Misbehaviour; code: string; says: RegExp; timeouts?: GatewayOptions }[] = [
     { mode: 'wrong-bytes', code: 'CORRUPT_BLOCK', says: /wrong bytes/ },
     { mode: 'truncate-car', code: 'FETCH_FAILED', says: /the CAR ends or breaks after \d+ blocks/ },
     { mode: 'html', code: 'FETCH_FAILED', says: /text\/html/ },
-    { mode: 'hang', code: 'FETCH_FAILED', says: /no answer within 300 ms/ },
-    { mode: 'stall', code: 'FETCH_FAILED', says: /no data for 300 ms/ },
+    { mode: 'hang', code: 'FETCH_FAILED', says: /no answer within 300 ms/, timeouts: { timeoutMs: 300 } },
+    { mode: 'stall', code: 'FETCH_FAILED', says: /no data for 300 ms/, timeouts: { idleTimeoutMs: 300 } },
   ]
-  it.each(modes)('$mode', async ({ mode, code, says }) => {
+  it.each(modes)('$mode', async ({ mode, code, says, timeouts }) => {
     const src = await carsSource([car1])
     closers.push(() => src.close())
     const bad = await testGateway(src, { misbehave: mode })
     closers.push(() => bad.close())
-    const good = await testGateway(src)
-    closers.push(() => good.close())
+    const good = timeouts ? undefined : await testGateway(src)
+    if (good) closers.push(() => good.close())
     const dir = await fresh(`bad-${mode}`)
     const result = await clone({
       cid: v1.toString(),
       dir,
-      from: [bad.url, good.url],
-      sourceOptions: { timeoutMs: 300, idleTimeoutMs: 300 },
+      from: [bad.url, good?.url ?? car1],
+      ...(timeouts ? { sourceOptions: timeouts } : {}),
     })
     expect(result.failures.length).toBeGreaterThan(0)
     expect(validateWith('cli/clone.schema.json', toJsonValue(result))).toEqual([])
@@ -436,7 +442,7 @@ describe('misbehaving gateways: the CID and the source are named, the next sourc
     expect(first.message).toContain(bad.url)
     expect(first.message).toContain(first.cid)
     expect(result.failures.every((f) => f.source === bad.url)).toBe(true)
-    expect(good.requests.length).toBeGreaterThan(0)
+    if (good) expect(good.requests.length).toBeGreaterThan(0)
     await expectVerified(dir, v1)
   })
 

@@ -15,7 +15,9 @@ import { exporter, type UnixFSEntry } from 'ipfs-unixfs-exporter'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { build, CairnError, ls, openDataset, pack, show, writeCar, type ShardEntry } from '../src/index.js'
+import { build, CairnError, ls, pack, show, type ShardEntry } from '../src/index.js'
+import { openDataset } from '../src/dataset.js'
+import { writeCar } from '../src/pack.js'
 import { FIXED_DATE, jsonl, makeDataset, seededBytes, tempDir, thrown, type FileSpec, type TempDataset } from './helpers/dataset.js'
 
 const MiB = 1024 * 1024

@@ -10,24 +10,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CarBlockIterator } from '@ipld/car/iterator'
 import { CarIndexer } from '@ipld/car/indexer'
 import * as Digest from 'multiformats/hashes/digest'
-import {
-  build,
-  CairnError,
-  createDirTarget,
-  DirSource,
-  isTransient,
-  openDataset,
-  pack,
-  parseByteSize,
-  parseTarget,
-  publish,
-  published,
-  receiptPath,
-  retry,
-  HttpStatusError,
-  type BlockSource,
-  type PublishProgress,
-} from '../src/index.js'
+import { build, CairnError, pack, publish, published, type BlockSource, type PublishProgress } from '../src/index.js'
+import { openDataset } from '../src/dataset.js'
+import { parseByteSize, receiptPath } from '../src/publish.js'
+import { DirSource } from '../src/sources/index.js'
+import { createDirTarget, parseTarget } from '../src/targets/index.js'
+import { isTransient, retry, HttpStatusError } from '../src/util/retry.js'
 import { CID } from '../src/cid.js'
 import { walkDag } from '../src/dag.js'
 import { validateWith } from '../src/schemas.js'

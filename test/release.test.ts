@@ -13,20 +13,8 @@ import { CarReader, CarWriter } from '@ipld/car'
 import * as dagJson from '@ipld/dag-json'
 import * as dagPb from '@ipld/dag-pb'
 import { CID } from 'multiformats/cid'
-import {
-  build,
-  cat,
-  clone,
-  logHistory,
-  pack,
-  publish,
-  readCloneRecord,
-  serve,
-  show,
-  verify,
-  type CairnError,
-  type ServeHandle,
-} from '../src/index.js'
+import { build, cat, clone, logHistory, pack, publish, serve, show, verify, type CairnError, type ServeHandle } from '../src/index.js'
+import { readCloneRecord } from '../src/release/clone-record.js'
 import { cairn } from './helpers/cli.js'
 import { FIXED_DATE, jsonl, makeDataset, seededBytes, tempDir, thrown, type TempDataset } from './helpers/dataset.js'
 import { startKuboStandin } from './helpers/kubo-standin.js'

@@ -9,17 +9,9 @@ import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import {
-  build,
-  CairnError,
-  createKuboTarget,
-  openDataset,
-  pack,
-  publish,
-  published,
-  type BlockSource,
-  type PublishProgress,
-} from '../src/index.js'
+import { build, CairnError, pack, publish, published, type BlockSource, type PublishProgress } from '../src/index.js'
+import { openDataset } from '../src/dataset.js'
+import { createKuboTarget } from '../src/targets/index.js'
 import * as dagJson from '@ipld/dag-json'
 import { CID } from '../src/cid.js'
 import { walkDag } from '../src/dag.js'

@@ -17,7 +17,6 @@ import {
   deleteTag,
   diff,
   headLog,
-  openDataset,
   reset,
   restore,
   status,
@@ -26,6 +25,7 @@ import {
   verify,
   type ShardChange,
 } from '../src/index.js'
+import { openDataset } from '../src/dataset.js'
 import { validateWith } from '../src/schemas.js'
 import ignore from 'ignore'
 import { DEFAULT_IGNORES, parseIgnoreRules } from '../src/worktree/ignore.js'

@@ -62,4 +62,35 @@ export async function runIndexCase(ctx, c) {
       pr.note = `proof ${pr.info.bytes.toLocaleString('en')} B (${(pr.info.bytes / 1024).toFixed(1)} KiB) in ${pr.info.blocks} blocks`
   }
   if (!ctx.keep) rmSync(dir, { recursive: true, force: true })
+  if (ctx.has('prove')) await proofLayouts(ctx, c, base)
+}
+
+/**
+ * The proof of one file in three layouts of the same number of files (docs/gateway.md, "Size"): one
+ * flat folder (a HAMT), 1,000 × 1,000 and 100 × 100 × 100, each a release of its own, with the proof
+ * split into its tree and index parts and the index part recomputed for fanout 16 (one run each: the
+ * sizes do not vary between runs).
+ */
+async function proofLayouts(ctx, c, base) {
+  for (const layout of ['flat', '1000x1000', '100x100x100']) {
+    const dir = join(ctx.dataDir, `${c.dataName}-proof-${layout}`)
+    const r = await measure(ctx, {
+      ...base,
+      op: `prove 1 file of ${c.entries.toLocaleString('en')}, ${layout} (setup included)`,
+      childOp: 'index.proofLayout',
+      runs: 1,
+      excludeFromTargets: true,
+      params: () => ({ lib: ctx.lib, libDir: ctx.libDir, dir, entries: c.entries, layout, seed: ctx.seed }),
+    })
+    const i = r.info
+    if (i) {
+      const f = (x) => x.toLocaleString('en')
+      r.note =
+        `proof ${f(i.proofBytes)} B in ${i.proofBlocks} blocks: tree ${f(i.parts.tree.bytes)} B (${i.parts.tree.blocks}), ` +
+        `index ${f(i.parts.index.bytes)} B (${i.parts.index.blocks}; over 200 files ${f(i.fanouts[64].mean)} B mean, ${f(i.fanouts[64].max)} max), ` +
+        `version + schema ${f(i.parts.version.bytes + i.parts.schema.bytes)} B; ` +
+        `index at fanout 16: ${f(i.fanouts[16].bytes)} B (${i.fanouts[16].levels} nodes; ${f(i.fanouts[16].mean)} B mean, ${f(i.fanouts[16].max)} max)`
+    }
+    rmSync(dir, { recursive: true, force: true })
+  }
 }

@@ -116,7 +116,8 @@ function hash(algorithm: 'sha256' | 'sha512', bytes: Uint8Array): Uint8Array {
  *   bytewise), which is the order the keys have in a valid block.
  *
  * Duplicates are kept. Identity-hash CIDs are returned like any other link. The bytes are not hashed:
- * call {@link checkBlock} first.
+ * call {@link checkBlock} first. Every link of the block is returned, whatever it means to cairn: which
+ * of them belong to a release is `linksInRelease`'s to say (src/release/links.ts).
  *
  * @throws {CairnError} `CORRUPT_BLOCK` (subject: the CID) when the bytes do not decode with the CID's
  *   codec (the message carries the decoder's), or when the codec is not one of {@link LINK_CODECS}
@@ -145,15 +146,7 @@ export function blockLinks(cid: CID, bytes: Uint8Array): CID[] {
   if (codec === dagPb.code) {
     return (value as dagPb.PBNode).Links.map((link) => toCID(link.Hash))
   }
-  // a dataset card's links (derivedFrom, a prompt or weights by CID) name other content, not parts of
-  // the release: no walk follows them (docs/lineage.md)
-  if (codec === dagJson.code && isCard(value)) return []
   return dataModelLinks(value, codec === dagCbor.code ? compareCborKeys : compareJsonKeys)
-}
-
-/** True for a decoded cairn dataset card (`cardVersion` beside `name`). */
-function isCard(value: unknown): boolean {
-  return value !== null && typeof value === 'object' && 'cardVersion' in value && 'name' in value && !('type' in value)
 }
 
 /** Depth-first, pre-order walk of a decoded data model; iterative so that deep nesting cannot overflow the stack. */

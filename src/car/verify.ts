@@ -7,8 +7,8 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { isCairnError } from '../errors.js'
 import { hashPool } from '../util/hash-pool.js'
-import { versionLinks } from '../release/links.js'
-import { blockLinks, checkBlock, checkBlockOnThread, HASH_CODES } from './block.js'
+import { linksInRelease, versionLinks } from '../release/links.js'
+import { checkBlock, checkBlockOnThread, HASH_CODES } from './block.js'
 import { CarSectionReader, readReused, StreamDamage } from './reader.js'
 
 /** One thing wrong with a CAR file, in the order it was found. */
@@ -85,7 +85,8 @@ const PROGRESS_INTERVAL_MS = 100
 /**
  * Verifies a CAR file (v1, or v2 with a v1 inside): reads it once, as a stream, hashes every block
  * against its CID ({@link checkBlock}), reads every block's
- * links ({@link blockLinks}), and once the stream ends walks the DAG from each checked root: every
+ * links as a release walk follows them ({@link linksInRelease}: a dataset card's links are references, not
+ * parts), and once the stream ends walks the DAG from each checked root: every
  * reachable CID must be in the file (identity-hash CIDs carry their bytes and need no block). Blocks that
  * no root reaches are allowed. Reading goes on after a corrupt block, so that all of them are reported;
  * after a malformed section or the end of a truncated file it cannot, and the DAG walk then reports what
@@ -247,9 +248,9 @@ function checkHistory(
   return { versions }
 }
 
-/** A block's links as map keys. @throws {CairnError} `CORRUPT_BLOCK` as {@link blockLinks}. */
+/** A block's links in a release, as map keys. @throws {CairnError} `CORRUPT_BLOCK` as {@link linksInRelease}. */
 function linksOf(cid: CID, bytes: Uint8Array): readonly string[] {
-  return cid.code === raw.code ? NO_LINKS : blockLinks(cid, bytes).map(keyOf)
+  return cid.code === raw.code ? NO_LINKS : linksInRelease(cid, bytes).map(keyOf)
 }
 
 /** {@link linksOf} read now, from bytes about to be overwritten, returned (or thrown) when asked. */
@@ -295,7 +296,7 @@ function walk(root: CID, blocks: ReadonlyMap<string, readonly string[] | typeof 
             }
       }
       try {
-        links = cid.code === raw.code ? NO_LINKS : blockLinks(cid, cid.multihash.digest).map(keyOf)
+        links = linksOf(cid, cid.multihash.digest)
       } catch (e) {
         if (!isCairnError(e, 'CORRUPT_BLOCK')) throw e
         return { kind: 'corrupt', cid: cid.toString(), message: e.message }

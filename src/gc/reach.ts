@@ -4,10 +4,10 @@
  * marked without being read. A block the store lacks is counted as missing and the walk goes on: its
  * children, if present, are unreachable anyway.
  */
-import { blockLinks } from '../car/block.js'
 import { cidText, RAW, type CID } from '../cid.js'
 import { isCairnError } from '../errors.js'
 import { decodeManifest, type VersionManifest } from '../manifest.js'
+import { linksInRelease } from '../release/links.js'
 import type { BlockSource } from '../store/blocks.js'
 import type { BlockPlace } from './packs.js'
 
@@ -40,7 +40,7 @@ export class Reach {
     const manifest = decodeManifest('cairn.version', cid, bytes)
     if (this.releases.has(key)) return manifest
     this.releases.add(key)
-    for (const link of blockLinks(cid, bytes)) if (!manifest.parent?.equals(link)) await this.dag(link)
+    for (const link of linksInRelease(cid, bytes)) if (!manifest.parent?.equals(link)) await this.dag(link)
     return manifest
   }
 
@@ -88,7 +88,7 @@ export class Reach {
         continue
       }
       const bytes = await this.read(cid, key)
-      if (bytes) for (const link of blockLinks(cid, bytes)) stack.push(link)
+      if (bytes) for (const link of linksInRelease(cid, bytes)) stack.push(link)
     }
   }
 

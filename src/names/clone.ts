@@ -38,12 +38,14 @@ export async function cloneByName<T extends { readonly cid: CID }>(
 /**
  * Copies the bundles the sources hold for `version` into the clone's store (`.cairn/signatures/`),
  * each one parsed first and kept only when its subject digest is the version's. Returns how many were
- * kept. Signatures are checked against a key later, by `verify --signed-by`.
+ * kept. Signatures are checked against a key later, by `verify --signed-by`. `timeoutMs` bounds each
+ * gateway's answer (the clone's own gateway timeout, so that a gateway that hangs costs no more here
+ * than it did for the blocks; default 30 s).
  */
-export async function keepSourceSignatures(from: readonly string[], version: CID, cloneDir: string): Promise<number> {
+export async function keepSourceSignatures(from: readonly string[], version: CID, cloneDir: string, timeoutMs?: number): Promise<number> {
   const digest = versionDigest(version)
   let kept = 0
-  for (const b of await fetchSignatures(from, version)) {
+  for (const b of await fetchSignatures(from, version, timeoutMs)) {
     try {
       const parsed = parseBundle(b.text, b.from)
       if (!parsed.statement.subject.some((s) => s?.digest?.sha256 === digest) || !/^[0-9a-f]{64}$/.test(parsed.keyHint)) continue

@@ -26,12 +26,13 @@ export interface FollowedLink {
  * ancestors still to include follows, in the order the block's codec lists them (so that a walk with
  * every ancestor is the plain depth-first walk of the whole DAG, as `ipfs dag export` makes it). For
  * a cairn version, its `parent` is among them only when `history > 0`, and then with one less; every
- * other link keeps `history`. Identity-hash links are returned like any other.
+ * other link keeps `history`. A dataset card's links are never among them ({@link linksInRelease}).
+ * Identity-hash links are returned like any other.
  *
  * @throws {CairnError} `CORRUPT_BLOCK` when the bytes do not decode with the CID's codec (as {@link blockLinks}).
  */
 export function releaseLinks(cid: CID, bytes: Uint8Array, history: History = 0): FollowedLink[] {
-  const links = blockLinks(cid, bytes)
+  const links = linksInRelease(cid, bytes)
   const parent = versionParent(cid, bytes)
   const out: FollowedLink[] = []
   for (const link of links) {
@@ -43,6 +44,38 @@ export function releaseLinks(cid: CID, bytes: Uint8Array, history: History = 0):
   }
   return out
 }
+
+/**
+ * The links of the block `cid` that are parts of a release, parent included: every link
+ * ({@link blockLinks}) except a dataset card's. A card's links (`derivedFrom`, a prompt or model weights
+ * by CID) name other content, not parts of the release (docs/lineage.md): a walk of a release never
+ * follows them, so pack, publish, clone, gc and `verify --car` neither need nor carry the content they
+ * name. A walk of the whole DAG (a trustless `dag-scope=all`) uses {@link blockLinks} and follows them.
+ *
+ * @throws {CairnError} `CORRUPT_BLOCK` as {@link blockLinks}.
+ */
+export function linksInRelease(cid: CID, bytes: Uint8Array): CID[] {
+  const links = blockLinks(cid, bytes)
+  return links.length > 0 && isCardBlock(cid, bytes) ? [] : links
+}
+
+/**
+ * True for a dataset card block: dag-json, decoding to an object with `cardVersion` beside `name` and
+ * no `type` (which every other cairn block has). Bytes that do not decode are not a card.
+ */
+function isCardBlock(cid: CID, bytes: Uint8Array): boolean {
+  // most dag-json blocks (index nodes) are not decoded a second time
+  if (cid.code !== DAG_JSON || !includes(bytes, CARD_MARK)) return false
+  let value: unknown
+  try {
+    value = dagJson.decode(bytes)
+  } catch {
+    return false
+  }
+  return value !== null && typeof value === 'object' && 'cardVersion' in value && 'name' in value && !('type' in value)
+}
+
+const CARD_MARK = Buffer.from('"cardVersion"')
 
 /**
  * The parent link of a cairn version block (`type: "cairn.version"`), or `undefined` for a first

@@ -9,7 +9,8 @@ import { carHeader, sectionPrefix } from '../car/write.js'
 import type { CID } from '../cid.js'
 import type { BlockSource } from '../store/blocks.js'
 import { mapLimit } from '../util/pool.js'
-import { releaseLinks, type History } from './links.js'
+import { blockLinks } from '../car/block.js'
+import { linksInRelease, releaseLinks, type History } from './links.js'
 
 /** What a target must be sent and pinned. */
 export interface SendPlan {
@@ -27,7 +28,8 @@ export interface SendPlan {
   /**
    * Pins that keep the release whole without its parent: each version's own links (card, index, tree)
    * recursively, and the version block itself directly (a recursive pin of a version would walk into
-   * its parent, which the target may lack).
+   * its parent, which the target may lack). A card that links to other content (`derivedFrom`, weights
+   * by CID) is pinned directly too: its links are references, not parts (src/release/links.ts).
    */
   readonly pins: { readonly recursive: readonly CID[]; readonly direct: readonly CID[] }
 }
@@ -59,28 +61,31 @@ export async function planSend(source: BlockSource, root: CID, options: PlanOpti
   const recursive: CID[] = []
   const direct: CID[] = []
   let knownCount = 0
-  const stack: { cid: CID; history: History; version: boolean }[] = [{ cid: root, history: options.history ?? 0, version: true }]
+  // `pin`: a version's own link (card, index, tree), pinned on its own
+  const stack: { cid: CID; history: History; version: boolean; pin: boolean }[] = [
+    { cid: root, history: options.history ?? 0, version: true, pin: false },
+  ]
   while (stack.length > 0) {
     options.signal?.throwIfAborted()
-    const { cid, history, version } = stack.pop() as (typeof stack)[number]
+    const { cid, history, version, pin } = stack.pop() as (typeof stack)[number]
     const key = cid.toString()
     if (seen.has(key) || cid.multihash.code === 0x00) continue
     seen.add(key)
     if (known.has(key)) {
       knownCount++
       if (version) direct.push(cid)
+      // a pin root is one small block: read to tell a card with references from the rest
+      if (pin) (cid.code !== 0x55 && hasReferences(cid, await source.get(cid)) ? direct : recursive).push(cid)
       continue
     }
     const bytes = await source.get(cid)
     unknown.push({ cid, size: bytes.length })
     const links = releaseLinks(cid, bytes, history)
-    if (version) {
-      direct.push(cid)
-      for (const l of links) if (!l.parent) recursive.push(l.cid)
-    }
+    if (version) direct.push(cid)
+    if (pin) (hasReferences(cid, bytes) ? direct : recursive).push(cid)
     for (let i = links.length - 1; i >= 0; i--) {
       const l = links[i]
-      if (!seen.has(l.cid.toString())) stack.push({ cid: l.cid, history: l.history, version: l.parent })
+      if (!seen.has(l.cid.toString())) stack.push({ cid: l.cid, history: l.history, version: l.parent, pin: version && !l.parent })
     }
   }
   let asked = 0
@@ -109,6 +114,11 @@ export async function planSend(source: BlockSource, root: CID, options: PlanOpti
     missingBytes += u.size
   })
   return { missing, missingBytes, blocks: seen.size, known: knownCount, asked, had, pins: { recursive, direct } }
+}
+
+/** True for a block with links that are not parts of its release (a card's): a recursive pin would follow them. */
+function hasReferences(cid: CID, bytes: Uint8Array): boolean {
+  return cid.code !== 0x55 && linksInRelease(cid, bytes).length < blockLinks(cid, bytes).length
 }
 
 /**

@@ -5,12 +5,15 @@
  * wrong answer cannot pass for a fast right one.
  */
 import { statSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 
 /** The version date every bench build uses, so equal inputs give equal version CIDs. */
 const DATE = new Date('2026-01-01T00:00:00Z')
 
 const load = (p) => import(pathToFileURL(p.lib).href)
+/** A module of the same snapshot that the library's entry does not export (`rel` under `dist/src/`). */
+const internal = (p, rel) => import(pathToFileURL(join(dirname(p.lib), rel)).href)
 
 export const cairnOps = {
   /** Which verbs the library has (diff, clone, serve are detected, not assumed). */
@@ -61,11 +64,13 @@ export const cairnOps = {
   'cairn.publishChanged': {
     async prepare(p) {
       const lib = await load(p)
+      const { openDataset } = await internal(p, 'dataset.js')
+      const { releaseLinks } = await internal(p, 'release/links.js')
       const { rmSync } = await import('node:fs')
       rmSync(p.target, { recursive: true, force: true })
       await lib.publish({ dir: p.dir, ref: p.v1, to: `dir:${p.target}` })
       // the expected floor, before the clock starts: the blocks of v2's release that v1's does not hold
-      const ds = await lib.openDataset(p.dir)
+      const ds = await openDataset(p.dir)
       const walk = async (root) => {
         const out = new Map()
         const stack = [lib.CID.parse(root)]
@@ -75,7 +80,7 @@ export const cairnOps = {
           if (out.has(key)) continue
           const bytes = await ds.store.get(cid)
           out.set(key, bytes.length)
-          for (const l of lib.releaseLinks(cid, bytes, 0)) stack.push(l.cid)
+          for (const l of releaseLinks(cid, bytes, 0)) stack.push(l.cid)
         }
         return out
       }
@@ -127,16 +132,21 @@ export const cairnOps = {
   /**
    * Two versions of the dataset in `p.dir`, by CID. Through `diffVersions` with a block source that
    * counts reads (every block: versions, index nodes, schemas, cards, ancestors); `diff` when the
-   * library has no `diffVersions`.
+   * library has no `diffVersions` (src/diff.ts, not exported by the library's entry).
    */
   'cairn.diff': {
-    prepare: load,
-    async run(p, lib) {
-      if (typeof lib.diffVersions !== 'function' || typeof lib.openDataset !== 'function') {
+    async prepare(p) {
+      const lib = await load(p)
+      const { diffVersions } = await internal(p, 'diff.js').catch(() => ({}))
+      const { openDataset } = await internal(p, 'dataset.js').catch(() => ({}))
+      return { lib, diffVersions, openDataset }
+    },
+    async run(p, { lib, diffVersions, openDataset }) {
+      if (typeof diffVersions !== 'function' || typeof openDataset !== 'function') {
         const r = await lib.diff({ dir: p.dir, a: p.a, b: p.b })
         return summariseDiff(r, undefined)
       }
-      const dataset = await lib.openDataset(p.dir)
+      const dataset = await openDataset(p.dir)
       let blocksRead = 0
       const source = {
         get(cid) {
@@ -145,7 +155,7 @@ export const cairnOps = {
         },
       }
       try {
-        const r = await lib.diffVersions(source, lib.CID.parse(p.a), lib.CID.parse(p.b))
+        const r = await diffVersions(source, lib.CID.parse(p.a), lib.CID.parse(p.b))
         return summariseDiff(r, blocksRead)
       } finally {
         await dataset.store.close?.()

@@ -24,15 +24,16 @@ const mod = (p, rel) => import(pathToFileURL(join(p.libDir, rel)).href)
 export const indexOps = {
   'index.setup': {
     async prepare(p) {
-      const [lib, prolly, manifest, cid, tree] = await Promise.all([
+      const [lib, ds, prolly, manifest, cid, tree] = await Promise.all([
         mod(p, 'index.js'),
+        mod(p, 'dataset.js'),
         mod(p, 'shard-index/prolly.js'),
         mod(p, 'manifest.js'),
         mod(p, 'cid.js'),
         mod(p, 'unixfs/tree.js'),
       ])
       await lib.init({ dir: p.dir, name: 'wide-index' })
-      const dataset = await lib.openDataset(p.dir)
+      const dataset = await ds.openDataset(p.dir)
       return { lib, prolly, manifest, cid, tree, store: dataset.store }
     },
     async run(p, { prolly, manifest, cid, tree, store }) {
