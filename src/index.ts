@@ -121,6 +121,9 @@ export { reset, headLog, type ResetOptions, type ResetResult } from './history/r
 export type { HeadMove, HeadMoveOp } from './history/reflog.js'
 export { restore, type RestoreOptions, type RestoreResult } from './worktree/restore.js'
 export { gc, du, type GcOptions, type GcResult, type DuResult, type DuPart } from './gc/gc.js'
+export { storeMode, type StoreModeOptions, type StoreModeResult } from './store/set-mode.js'
+export { STORE_MODES, type StoreMode } from './store/mode.js'
+export { checkReferences, type ReferenceCheck, type LostFile } from './store/reference-loss.js'
 export { DEFAULT_LIMITS, MAX_DIRECTORY_DEPTH, MAX_FILE_DEPTH, MAX_NAME_BYTES, MAX_PATH_BYTES, type DagLimits } from './limits/index.js'
 export { readCarBlocks, MAX_BLOCK_BYTES, type CarBlock, type ReadCarOptions } from './car/reader.js'
 export {
