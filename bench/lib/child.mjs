@@ -14,8 +14,9 @@ import { cloneOps } from './ops/clone.mjs'
 import { indexOps } from './ops/index.mjs'
 import { limitOps } from './ops/limits.mjs'
 import { peerOps } from './ops/peer.mjs'
+import { modesOps } from './ops/modes.mjs'
 
-const ops = { ...cairnOps, ...cloneOps, ...indexOps, ...limitOps, ...peerOps }
+const ops = { ...cairnOps, ...cloneOps, ...indexOps, ...limitOps, ...peerOps, ...modesOps }
 const [op, paramsFile, resultFile] = process.argv.slice(2)
 
 /** CPU time of the whole process (every thread: workers, libuv's pool) since `from`, in ms. */
