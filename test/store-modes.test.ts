@@ -13,6 +13,7 @@ import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { build, checkReferences, clone, gc, init, pack, publish, serve, storeMode, verify } from '../src/index.js'
 import { CairnError } from '../src/errors.js'
+import { readReferencePack } from '../src/store/reference-pack.js'
 import { validateWith } from '../src/schemas.js'
 import { cairn, ensureBuilt, parseJson } from './helpers/cli.js'
 import { DEFAULT_CARD, FIXED_DATE, seededBytes, tempDir, thrown } from './helpers/dataset.js'
@@ -198,6 +199,32 @@ describe('store modes', () => {
     await writeFile(join(packs, ref), text)
     const e = (await thrown(() => carBytes(dir))) as CairnError
     expect(e.code).toBe('MISSING_BLOCK')
+  })
+
+  it('a reference pack torn by a kill, or with damaged lines, lists only its whole, sound lines', async () => {
+    const root = await tempDir()
+    dirs.push(root)
+    const file = join(root, 'ref-x.pack')
+    const good = ['0 10 1 2 "a.bin"', '10 5 1 3 "b/c.bin"']
+    const bad = ['15 5 1 4 "/etc/passwd"', '20 5 1 5 "../up.bin"', '25 x 1 6 "d.bin"', '3 5 1 7 "overlaps.bin"', '30 5 1 8 d.bin']
+    await writeFile(file, 'cairn-reference-pack 1\n' + [...good, ...bad].join('\n') + '\n40 5 1 9 "torn.b')
+    expect(readReferencePack(file).map((f) => [f.base, f.size, f.path])).toEqual([
+      [0, 10, 'a.bin'],
+      [10, 5, 'b/c.bin'],
+    ])
+    await writeFile(file, 'cairn-reference-pack 2\n' + good.join('\n') + '\n')
+    expect(readReferencePack(file)).toEqual([])
+  })
+
+  it('init --store-mode reference (CLI) makes a store that references its files', async () => {
+    const dir = await tempDir()
+    dirs.push(dir)
+    await writeFile(join(dir, 'cairn.json'), JSON.stringify(DEFAULT_CARD))
+    await writeFile(join(dir, 'a.bin'), seededBytes(300 * 1024, 'a'))
+    expect((await cairn(['init', dir, '--store-mode', 'reference'])).exitCode).toBe(0)
+    expect((await cairn(['build', '-C', dir, '-m', 'v1'])).exitCode).toBe(0)
+    expect(packBytes(dir).ref).toBeGreaterThan(0)
+    expect(packBytes(dir).copy).toBeLessThan(4096)
   })
 
   it('reflink mode copies where the file system cannot clone, and says why', async () => {

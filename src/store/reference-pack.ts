@@ -74,14 +74,19 @@ export class ReferenceWriter {
   async put(cid: CID, length: number, from: LeafOrigin): Promise<{ pack: string; offset: number; length: number } | undefined> {
     const path = relativePath(this.datasetRoot, from.path)
     if (path === undefined) return undefined
-    let pack = await this.open()
+    const pack = await this.open()
+    // the pack filled up and closed while this put waited: the next one takes it
+    if (pack !== this.pack) return this.put(cid, length, from)
     const key = `${from.path}\0${from.identity.ino}\0${from.identity.mtimeNs}\0${from.identity.size}`
     let base = pack.files.get(key)
     if (base === undefined) {
       if (pack.count >= FILES_PER_PACK) {
-        await pack.close()
-        this.pack = undefined
-        pack = await this.open()
+        // full: later files go to a new pack (the old one closes once what it gathered is written)
+        if (this.pack === pack) {
+          this.pack = undefined
+          void pack.close()
+        }
+        return this.put(cid, length, from)
       }
       base = pack.size
       pack.size += from.identity.size
