@@ -126,6 +126,13 @@ describe('store modes', () => {
     expect(e.message).toContain('big.bin changed since it was built')
     expect(e.message).toContain(v1)
     expect(e.message).toContain(v2)
+    // the CLI: exit 5 (a block is missing), the error JSON names the file and the versions
+    const cliPack = await cairn(['pack', v1, '-o', join(dir, '..', 'y.car'), '--json', '-C', dir])
+    expect(cliPack.exitCode).toBe(5)
+    const err = parseJson<{ error: { code: string; details: { file: string; why: string; versions: string[] }[] } }>(cliPack)
+    expect(validateWith('cli/error.schema.json', err)).toEqual([])
+    expect(err.error.details[0]).toMatchObject({ file: 'big.bin', why: 'changed' })
+    expect(err.error.details[0].versions.sort()).toEqual([v1, v2].sort())
     await unlink(join(dir, 'sub/small.txt'))
     const report = await checkReferences({ dir })
     expect(report.lost.map((l) => [l.path, l.why, l.blocks])).toEqual([
