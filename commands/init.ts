@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { Args, Flags } from '@oclif/core'
 import { CairnError } from '../src/errors.js'
 import type { ShardRule } from '../src/manifest.js'
@@ -56,6 +57,11 @@ export default class Init extends CairnCommand {
       checkCard: true,
       storeMode: flags['store-mode'] as StoreMode | undefined,
     })
+    if (flags['store-mode'] === 'reflink' && !this.jsonEnabled()) {
+      const { probeReflink } = await import('../src/store/reflink-pack.js')
+      const why = await probeReflink(join(result.dir, '.cairn'))
+      if (why) this.warn(`store mode reflink: ${why}; builds will copy the files' blocks (see \`cairn store mode\`)`)
+    }
     if (!this.jsonEnabled()) {
       this.log(
         result.restoredFrom

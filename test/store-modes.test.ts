@@ -13,7 +13,9 @@ import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { build, checkReferences, clone, gc, init, pack, publish, serve, storeMode, verify } from '../src/index.js'
 import { CairnError } from '../src/errors.js'
-import { readReferencePack } from '../src/store/reference-pack.js'
+import { readReferencePack, ReferenceReader, ReferenceWriter } from '../src/store/reference-pack.js'
+import { CID, RAW } from '../src/cid.js'
+import { sha256 } from 'multiformats/hashes/sha2'
 import { validateWith } from '../src/schemas.js'
 import { cairn, ensureBuilt, parseJson } from './helpers/cli.js'
 import { DEFAULT_CARD, FIXED_DATE, seededBytes, tempDir, thrown } from './helpers/dataset.js'
@@ -221,6 +223,30 @@ describe('store modes', () => {
     ])
     await writeFile(file, 'cairn-reference-pack 2\n' + good.join('\n') + '\n')
     expect(readReferencePack(file)).toEqual([])
+  })
+
+  it('reference packs roll over every N files; blocks written concurrently all read back, checked', async () => {
+    const root = await tempDir()
+    dirs.push(root)
+    await mkdir(join(root, 'packs'))
+    const writer = new ReferenceWriter(join(root, 'packs'), root, 3)
+    const files = Array.from({ length: 10 }, (_, i) => ({ path: `f${i}.bin`, bytes: seededBytes(1000 + i, `f${i}`) }))
+    const places = await Promise.all(
+      files.map(async (f) => {
+        await writeFile(join(root, f.path), f.bytes)
+        const st = statSync(join(root, f.path), { bigint: true })
+        const identity = { size: f.bytes.length, mtimeNs: st.mtimeNs, ino: st.ino }
+        const cid = CID.createV1(RAW, await sha256.digest(f.bytes))
+        return { cid, at: await writer.put(cid, f.bytes.length, { path: join(root, f.path), offset: 0, identity }) }
+      }),
+    )
+    await writer.close()
+    expect(new Set(places.map((p) => p.at!.pack)).size).toBe(4)
+    const reader = new ReferenceReader(join(root, 'packs'), root)
+    for (const [i, p] of places.entries()) {
+      const got = await reader.get(p.cid, p.at!.pack, p.at!.offset, p.at!.length)
+      expect('bytes' in got && Buffer.from(got.bytes).equals(files[i].bytes)).toBe(true)
+    }
   })
 
   it('init --store-mode reference (CLI) makes a store that references its files', async () => {

@@ -61,10 +61,14 @@ export class ReferenceWriter {
   private pack: OpenPack | undefined
   private opening: Promise<OpenPack> | undefined
 
-  /** `packsDir` is `.cairn/packs`; `datasetRoot` the folder paths are relative to. */
+  /**
+   * `packsDir` is `.cairn/packs`; `datasetRoot` the folder paths are relative to; a pack takes at most
+   * `filesPerPack` files (tests make it small).
+   */
   constructor(
     private readonly packsDir: string,
     private readonly datasetRoot: string,
+    private readonly filesPerPack = FILES_PER_PACK,
   ) {}
 
   /**
@@ -80,7 +84,7 @@ export class ReferenceWriter {
     const key = `${from.path}\0${from.identity.ino}\0${from.identity.mtimeNs}\0${from.identity.size}`
     let base = pack.files.get(key)
     if (base === undefined) {
-      if (pack.count >= FILES_PER_PACK) {
+      if (pack.count >= this.filesPerPack) {
         // full: later files go to a new pack (the old one closes once what it gathered is written)
         if (this.pack === pack) {
           this.pack = undefined
