@@ -169,6 +169,21 @@ describe('store modes', () => {
     await expect(verify({ dir, ref: v1, dataset: dir })).resolves.toMatchObject({ ok: false, missing: ['big.bin'] })
   })
 
+  it('reference mode: a file with the bytes of a deleted one is referenced anew, so its version is whole', async () => {
+    const dir = await dataset('reference')
+    const v1 = (await build({ dir, message: 'v1', date: FIXED_DATE })).version.toString()
+    // big.bin moves to copy.bin (same bytes) and the original goes: its blocks are already "stored"
+    await writeFile(join(dir, 'copy.bin'), FILES['big.bin'])
+    await unlink(join(dir, 'big.bin'))
+    const v2 = (await build({ dir, message: 'v2', date: FIXED_DATE })).version.toString()
+    await expect(carBytes(dir)).resolves.toBeInstanceOf(Buffer)
+    // v1 reads its big.bin from copy.bin now: nothing is lost, whatever order the logs are read in
+    await expect(carBytes(dir)).resolves.toBeInstanceOf(Buffer)
+    expect((await pack({ dir, ref: v1, output: join(dir, '..', 'v1.car') })).root.toString()).toBe(v1)
+    expect((await checkReferences({ dir })).lost).toEqual([])
+    expect(v2).not.toBe(v1)
+  })
+
   it('gc keeps a reference pack whole while a version uses it, and deletes it (never the data) once none does', async () => {
     const dir = await dataset('reference')
     await build({ dir, message: 'v1', date: FIXED_DATE })

@@ -155,11 +155,15 @@ export class BlockStore implements BlockStoreLike {
   private putFromFile(k: string, cid: CID, bytes: Uint8Array, from: LeafOrigin): Promise<void> {
     const holder: { done?: Promise<void> } = {}
     const done = (async () => {
-      if ((await this.locate(cid, false)) !== undefined) return
+      // a block already stored is stored again only when it is a reference that broke (its data file
+      // was edited or deleted since): this file has its bytes now
+      const known = await this.locate(cid, false)
+      if (known !== undefined && !(isReferencePack(known.pack) && !(await this.files.intact(cid, known)))) return
       const at = await this.files.put(cid, bytes.length, from)
       if (at) return this.locations.set(v1Bytes(cid), at.pack, at.offset, at.length)
       if (this.pending.get(k) === holder.done) this.pending.delete(k)
-      await this.put(cid, bytes)
+      if (known !== undefined) await this.keepCopy(cid, bytes)
+      else await this.put(cid, bytes)
     })()
     holder.done = done
     this.pending.set(k, done)
@@ -443,8 +447,9 @@ export class BlockStore implements BlockStoreLike {
         const s2 = text.indexOf(' ', s1 + 1)
         // the CID's text decoded in place (no string per line); a line that is not one is skipped
         const cid = s1 > at && s2 > s1 + 1 && s2 + 1 < nl ? cidTextBytes(text, at, s1, scratch) : undefined
-        // a copy of a block wins over a reference to a data file, whichever log is read first
-        if (cid !== undefined && !(isReferencePack(pack) && this.locations.has(cid))) {
+        // a copy of a block wins over a reference to a data file, whichever log is read first; among
+        // references the newest pack wins (logs are read in name order, and a pack's name starts with its time)
+        if (cid !== undefined && !(isReferencePack(pack) && this.heldByCopy(cid))) {
           // a damaged number must not reach a read (NaN, or a length that would allocate gigabytes): the
           // line is skipped like any other damaged line, and its block is then missing (integrity)
           const offset = Number(text.slice(s1 + 1, s2))
@@ -459,10 +464,18 @@ export class BlockStore implements BlockStoreLike {
     this.ready = true
   }
 
-  /** The names of the index logs (none when there is no pack yet). */
+  /** Whether the block's known place is a pack that holds its bytes (not a reference to a data file). */
+  private heldByCopy(cid: Uint8Array): boolean {
+    const at = this.locations.get(cid)
+    return at !== undefined && !isReferencePack(at.pack)
+  }
+
+  /** The names of the index logs, in name order (none when there is no pack yet). */
   private indexLogs(): string[] {
     try {
-      return readdirSync(this.packsDir).filter((n) => n.endsWith('.idx'))
+      return readdirSync(this.packsDir)
+        .filter((n) => n.endsWith('.idx'))
+        .sort()
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return []
       throw e

@@ -92,6 +92,12 @@ export class FilePacks {
     throw await lostBlock(cid, got.lost, tried, this.storeDir, store)
   }
 
+  /** Whether a block of a reference pack still reads back right from its data file. */
+  async intact(cid: CID, at: Place): Promise<boolean> {
+    this.reader ??= new ReferenceReader(this.packsDir, this.datasetRoot)
+    return 'bytes' in (await this.reader.get(cid, at.pack, at.offset, at.length))
+  }
+
   /** Closes what the writers hold open. */
   async close(): Promise<void> {
     await Promise.all([this.referenceWriter?.close(), this.reflinkWriter?.close()])
