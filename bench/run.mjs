@@ -15,6 +15,7 @@ import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { runFilesCase } from './cases/files.mjs'
 import { runIndexCase } from './cases/index.mjs'
+import { runModesCase } from './cases/modes.mjs'
 import { HAS_GNU_TIME, runChild } from './lib/proc.mjs'
 import { table, targetLines, targets } from './lib/report.mjs'
 
@@ -35,6 +36,8 @@ const CASES = [
     startup: true,
   },
   { name: 'index', kind: 'index', entries: 1_000_000, changed: 10, quick: { entries: 20_000 } },
+  // the store's size after building 1 GiB in each store mode (copy, reflink, reference)
+  { name: 'modes', kind: 'modes', spec: { count: 64, size: 16 * MiB, perDir: 64 }, quick: { count: 16, size: 4 * MiB, perDir: 16 } },
   {
     name: 'large-4g',
     kind: 'files',
@@ -183,10 +186,10 @@ async function main() {
   }
   const started = new Date()
   const selected = CASES.filter((c) => (opts.cases.length > 0 ? opts.cases.includes(c.name) : !c.long || opts.long)).map((c) => {
-    const k = opts.quick ? { ...c, ...(c.kind === 'files' ? { spec: { ...c.spec, ...c.quick } } : c.quick) } : { ...c }
+    const k = opts.quick ? { ...c, ...(c.kind === 'files' || c.kind === 'modes' ? { spec: { ...c.spec, ...c.quick } } : c.quick) } : { ...c }
     k.dataName = `${opts.quick ? 'quick-' : ''}${c.name}`
     k.title =
-      k.kind === 'files'
+      k.kind === 'files' || k.kind === 'modes'
         ? `${k.spec.count.toLocaleString('en')} files × ${size(k.spec.size)} = ${size(k.spec.count * k.spec.size)}`
         : `2 × ${k.entries.toLocaleString('en')} index entries, ${k.changed} changed`
     return k
@@ -230,6 +233,7 @@ async function main() {
   for (const c of selected) {
     log(`\n${c.name}: ${c.title}`)
     if (c.kind === 'files') await runFilesCase(ctx, c)
+    else if (c.kind === 'modes') await runModesCase(ctx, c)
     else await runIndexCase(ctx, c)
   }
   rmSync(ctx.workDir, { recursive: true, force: true })

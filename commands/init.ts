@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { Args, Flags } from '@oclif/core'
 import { CairnError } from '../src/errors.js'
 import type { ShardRule } from '../src/manifest.js'
+import type { StoreMode } from '../src/store/mode.js'
 import { CairnCommand } from './_base.js'
 
 export default class Init extends CairnCommand {
@@ -13,6 +15,7 @@ export default class Init extends CairnCommand {
     '<%= config.bin %> init ./data --name tiny-instruct --license CC0-1.0 --author "Ada Lovelace"',
     '<%= config.bin %> init --generator gen.py --model llama-3-8b --seed 42 --param temperature=0.7',
     '<%= config.bin %> init --schema "**/*.jsonl=row.schema.json" --key "**/*.jsonl=id"',
+    '<%= config.bin %> init ./data --store-mode reference',
   ]
   static override args = { dir: Args.directory({ description: 'the dataset folder (default: the current folder)' }) }
   static override flags = {
@@ -27,6 +30,10 @@ export default class Init extends CairnCommand {
     param: Flags.string({ summary: 'Provenance: a generation parameter key=value (repeatable).', multiple: true }),
     schema: Flags.string({ summary: 'A row schema: glob=path/to/schema.json (repeatable).', multiple: true }),
     key: Flags.string({ summary: 'A primary key: glob=col[,col…] (repeatable).', multiple: true }),
+    'store-mode': Flags.string({
+      summary: "How builds store the files' blocks: copy (default), reflink or reference (see `cairn store mode`).",
+      options: ['copy', 'reflink', 'reference'],
+    }),
   }
 
   async run() {
@@ -48,7 +55,13 @@ export default class Init extends CairnCommand {
       },
       shards: rules(flags.schema ?? [], flags.key ?? []),
       checkCard: true,
+      storeMode: flags['store-mode'] as StoreMode | undefined,
     })
+    if (flags['store-mode'] === 'reflink' && !this.jsonEnabled()) {
+      const { probeReflink } = await import('../src/store/reflink-pack.js')
+      const why = await probeReflink(join(result.dir, '.cairn'))
+      if (why) this.warn(`store mode reflink: ${why}; builds will copy the files' blocks (see \`cairn store mode\`)`)
+    }
     if (!this.jsonEnabled()) {
       this.log(
         result.restoredFrom

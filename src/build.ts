@@ -123,7 +123,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       const racyAfter = BigInt(Date.now() - 10) * 1_000_000n
       const { files, skipped } = await scan(dataset.root, { ignore: await loadIgnoreRules(dataset.root) })
       const totalBytes = files.totalBytes
-      const put: BlockSink = (b) => store.put(b.cid, b.bytes)
+      const put: BlockSink = (b) => store.put(b.cid, b.bytes, b.from)
       const rules = new RowRules(card)
       const problems = new RowProblems(options.maxErrors)
       // while the store holds every block it held when the cache was saved, the cache's CIDs need no

@@ -10,6 +10,7 @@ import type { CID } from './cid.js'
 import type { Card, ShardRule } from './manifest.js'
 import { validateWith, type SchemaError } from './schemas.js'
 import { BlockStore } from './store/blocks.js'
+import { modeOf, writeStoreMode, type StoreMode } from './store/mode.js'
 import { Refs } from './store/refs.js'
 
 export const CARD_FILE = 'cairn.json'
@@ -38,6 +39,8 @@ export interface InitOptions {
    * the JSON Schema meta-schema, the licence against SPDX identifiers (src/card/check.ts).
    */
   readonly checkCard?: boolean
+  /** How builds store the files' blocks: `copy` (default), `reflink` or `reference` (docs/store.md). */
+  readonly storeMode?: StoreMode
 }
 
 /** What `init` did. */
@@ -104,6 +107,7 @@ export async function init(options: InitOptions = {}): Promise<InitResult> {
   } catch (e) {
     throw ioError('initialise the dataset in', dir, e)
   }
+  if (options.storeMode !== undefined) await writeStoreMode(join(dir, STORE_DIR), options.storeMode)
   return { dir, card, cardWritten }
 }
 
@@ -117,7 +121,7 @@ export async function openDataset(dir = '.'): Promise<Dataset> {
   for (let at = start; ; at = dirname(at)) {
     if (cardless === undefined && !(await exists(join(at, CARD_FILE))) && (await exists(join(at, STORE_DIR, 'store.json')))) cardless = at
     if ((await exists(join(at, STORE_DIR, 'store.json'))) && (await exists(join(at, CARD_FILE)))) {
-      const meta = JSON.parse(await readFile(join(at, STORE_DIR, 'store.json'), 'utf8')) as { storeVersion?: unknown }
+      const meta = JSON.parse(await readFile(join(at, STORE_DIR, 'store.json'), 'utf8')) as { storeVersion?: unknown; storeMode?: unknown }
       if (meta.storeVersion !== STORE_VERSION) {
         throw new CairnError(
           'NOT_A_DATASET',
@@ -129,7 +133,7 @@ export async function openDataset(dir = '.'): Promise<Dataset> {
         )
       }
       const storeDir = join(at, STORE_DIR)
-      return { root: at, store: new BlockStore(storeDir), refs: new Refs(storeDir) }
+      return { root: at, store: new BlockStore(storeDir, { mode: modeOf(meta, storeDir) }), refs: new Refs(storeDir) }
     }
     if (dirname(at) === at) break
   }

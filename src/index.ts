@@ -46,6 +46,9 @@ export { show, type ShowOptions, type ShowResult } from './show.js'
 export { ls, type LsOptions } from './ls.js'
 export { tag, tags, deleteTag, type TagOptions, type TagEntry } from './tag.js'
 export { gc, du, type GcOptions, type GcResult, type DuResult, type DuPart } from './gc/gc.js'
+export { storeMode, type StoreModeOptions, type StoreModeResult } from './store/set-mode.js'
+export { STORE_MODES, type StoreMode } from './store/mode.js'
+export { checkReferences, type ReferenceCheck, type LostFile } from './store/reference-loss.js'
 
 // checking and comparing
 export {

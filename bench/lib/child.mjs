@@ -16,8 +16,9 @@ import { limitOps } from './ops/limits.mjs'
 import { peerOps } from './ops/peer.mjs'
 import { proofLayoutOps } from './ops/proof-layouts.mjs'
 import { vcsPeerOps } from './ops/vcs-peers.mjs'
+import { modesOps } from './ops/modes.mjs'
 
-const ops = { ...cairnOps, ...cloneOps, ...indexOps, ...limitOps, ...peerOps, ...proofLayoutOps, ...vcsPeerOps }
+const ops = { ...cairnOps, ...cloneOps, ...indexOps, ...limitOps, ...peerOps, ...proofLayoutOps, ...vcsPeerOps, ...modesOps }
 const [op, paramsFile, resultFile] = process.argv.slice(2)
 
 /**

@@ -18,6 +18,7 @@ import { filterHeadLog, readHeadLog } from '../history/reflog.js'
 import { withLock } from '../store/lock.js'
 import { writeFileAtomic } from '../util/atomic.js'
 import { readLayout, type StoreLayout } from './packs.js'
+import { isFilePack } from '../store/file-packs.js'
 import { Reach } from './reach.js'
 
 export interface GcOptions {
@@ -133,6 +134,14 @@ function planSweep(layout: StoreLayout, reach: Reach): Sweep {
   let freedBytes = 0
   for (const p of layout.packs) {
     storeBytes += p.packBytes + p.idxBytes
+    // a clone or reference pack is the data file's bytes: kept whole while a block of it is live, never
+    // copied out (that would make the second copy its mode avoids), deleted whole when none is
+    if (isFilePack(p.id)) {
+      if (p.keys.some((k) => reach.has(k))) continue
+      doomed.push(p.id)
+      freedBytes += p.packBytes + p.idxBytes
+      continue
+    }
     let live = 0
     const keepHere: Sweep['copy'] = []
     for (let i = 0; i < p.keys.length; i++) {

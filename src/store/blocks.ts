@@ -13,8 +13,11 @@ import { checkBlock, checkDigest } from '../car/block.js'
 import { MAX_BLOCK_BYTES } from '../car/reader.js'
 import { CID, cidBytesText, cidText, cidTextBytes, SHA2_256 } from '../cid.js'
 import { CairnError, ioError, isCairnError } from '../errors.js'
+import type { LeafOrigin } from '../unixfs/file.js'
 import { hashPool } from '../util/hash-pool.js'
+import { FilePacks, isReferencePack } from './file-packs.js'
 import { BlockLocations, type Location } from './locations.js'
+import { DEFAULT_STORE_MODE, type StoreMode } from './mode.js'
 
 /** Anything blocks can be read from, verified: the store, a CAR file, a gateway. */
 export interface BlockSource {
@@ -110,9 +113,21 @@ export class BlockStore implements BlockStoreLike {
   /** Blocks being written by this process: concurrent puts of the same block write it once. */
   private readonly pending = new Map<string, Promise<void>>()
 
-  /** `root` is the `.cairn` folder. */
-  constructor(readonly root: string) {
+  /** Packs backed by data files: reading reference packs, and writing leaves in reflink or reference mode. */
+  private readonly files: FilePacks
+
+  /** `root` is the `.cairn` folder; `mode` says how a build's file leaves are stored (docs/store.md). */
+  constructor(
+    readonly root: string,
+    options: { readonly mode?: StoreMode } = {},
+  ) {
     this.packsDir = join(root, 'packs')
+    this.files = new FilePacks(root, options.mode ?? DEFAULT_STORE_MODE)
+  }
+
+  /** How this store keeps the raw leaves of data files a build reads. */
+  get mode(): StoreMode {
+    return this.files.mode
   }
 
   /** Whether the store holds the block (as of the last look at other writers' packs). */
@@ -120,15 +135,49 @@ export class BlockStore implements BlockStoreLike {
     return this.pending.has(key(cid)) || (await this.locate(cid, false)) !== undefined
   }
 
-  /** Stores a block (the caller made `bytes` from `cid`'s hash). A block already present is not written again. */
-  put(cid: CID, bytes: Uint8Array): Promise<void> {
+  /**
+   * Stores a block (the caller made `bytes` from `cid`'s hash). A block already present is not written
+   * again. `from`, for a raw leaf read from a data file, lets a store in reflink or reference mode keep
+   * it in a clone of the file or as a reference to it instead of a copy.
+   */
+  put(cid: CID, bytes: Uint8Array, from?: LeafOrigin): Promise<void> {
     const k = key(cid)
     const inFlight = this.pending.get(k)
     if (inFlight) return inFlight
+    if (from !== undefined && this.files.mode !== 'copy') return this.putFromFile(k, cid, bytes, from)
     // once the logs are read and the pack is open, a put is synchronous: it joins the open batch and
     // returns the batch's promise (no promise of its own, for each of 100,000 blocks)
     if (this.ready && this.current) return this.locations.has(v1Bytes(cid)) ? DONE : this.append(this.current, k, cid, bytes)
     return this.putWhenOpen(k, cid, bytes)
+  }
+
+  /** A leaf kept in a file-backed pack, or copied when the pack declines it (as `put` would). */
+  private putFromFile(k: string, cid: CID, bytes: Uint8Array, from: LeafOrigin): Promise<void> {
+    const holder: { done?: Promise<void> } = {}
+    const done = (async () => {
+      // a block already stored is stored again only when it is a reference that broke (its data file
+      // was edited or deleted since): this file has its bytes now
+      const known = await this.locate(cid, false)
+      if (known !== undefined && !(isReferencePack(known.pack) && !(await this.files.intact(cid, known)))) return
+      const at = await this.files.put(cid, bytes.length, from)
+      if (at) return this.locations.set(v1Bytes(cid), at.pack, at.offset, at.length)
+      if (this.pending.get(k) === holder.done) this.pending.delete(k)
+      if (known !== undefined) await this.keepCopy(cid, bytes)
+      else await this.put(cid, bytes)
+    })()
+    holder.done = done
+    this.pending.set(k, done)
+    const settle = (): void => {
+      if (this.pending.get(k) === done) this.pending.delete(k)
+    }
+    done.then(settle, settle)
+    return done
+  }
+
+  /** Stores a copy of a block whose place is a reference that broke (its bytes were fetched elsewhere). */
+  private async keepCopy(cid: CID, bytes: Uint8Array): Promise<void> {
+    const w = await this.openWriter()
+    await this.append(w, key(cid), cid, bytes)
   }
 
   private async putWhenOpen(k: string, cid: CID, bytes: Uint8Array): Promise<void> {
@@ -146,6 +195,7 @@ export class BlockStore implements BlockStoreLike {
     await this.pending.get(k)
     const at = await this.locate(cid, true)
     if (!at) throw new CairnError('MISSING_BLOCK', `Block ${cid} is not in the store ${this.root}`, { subject: cid.toString() })
+    if (isReferencePack(at.pack)) return this.files.read(cid, at, this, (bytes) => this.keepCopy(cid, bytes))
     const file = join(this.packsDir, at.pack + '.pack')
     let bytes: Uint8Array
     let checked = false
@@ -243,6 +293,7 @@ export class BlockStore implements BlockStoreLike {
       await Promise.allSettled([...w.inflight])
       await Promise.all([w.data.close(), w.index.close()])
     }
+    await this.files.close()
     const handles = [...this.handles.values()]
     this.handles.clear()
     await Promise.all(handles.map(async (h) => (await h).close().catch(() => {})))
@@ -396,7 +447,9 @@ export class BlockStore implements BlockStoreLike {
         const s2 = text.indexOf(' ', s1 + 1)
         // the CID's text decoded in place (no string per line); a line that is not one is skipped
         const cid = s1 > at && s2 > s1 + 1 && s2 + 1 < nl ? cidTextBytes(text, at, s1, scratch) : undefined
-        if (cid !== undefined) {
+        // a copy of a block wins over a reference to a data file, whichever log is read first; among
+        // references the newest pack wins (logs are read in name order, and a pack's name starts with its time)
+        if (cid !== undefined && !(isReferencePack(pack) && this.heldByCopy(cid))) {
           // a damaged number must not reach a read (NaN, or a length that would allocate gigabytes): the
           // line is skipped like any other damaged line, and its block is then missing (integrity)
           const offset = Number(text.slice(s1 + 1, s2))
@@ -411,10 +464,18 @@ export class BlockStore implements BlockStoreLike {
     this.ready = true
   }
 
-  /** The names of the index logs (none when there is no pack yet). */
+  /** Whether the block's known place is a pack that holds its bytes (not a reference to a data file). */
+  private heldByCopy(cid: Uint8Array): boolean {
+    const at = this.locations.get(cid)
+    return at !== undefined && !isReferencePack(at.pack)
+  }
+
+  /** The names of the index logs, in name order (none when there is no pack yet). */
   private indexLogs(): string[] {
     try {
-      return readdirSync(this.packsDir).filter((n) => n.endsWith('.idx'))
+      return readdirSync(this.packsDir)
+        .filter((n) => n.endsWith('.idx'))
+        .sort()
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return []
       throw e

@@ -22,6 +22,15 @@ export const MAX_LINKS = 1024
 export interface Block {
   readonly cid: CID
   readonly bytes: Uint8Array
+  /** For a raw leaf read from a file: where its bytes lie in it (a store in reflink or reference mode uses it). */
+  readonly from?: LeafOrigin
+}
+
+/** Where a raw leaf's bytes lie: the file (absolute path), the offset, and the file as it was read. */
+export interface LeafOrigin {
+  readonly path: string
+  readonly offset: number
+  readonly identity: FileIdentity
 }
 
 /** Receives every block of a DAG as it is made, children before parents. */
@@ -60,8 +69,8 @@ export class FileLayout {
    * Adds one chunk; returns the new blocks (the leaf, and any parents it completed). `digest` is the
    * chunk's sha2-256 when the caller already has it (hashed off the main thread).
    */
-  addChunk(chunk: Uint8Array, digest?: Uint8Array): Block[] {
-    const leaf: Block = { cid: digest ? rawCid(digest) : cidFor(RAW, chunk), bytes: chunk }
+  addChunk(chunk: Uint8Array, digest?: Uint8Array, from?: LeafOrigin): Block[] {
+    const leaf: Block = { cid: digest ? rawCid(digest) : cidFor(RAW, chunk), bytes: chunk, from }
     this.chunks++
     this.bytes += chunk.length
     const out: Block[] = [leaf]
@@ -238,7 +247,7 @@ export async function importFile(path: string, sink?: BlockSink, options: Import
       }
       start(i + readAhead)
       total += leaf.bytes.length
-      const blocks = layout.addChunk(leaf.bytes, leaf.digest)
+      const blocks = layout.addChunk(leaf.bytes, leaf.digest, { path, offset: i * CHUNK_SIZE, identity: expected })
       if (sink) for (const b of blocks) await sink(b)
       consumed++
       pool.readAhead.give()
@@ -307,7 +316,7 @@ export async function importFiles(
       const { size, mtimeNs, ino } = f.expected
       if (bytes.length !== size || !read!.same(k, size, mtimeNs, ino))
         throw fileChanged(f.label, f.expected, read!.identity(k), bytes.length)
-      const leaf = { cid: rawCid(read!.digest(k)), bytes }
+      const leaf: Block = { cid: rawCid(read!.digest(k)), bytes, from: { path: f.path, offset: 0, identity: f.expected } }
       if (sink) {
         const stored = sink(leaf)
         if (stored instanceof Promise && !stores.has(stored)) stores.add(quiet(stored))
