@@ -42,8 +42,8 @@ export async function loadIgnoreRules(root: string): Promise<IgnoreRules> {
 
 /** The rules of an ignore file's text (see {@link loadIgnoreRules}). */
 export function parseIgnoreRules(text: string): IgnoreRules {
-  const ig: Ignore = ignore().add([...DEFAULT_IGNORES])
-  text.split(/\r?\n/).forEach((line, i) => {
+  const lines = text.split(/\r?\n/)
+  lines.forEach((line, i) => {
     const problem = badPattern(line)
     if (problem) {
       throw new CairnError('USAGE', `${IGNORE_FILE}:${i + 1}: ${JSON.stringify(line)} is not a valid pattern: ${problem}`, {
@@ -51,10 +51,23 @@ export function parseIgnoreRules(text: string): IgnoreRules {
         hint: 'fix or remove the line (the syntax is gitignore’s: https://git-scm.com/docs/gitignore); nothing was written',
       })
     }
-    ig.add(line)
   })
-  return { ignores: (path, folder) => ig.ignores(folder ? path + '/' : path) }
+  const fresh = (): Ignore => ignore().add([...DEFAULT_IGNORES]).add(lines)
+  // The package keeps the answer for every path it was asked about: a walk of 10⁶ files would keep 10⁶
+  // answers (~150 MB). A fresh matcher every few thousand questions bounds that; the walk asks about
+  // each path once, so the answers it drops would not have been asked for again.
+  let ig = fresh()
+  let asked = 0
+  return {
+    ignores: (path, folder) => {
+      if (++asked % IGNORE_CACHE_PATHS === 0) ig = fresh()
+      return ig.ignores(folder ? path + '/' : path)
+    },
+  }
 }
+
+/** Paths an ignore matcher answers before it is replaced by a fresh one (see {@link parseIgnoreRules}). */
+const IGNORE_CACHE_PATHS = 4096
 
 /**
  * Why a line is a pattern git would never match, or undefined. The `ignore` package turns such lines
