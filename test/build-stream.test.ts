@@ -8,6 +8,8 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { build, openDataset, status } from '../src/index.js'
 import { buildTuning } from '../src/build.js'
 import { openPartialCaches } from '../src/store/stat-cache.js'
+import { DEFAULT_IGNORES, parseIgnoreRules } from '../src/worktree/ignore.js'
+import ignore from 'ignore'
 import { FIXED_DATE, makeDataset, tempDir, type TempDataset } from './helpers/dataset.js'
 import { repoRoot } from './helpers/tmp.js'
 
@@ -174,4 +176,20 @@ describe('build as a streaming merge', () => {
     expect((await readdir(join(ds.dir, '.cairn'))).filter((f) => f.endsWith('.partial'))).toEqual([])
     expect(await readFile(join(ds.dir, '.cairn', 'stat-cache'))).toBeDefined()
   }, 240_000)
+
+  it('the default ignore rules (no .cairnignore of its own) answer as the ignore package does, and forget nothing they need', () => {
+    const oracle = ignore().add([...DEFAULT_IGNORES])
+    const mine = parseIgnoreRules('# only a comment\n\n')
+    const theirs = parseIgnoreRules('*.tmp\n')
+    const names = ['a.car', 'a.cars', 'car', '.car', 'x.CAR', 'd.car/f.txt', 'd/e.car', 'd/e/f.bin', 'a b.car', 'é.car', 'x.car.txt']
+    for (const path of names) {
+      for (const folder of [false, true]) {
+        const asked = folder ? path + '/' : path
+        expect(mine.ignores(path, folder), asked).toBe(oracle.ignores(asked))
+        expect(theirs.ignores(path, folder), asked).toBe(oracle.ignores(asked) || /\.tmp$/.test(path))
+      }
+    }
+    // the matcher of a folder's own rules is renewed every few thousand paths: the answers stay right
+    for (let i = 0; i < 10_000; i++) expect(theirs.ignores(`d${i % 7}/f${i}.${i % 3 ? 'tmp' : 'bin'}`, false)).toBe(i % 3 !== 0)
+  })
 })

@@ -52,7 +52,14 @@ export function parseIgnoreRules(text: string): IgnoreRules {
       })
     }
   })
-  const fresh = (): Ignore => ignore().add([...DEFAULT_IGNORES]).add(lines)
+  // no rules of the folder's own: the defaults alone, without asking the package about each path (its
+  // matching cost ~10 µs per path, a tenth of a walk of 10⁶ files); `*.car` matches a name at any depth, in
+  // any case (the package, like git on most systems, ignores case)
+  if (lines.every((line) => line.trim() === '' || line.startsWith('#'))) return { ignores: (path) => CAR_NAME.test(path) }
+  const fresh = (): Ignore =>
+    ignore()
+      .add([...DEFAULT_IGNORES])
+      .add(lines)
   // The package keeps the answer for every path it was asked about: a walk of 10⁶ files would keep 10⁶
   // answers (~150 MB). A fresh matcher every few thousand questions bounds that; the walk asks about
   // each path once, so the answers it drops would not have been asked for again.
@@ -65,6 +72,9 @@ export function parseIgnoreRules(text: string): IgnoreRules {
     },
   }
 }
+
+/** The default rule `*.car` as the package matches it: a name ending in `.car`, in any case, the path's or a folder's on it. */
+const CAR_NAME = /\.car(?:\/|$)/i
 
 /** Paths an ignore matcher answers before it is replaced by a fresh one (see {@link parseIgnoreRules}). */
 const IGNORE_CACHE_PATHS = 4096
