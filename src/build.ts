@@ -119,7 +119,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
         .update(JSON.stringify(card.shards ?? []))
         .digest('hex')
       const sealed = openStatCache(store.root, rulesKey, buildTuning)
-      const partials = openPartialCaches(store.root, rulesKey, 2, buildTuning)
+      const partials = openPartialCaches(store.root, rulesKey, 2, { ...buildTuning, prune: true })
       // with nothing cached every file will be read: the threads boot while the folder is walked
       if (!sealed && partials.length === 0) hashPool(options.jobs ?? smallFileJobs()).warm()
       // a file modified in the same clock tick as its lstat could change again unseen: don't cache it

@@ -328,11 +328,26 @@ export function openStatCache(root: string, rulesKey: string, options: StatCache
  * The partial caches a build killed midway left beside the store's cache, newest first (at most
  * `limit`), whose whole frames hold facts as good as a sealed cache's: each was written only once its
  * file's blocks were stored. Their blocks may have been removed since (gc), so a hit from one must be
- * checked against the store.
+ * checked against the store. With `prune`, the older ones are removed (under the store's lock only).
  */
-export function openPartialCaches(root: string, rulesKey: string, limit = 2, options: StatCacheOptions = {}): StatCache[] {
+export function openPartialCaches(
+  root: string,
+  rulesKey: string,
+  limit = 2,
+  options: StatCacheOptions & { readonly prune?: boolean } = {},
+): StatCache[] {
   const out: StatCache[] = []
-  for (const file of partialFiles(root).slice(0, limit)) {
+  const files = partialFiles(root)
+  // older ones are superseded (a build that used them wrote their hits again): removed, so that builds
+  // that keep failing do not pile them up
+  for (const old of options.prune ? files.slice(limit) : []) {
+    try {
+      unlinkSync(old)
+    } catch {
+      // removed by then, or not ours to remove: skipped all the same
+    }
+  }
+  for (const file of files.slice(0, limit)) {
     let fd: number
     try {
       fd = openSync(file, 'r')
