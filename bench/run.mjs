@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url'
 import { runFilesCase } from './cases/files.mjs'
 import { runIndexCase } from './cases/index.mjs'
 import { runModesCase } from './cases/modes.mjs'
+import { runScaleCase } from './cases/scale.mjs'
 import { HAS_GNU_TIME, runChild } from './lib/proc.mjs'
 import { table, targetLines, targets } from './lib/report.mjs'
 
@@ -51,6 +52,22 @@ const CASES = [
     long: true,
     spec: { count: 100_000, size: 1024, perDir: 1000 },
     quick: { count: 5000, size: 1024, perDir: 500 },
+  },
+  // build and status at scale (#19): memory flat, rebuilds near the stat-every-file limit (cases/scale.mjs)
+  {
+    name: 'scale-10k',
+    kind: 'scale',
+    long: true,
+    spec: { count: 10_000, size: 1024, perDir: 1000 },
+    quick: { count: 1000, size: 1024, perDir: 100 },
+  },
+  {
+    name: 'scale-1m',
+    kind: 'scale',
+    long: true,
+    spec: { count: 1_000_000, size: 1024, perDir: 1000 },
+    quick: { count: 20_000, size: 1024, perDir: 1000 },
+    coldRuns: 1,
   },
 ]
 
@@ -186,10 +203,10 @@ async function main() {
   }
   const started = new Date()
   const selected = CASES.filter((c) => (opts.cases.length > 0 ? opts.cases.includes(c.name) : !c.long || opts.long)).map((c) => {
-    const k = opts.quick ? { ...c, ...(c.kind === 'files' || c.kind === 'modes' ? { spec: { ...c.spec, ...c.quick } } : c.quick) } : { ...c }
+    const k = opts.quick ? { ...c, ...(c.kind !== 'index' ? { spec: { ...c.spec, ...c.quick } } : c.quick) } : { ...c }
     k.dataName = `${opts.quick ? 'quick-' : ''}${c.name}`
     k.title =
-      k.kind === 'files' || k.kind === 'modes'
+      k.kind !== 'index'
         ? `${k.spec.count.toLocaleString('en')} files × ${size(k.spec.size)} = ${size(k.spec.count * k.spec.size)}`
         : `2 × ${k.entries.toLocaleString('en')} index entries, ${k.changed} changed`
     return k
@@ -234,6 +251,7 @@ async function main() {
     log(`\n${c.name}: ${c.title}`)
     if (c.kind === 'files') await runFilesCase(ctx, c)
     else if (c.kind === 'modes') await runModesCase(ctx, c)
+    else if (c.kind === 'scale') await runScaleCase(ctx, c)
     else await runIndexCase(ctx, c)
   }
   rmSync(ctx.workDir, { recursive: true, force: true })

@@ -5,21 +5,24 @@
  * that leaves HEAD and the refs as they were (blocks already written are whole and merely unused).
  */
 import { createHash } from 'node:crypto'
+import { lstatSync } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
+import { join } from 'node:path'
 import * as dagJson from '@ipld/dag-json'
 import { equals as equalBytes } from 'multiformats/bytes'
 import { minimatch } from 'minimatch'
 import type { ValidateFunction } from 'ajv'
 import { checkBlock } from './car/block.js'
 import { cidFor, DAG_JSON, type CID, type Link } from './cid.js'
-import { readCard, withDataset } from './dataset.js'
+import { CARD_FILE, readCard, withDataset } from './dataset.js'
 import { assertBuildable } from './release/clone-record.js'
 import { CairnError, ioError, isCairnError } from './errors.js'
 import { readerFor } from './formats/index.js'
 import type { FormatReader, Row } from './formats/interface.js'
-import { IndexBuilder, walkEntries, type BuiltIndex } from './shard-index/prolly.js'
+import { IndexBuilder, walkEntries } from './shard-index/prolly.js'
 import {
+  checkShardPath,
   comparePaths,
   decodeManifest,
   encodeManifest,
@@ -30,20 +33,20 @@ import {
   type Totals,
   type VersionManifest,
 } from './manifest.js'
-import { scan, type FoundFiles, type SkippedEntry } from './scan.js'
+import { changedSince, identityOfStamp, sameStamp, walkFiles, type SkippedEntry, type WalkedFile } from './scan.js'
 import { compileUserSchema } from './schemas.js'
 import type { BlockStore } from './store/blocks.js'
 import { withLock } from './store/lock.js'
-import { loadStatCache, StatCacheWriter, type CachedFile, type CachedHead, type FileFacts, type StatCache } from './store/stat-cache.js'
-import { CHUNK_SIZE, identityOf, importFiles, importGroups, sameIdentity, type BlockSink, type FileIdentity } from './unixfs/file.js'
+import { openPartialCaches, openStatCache, StatCacheWriter, type CachedHead, type FileFacts } from './store/stat-cache.js'
+import { CHUNK_SIZE, identityOf, importFiles, sameIdentity, type BlockSink, type FileIdentity } from './unixfs/file.js'
 import { TreeBuilder } from './unixfs/tree.js'
 import { KeySet } from './rows/keys.js'
 import { RowProblems } from './rows/problems.js'
 import { readVersion } from './version.js'
-import { loadIgnoreRules } from './worktree/ignore.js'
+import { loadIgnoreRules, type IgnoreRules } from './worktree/ignore.js'
 import { checkBuildLineage, type SourceCheck } from './lineage/check.js'
-import { hashPool } from './util/hash-pool.js'
-import { mapOrdered } from './util/pool.js'
+import { hashPool, type HashPool } from './util/hash-pool.js'
+import { buildFiles, type BuildFile } from './build/files.js'
 
 export interface BuildOptions {
   /** The dataset folder or a folder inside it (default: the current folder). */
@@ -115,200 +118,187 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       const rulesKey = createHash('sha256')
         .update(JSON.stringify(card.shards ?? []))
         .digest('hex')
-      const cache = await loadStatCache(store.root, rulesKey)
-      // with nothing cached every file will be read: the threads boot while the folder is scanned
-      if (cache.size === 0) hashPool(options.jobs ?? smallFileJobs()).warm()
+      const sealed = openStatCache(store.root, rulesKey, buildTuning)
+      const partials = openPartialCaches(store.root, rulesKey, 2, { ...buildTuning, prune: true })
+      // with nothing cached every file will be read: the threads boot while the folder is walked
+      if (!sealed && partials.length === 0) hashPool(options.jobs ?? smallFileJobs()).warm()
       // a file modified in the same clock tick as its lstat could change again unseen: don't cache it
       // (the time is taken before the scan, since a scan of many files lasts many ticks)
       const racyAfter = BigInt(Date.now() - 10) * 1_000_000n
-      const { files, skipped } = await scan(dataset.root, { ignore: await loadIgnoreRules(dataset.root) })
-      const totalBytes = files.totalBytes
+      const ignore = await loadIgnoreRules(dataset.root)
+      const skipped: SkippedEntry[] = []
+      const walker = walkFiles(dataset.root, { ignore }, skipped)
       const put: BlockSink = (b) => store.put(b.cid, b.bytes, b.from)
       const rules = new RowRules(card)
       const problems = new RowProblems(options.maxErrors)
-      // while the store holds every block it held when the cache was saved, the cache's CIDs need no
+      const info = sealed?.info
+      // while the store holds every block it held when the cache was sealed, the cache's CIDs need no
       // look-up (and the store's index of every block is not even read)
-      const intact = cache.store !== undefined && store.holdsAll(cache.store)
+      const intact = info?.store !== undefined && store.holdsAll(info.store)
       const parent = (await dataset.refs.head()) ?? null
-      const lineage = await checkBuildLineage(card, { store, head: parent, from: options.from, hasPath: (p) => hasFile(files, p) })
+      const lineage = await checkBuildLineage(card, {
+        store,
+        head: parent,
+        from: options.from,
+        hasPath: (p) => isShardFile(dataset.root, p, ignore),
+      })
       const cardBytes = dagJson.encode(card)
       const cardCid = cidFor<Card>(DAG_JSON, cardBytes)
-      // Nothing changed since the build that saved the cache: the same paths and stamps, HEAD still the
+
+      // The scan against the sealed cache, record for record, while they agree: no file is read, no
+      // entry made. Where they part, the agreeing prefix is replayed from the cache below.
+      const lock = sealed?.cursor()
+      let matched = 0
+      let matchedBytes = 0
+      let first: WalkedFile | undefined
+      if (lock) {
+        for (let next = walker.next(); !next.done; next = walker.next()) {
+          const f = next.value
+          const c = lock.current
+          if (c === undefined || c.path !== f.path || !sameStamp(c.stamp, f.stamp)) {
+            first = f
+            break
+          }
+          matched++
+          matchedBytes += Number(f.stamp[0])
+          lock.advance()
+        }
+      }
+      // Nothing changed since the build that sealed the cache: the same paths and stamps, HEAD still the
       // version that build left, the same card. No file is read, nor the store's index of blocks.
-      if (parent && !options.allowEmpty && intact && cache.roots && cache.head?.cid.equals(parent) && sameFiles(files, cache)) {
-        const manifest = await readParent(store, parent, cache.head)
-        if (manifest.index.equals(cache.roots.index) && manifest.tree.equals(cache.roots.tree) && manifest.card.equals(cardCid)) {
-          progress({ phase: 'commit', files: files.length, totalFiles: files.length, bytes: totalBytes, totalBytes })
+      const whole = info !== undefined && first === undefined && lock?.current === undefined && !lock?.damaged && matched === info.count
+      if (whole && parent && !options.allowEmpty && intact && info.roots && info.head?.cid.equals(parent)) {
+        const manifest = await readParent(store, parent, info.head)
+        if (manifest.index.equals(info.roots.index) && manifest.tree.equals(info.roots.tree) && manifest.card.equals(cardCid)) {
+          lock?.close()
+          progress({ phase: 'commit', files: matched, totalFiles: matched, bytes: matchedBytes, totalBytes: matchedBytes })
           const changes = { added: 0, removed: 0, modified: 0 }
           return { version: parent as Link<VersionManifest>, manifest, unchanged: true, changes, skipped, lineage }
         }
       }
-      const stored = intact ? undefined : await store.snapshot()
-      const inStore = (cid: CID | Uint8Array): boolean => stored === undefined || stored.has(cid)
+      const parentManifest = parent ? await readParent(store, parent, info?.head) : undefined
 
-      // Cache hits are decided up front, synchronously: only changed files go through the pool. A hit
-      // is kept as its place in the cache (an entry is made when it is used), and the file's path
-      // becomes the cache's equal string (held once, not twice). `knownAt` is where the cache has the
-      // file's path, hit or not.
-      const knownAt = new Int32Array(cache.size > 0 ? files.length : 0).fill(-1)
-      const hits = new Uint8Array(knownAt.length)
-      const isHit = (i: number): boolean => hits[i] === 1
-      const hit = (i: number): CachedFile | undefined => (isHit(i) ? cache.at(knownAt[i]) : undefined)
-      let cached = 0
-      let known = 0
-      for (let i = 0; i < knownAt.length; i++) {
-        const found = cache.get(files.path(i), i)
-        if (found === undefined) continue
-        knownAt[i] = found.index
-        known++
-        // keys unique across a rule's shards are checked only by reading every shard of the rule
-        if (rules.wholeRule(files.path(i))) continue
-        if (files.sameStamp(i, cache.stamps, found.index) && inStore(found.cid) && (!found.schema || inStore(found.schema))) {
-          hits[i] = 1
-          files.sharePath(i, cache.path(found.index))
-          cached++
-        }
-      }
-      const parentManifest = parent ? await readParent(store, parent, cache.head) : undefined
-      // every file as the cache knew it: the same entries give the same roots, already stored
-      const cachedRoots = cache.roots
-      const reuse =
-        cachedRoots !== undefined &&
-        cached === files.length &&
-        files.length === cache.size &&
-        inStore(cachedRoots.index) &&
-        inStore(cachedRoots.tree)
-
-      let index: BuiltIndex
-      let tree: CID
-      let changes: ChangeSummary = { added: 0, removed: 0, modified: 0 }
-      const cacheable = new StatCacheWriter(rulesKey)
-      if (reuse) {
-        index = { root: cachedRoots.index, totals: cachedRoots.totals }
-        tree = cachedRoots.tree
-        if (!parentManifest?.index.equals(index.root)) {
-          const counter = new ChangeCounter(store, parentManifest?.index)
-          for (let i = 0; i < files.length; i++) await counter.see(hit(i)!.entry)
-          changes = await counter.finish()
-        }
-        progress({ phase: 'commit', files: files.length, totalFiles: files.length, bytes: totalBytes, totalBytes })
-      } else {
-        // Files flow in path order, through a window of imports, into the index, the tree, the cache
-        // and the change count: memory holds the window and the open nodes, not every entry.
-        const pool = hashPool(options.jobs ?? defaultJobs(files, isHit))
+      // Files flow in path order, through a window of imports, into the index, the tree, the cache and
+      // the change count: memory holds the window and the open nodes, not every entry.
+      const writer = new StatCacheWriter(store.root, rulesKey, buildTuning)
+      let sealedWriter = false
+      try {
+        // when the sealed cache holds exactly the parent's entries (it names the parent's index), its
+        // records tell the changes without reading the parent's index
+        const fromCache = info?.roots !== undefined && parentManifest !== undefined && info.roots.index.equals(parentManifest.index)
+        const counter: Changes = !parentManifest
+          ? new AllAdded()
+          : fromCache
+            ? new CachedChanges(info.count)
+            : new ChangeCounter(store, parentManifest.index)
+        const files = buildFiles({
+          replay: matched > 0 ? { cursor: sealed!.cursor(), count: matched, root: dataset.root } : undefined,
+          scanned: lock === undefined ? walker : first === undefined ? [] : prepend(first, walker),
+          sealed: lock,
+          sealedIntact: intact,
+          partials: partials.map((p) => p.cursor()),
+          store,
+          mustRead: (p) => rules.wholeRule(p),
+        })
+        const imports = new Imports(options.jobs, store, rules, problems, racyAfter, (read, bytes, path) =>
+          progress({
+            phase: 'import',
+            files: read,
+            totalFiles: Math.max(read, info?.count ?? 0),
+            bytes,
+            totalBytes: Math.max(bytes, info?.bytes ?? 0),
+            path,
+          }),
+        )
         const indexBuilder = new IndexBuilder(put)
-        // when the cache holds exactly the parent's entries (it names the parent's index), its places of
-        // the paths tell the changes without reading the parent's index
-        const counter: Changes =
-          known > 0 && parentManifest && cachedRoots?.index.equals(parentManifest.index)
-            ? new CachedChanges(cache, knownAt, isHit)
-            : new ChangeCounter(store, parentManifest?.index)
-        let doneFiles = 0
-        let doneBytes = 0
-        const groups = importGroups(files.length, (i) => (isHit(i) ? 0 : files.size(i)))
-        // A group's files read here; those found in the cache are made into entries only when the index
-        // takes them (below), one at a time: a window of groups of cached entries, all made at once and
-        // all alive, had V8 allocate every later entry in the old generation (pretenuring).
-        const importGroup = async (group: readonly number[]): Promise<Imported> => {
-          const todo = group.filter((i) => !isHit(i)).map((i) => files.at(i))
-          const batch = todo.map((f) => ({ path: f.abs, label: f.path, expected: f.identity }))
-          const imported = batch.length > 0 ? await importFiles(batch, put, { pool, reuseBuffers: true }) : []
-          const read: (ImportedEntry | undefined)[] = []
-          let k = 0
-          for (const i of group) {
-            doneFiles++
-            doneBytes += files.size(i)
-            if (isHit(i)) {
-              read.push(undefined)
-              continue
-            }
-            const f = todo[k]
-            const got = imported[k++]
-            const reader = readerFor(f.path)
-            let entry: ShardEntry = { path: f.path, cid: got.cid, size: got.size, format: 'bytes' }
-            if (reader) {
-              entry = await describe(reader, f.path, f.abs, got.cid, got.size, rules, store, problems)
-              // a format reader read the file a second time: it must still be the file that was hashed
-              await assertUnchanged(f.abs, f.path, got.identity)
-            }
-            // a file modified in the racy window could change again unseen: not cached
-            read.push({ entry, dagSize: got.dagSize, stamp: files.stamp(i), cacheable: !files.changedSince(i, racyAfter) })
-            // reported for each file read (a file found in the cache is merely counted)
-            progress({ phase: 'import', files: doneFiles, totalFiles: files.length, bytes: doneBytes, totalBytes, path: files.path(i) })
-          }
-          return { group, read }
-        }
-        // Enough groups in flight to keep every thread busy while the main thread lays out and writes.
-        // The index, the change count and the tree each take a file synchronously (no promise) unless
-        // they must write or read a block.
         const treeBuilder = new TreeBuilder(put)
-        for await (const { group, read } of mapOrdered(groups, 2 * pool.size + 2, importGroup)) {
+        let count = 0
+        let bytes = 0
+        for await (const { group, read } of orderedWindow(groupFiles(files), buildTuning.window ?? imports.window, (g) => imports.run(g))) {
           for (let n = 0; n < group.length; n++) {
-            const i = group[n]
-            let e = read[n]
-            if (e === undefined) {
-              const same = hit(i)!
-              e = { entry: same.entry, dagSize: same.dagSize, stamp: files.stamp(i), cacheable: true }
-            }
+            const file = group[n]
+            const hit = file.hit
+            const e: ImportedEntry = read[n] ?? { entry: hit!.entry, dagSize: hit!.dagSize, stamp: file.stamp, cacheable: true }
+            count++
+            bytes += e.entry.size
             const added = indexBuilder.add(e.entry)
             if (added) await added
-            const seen = counter.see(e.entry, i)
+            const seen = counter.see(e.entry, file)
             if (seen) await seen
-            if (e.cacheable) cacheable.add(e)
+            // once a row is invalid nothing is committed: no fact is kept for the next build either
+            if (e.cacheable && problems.count === 0) writer.add(e)
             const placed = treeBuilder.add(e.entry.path, e.entry.cid, e.dagSize)
             if (placed) await placed
           }
         }
         // every invalid row of every shard at once, before anything is committed
         problems.throwIfAny()
-        tree = (await treeBuilder.finish()).cid
-        progress({ phase: 'commit', files: doneFiles, totalFiles: files.length, bytes: doneBytes, totalBytes })
-        index = await indexBuilder.finish()
-        if (!parentManifest?.index.equals(index.root)) changes = await counter.finish()
-      }
-      const saveCache = async (head: CachedHead): Promise<void> => {
-        if (reuse) {
-          // the cache already says exactly this
-          if (intact && cache.head?.cid.equals(head.cid)) return
-          for (let i = 0; i < files.length; i++) {
-            const same = hit(i)!
-            cacheable.add({ entry: same.entry, dagSize: same.dagSize, stamp: files.stamp(i) })
-          }
+        const tree = (await treeBuilder.finish()).cid
+        progress({ phase: 'commit', files: count, totalFiles: count, bytes, totalBytes: bytes })
+        const index = await indexBuilder.finish()
+        let changes: ChangeSummary = { added: 0, removed: 0, modified: 0 }
+        if (!parentManifest?.index.equals(index.root)) {
+          changes = lock?.damaged ? await countChanges(store, parentManifest?.index, index.root) : await counter.finish()
         }
-        const roots = cacheable.size === files.length ? { index: index.root, tree, totals: index.totals } : undefined
-        await cacheable.save(store.root, { roots, head, store: store.marks() })
-      }
-      const same =
-        parentManifest !== undefined &&
-        parentManifest.index.equals(index.root) &&
-        parentManifest.card.equals(cardCid) &&
-        parentManifest.tree.equals(tree)
-      if (same && !options.allowEmpty) {
-        await saveCache({ cid: parent as CID, bytes: encodeManifest<'cairn.version'>(parentManifest).bytes })
-        return { version: parent as Link<VersionManifest>, manifest: parentManifest, unchanged: true, changes, skipped, lineage }
-      }
-      await store.put(cardCid, cardBytes)
+        const seal = (head: CachedHead): void => {
+          const roots = writer.size === count ? { index: index.root, tree, totals: index.totals } : undefined
+          writer.seal({ roots, head, store: store.marks() })
+          sealedWriter = true
+        }
+        const same =
+          parentManifest !== undefined &&
+          parentManifest.index.equals(index.root) &&
+          parentManifest.card.equals(cardCid) &&
+          parentManifest.tree.equals(tree)
+        if (same && !options.allowEmpty) {
+          seal({ cid: parent as CID, bytes: encodeManifest<'cairn.version'>(parentManifest).bytes })
+          return { version: parent as Link<VersionManifest>, manifest: parentManifest, unchanged: true, changes, skipped, lineage }
+        }
+        await store.put(cardCid, cardBytes)
 
-      const manifest: VersionManifest = {
-        type: 'cairn.version',
-        v: 1,
-        name: card.name,
-        parent: parent as Link<VersionManifest> | null,
-        created: createdAt(options.date),
-        message: options.message ?? '',
-        profile: PROFILE,
-        card: cardCid,
-        index: index.root,
-        tree,
-        totals: index.totals,
+        const manifest: VersionManifest = {
+          type: 'cairn.version',
+          v: 1,
+          name: card.name,
+          parent: parent as Link<VersionManifest> | null,
+          created: createdAt(options.date),
+          message: options.message ?? '',
+          profile: PROFILE,
+          card: cardCid,
+          index: index.root,
+          tree,
+          totals: index.totals,
+        }
+        const block = encodeManifest<'cairn.version'>(manifest)
+        await store.put(block.cid, block.bytes)
+        if (!options.keepHead) await dataset.refs.setHead(block.cid, { op: 'build', message: options.message })
+        seal(block)
+        return { version: block.cid, manifest, unchanged: false, changes, skipped, lineage }
+      } finally {
+        // a build that fails keeps what it learned (a partial cache) for the next one
+        if (!sealedWriter) writer.close()
+        lock?.close()
       }
-      const block = encodeManifest<'cairn.version'>(manifest)
-      await store.put(block.cid, block.bytes)
-      if (!options.keepHead) await dataset.refs.setHead(block.cid, { op: 'build', message: options.message })
-      await saveCache(block)
-      return { version: block.cid, manifest, unchanged: false, changes, skipped, lineage }
     }),
   )
+}
+
+/** A file of the walk, then the rest of the walk. */
+function* prepend(first: WalkedFile, rest: Iterator<WalkedFile>): Generator<WalkedFile> {
+  yield first
+  for (let next = rest.next(); !next.done; next = rest.next()) yield next.value
+}
+
+/** Counts changes between two index roots, reading only the nodes that differ (after a damaged cache). */
+async function countChanges(store: BlockStore, before: CID | undefined, after: CID): Promise<ChangeSummary> {
+  const counts = { added: 0, removed: 0, modified: 0 }
+  if (!before) {
+    for await (const _ of walkEntries(store, after)) counts.added++
+    return counts
+  }
+  const counter = new ChangeCounter(store, before)
+  for await (const e of walkEntries(store, after)) await counter.see(e)
+  return counter.finish()
 }
 
 /** A file of the new version, imported or found unchanged in the stat cache. */
@@ -316,11 +306,153 @@ interface ImportedEntry extends FileFacts {
   readonly cacheable: boolean
 }
 
-/** An import group's files (their places in the scan) and, for each one read, its entry (none for a cache hit). */
+/** An import group's files and, for each one read, its entry (none for a cache hit). */
 interface Imported {
-  readonly group: readonly number[]
+  readonly group: readonly BuildFile[]
   readonly read: readonly (ImportedEntry | undefined)[]
 }
+
+/**
+ * Reads the files of a build that the cache does not know unchanged, group by group. The threads are
+ * chosen at the first group past {@link INLINE_FILES} files or {@link INLINE_BYTES} bytes to read (a
+ * few small files are read by the main thread: a thread's start costs more), as {@link defaultJobs} says.
+ */
+class Imports {
+  private read = 0
+  private readBytes = 0
+  private done = 0
+  private doneBytes = 0
+  private pool: HashPool | undefined
+  private readonly inline = hashPool(0)
+
+  constructor(
+    private readonly jobs: number | undefined,
+    private readonly store: BlockStore,
+    private readonly rules: RowRules,
+    private readonly problems: RowProblems,
+    private readonly racyAfter: bigint,
+    private readonly progress: (files: number, bytes: number, path: string) => void,
+  ) {
+    if (jobs !== undefined) this.pool = hashPool(jobs)
+  }
+
+  /** Groups in flight: enough to keep every thread busy while the main thread lays out and writes. */
+  get window(): number {
+    return 2 * Math.max(this.jobs ?? availableParallelism(), 1) + 2
+  }
+
+  async run(group: readonly BuildFile[]): Promise<Imported> {
+    const todo = group.filter((f) => f.hit === undefined)
+    const read: (ImportedEntry | undefined)[] = []
+    if (todo.length === 0) {
+      for (const f of group) {
+        this.done++
+        this.doneBytes += Number(f.stamp[0])
+        read.push(undefined)
+      }
+      return { group, read }
+    }
+    const batch = todo.map((f) => ({ path: f.abs, label: f.path, expected: identityOfStamp(f.stamp) }))
+    const pool = this.poolFor(batch)
+    const imported = await importFiles(batch, (b) => this.store.put(b.cid, b.bytes), { pool, reuseBuffers: true })
+    let k = 0
+    for (const f of group) {
+      this.done++
+      this.doneBytes += Number(f.stamp[0])
+      if (f.hit !== undefined) {
+        read.push(undefined)
+        continue
+      }
+      const got = imported[k++]
+      const reader = readerFor(f.path)
+      let entry: ShardEntry = { path: f.path, cid: got.cid, size: got.size, format: 'bytes' }
+      if (reader) {
+        entry = await describe(reader, f.path, f.abs, got.cid, got.size, this.rules, this.store, this.problems)
+        // a format reader read the file a second time: it must still be the file that was hashed
+        await assertUnchanged(f.abs, f.path, got.identity)
+      }
+      // a file modified in the racy window could change again unseen: not cached
+      read.push({ entry, dagSize: got.dagSize, stamp: f.stamp, cacheable: !changedSince(f.stamp, this.racyAfter) })
+      // reported for each file read (a file found in the cache is merely counted)
+      this.progress(this.done, this.doneBytes, f.path)
+    }
+    return { group, read }
+  }
+
+  private poolFor(batch: readonly { readonly expected: FileIdentity }[]): HashPool {
+    if (this.pool) return this.pool
+    let bytes = 0
+    let large = false
+    for (const f of batch) {
+      bytes += f.expected.size
+      large ||= f.expected.size > CHUNK_SIZE
+    }
+    this.read += batch.length
+    this.readBytes += bytes
+    if (this.read <= INLINE_FILES && this.readBytes <= INLINE_BYTES) return this.inline
+    this.pool = hashPool(large ? availableParallelism() : smallFileJobs())
+    return this.pool
+  }
+}
+
+/**
+ * Cuts the build's files into import groups, keeping their order: consecutive files of at most one
+ * chunk share a group up to {@link CHUNK_SIZE} bytes to read or {@link GROUP_FILES} files (one round
+ * trip to a thread); a larger file to read is a group of its own. A file found in the cache costs no
+ * bytes. Lazy: a group is cut when it is asked for.
+ */
+async function* groupFiles(files: AsyncIterable<BuildFile>): AsyncGenerator<BuildFile[]> {
+  const most = buildTuning.groupFiles ?? GROUP_FILES
+  let open: BuildFile[] = []
+  let bytes = 0
+  for await (const f of files) {
+    const size = f.hit ? 0 : Number(f.stamp[0])
+    if (size > CHUNK_SIZE) {
+      if (open.length > 0) yield open
+      yield [f]
+      open = []
+      bytes = 0
+      continue
+    }
+    if (open.length >= most || bytes + size > CHUNK_SIZE) {
+      yield open
+      open = []
+      bytes = 0
+    }
+    open.push(f)
+    bytes += size
+  }
+  if (open.length > 0) yield open
+}
+
+/** Files in one import group, at most (as `importGroups` cuts them). */
+const GROUP_FILES = 64
+
+/**
+ * Maps `items` through `fn` with at most `limit` calls in flight and yields the results in order (as
+ * `mapOrdered`, for items that come asynchronously). Calls still in flight when the consumer stops
+ * or one fails are awaited (none is left unobserved).
+ */
+async function* orderedWindow<T, R>(items: AsyncIterable<T>, limit: number, fn: (item: T) => Promise<R>): AsyncGenerator<R> {
+  const window: Promise<R>[] = []
+  try {
+    for await (const item of items) {
+      const p = fn(item)
+      p.catch(() => {}) // observed below, in turn
+      window.push(p)
+      if (window.length >= Math.max(1, limit)) yield await (window.shift() as Promise<R>)
+    }
+    while (window.length > 0) yield await (window.shift() as Promise<R>)
+  } finally {
+    await Promise.allSettled(window)
+  }
+}
+
+/**
+ * Sizes a test may force small (the property tests build with tiny frames, groups and windows): the
+ * result never depends on them.
+ */
+export const buildTuning: { frameBytes?: number; groupFiles?: number; window?: number } = {}
 
 /**
  * Reads a shard's format facts and stores its schema block. Rows are checked where the card says so
@@ -433,27 +565,35 @@ class RowRules {
 
 /** Counts shards added, removed and modified against the parent, fed the new entries in path order. */
 interface Changes {
-  /** Counts `entry`, file `i` of the scan; a promise only when it must read a block. */
-  see(entry: ShardEntry, i: number): Promise<void> | undefined
+  /** Counts `entry`, of build file `file`; a promise only when it must read a block. */
+  see(entry: ShardEntry, file?: BuildFile): Promise<void> | undefined
   finish(): Promise<ChangeSummary>
+}
+
+/** No parent: every shard is added. */
+class AllAdded implements Changes {
+  private added = 0
+  see(): undefined {
+    this.added++
+    return undefined
+  }
+  async finish(): Promise<ChangeSummary> {
+    return { added: this.added, removed: 0, modified: 0 }
+  }
 }
 
 /** Changes against the parent's index: the parent's entries are read alongside, one index node at a time. */
 class ChangeCounter implements Changes {
-  private readonly before: AsyncIterator<ShardEntry> | undefined
+  private readonly before: AsyncIterator<ShardEntry>
   private next: ShardEntry | undefined
   private started = false
   private readonly counts = { added: 0, removed: 0, modified: 0 }
 
-  constructor(store: BlockStore, parentIndex: CID | undefined) {
-    this.before = parentIndex && walkEntries(store, parentIndex)
+  constructor(store: BlockStore, parentIndex: CID) {
+    this.before = walkEntries(store, parentIndex)
   }
 
-  see(entry: ShardEntry): Promise<void> | undefined {
-    if (!this.before) {
-      this.counts.added++
-      return undefined
-    }
+  see(entry: ShardEntry): Promise<void> {
     return this.seeInParent(entry)
   }
 
@@ -470,7 +610,7 @@ class ChangeCounter implements Changes {
   }
 
   async finish(): Promise<ChangeSummary> {
-    if (this.before && !this.started) await this.advance()
+    if (!this.started) await this.advance()
     while (this.next) {
       this.counts.removed++
       await this.advance()
@@ -480,40 +620,40 @@ class ChangeCounter implements Changes {
 
   private async advance(): Promise<void> {
     this.started = true
-    const r = await this.before!.next()
+    const r = await this.before.next()
     this.next = r.done ? undefined : r.value
   }
 }
 
 /**
- * Changes against a stat cache that holds exactly the parent's entries (its roots are the parent's):
- * a file found unchanged in it is the parent's entry, a file read again is compared with the cache's
- * CID at its path, a path it lacks is added, and a path of it no file took was removed.
+ * Changes against a sealed stat cache that holds exactly the parent's entries (its roots are the
+ * parent's): a file the cache knows at its path is the parent's entry, modified when its CID differs;
+ * a path it lacks is added, and a record no file took was removed.
  */
 class CachedChanges implements Changes {
   private readonly counts = { added: 0, removed: 0, modified: 0 }
   private matched = 0
 
-  constructor(
-    private readonly cache: StatCache,
-    /** Where the cache has file `i`'s path, or -1. */
-    private readonly knownAt: Int32Array,
-    private readonly isHit: (i: number) => boolean,
-  ) {}
+  /** `size`: the records of the cache. */
+  constructor(private readonly size: number) {}
 
-  see(entry: ShardEntry, i: number): undefined {
-    const k = this.knownAt[i]
-    if (k < 0) this.counts.added++
+  see(entry: ShardEntry, file?: BuildFile): undefined {
+    const known = file?.known
+    if (known === undefined) this.counts.added++
     else {
       this.matched++
-      if (!this.isHit(i) && !equalBytes(this.cache.at(k).cid, entry.cid.bytes)) this.counts.modified++
+      if (file!.hit === undefined && !equalBytes(known.cid, cidV1Bytes(entry.cid))) this.counts.modified++
     }
     return undefined
   }
 
   async finish(): Promise<ChangeSummary> {
-    return { ...this.counts, removed: this.cache.size - this.matched }
+    return { ...this.counts, removed: this.size - this.matched }
   }
+}
+
+function cidV1Bytes(cid: CID): Uint8Array {
+  return cid.version === 0 ? cid.toV1().bytes : cid.bytes
 }
 
 /**
@@ -523,43 +663,42 @@ class CachedChanges implements Changes {
  * hashing is the work. Mostly small files: one per CPU but one, for the main thread lays out, indexes
  * and writes each small file, and on 2 CPUs a second hashing thread only took CPU from it (10,000
  * files of 4 KiB: 0.71-0.79 s with one thread, 0.73-0.86 s with two; 1 GiB in 64 files: 0.92-0.97 s
- * with two, 1.07-1.25 s with one).
+ * with two, 1.07-1.25 s with one). The files come as a stream, so the choice is made at the first
+ * group past the inline budget, by that group's files (see {@link Imports}).
  */
-function defaultJobs(files: FoundFiles, isHit: (i: number) => boolean): number {
-  let large = 0
-  let bytes = 0
-  let count = 0
-  for (let i = 0; i < files.length; i++) {
-    if (isHit(i)) continue
-    const size = files.size(i)
-    count++
-    bytes += size
-    if (size > CHUNK_SIZE) large += size
-  }
-  if (count <= INLINE_FILES && bytes <= INLINE_BYTES) return 0
-  return large > bytes / 2 ? availableParallelism() : smallFileJobs()
-}
-
-/** At most this many files, and bytes, to read are read on the main thread (see {@link defaultJobs}). */
 const INLINE_FILES = 64
 const INLINE_BYTES = 4 * CHUNK_SIZE
 
-/** Hashing threads for small files: one per CPU but one (see {@link defaultJobs}). */
+/** Hashing threads for small files: one per CPU but one (see {@link INLINE_FILES}). */
 function smallFileJobs(): number {
   return Math.max(1, availableParallelism() - 1)
 }
 
-/** True when the scan found a file at `path`. */
-function hasFile(files: FoundFiles, path: string): boolean {
-  for (let i = 0; i < files.length; i++) if (files.path(i) === path) return true
-  return false
-}
-
-/** True when the scan found exactly the files of the cache, in the same order, with the same stamps. */
-function sameFiles(files: FoundFiles, cache: StatCache): boolean {
-  if (files.length !== cache.size) return false
-  for (let i = 0; i < files.length; i++) {
-    if (files.path(i) !== cache.path(i) || !files.sameStamp(i, cache.stamps, i)) return false
+/**
+ * True when `path` names a shard of the folder: a normalised path to a regular file (never through a
+ * link), with no hidden segment, not the card and not ignored. What the scan would find, for one path.
+ */
+function isShardFile(root: string, path: string, ignore: IgnoreRules): boolean {
+  try {
+    checkShardPath(path, 'path')
+  } catch {
+    return false
+  }
+  if (path === CARD_FILE) return false
+  const segments = path.split('/')
+  let at = root
+  for (let i = 0; i < segments.length; i++) {
+    const name = segments[i]
+    if (name.startsWith('.')) return false
+    at = join(at, name)
+    const last = i === segments.length - 1
+    if (ignore.ignores(segments.slice(0, i + 1).join('/'), !last)) return false
+    try {
+      const st = lstatSync(at)
+      if (last ? !st.isFile() : !st.isDirectory()) return false
+    } catch {
+      return false
+    }
   }
   return true
 }

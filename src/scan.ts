@@ -150,12 +150,30 @@ export interface ScanOptions {
  * Scans `root`. Throws `BAD_PATH` for a name that is not valid UTF-8 or would not be a normalised
  * shard path (a backslash, a control character), and `IO` for a folder that cannot be read. The work
  * is synchronous (a few µs per entry, the event loop waits): the promise is settled when it returns.
+ * It keeps every file found: where memory must not grow with the files, use {@link walkFiles}.
  */
 export async function scan(root: string, options: ScanOptions = {}): Promise<ScanResult> {
   const files = new FoundFiles(root)
   const skipped: SkippedEntry[] = []
-  walk(root, '', files, skipped, options.ignore)
+  for (const f of walkFiles(root, options, skipped)) files.push(f.path, f.stamp, 0)
   return { files, skipped }
+}
+
+/** A file of {@link walkFiles}: its shard path, absolute path and stamp (its own array). */
+export interface WalkedFile {
+  readonly path: string
+  readonly abs: string
+  readonly stamp: Stamp
+}
+
+/**
+ * The files of `root` one at a time, in canonical path order, as {@link scan} finds them (and with its
+ * errors), entries that are not shards pushed to `skipped`. Memory holds the entries of the folders
+ * the walk is in (one listing per level), never every file: a build walks 10⁷ files in the space of
+ * its largest folder.
+ */
+export function walkFiles(root: string, options: ScanOptions, skipped: SkippedEntry[]): Generator<WalkedFile> {
+  return walk(root, '', root.endsWith(sep) ? root : root + sep, skipped, options.ignore)
 }
 
 /**
@@ -166,7 +184,7 @@ export async function scan(root: string, options: ScanOptions = {}): Promise<Sca
  * Synchronous throughout: a promise round trip to the thread pool costs several times the few µs of
  * an lstat, and waiting for one readdir after another left the process idle for ~1 ms each.
  */
-function walk(root: string, rel: string, files: FoundFiles, skipped: SkippedEntry[], ignore: ScanOptions['ignore']): void {
+function* walk(root: string, rel: string, prefix: string, skipped: SkippedEntry[], ignore: ScanOptions['ignore']): Generator<WalkedFile> {
   const dir = rel === '' ? root : join(root, rel)
   let names
   try {
@@ -211,16 +229,38 @@ function walk(root: string, rel: string, files: FoundFiles, skipped: SkippedEntr
     paths.push(path)
     kinds.push(kind)
   }
+  names = undefined
   // without surrogate pairs, UTF-16 order is UTF-8 byte order (names in a folder are distinct)
   const order = keys.map((_, k) => k)
   order.sort(surrogates ? (a, b) => comparePaths(keys[a], keys[b]) : (a, b) => (keys[a] < keys[b] ? -1 : 1))
+  keys.length = 0
   for (const k of order) {
     const path = paths[k]
     if (kinds[k] === Kind.Link) skipped.push({ path, reason: 'symbolic link (never followed)' })
-    else if (kinds[k] === Kind.Folder) walk(root, path, files, skipped, ignore)
-    else if (kinds[k] === Kind.File) files.push(path, stamps, k)
-    else skipped.push({ path, reason: 'not a regular file' })
+    else if (kinds[k] === Kind.Folder) yield* walk(root, path, prefix, skipped, ignore)
+    else if (kinds[k] === Kind.File) {
+      yield { path, abs: prefix + (sep === '/' ? path : path.replaceAll('/', sep)), stamp: stamps.slice(4 * k, 4 * k + 4) }
+    } else skipped.push({ path, reason: 'not a regular file' })
   }
+}
+
+/** True when two stamps are equal. */
+export function sameStamp(a: Stamp, b: Stamp): boolean {
+  return a[0] === b[0] && a[1] === b[1] && a[2] === b[2] && a[3] === b[3]
+}
+
+/**
+ * True when the file of `stamp` was modified or had its inode changed (ctime) at or after `after` (ns):
+ * it could change again within the same clock tick and keep its stamp. ctime counts too, since tools
+ * that copy files (tar, rsync -t) set mtime into the past while ctime is now.
+ */
+export function changedSince(stamp: Stamp, after: bigint): boolean {
+  return stamp[1] >= after || stamp[2] >= after
+}
+
+/** The identity of the file of `stamp` (what a read checks it still has). */
+export function identityOfStamp(stamp: Stamp): FileIdentity {
+  return { size: Number(stamp[0]), mtimeNs: stamp[1], ino: BigInt.asUintN(64, stamp[3]) }
 }
 
 /** What an entry of a folder is. */

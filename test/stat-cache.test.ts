@@ -8,7 +8,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { build, CairnError, ls } from '../src/index.js'
 import { cidFor, DAG_JSON, RAW } from '../src/cid.js'
 import { BlockStore } from '../src/store/blocks.js'
-import { loadStatCache, StatCacheWriter } from '../src/store/stat-cache.js'
+import { openStatCache, StatCacheWriter } from '../src/store/stat-cache.js'
+import { buildTuning } from '../src/build.js'
 import { FIXED_DATE, jsonl, makeDataset, thrown, type TempDataset } from './helpers/dataset.js'
 
 async function cidOf(dir: string, path: string): Promise<string | undefined> {
@@ -23,28 +24,53 @@ async function buildCounting(dir: string): Promise<{ version: string; read: numb
   return { version: r.version.toString(), read }
 }
 
-/**
- * Rewrites the cache's two body lines (keys, then facts) with `edit`, seeing their fields as one
- * object, and a checksum that matches (a well-formed but wrong cache).
- */
-function resealed(edit: (body: Record<string, unknown[]>) => void): (bytes: Buffer) => Buffer {
+/** The cache file's frames: the header, the record frames, the trailer (docs/store.md). */
+interface Frames {
+  header: Buffer
+  records: Buffer[]
+  trailer: Buffer
+}
+
+function parseFrames(bytes: Buffer): Frames {
+  const trailerAt = bytes.readUInt32LE(bytes.length - 16)
+  const all: Buffer[] = []
+  for (let at = 0; at < bytes.length - 16;) {
+    const length = bytes.readUInt32LE(at)
+    all.push(Buffer.from(bytes.subarray(at + 20, at + 20 + length)))
+    if (at === trailerAt) break
+    at += 20 + length
+  }
+  return { header: all[0], records: all.slice(1, -1), trailer: all[all.length - 1] }
+}
+
+function frame(payload: Buffer): Buffer {
+  const head = Buffer.alloc(20)
+  head.writeUInt32LE(payload.length, 0)
+  createHash('sha256').update(payload).digest().copy(head, 4, 0, 16)
+  return Buffer.concat([head, payload])
+}
+
+/** A well-formed cache of `frames` (every checksum matching): damage that only its meaning can reveal. */
+function sealFrames(f: Frames): Buffer {
+  const body = Buffer.concat([frame(f.header), ...f.records.map(frame)])
+  const footer = Buffer.alloc(16)
+  footer.writeUInt32LE(body.length, 0)
+  footer.write('CAIRNSC5', 8, 'latin1')
+  return Buffer.concat([body, frame(f.trailer), footer])
+}
+
+/** Rewrites the trailer's JSON with `edit`, resealed. */
+function resealedTrailer(edit: (trailer: Record<string, unknown>) => void): (bytes: Buffer) => Buffer {
   return (bytes) => {
-    const [, keysLine, factsLine] = bytes.toString().split('\n')
-    const keys = JSON.parse(keysLine) as Record<string, unknown[]>
-    const facts = JSON.parse(factsLine) as Record<string, unknown[]>
-    const body = { ...keys, ...facts }
-    edit(body)
-    const pick = (from: object): Record<string, unknown> =>
-      Object.fromEntries(
-        Object.keys(from)
-          .filter((k) => k in body)
-          .map((k) => [k, body[k]]),
-      )
-    const rest = JSON.stringify(pick(keys)) + '\n' + JSON.stringify(pick(facts)) + '\n'
-    const sha256 = createHash('sha256').update(rest).digest('hex')
-    return Buffer.from(JSON.stringify({ statCache: 4, sha256 }) + '\n' + rest)
+    const f = parseFrames(bytes)
+    const t = JSON.parse(f.trailer.toString()) as Record<string, unknown>
+    edit(t)
+    return sealFrames({ ...f, trailer: Buffer.from(JSON.stringify(t)) })
   }
 }
+
+/** The stat cache's rules key of a card without shard rules. */
+const noRules = (): string => createHash('sha256').update('[]').digest('hex')
 
 /** A value as JSON shows it (CIDs as links, whatever bytes they were decoded from). */
 const plain = (v: unknown): unknown => JSON.parse(JSON.stringify(v))
@@ -110,9 +136,8 @@ describe('stat cache', () => {
     await settle()
     const first = await build({ dir: ds.dir, date: FIXED_DATE })
     // the precondition of counting from the cache: it names the parent's index (every file was cached)
-    const noRules = createHash('sha256').update('[]').digest('hex') // the card has no shard rules
-    const cache = await loadStatCache(join(ds.dir, '.cairn'), noRules)
-    expect(cache.roots?.index.toString()).toBe(first.manifest.index.toString())
+    const cache = openStatCache(join(ds.dir, '.cairn'), noRules())
+    expect(cache?.info?.roots?.index.toString()).toBe(first.manifest.index.toString())
     await ds.write({ 'a.txt': 'ALPHA', 'c/aa.txt': 'new', 'z.txt': 'last', 'e.txt': 'echo' })
     await rm(join(ds.dir, 'b.txt'))
     const second = await build({ dir: ds.dir, date: FIXED_DATE })
@@ -161,26 +186,21 @@ describe('stat cache', () => {
   it.each<[string, (bytes: Buffer) => Buffer]>([
     ['empty', () => Buffer.alloc(0)],
     ['truncated', (b) => b.subarray(0, b.length >> 1)],
-    ['not JSON', () => Buffer.from('\u0000garbage\n')],
-    ['an unknown version', (b) => Buffer.from(b.toString().replace('"statCache":4', '"statCache":99'))],
-    ['the third format (CIDs as text, version 3)', (b) => Buffer.from(b.toString().replace('"statCache":4', '"statCache":3'))],
-    ['a byte changed (a size), checksum not matching', (b) => Buffer.from(b.toString().replace('"sizes":[5,', '"sizes":[6,'))],
+    ['not a cache', () => Buffer.from('\u0000garbage\n')],
     [
-      'the first format (NDJSON, version 1)',
-      () => Buffer.from('{"statCache":1,"rules":"x"}\n["a.txt","5:1:1:1","bafy",5,"bytes",5,null,null]\n'),
+      'the fourth format (JSON lines read whole, version 4)',
+      () => Buffer.from('{"statCache":4,"sha256":"00"}\n{"rules":"x","paths":["a.txt"],"stamps":""}\n{}\n'),
     ],
     [
-      'the second format (one body line, stamps as text, version 2)',
+      'an unknown version, resealed',
       (b) => {
-        const [, keys, facts] = b.toString().split('\n')
-        const rest = JSON.stringify({ ...JSON.parse(keys), ...JSON.parse(facts), stamps: ['5:1:1:1', '5:1:1:2'] }) + '\n'
-        return Buffer.from(JSON.stringify({ statCache: 2, sha256: createHash('sha256').update(rest).digest('hex') }) + '\n' + rest)
+        const f = parseFrames(b)
+        return sealFrames({ ...f, header: Buffer.from(f.header.toString().replace('"statCache":5', '"statCache":99')) })
       },
     ],
-    ['stamps that are not four numbers per file, resealed', resealed((body) => ((body as Record<string, unknown>).stamps = 'AAAA'))],
-    ['no columns, resealed', resealed((body) => delete body.stamps)],
-    ['paths that are not an array, resealed', resealed((body) => ((body as Record<string, unknown>).paths = 'ab'))],
-  ])('a cache that is %s is ignored: every file is read, the version is the same', async (_, damage) => {
+    ['a byte changed in the trailer', (b) => Buffer.from(b.toString('latin1').replace('"count":2', '"count":3'), 'latin1')],
+    ['a footer pointing elsewhere', (b) => (b.writeUInt32LE(3, b.length - 16), b)],
+  ])('a cache that is %s is not trusted: every file is read, the version is the same', async (_, damage) => {
     ds = await makeDataset({ 'a.txt': 'alpha', 'b.txt': 'bravo' })
     await settle()
     const first = await buildCounting(ds.dir)
@@ -191,25 +211,48 @@ describe('stat cache', () => {
     expect(await buildCounting(ds.dir)).toEqual({ version: first.version, read: 0 })
   })
 
-  it('facts that disagree with the paths (resealed) are never used: once a file changes, every file is read', async () => {
+  it("a trailer whose count disagrees with its records (resealed) is no proof that nothing changed, but each record's facts still hold", async () => {
     ds = await makeDataset({ 'a.txt': 'alpha', 'b.txt': 'bravo' })
     await settle()
-    await buildCounting(ds.dir)
+    const first = await buildCounting(ds.dir)
     const file = join(ds.dir, '.cairn', 'stat-cache')
-    // the last file's CID (36 bytes) cut from the column: one CID short of the paths
-    const cut = (cids: string): string => Buffer.from(cids, 'base64').subarray(0, -36).toString('base64')
-    await writeFile(file, resealed((body) => (body.cids = cut(body.cids as string)))(await readFile(file)))
-    await ds.write({ 'a.txt': 'ALPHA' })
-    await settle()
-    const fresh = await makeDataset({ 'a.txt': 'ALPHA', 'b.txt': 'bravo' })
+    await writeFile(file, resealedTrailer((t) => (t.count = 3))(await readFile(file)))
+    const stamps = vi.spyOn(BlockStore.prototype, 'put')
     try {
-      const expected = await build({ dir: fresh.dir, date: FIXED_DATE })
-      const r = await buildCounting(ds.dir)
-      expect(r.read).toBe(2)
-      expect((await ls({ dir: ds.dir }).next()).value?.cid.toString()).toBe((await ls({ dir: fresh.dir }).next()).value?.cid.toString())
-      expect(expected.manifest.index.toString()).toBe((await build({ dir: ds.dir, date: FIXED_DATE })).manifest.index.toString())
+      // not the exact-match path: the index and tree are built again (from the records, no file read)
+      expect(await buildCounting(ds.dir)).toEqual({ version: first.version, read: 0 })
+      expect(stamps).toHaveBeenCalled()
     } finally {
-      await fresh.cleanup()
+      stamps.mockRestore()
+    }
+  })
+
+  it('a record frame that does not match its checksum ends the records: the files after it are read again, those before are not', async () => {
+    ds = await makeDataset(Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`f${String(i).padStart(2, '0')}.txt`, `file ${i}`])))
+    await settle()
+    buildTuning.frameBytes = 200
+    try {
+      const first = await buildCounting(ds.dir)
+      const file = join(ds.dir, '.cairn', 'stat-cache')
+      const bytes = await readFile(file)
+      const f = parseFrames(bytes)
+      expect(f.records.length).toBeGreaterThan(2)
+      // one byte of the second record frame's payload flipped, its checksum left as it was
+      const second = 20 + f.header.length + 20 + f.records[0].length
+      bytes[second + 20 + 3] ^= 1
+      await writeFile(file, bytes)
+      let records = 0
+      const cursor = openStatCache(join(ds.dir, '.cairn'), noRules())!.cursor()
+      for (; cursor.current; cursor.advance()) records++
+      expect(cursor.damaged).toBe(true)
+      const again = await buildCounting(ds.dir)
+      expect(again.version).toBe(first.version)
+      expect(again.read).toBe(12 - records)
+      await ds.write({ 'f05.txt': 'changed' })
+      await settle()
+      expect((await buildCounting(ds.dir)).read).toBe(1)
+    } finally {
+      delete buildTuning.frameBytes
     }
   })
 
@@ -257,8 +300,8 @@ describe('stat cache', () => {
     const file = join(ds.dir, '.cairn', 'stat-cache')
     await writeFile(
       file,
-      resealed((body) => {
-        const head = body.head as unknown as { block: string }
+      resealedTrailer((t) => {
+        const head = t.head as { block: string }
         head.block = head.block.replace('"message":""', '"message":"forged"')
       })(await readFile(file)),
     )
@@ -269,32 +312,41 @@ describe('stat cache', () => {
 })
 
 describe('stat cache writer', () => {
-  it('saves what it was given and loads it back, over many files (the CID columns are written in parts)', async () => {
+  it.each([64, 4096, 65536])('saves what it was given and reads it back in order, in frames of %i bytes', async (frameBytes) => {
     const root = await mkdtemp(join(tmpdir(), 'cairn-statcache-'))
-    await mkdir(join(root, 'tmp'))
-    const writer = new StatCacheWriter('rules')
+    const writer = new StatCacheWriter(root, 'rules', { frameBytes })
     const schema = cidFor(DAG_JSON, new TextEncoder().encode('{}'))
     // a CIDv0 is kept as its CIDv1, as every key of the store
     const v0 = CID.parse('QmbWqxBEKC3P8tqsKc98xmWNzrzDtRLMiMPL8wBuTGsMnR')
     const entries = Array.from({ length: 9000 }, (_, i) => ({
-      path: `d/${String(i).padStart(5, '0')}.jsonl`,
+      path: `d/${String(i).padStart(5, '0')}-é.jsonl`,
       cid: i === 7 ? v0 : cidFor(RAW, new TextEncoder().encode(String(i))),
-      size: i,
+      size: i * 1_000_003,
       format: i % 3 === 0 ? ('jsonl' as const) : ('bytes' as const),
       ...(i % 3 === 0 ? { rows: i * 2, schema } : {}),
     }))
     entries.forEach((entry, i) => writer.add({ entry, dagSize: i + 1, stamp: new BigInt64Array([BigInt(i), 2n, 3n, -4n]) }))
-    await writer.save(root, {})
-    const cache = await loadStatCache(root, 'rules')
-    expect(cache.size).toBe(entries.length)
-    for (const i of [0, 1, 3, 7, 4095, 4096, 4097, 8191, 8192, 8999]) {
-      const hit = cache.get(entries[i].path, i)!
+    writer.seal({})
+    const cache = openStatCache(root, 'rules', { frameBytes })!
+    expect(cache.info?.count).toBe(entries.length)
+    expect(openStatCache(root, 'other rules')).toBeUndefined()
+    const cursor = cache.cursor()
+    for (let i = 0; i < entries.length; i++, cursor.advance()) {
+      const hit = cursor.current!
+      expect(hit.path).toBe(entries[i].path)
       expect(hit.dagSize).toBe(i + 1)
       expect(CID.decode(hit.cid).toString()).toBe(entries[i].cid.toV1().toString())
       expect(hit.schema && CID.decode(hit.schema).toString()).toBe(entries[i].schema?.toString())
       expect(plain(hit.entry)).toEqual(plain({ ...entries[i], cid: entries[i].cid.toV1() }))
-      expect([...cache.stamps.subarray(4 * i, 4 * i + 4)]).toEqual([BigInt(i), 2n, 3n, -4n])
+      expect([...hit.stamp]).toEqual([BigInt(i), 2n, 3n, -4n])
     }
+    expect(cursor.current).toBeUndefined()
+    expect(cursor.damaged).toBe(false)
+    // a seek moves past the records before the path, and finds it
+    const again = cache.cursor()
+    expect(again.seek(entries[4321].path, (a, b) => (a < b ? -1 : a > b ? 1 : 0))?.dagSize).toBe(4322)
+    again.close()
+    expect((await readdir(root)).filter((n) => n.endsWith('.partial'))).toEqual([])
     await rm(root, { recursive: true, force: true })
   })
 })

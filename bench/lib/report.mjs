@@ -143,6 +143,38 @@ export function targets(results, { long }) {
     }
   }
   faster('large', 'pack 1 GiB', 'pack', 'pack', 3)
+  // build and status at scale (#19, cases/scale.mjs)
+  for (const op of ['build cold', 'rebuild unchanged', 'build, 1 shard changed', 'status, 1 shard changed']) {
+    const t = `peak RSS < 256 MiB at 1,000,000 files: ${op}`
+    const rows = need(t, ['scale-1m', 'cairn', op])
+    if (rows) add(t, rows[0].rssMiB < 256 ? 'PASS' : 'FAIL', `${rows[0].rssMiB.toFixed(0)} MiB`)
+  }
+  for (const [op, times] of [
+    ['rebuild unchanged', 1.5],
+    ['build, 1 shard changed', 2],
+  ]) {
+    const t = `${op} at 1,000,000 files within ${times}× of a stat of every file`
+    const rows = need(t, ['scale-1m', 'cairn', op], ['scale-1m', 'limit', 'stat every file'])
+    if (rows) {
+      const [mine, floor] = rows
+      const x = mine.ms / floor.ms
+      add(t, x <= times ? 'PASS' : 'FAIL', `${x.toFixed(2)}× (${s(mine)}, stat ${s(floor)}${cpu(mine, floor, '×')})`)
+    }
+  }
+  {
+    const t = 'build cold per file at 1,000,000 files no slower than at 10,000'
+    const rows = need(t, ['scale-1m', 'cairn', 'build cold'], ['scale-10k', 'cairn', 'build cold'])
+    if (rows) {
+      const [big, small] = rows
+      const per = (r) => r.ms / r.info.shards
+      const x = per(big) / per(small)
+      add(
+        t,
+        x <= 1 ? 'PASS' : 'FAIL',
+        `${x.toFixed(2)}× (${(per(big) * 1000).toFixed(1)} µs against ${(per(small) * 1000).toFixed(1)} µs per file${big.cpuMs && small.cpuMs ? `; by CPU time ${(big.cpuMs / big.info.shards / (small.cpuMs / small.info.shards)).toFixed(2)}×` : ''})`,
+      )
+    }
+  }
   // start-up, whole processes against Node doing nothing, in the same run (the small case)
   {
     const within = (t, row, times, pick = (r) => r.ms) => {

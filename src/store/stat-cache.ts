@@ -4,20 +4,35 @@
  * is unchanged is not read again; any change to it changes the stamp (ctime cannot be set back), so a
  * changed file is always re-hashed. Entries are tied to the card's row rules: when those change, files
  * are read (and validated) again. The cache is an optimisation only: a missing, unreadable or damaged
- * cache (its checksum tells) just means every file is read.
+ * cache just means files are read.
+ *
+ * Its records are in a build's canonical path order and are read and written one frame at a time,
+ * alongside the scan ({@link StatCacheCursor}, {@link StatCacheWriter}): memory holds a frame, never the
+ * whole cache. A build writes its cache as a `.partial` file, frame by frame, and renames it over
+ * `stat-cache` once sealed; a build killed midway leaves a partial whose whole frames the next build
+ * still uses.
  */
-import { createHash } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { createHash, randomBytes } from 'node:crypto'
+import { closeSync, fstatSync, openSync, readdirSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { CID, cidFromBytes, cidFromText } from '../cid.js'
 import type { FormatName } from '../formats/interface.js'
 import type { ShardEntry } from '../manifest.js'
 import type { Stamp } from '../scan.js'
-import { writeFileAtomicWith } from '../util/atomic.js'
-import { withRoom } from '../util/grow.js'
 import type { StoreMark } from './blocks.js'
 
-const VERSION = 4
+/** The format version, in the header frame. Version 4 (one JSON document read whole) and older are ignored. */
+const VERSION = 5
+const MAGIC = Buffer.from('CAIRNSC5', 'latin1')
+const FOOTER_BYTES = 16
+/** A frame: payload length (u32 LE), the first 16 bytes of the payload's sha256, the payload. */
+const FRAME_HEAD = 20
+/** Records per frame are cut at about this many bytes (tests force it smaller). */
+export const FRAME_BYTES = 64 * 1024
+/** A frame larger than this is damage, never allocated. */
+const MAX_FRAME = 16 * 1024 * 1024
+const CACHE_FILE = 'stat-cache'
+const PARTIAL = /^stat-cache\.[0-9a-z.-]+\.partial$/
 
 /** What a build tells the cache about one file. */
 export interface FileFacts {
@@ -27,12 +42,13 @@ export interface FileFacts {
 }
 
 /**
- * A file as the cache knows it: its position `index` in the cache (its stamp is at `4 × index` of
- * {@link StatCache.stamps}). `cid` and `schema` are the CIDs' bytes (CIDv1), views of the cache's
- * column; `entry` is made on first use.
+ * A file as the cache knows it. `cid` and `schema` are the CIDs' bytes (CIDv1); `entry` is made on
+ * first use.
  */
 export interface CachedFile {
-  readonly index: number
+  readonly path: string
+  /** Size, mtime, ctime, inode (see {@link Stamp}). */
+  readonly stamp: Stamp
   readonly cid: Uint8Array
   readonly schema: Uint8Array | undefined
   readonly dagSize: number
@@ -41,7 +57,7 @@ export interface CachedFile {
 
 /**
  * The index and tree roots (and totals) built from exactly the cached entries: when every file of a
- * build hits the cache, the same entries give the same roots, and neither needs rebuilding.
+ * build hits the cache, the same entries give the same roots.
  */
 export interface CachedRoots {
   readonly index: CID
@@ -55,220 +71,343 @@ export interface CachedHead {
   readonly bytes: Uint8Array
 }
 
-/** A loaded cache. */
-export interface StatCache {
-  /** How many files it knows. */
-  readonly size: number
-  /** Every file's stamp, four numbers each, in the cache's order. */
-  readonly stamps: Stamp
-  /** The path of the `k`-th file (the cache's order is a build's canonical path order). */
-  path(k: number): string
-  /**
-   * What the cache knows of `path`. `at` is where the caller expects it: the cache keeps the order it
-   * was saved in, a build's canonical path order, so a scan in that order finds each file there without
-   * a lookup by path. Never found in a cache whose facts turn out malformed (it is then as if empty).
-   */
-  get(path: string, at?: number): CachedFile | undefined
-  /** The file at position `index` of the cache (one that {@link get} found). */
-  at(index: number): CachedFile
+/** A sealed cache's facts about itself (its trailer). */
+export interface StatCacheInfo {
+  /** Files it knows. */
+  readonly count: number
+  /** Their bytes. */
+  readonly bytes: number
   readonly roots?: CachedRoots
   readonly head?: CachedHead
   /** The store's index logs and their lengths when the cache was saved (see `BlockStore.holdsAll`). */
   readonly store?: readonly StoreMark[]
 }
 
-/** The first line after the header: what every rebuild needs (one JSON parse of paths and roots). */
-interface Keys {
-  readonly rules: string
+/** A cache file that can be read from the start any number of times, each by its own cursor. */
+export interface StatCache {
+  /** The trailer of a sealed cache; undefined for a partial one (left by a build killed midway). */
+  readonly info: StatCacheInfo | undefined
+  /** A new cursor at the first record. */
+  cursor(): StatCacheCursor
+}
+
+interface Trailer {
+  readonly count: number
+  readonly bytes: number
   readonly roots: { readonly index: string; readonly tree: string; readonly totals: CachedRoots['totals'] } | null
   readonly head: { readonly cid: string; readonly block: string } | null
   readonly store: StoreMark[] | null
-  readonly paths: string[]
-  /** The stamps, four little-endian 64-bit integers per file, in base64. */
-  readonly stamps: string
-}
-
-/** The second line: the facts of each file, parsed only when some file is not found unchanged. */
-interface FactsLine {
-  /** Every file's CID (CIDv1 bytes, self-delimiting), end to end, in base64. */
-  readonly cids: string
-  readonly sizes: number[]
-  readonly formats: FormatName[]
-  readonly dagSizes: number[]
-  readonly rows: (number | null)[]
-  /** Every file's schema CID, or a zero byte for none (no CID starts with one), in base64. */
-  readonly schemas: string
-}
-
-/** The facts in memory: the CIDs as two byte columns and where each file's starts (no string per file). */
-interface Facts extends Omit<FactsLine, 'cids' | 'schemas'> {
-  readonly cids: Uint8Array
-  /** File `i`'s CID is `cids[cidAt[i]]`…`cids[cidAt[i + 1]]`. */
-  readonly cidAt: Int32Array
-  readonly schemas: Uint8Array
-  /** File `i`'s schema CID is `schemas[schemaAt[i]]`…`schemas[schemaAt[i + 1]]`, after a zero byte for none. */
-  readonly schemaAt: Int32Array
 }
 
 class Cached implements CachedFile {
   #entry: ShardEntry | undefined
   constructor(
-    private readonly facts: Facts,
-    private readonly paths: readonly string[],
-    readonly index: number,
+    readonly path: string,
+    readonly stamp: Stamp,
+    readonly cid: Uint8Array,
+    readonly schema: Uint8Array | undefined,
+    readonly size: number,
+    readonly format: FormatName,
+    readonly rows: number | undefined,
+    readonly dagSize: number,
   ) {}
-  get cid(): Uint8Array {
-    const f = this.facts
-    return f.cids.subarray(f.cidAt[this.index], f.cidAt[this.index + 1])
-  }
-  get schema(): Uint8Array | undefined {
-    const f = this.facts
-    const start = f.schemaAt[this.index]
-    return f.schemas[start] === 0 ? undefined : f.schemas.subarray(start, f.schemaAt[this.index + 1])
-  }
-  get dagSize(): number {
-    return this.facts.dagSizes[this.index]
-  }
   get entry(): ShardEntry {
-    if (this.#entry) return this.#entry
-    const f = this.facts
-    const i = this.index
-    const rows = f.rows[i]
-    const schema = this.schema
-    this.#entry = {
-      path: this.paths[i],
+    this.#entry ??= {
+      path: this.path,
       cid: cidFromBytes(this.cid),
-      size: f.sizes[i],
-      format: f.formats[i],
-      ...(rows === null ? {} : { rows }),
-      ...(schema === undefined ? {} : { schema: cidFromBytes(schema) }),
+      size: this.size,
+      format: this.format,
+      ...(this.rows === undefined ? {} : { rows: this.rows }),
+      ...(this.schema === undefined ? {} : { schema: cidFromBytes(this.schema) }),
     }
     return this.#entry
   }
 }
 
-class Loaded implements StatCache {
-  #byPath: Map<string, number> | undefined
-  /** Parsed on first use; null when they do not agree with the paths. */
-  #facts: Facts | null | undefined
+/**
+ * Reads a cache's records in order, one frame in memory at a time. A frame that is torn, too large or
+ * does not match its checksum ends the records (`damaged` then tells): what follows is as if absent,
+ * never misread.
+ */
+export class StatCacheCursor {
+  /** The record the cursor is at, undefined past the last one. */
+  current: CachedFile | undefined
+  /** Records passed so far ({@link current} excluded). */
+  passed = 0
+  /** True when a damaged frame ended the records early. */
+  damaged = false
+  private frame: Buffer = Buffer.alloc(0)
+  private at = 0
+  private position: number
+  private fd: number | undefined
+
   constructor(
-    readonly keys: Keys,
-    readonly stamps: Stamp,
-    /** The facts line until it is parsed (then let go: megabytes for 100,000 files). */
-    private factsText: string,
-    readonly roots: CachedRoots | undefined,
-    readonly head: CachedHead | undefined,
-  ) {}
-  get size(): number {
-    return this.keys.paths.length
-  }
-  get store(): readonly StoreMark[] | undefined {
-    return this.keys.store ?? undefined
-  }
-  path(k: number): string {
-    return this.keys.paths[k]
-  }
-  at(index: number): CachedFile {
-    return new Cached(this.facts()!, this.keys.paths, index)
-  }
-  get(path: string, at?: number): CachedFile | undefined {
-    const facts = this.facts()
-    if (!facts) return undefined
-    const paths = this.keys.paths
-    if (at !== undefined && paths[at] === path) return new Cached(facts, paths, at)
-    this.#byPath ??= new Map(paths.map((p, i) => [p, i]))
-    const i = this.#byPath.get(path)
-    return i === undefined ? undefined : new Cached(facts, paths, i)
-  }
-  /**
-   * The facts line, parsed when a file's facts are first asked for: a rebuild that finds nothing
-   * changed never parses it. Its checksum was checked on load; its columns must agree with the paths.
-   */
-  private facts(): Facts | null {
-    if (this.#facts === undefined) {
-      try {
-        const line = JSON.parse(this.factsText) as FactsLine
-        this.factsText = ''
-        const n = this.keys.paths.length
-        const cids = Buffer.from(line.cids, 'base64')
-        const schemas = Buffer.from(line.schemas, 'base64')
-        const cidAt = cidStarts(cids, n, false)
-        const schemaAt = cidStarts(schemas, n, true)
-        const columns = [line.sizes, line.formats, line.dagSizes, line.rows]
-        this.#facts =
-          cidAt && schemaAt && columns.every((c) => Array.isArray(c) && c.length === n) ? { ...line, cids, cidAt, schemas, schemaAt } : null
-      } catch {
-        this.#facts = null
-      }
+    file: string,
+    start: number,
+    /** Where the records end (a sealed cache's trailer), or undefined: to the end of the file. */
+    private readonly end: number | undefined,
+    private readonly frameBytes: number,
+  ) {
+    this.position = start
+    try {
+      this.fd = openSync(file, 'r')
+    } catch {
+      this.fd = undefined
     }
-    return this.#facts
+    this.read()
+  }
+
+  /** Moves to the next record. */
+  advance(): void {
+    if (this.current === undefined) return
+    this.passed++
+    this.read()
+  }
+
+  /**
+   * Moves past every record before `path` (in `compare` order) and returns the record at `path`, if any
+   * (the cursor then stays on it). Records passed are reported to `skipped`.
+   */
+  seek(path: string, compare: (a: string, b: string) => number, skipped?: (file: CachedFile) => void): CachedFile | undefined {
+    for (;;) {
+      const c = this.current
+      if (c === undefined) return undefined
+      if (c.path === path) return c
+      if (compare(c.path, path) > 0) return undefined
+      skipped?.(c)
+      this.advance()
+    }
+  }
+
+  /** Closes the file (also done at the end of the records). */
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd)
+    this.fd = undefined
+    this.current = undefined
+  }
+
+  private read(): void {
+    if (this.at >= this.frame.length && !this.nextFrame()) {
+      this.close()
+      return
+    }
+    try {
+      this.current = this.decode()
+    } catch {
+      this.damaged = true
+      this.close()
+    }
+  }
+
+  /** Loads the next frame; false at the end of the records (or of the whole frames). */
+  private nextFrame(): boolean {
+    const fd = this.fd
+    if (fd === undefined) return false
+    if (this.end !== undefined && this.position >= this.end) return false
+    const head = Buffer.alloc(FRAME_HEAD)
+    if (readFully(fd, head, this.position) < FRAME_HEAD) return this.torn()
+    const length = head.readUInt32LE(0)
+    if (length === 0 || length > Math.max(MAX_FRAME, 4 * this.frameBytes)) return this.torn()
+    const payload = Buffer.allocUnsafe(length)
+    if (readFully(fd, payload, this.position + FRAME_HEAD) < length) return this.torn()
+    if (!digest16(payload).equals(head.subarray(4, FRAME_HEAD))) return this.torn()
+    this.position += FRAME_HEAD + length
+    this.frame = payload
+    this.at = 0
+    return true
+  }
+
+  /** A frame that cannot be used: a sealed cache is damaged; a partial one merely ends there. */
+  private torn(): false {
+    if (this.end !== undefined) this.damaged = true
+    return false
+  }
+
+  private decode(): CachedFile {
+    const b = this.frame
+    const pathLength = this.varint()
+    const path = b.toString('utf8', this.at, (this.at += pathLength))
+    const stamp = new BigInt64Array(4)
+    for (let k = 0; k < 4; k++) stamp[k] = b.readBigInt64LE(this.at + 8 * k)
+    this.at += 32
+    const cid = this.cidBytes(false)!
+    const schema = this.cidBytes(true)
+    const size = this.varint()
+    const rows = this.varint()
+    const dagSize = this.varint()
+    const formatLength = b[this.at++]
+    const format = b.toString('latin1', this.at, (this.at += formatLength)) as FormatName
+    if (this.at > b.length || path === '') throw new Error('record past its frame')
+    return new Cached(path, stamp, cid, schema, size, format, rows === 0 ? undefined : rows - 1, dagSize)
+  }
+
+  private cidBytes(optional: boolean): Uint8Array | undefined {
+    const length = this.varint()
+    if (length === 0 && optional) return undefined
+    const bytes = this.frame.subarray(this.at, (this.at += length))
+    // throws for bytes that are no CID (the frame is then treated as damage)
+    if (CID.inspectBytes(bytes).version !== 1 || bytes.length !== length) throw new Error('not a CIDv1')
+    return bytes
+  }
+
+  private varint(): number {
+    let value = 0
+    let scale = 1
+    for (let n = 0; n < 8; n++) {
+      const byte = this.frame[this.at++]
+      if (byte === undefined) throw new Error('varint past its frame')
+      value += (byte & 0x7f) * scale
+      if (byte < 0x80) return value
+      scale *= 128
+    }
+    throw new Error('varint too long')
+  }
+}
+
+function readFully(fd: number, into: Buffer, position: number): number {
+  let read = 0
+  while (read < into.length) {
+    const n = readSync(fd, into, read, into.length - read, position + read)
+    if (n === 0) break
+    read += n
+  }
+  return read
+}
+
+function digest16(bytes: Uint8Array): Buffer {
+  return createHash('sha256').update(bytes).digest().subarray(0, 16)
+}
+
+/** Options for reading and writing caches (tests force tiny frames). */
+export interface StatCacheOptions {
+  readonly frameBytes?: number
+}
+
+/**
+ * Opens the sealed cache of the store at `root` (`.cairn`): undefined when it is absent, of another
+ * format, made under other row rules, or its header or trailer is damaged. Reads its header and
+ * trailer only; records are read by cursors.
+ */
+export function openStatCache(root: string, rulesKey: string, options: StatCacheOptions = {}): StatCache | undefined {
+  const file = join(root, CACHE_FILE)
+  let fd: number
+  try {
+    fd = openSync(file, 'r')
+  } catch {
+    return undefined
+  }
+  try {
+    const size = fstatSync(fd).size
+    if (size < FOOTER_BYTES) return undefined
+    const footer = Buffer.alloc(FOOTER_BYTES)
+    if (readFully(fd, footer, size - FOOTER_BYTES) < FOOTER_BYTES || !footer.subarray(8).equals(MAGIC)) return undefined
+    const trailerAt = footer.readUInt32LE(0) + footer.readUInt32LE(4) * 2 ** 32
+    const header = readFrame(fd, 0, size)
+    if (!header || !matchesHeader(header.payload, rulesKey)) return undefined
+    const trailerFrame = readFrame(fd, trailerAt, size - FOOTER_BYTES)
+    if (!trailerFrame || trailerFrame.end !== size - FOOTER_BYTES) return undefined
+    const t = JSON.parse(trailerFrame.payload.toString('utf8')) as Trailer
+    if (!Number.isSafeInteger(t.count) || t.count < 0) return undefined
+    const info: StatCacheInfo = {
+      count: t.count,
+      bytes: t.bytes,
+      ...(t.roots ? { roots: { index: cidFromText(t.roots.index), tree: cidFromText(t.roots.tree), totals: t.roots.totals } } : {}),
+      ...(t.head ? { head: { cid: cidFromText(t.head.cid), bytes: Buffer.from(t.head.block, 'utf8') } } : {}),
+      ...(Array.isArray(t.store) ? { store: t.store } : {}),
+    }
+    const frameBytes = options.frameBytes ?? FRAME_BYTES
+    return { info, cursor: () => new StatCacheCursor(file, header.end, trailerAt, frameBytes) }
+  } catch {
+    return undefined
+  } finally {
+    closeSync(fd)
   }
 }
 
 /**
- * Where each of `n` CIDs laid end to end in `bytes` starts (and, at `n`, where the last ends), or null
- * unless `bytes` are exactly `n` CIDv1s (or zero bytes, where `none` allows them).
+ * The partial caches a build killed midway left beside the store's cache, newest first (at most
+ * `limit`), whose whole frames hold facts as good as a sealed cache's: each was written only once its
+ * file's blocks were stored. Their blocks may have been removed since (gc), so a hit from one must be
+ * checked against the store. With `prune`, the older ones are removed (under the store's lock only).
  */
-function cidStarts(bytes: Uint8Array, n: number, none: boolean): Int32Array | null {
-  const at = new Int32Array(n + 1)
-  let p = 0
-  for (let i = 0; i < n; i++) {
-    at[i] = p
-    if (none && bytes[p] === 0) {
-      p++
+export function openPartialCaches(
+  root: string,
+  rulesKey: string,
+  limit = 2,
+  options: StatCacheOptions & { readonly prune?: boolean } = {},
+): StatCache[] {
+  const out: StatCache[] = []
+  const files = partialFiles(root)
+  // older ones are superseded (a build that used them wrote their hits again): removed, so that builds
+  // that keep failing do not pile them up
+  for (const old of options.prune ? files.slice(limit) : []) {
+    try {
+      unlinkSync(old)
+    } catch {
+      // removed by then, or not ours to remove: skipped all the same
+    }
+  }
+  for (const file of files.slice(0, limit)) {
+    let fd: number
+    try {
+      fd = openSync(file, 'r')
+    } catch {
       continue
     }
-    // throws for bytes that are no CID at all (caught by the caller: the facts are then not used)
-    const { version, size } = CID.inspectBytes(bytes.subarray(p))
-    if (version !== 1) return null
-    p += size
-    if (p > bytes.length) return null
+    try {
+      const header = readFrame(fd, 0, fstatSync(fd).size)
+      if (!header || !matchesHeader(header.payload, rulesKey)) continue
+      const frameBytes = options.frameBytes ?? FRAME_BYTES
+      out.push({ info: undefined, cursor: () => new StatCacheCursor(file, header.end, undefined, frameBytes) })
+    } finally {
+      closeSync(fd)
+    }
   }
-  at[n] = p
-  return p === bytes.length ? at : null
+  return out
 }
 
-const EMPTY: StatCache = {
-  size: 0,
-  stamps: new BigInt64Array(0),
-  path: () => '',
-  get: () => undefined,
-  at: () => {
-    throw new Error('the empty stat cache has no files')
-  },
-}
-
-/** Loads the cache of the store at `root` (`.cairn`), or an empty one when it is absent, stale or damaged. */
-export async function loadStatCache(root: string, rulesKey: string): Promise<StatCache> {
-  let bytes: Buffer
+/** The partial cache files in `root`, newest first. */
+function partialFiles(root: string): string[] {
+  let names: string[]
   try {
-    // one synchronous read: the async one reads 512 KiB per thread-pool round trip
-    bytes = readFileSync(join(root, 'stat-cache'))
+    names = readdirSync(root).filter((n) => PARTIAL.test(n))
   } catch {
-    return EMPTY
+    return []
   }
+  const withTimes = names.map((n) => {
+    const file = join(root, n)
+    try {
+      return { file, mtime: statSync(file).mtimeMs }
+    } catch {
+      return { file, mtime: -1 }
+    }
+  })
+  return withTimes
+    .filter((f) => f.mtime >= 0)
+    .sort((a, b) => b.mtime - a.mtime)
+    .map((f) => f.file)
+}
+
+function readFrame(fd: number, at: number, limit: number): { payload: Buffer; end: number } | undefined {
+  const head = Buffer.alloc(FRAME_HEAD)
+  if (at + FRAME_HEAD > limit || readFully(fd, head, at) < FRAME_HEAD) return undefined
+  const length = head.readUInt32LE(0)
+  if (at + FRAME_HEAD + length > limit || length > MAX_FRAME) return undefined
+  const payload = Buffer.alloc(length)
+  if (readFully(fd, payload, at + FRAME_HEAD) < length || !digest16(payload).equals(head.subarray(4, FRAME_HEAD))) return undefined
+  return { payload, end: at + FRAME_HEAD + length }
+}
+
+function matchesHeader(payload: Buffer, rulesKey: string): boolean {
   try {
-    const nl = bytes.indexOf(10)
-    const header = JSON.parse(bytes.toString('utf8', 0, nl)) as { statCache?: unknown; sha256?: unknown }
-    if (header.statCache !== VERSION) return EMPTY
-    const rest = bytes.subarray(nl + 1)
-    if (header.sha256 !== createHash('sha256').update(rest).digest('hex')) return EMPTY
-    const nl2 = rest.indexOf(10)
-    const keys = JSON.parse(rest.toString('utf8', 0, nl2)) as Keys
-    if (keys.rules !== rulesKey || !Array.isArray(keys.paths) || typeof keys.stamps !== 'string') return EMPTY
-    const stampBytes = Buffer.from(keys.stamps, 'base64')
-    if (stampBytes.length !== 32 * keys.paths.length) return EMPTY
-    const r = keys.roots
-    const roots = r ? { index: cidFromText(r.index), tree: cidFromText(r.tree), totals: r.totals } : undefined
-    const head = keys.head ? { cid: cidFromText(keys.head.cid), bytes: Buffer.from(keys.head.block, 'utf8') } : undefined
-    // the stamps' text is decoded once and not kept (megabytes for 100,000 files)
-    return new Loaded({ ...keys, stamps: '' }, decodeStamps(stampBytes), rest.toString('utf8', nl2 + 1), roots, head)
+    const h = JSON.parse(payload.toString('utf8')) as { statCache?: unknown; rules?: unknown }
+    return h.statCache === VERSION && h.rules === rulesKey
   } catch {
-    return EMPTY
+    return false
   }
 }
 
-/** What a build knows when it saves the cache. */
+/** What a build knows when it seals the cache. */
 export interface CacheSeal {
   /** The index and tree built from exactly the files added (none left out as racy). */
   readonly roots?: CachedRoots
@@ -279,175 +418,169 @@ export interface CacheSeal {
 }
 
 /**
- * Gathers what a build learns, file by file in path order, as the cache's columns (CIDs as bytes,
- * numbers in typed arrays), so that a build need not keep every entry until it saves.
+ * Writes a build's cache file by file, in path order, to a partial file of its own, a frame at a
+ * time (synchronous writes: records go out in order, and memory holds one frame); {@link seal} makes
+ * it the store's cache. Write failures are swallowed: the cache only saves time, so a cache that
+ * cannot be written is merely not there.
  */
 export class StatCacheWriter {
-  private readonly paths: string[] = []
-  private stamps: Stamp = new BigInt64Array(4 * 256)
-  private readonly cids = new CidColumn()
-  private readonly schemas = new CidColumn()
-  private readonly sizes = new Numbers()
-  private readonly dagSizes = new Numbers()
-  /** Rows, NaN for none. */
-  private readonly rows = new Numbers()
-  /** Formats, as their place in `formatNames`. */
-  private readonly formats = new Numbers()
-  private readonly formatNames: FormatName[] = []
-  constructor(private readonly rulesKey: string) {}
+  private fd: number | undefined
+  private readonly file: string
+  private buffer: Buffer
+  private used = 0
+  private position = 0
+  private records = 0
+  private bytes = 0
+  private readonly frameBytes: number
+
+  constructor(
+    private readonly root: string,
+    rulesKey: string,
+    options: StatCacheOptions = {},
+  ) {
+    this.frameBytes = options.frameBytes ?? FRAME_BYTES
+    this.buffer = Buffer.allocUnsafe(this.frameBytes + 4096)
+    this.file = join(root, `${CACHE_FILE}.${process.pid}-${randomBytes(6).toString('hex')}.partial`)
+    try {
+      this.fd = openSync(this.file, 'wx')
+      this.writeFrame(Buffer.from(JSON.stringify({ statCache: VERSION, rules: rulesKey }), 'utf8'))
+    } catch {
+      this.fail()
+    }
+  }
 
   /** Files added so far. */
   get size(): number {
-    return this.paths.length
+    return this.records
   }
 
+  /** Adds the next file (after the previous one in path order). */
   add({ stamp, entry: e, dagSize }: FileFacts): void {
-    const i = this.paths.length
-    this.stamps = withRoom(this.stamps, 4 * (i + 1))
-    this.stamps.set(stamp, 4 * i)
-    this.paths.push(e.path)
-    this.cids.push(e.cid)
-    this.schemas.push(e.schema)
-    this.sizes.push(e.size)
-    let format = this.formatNames.indexOf(e.format)
-    if (format < 0) format = this.formatNames.push(e.format) - 1
-    this.formats.push(format)
-    this.dagSizes.push(dagSize)
-    this.rows.push(e.rows ?? NaN)
-  }
-
-  /** Replaces the cache atomically. Failures are ignored: the cache only saves time. */
-  async save(root: string, seal: CacheSeal): Promise<void> {
-    const n = this.paths.length
-    const { roots, head, store } = seal
-    const keys: Omit<Keys, 'paths' | 'stamps'> = {
-      rules: this.rulesKey,
-      roots: roots ? { index: roots.index.toString(), tree: roots.tree.toString(), totals: roots.totals } : null,
-      head: head ? { cid: head.cid.toString(), block: Buffer.from(head.bytes).toString('utf8') } : null,
-      store: store ? [...store] : null,
+    if (this.fd === undefined) return
+    const path = Buffer.from(e.path, 'utf8')
+    const cid = e.cid.version === 0 ? e.cid.toV1().bytes : e.cid.bytes
+    const schema = e.schema === undefined ? undefined : e.schema.version === 0 ? e.schema.toV1().bytes : e.schema.bytes
+    const need = path.length + cid.length + (schema?.length ?? 0) + 32 + 6 * 9 + 1 + e.format.length
+    if (this.used > 0 && this.used + need > this.frameBytes) this.flush()
+    if (this.buffer.length < need) this.buffer = Buffer.allocUnsafe(need)
+    this.varint(path.length)
+    this.used += path.copy(this.buffer, this.used)
+    for (let k = 0; k < 4; k++) this.buffer.writeBigInt64LE(stamp[k], this.used + 8 * k)
+    this.used += 32
+    this.varint(cid.length)
+    this.buffer.set(cid, this.used)
+    this.used += cid.length
+    this.varint(schema?.length ?? 0)
+    if (schema) {
+      this.buffer.set(schema, this.used)
+      this.used += schema.length
     }
-    const parts = this.lines(JSON.stringify(keys), encodeStamps(this.stamps.subarray(0, 4 * n)))
-    await writeFileAtomicWith(
-      join(root, 'stat-cache'),
-      async (file) => {
-        // the header (whose checksum covers the rest) is written last, over a placeholder of its length
-        const hash = createHash('sha256')
-        let position = HEADER_LENGTH
-        for (const part of parts) {
-          const bytes = Buffer.from(part, 'utf8')
-          hash.update(bytes)
-          for (let at = 0; at < bytes.length;) at += (await file.write(bytes, at, bytes.length - at, position + at)).bytesWritten
-          position += bytes.length
-        }
-        const header = Buffer.from(headerLine(hash.digest('hex')), 'utf8')
-        await file.write(header, 0, header.length, 0)
-      },
-      { tmpDir: join(root, 'tmp') },
-    ).catch(() => {})
+    this.varint(e.size)
+    this.varint(e.rows === undefined ? 0 : e.rows + 1)
+    this.varint(dagSize)
+    this.buffer[this.used++] = e.format.length
+    this.used += this.buffer.write(e.format, this.used, 'latin1')
+    this.records++
+    this.bytes += e.size
   }
 
   /**
-   * The two lines after the header, made a few thousand files at a time: for 100,000 files each is
-   * megabytes, which would otherwise all be in memory at once (twice: as text and as bytes).
+   * Writes the last frame and the trailer, and makes this the store's cache (an atomic rename); other
+   * partial caches, whose facts this one now holds or supersedes, are removed.
    */
-  private *lines(keys: string, stamps: Buffer): Generator<string> {
-    const n = this.paths.length
-    yield keys.slice(0, -1) + ',"paths":'
-    yield* jsonArray(n, (i) => this.paths[i])
-    yield ',"stamps":"'
-    yield* base64(stamps)
-    yield '"}\n{"cids":"'
-    yield* this.cids.base64()
-    yield '","sizes":'
-    yield* jsonArray(n, (i) => this.sizes.at(i))
-    yield ',"formats":'
-    yield* jsonArray(n, (i) => this.formatNames[this.formats.at(i)])
-    yield ',"dagSizes":'
-    yield* jsonArray(n, (i) => this.dagSizes.at(i))
-    yield ',"rows":'
-    yield* jsonArray(n, (i) => {
-      const rows = this.rows.at(i)
-      return Number.isNaN(rows) ? null : rows
-    })
-    yield ',"schemas":"'
-    yield* this.schemas.base64()
-    yield '"}\n'
-  }
-}
-
-/** The first line of the cache: its format and the checksum of the rest. */
-function headerLine(sha256: string): string {
-  return JSON.stringify({ statCache: VERSION, sha256 }) + '\n'
-}
-
-const HEADER_LENGTH = headerLine('0'.repeat(64)).length
-
-/** A JSON array of `length` items, in parts of a few thousand. */
-function* jsonArray(length: number, item: (i: number) => unknown): Generator<string> {
-  if (length === 0) yield '[]'
-  for (let at = 0; at < length; at += 4096) {
-    const part = Array.from({ length: Math.min(4096, length - at) }, (_, k) => item(at + k))
-    const text = JSON.stringify(part)
-    yield (at === 0 ? '[' : ',') + text.slice(1, -1) + (at + 4096 >= length ? ']' : '')
-  }
-}
-
-/**
- * Optional CIDs, one per file, kept as their bytes end to end (CIDv1, 36 bytes each for the CIDs a
- * build makes; a zero byte for none) rather than as objects or text, and saved so.
- */
-class CidColumn {
-  private bytes = new Uint8Array(36 * 256)
-  private used = 0
-
-  push(cid: CID | undefined): void {
-    const b = cid === undefined ? NONE : cid.version === 0 ? cid.toV1().bytes : cid.bytes
-    this.bytes = withRoom(this.bytes, this.used + b.length)
-    this.bytes.set(b, this.used)
-    this.used += b.length
+  seal(seal: CacheSeal): void {
+    if (this.fd === undefined) return
+    try {
+      this.flush()
+      const { roots, head, store } = seal
+      const trailer: Trailer = {
+        count: this.records,
+        bytes: this.bytes,
+        roots: roots ? { index: roots.index.toString(), tree: roots.tree.toString(), totals: roots.totals } : null,
+        head: head ? { cid: head.cid.toString(), block: Buffer.from(head.bytes).toString('utf8') } : null,
+        store: store ? [...store] : null,
+      }
+      const trailerAt = this.position
+      this.writeFrame(Buffer.from(JSON.stringify(trailer), 'utf8'))
+      const footer = Buffer.alloc(FOOTER_BYTES)
+      footer.writeUInt32LE(trailerAt % 2 ** 32, 0)
+      footer.writeUInt32LE(Math.floor(trailerAt / 2 ** 32), 4)
+      MAGIC.copy(footer, 8)
+      this.write(footer)
+      closeSync(this.fd)
+      this.fd = undefined
+      renameSync(this.file, join(this.root, CACHE_FILE))
+      for (const other of partialFiles(this.root)) {
+        try {
+          unlinkSync(other)
+        } catch {
+          // another one's leftover: removed next time
+        }
+      }
+    } catch {
+      this.fail()
+    }
   }
 
-  /** The column in base64, in parts. */
-  base64(): Generator<string> {
-    return base64(Buffer.from(this.bytes.buffer, this.bytes.byteOffset, this.used))
-  }
-}
-
-const NONE = new Uint8Array(1)
-
-/** `bytes` in base64, in parts of whole 3-byte groups (which join without padding in between). */
-function* base64(bytes: Buffer): Generator<string> {
-  for (let at = 0; at < bytes.length; at += 3 * 65536) yield bytes.toString('base64', at, Math.min(bytes.length, at + 3 * 65536))
-}
-
-/** Numbers, one per file, in a typed array: not a JS array that every collection traces and that leaves a copy behind each time it grows. */
-class Numbers {
-  private values = new Float64Array(256)
-  private length = 0
-
-  push(value: number): void {
-    this.values = withRoom(this.values, this.length + 1)
-    this.values[this.length++] = value
+  /**
+   * Stops writing, keeping the frames written so far: a failed or stopped build's facts are valid for
+   * the files it stored, and the next build uses them.
+   */
+  close(): void {
+    if (this.fd === undefined) return
+    try {
+      this.flush()
+      closeSync(this.fd)
+    } catch {
+      // a partial frame at the end is ignored by readers
+    }
+    this.fd = undefined
   }
 
-  at(i: number): number {
-    return this.values[i]
+  private flush(): void {
+    if (this.used === 0) return
+    const payload = this.buffer.subarray(0, this.used)
+    this.writeFrame(payload)
+    this.used = 0
   }
-}
 
-const LITTLE_ENDIAN = new Uint8Array(new BigInt64Array([1n]).buffer)[0] === 1
+  private writeFrame(payload: Buffer): void {
+    const head = Buffer.alloc(FRAME_HEAD)
+    head.writeUInt32LE(payload.length, 0)
+    digest16(payload).copy(head, 4)
+    this.write(head)
+    this.write(payload)
+  }
 
-/** Stamps as little-endian bytes: on a little-endian machine, the array's own bytes. */
-function encodeStamps(stamps: Stamp): Buffer {
-  if (LITTLE_ENDIAN) return Buffer.from(stamps.buffer, stamps.byteOffset, stamps.byteLength)
-  const bytes = Buffer.alloc(stamps.byteLength)
-  stamps.forEach((v, k) => bytes.writeBigInt64LE(v, 8 * k))
-  return bytes
-}
+  private write(bytes: Buffer): void {
+    for (let at = 0; at < bytes.length;) {
+      const n = writeSync(this.fd!, bytes, at, bytes.length - at, this.position)
+      at += n
+      this.position += n
+    }
+  }
 
-function decodeStamps(bytes: Buffer): Stamp {
-  const stamps = new BigInt64Array(bytes.length / 8)
-  if (LITTLE_ENDIAN) new Uint8Array(stamps.buffer).set(bytes)
-  else for (let k = 0; k < stamps.length; k++) stamps[k] = bytes.readBigInt64LE(8 * k)
-  return stamps
+  private varint(value: number): void {
+    while (value >= 0x80) {
+      this.buffer[this.used++] = (value % 128) | 0x80
+      value = Math.floor(value / 128)
+    }
+    this.buffer[this.used++] = value
+  }
+
+  private fail(): void {
+    if (this.fd !== undefined) {
+      try {
+        closeSync(this.fd)
+      } catch {
+        // nothing more to do
+      }
+    }
+    this.fd = undefined
+    try {
+      unlinkSync(this.file)
+    } catch {
+      // never created
+    }
+  }
 }

@@ -15,14 +15,14 @@ import { isCairnError } from '../errors.js'
 import { readerFor } from '../formats/index.js'
 import { walkEntries } from '../shard-index/prolly.js'
 import { comparePaths, decodeManifest, type ShardEntry, type VersionManifest } from '../manifest.js'
-import { scan, type FoundFiles, type SkippedEntry } from '../scan.js'
-import { loadStatCache, type StatCache } from '../store/stat-cache.js'
+import { identityOfStamp, sameStamp, walkFiles, type SkippedEntry, type Stamp, type WalkedFile } from '../scan.js'
+import { openPartialCaches, openStatCache, type CachedHead, type StatCacheCursor } from '../store/stat-cache.js'
 import { importFile, importFiles, importGroups } from '../unixfs/file.js'
-import { hashPool } from '../util/hash-pool.js'
+import { hashPool, type HashPool } from '../util/hash-pool.js'
 import { mapLimit } from '../util/pool.js'
 import { readVersion } from '../version.js'
 import { checkBlock } from '../car/block.js'
-import { loadIgnoreRules } from './ignore.js'
+import { loadIgnoreRules, type IgnoreRules } from './ignore.js'
 
 /** The folder's card against the version's: `missing` when the folder has no `cairn.json`. */
 export type CardState = 'same' | 'modified' | 'missing'
@@ -42,12 +42,21 @@ export interface WorktreeChanges {
   readonly hashed: number
 }
 
-/** Files hashed per wave: memory holds a wave's CIDs, not one per file of the folder. */
+/** Files hashed per wave: memory holds a wave's files, not one per file of the folder. */
 const WAVE = 512
+
+/** A file to hash, and the version's entry at its path (if any). */
+interface Waiting {
+  readonly path: string
+  readonly abs: string
+  readonly stamp: Stamp
+  readonly before: ShardEntry | undefined
+}
 
 /**
  * Compares the folder of `dataset` with `version` (undefined: nothing built yet). Throws `USAGE` for a
  * bad `.cairnignore`, `MISSING_BLOCK` / `INVALID_MANIFEST` for the version, `IO`, `BAD_PATH` as scan.
+ * Memory holds the changes, a wave of files to hash and the walk's open folders, not every file.
  */
 export async function worktreeChanges(
   dataset: Dataset,
@@ -57,9 +66,10 @@ export async function worktreeChanges(
   const store = dataset.store
   const cardText = await readFile(join(dataset.root, CARD_FILE), 'utf8').catch(() => undefined)
   const cardValue = parseJson(cardText)
-  const cache = await loadStatCache(store.root, rulesKey(cardValue))
-  const { files, skipped } = await scan(dataset.root, { ignore: await loadIgnoreRules(dataset.root) })
-  const manifest = version ? await versionOf(dataset, version, cache) : undefined
+  const key = rulesKey(cardValue)
+  const sealed = openStatCache(store.root, key)
+  const ignore = await loadIgnoreRules(dataset.root)
+  const manifest = version ? await versionOf(dataset, version, sealed?.info?.head) : undefined
   // before the first version, a card is as new as every file
   const card: CardState =
     cardText === undefined
@@ -67,27 +77,134 @@ export async function worktreeChanges(
       : manifest && cardValue !== undefined && cidOf(cardValue)?.equals(manifest.card)
         ? 'same'
         : 'modified'
-  const base = { version, manifest, card, skipped, files: files.length }
-  // nothing changed since the build that saved the cache: the same files, stamps and index (no file read)
-  if (manifest && cache.roots?.index.equals(manifest.index) && sameFiles(files, cache)) return { ...base, changes: [], hashed: 0 }
+  // the sealed cache holds exactly the version's entries: the folder is compared with its records alone
+  const asVersion = manifest !== undefined && sealed?.info?.roots?.index.equals(manifest.index) === true
+  if (asVersion) {
+    const found = await againstCache(dataset, sealed!.cursor(), ignore, options.jobs)
+    if (found) return { version, manifest, card, ...found }
+  }
+  const partials = [...(sealed ? [sealed] : []), ...openPartialCaches(store.root, key)].map((c) => c.cursor())
+  return { version, manifest, card, ...(await againstIndex(dataset, manifest, partials, ignore, options.jobs)) }
+}
 
+type Found = Pick<WorktreeChanges, 'changes' | 'skipped' | 'files' | 'hashed'>
+
+/**
+ * The folder against a sealed cache that holds the version's entries: a file found unchanged in it
+ * is the version's entry; another is hashed and compared with the record at its path; a record no
+ * file took was removed. Undefined when the cache turns out damaged (the caller then reads the index).
+ */
+async function againstCache(
+  dataset: Dataset,
+  cursor: StatCacheCursor,
+  ignore: IgnoreRules,
+  jobs: number | undefined,
+): Promise<Found | undefined> {
+  const skipped: SkippedEntry[] = []
   const changes: EntryChange[] = []
-  const pool = hashPool(options.jobs)
-  let hashed = 0
-  // files whose stamp the cache does not know, and the version's entry at their path (if any), a wave at a time
-  let waveFiles: number[] = []
-  let waveEntries: (ShardEntry | undefined)[] = []
-  const hashWave = async (): Promise<void> => {
-    const at = waveFiles
-    const entries = waveEntries
-    waveFiles = []
-    waveEntries = []
+  const hasher = new Hasher(jobs, changes)
+  let files = 0
+  try {
+    for (const f of walkFiles(dataset.root, { ignore }, skipped)) {
+      files++
+      const known = cursor.seek(f.path, comparePaths, (c) => changes.push({ path: c.path, before: c.entry }))
+      if (known) cursor.advance()
+      if (known && sameStamp(known.stamp, f.stamp)) continue
+      await hasher.add({ path: f.path, abs: f.abs, stamp: f.stamp, before: known?.entry })
+    }
+    for (let c = cursor.current; c !== undefined; c = cursor.current) {
+      changes.push({ path: c.path, before: c.entry })
+      cursor.advance()
+    }
+    if (cursor.damaged) return undefined
+    await hasher.flush()
+  } finally {
+    cursor.close()
+  }
+  changes.sort((a, b) => comparePaths(a.path, b.path))
+  return { changes, skipped, files, hashed: hasher.hashed }
+}
+
+/**
+ * The folder against the version's index, read alongside the walk; a file's CID comes from a cache
+ * (sealed or partial: a CID is a fact about bytes, whatever the store holds) when its stamp is
+ * unchanged, and is hashed otherwise.
+ */
+async function againstIndex(
+  dataset: Dataset,
+  manifest: VersionManifest | undefined,
+  caches: readonly StatCacheCursor[],
+  ignore: IgnoreRules,
+  jobs: number | undefined,
+): Promise<Found> {
+  const skipped: SkippedEntry[] = []
+  const changes: EntryChange[] = []
+  const hasher = new Hasher(jobs, changes)
+  let files = 0
+  const see = async (f: WalkedFile, before: ShardEntry | undefined): Promise<void> => {
+    files++
+    for (const c of caches) {
+      const known = c.seek(f.path, comparePaths)
+      if (known && sameStamp(known.stamp, f.stamp)) {
+        if (before && equalCid(before.cid, known.cid)) return
+        changes.push({ path: f.path, before, after: entryOf(f.path, Number(f.stamp[0]), CID.decode(known.cid.slice())) })
+        return
+      }
+    }
+    await hasher.add({ path: f.path, abs: f.abs, stamp: f.stamp, before })
+  }
+  const walker = walkFiles(dataset.root, { ignore }, skipped)
+  let next = walker.next()
+  try {
+    if (manifest) {
+      for await (const entry of walkEntries(dataset.store, manifest.index)) {
+        while (!next.done && comparePaths(next.value.path, entry.path) < 0) {
+          await see(next.value, undefined)
+          next = walker.next()
+        }
+        if (!next.done && next.value.path === entry.path) {
+          await see(next.value, entry)
+          next = walker.next()
+        } else changes.push({ path: entry.path, before: entry })
+      }
+    }
+    for (; !next.done; next = walker.next()) await see(next.value, undefined)
+    await hasher.flush()
+  } finally {
+    for (const c of caches) c.close()
+  }
+  changes.sort((a, b) => comparePaths(a.path, b.path))
+  return { changes, skipped, files, hashed: hasher.hashed }
+}
+
+/** Hashes files a wave at a time (nothing is written) and records those that differ from their entry. */
+class Hasher {
+  hashed = 0
+  private wave: Waiting[] = []
+  private pool: HashPool | undefined
+
+  constructor(
+    private readonly jobs: number | undefined,
+    private readonly changes: EntryChange[],
+  ) {}
+
+  async add(file: Waiting): Promise<void> {
+    this.wave.push(file)
+    if (this.wave.length >= WAVE) await this.flush()
+  }
+
+  async flush(): Promise<void> {
+    const at = this.wave
+    this.wave = []
+    if (at.length === 0) return
+    this.pool ??= hashPool(this.jobs)
+    const pool = this.pool
     const cids: CID[] = new Array<CID>(at.length)
-    const groups = [...importGroups(at.length, (k) => files.size(at[k]))]
+    const groups = [...importGroups(at.length, (k) => Number(at[k].stamp[0]))]
     await mapLimit(groups, 2 * pool.size + 2, async (group) => {
-      const found = group.map((k) => files.at(at[k]))
+      const found = group.map((k) => at[k])
       const imported = await importFiles(
-        found.map((f) => ({ path: f.abs, label: f.path, expected: f.identity })),
+        found.map((f) => ({ path: f.abs, label: f.path, expected: identityOfStamp(f.stamp) })),
         undefined,
         { pool },
       ).catch((e: unknown) => {
@@ -97,37 +214,13 @@ export async function worktreeChanges(
       })
       group.forEach((k, n) => (cids[k] = imported[n].cid))
     })
-    hashed += at.length
+    this.hashed += at.length
     for (let k = 0; k < at.length; k++) {
-      const before = entries[k]
+      const { before, path, stamp } = at[k]
       if (before && before.cid.equals(cids[k])) continue
-      changes.push({ path: files.path(at[k]), before, after: entryOf(files, at[k], cids[k]) })
+      this.changes.push({ path, before, after: entryOf(path, Number(stamp[0]), cids[k]) })
     }
   }
-  /** File `i` against the version's entry at its path (or none): decided now, or put in the wave. */
-  const see = async (i: number, before: ShardEntry | undefined): Promise<void> => {
-    const known = cache.get(files.path(i), i)
-    if (known && files.sameStamp(i, cache.stamps, known.index)) {
-      if (before && equalCid(before.cid, known.cid)) return
-      changes.push({ path: files.path(i), before, after: entryOf(files, i, CID.decode(known.cid.slice())) })
-      return
-    }
-    waveFiles.push(i)
-    waveEntries.push(before)
-    if (waveFiles.length >= WAVE) await hashWave()
-  }
-  let j = 0
-  if (manifest) {
-    for await (const entry of walkEntries(store, manifest.index)) {
-      while (j < files.length && comparePaths(files.path(j), entry.path) < 0) await see(j++, undefined)
-      if (j < files.length && files.path(j) === entry.path) await see(j++, entry)
-      else changes.push({ path: entry.path, before: entry })
-    }
-  }
-  while (j < files.length) await see(j++, undefined)
-  await hashWave()
-  changes.sort((a, b) => comparePaths(a.path, b.path))
-  return { ...base, changes, hashed }
 }
 
 /** The stat cache's key: the card's row rules, as `build` computes it (a cache saved under other rules is not used). */
@@ -137,11 +230,11 @@ function rulesKey(card: unknown): string {
 }
 
 /** The version's manifest, from the stat cache's copy of HEAD's block when it is that one (checked), else the store. */
-async function versionOf(dataset: Dataset, version: CID, cache: StatCache): Promise<VersionManifest> {
-  if (cache.head?.cid.equals(version)) {
+async function versionOf(dataset: Dataset, version: CID, head: CachedHead | undefined): Promise<VersionManifest> {
+  if (head?.cid.equals(version)) {
     try {
-      await checkBlock(version, cache.head.bytes)
-      return decodeManifest('cairn.version', version, cache.head.bytes)
+      await checkBlock(version, head.bytes)
+      return decodeManifest('cairn.version', version, head.bytes)
     } catch {
       // not usable: read it from the store
     }
@@ -149,16 +242,9 @@ async function versionOf(dataset: Dataset, version: CID, cache: StatCache): Prom
   return readVersion(dataset.store, version)
 }
 
-function sameFiles(files: FoundFiles, cache: StatCache): boolean {
-  if (files.length !== cache.size) return false
-  for (let i = 0; i < files.length; i++) if (files.path(i) !== cache.path(i) || !files.sameStamp(i, cache.stamps, i)) return false
-  return true
-}
-
 /** A folder file as an entry: its format is the one its name says (its rows are not read). */
-function entryOf(files: FoundFiles, i: number, cid: CID): ShardEntry {
-  const path = files.path(i)
-  return { path, cid, size: files.size(i), format: readerFor(path)?.name ?? 'bytes' }
+function entryOf(path: string, size: number, cid: CID): ShardEntry {
+  return { path, cid, size, format: readerFor(path)?.name ?? 'bytes' }
 }
 
 function equalCid(cid: CID, bytes: Uint8Array): boolean {

@@ -42,9 +42,8 @@ export async function loadIgnoreRules(root: string): Promise<IgnoreRules> {
 
 /** The rules of an ignore file's text (see {@link loadIgnoreRules}). */
 export function parseIgnoreRules(text: string): IgnoreRules {
-  const ig: Ignore = ignore().add([...DEFAULT_IGNORES])
-  let patterns = 0
-  text.split(/\r?\n/).forEach((line, i) => {
+  const lines = text.split(/\r?\n/)
+  lines.forEach((line, i) => {
     const problem = badPattern(line)
     if (problem) {
       throw new CairnError('USAGE', `${IGNORE_FILE}:${i + 1}: ${JSON.stringify(line)} is not a valid pattern: ${problem}`, {
@@ -52,21 +51,33 @@ export function parseIgnoreRules(text: string): IgnoreRules {
         hint: 'fix or remove the line (the syntax is gitignore’s: https://git-scm.com/docs/gitignore); nothing was written',
       })
     }
-    if (!line.startsWith('#') && line.trim() !== '') patterns++
-    ig.add(line)
   })
-  if (patterns === 0) return DEFAULTS_ONLY
-  return { ignores: (path, folder) => ig.ignores(folder ? path + '/' : path) }
+  // no rules of the folder's own: the defaults alone, without asking the package about each path (its
+  // matching cost ~10 µs per path, a tenth of a walk of 10⁶ files); `*.car` matches a name at any depth, in
+  // any case (the package, like git on most systems, ignores case)
+  if (lines.every((line) => line.trim() === '' || line.startsWith('#'))) return { ignores: (path) => CAR_NAME.test(path) }
+  const fresh = (): Ignore =>
+    ignore()
+      .add([...DEFAULT_IGNORES])
+      .add(lines)
+  // The package keeps the answer for every path it was asked about: a walk of 10⁶ files would keep 10⁶
+  // answers (~150 MB). A fresh matcher every few thousand questions bounds that; the walk asks about
+  // each path once, so the answers it drops would not have been asked for again.
+  let ig = fresh()
+  let asked = 0
+  return {
+    ignores: (path, folder) => {
+      if (++asked % IGNORE_CACHE_PATHS === 0) ig = fresh()
+      return ig.ignores(folder ? path + '/' : path)
+    },
+  }
 }
 
-/**
- * The defaults alone (no `.cairnignore`, or one of comments and blank lines: most datasets), without the
- * library: its per-path work (splitting, a cache entry per parent, a regex per rule) was a tenth of a
- * `cairn status` of 10,000 unchanged files. `*.car` as `ignore` reads it: a segment ending in `.car`,
- * case-insensitively (the library's default), ignores its path and everything under it.
- * test/worktree.test.ts checks it against the library on generated paths.
- */
-const DEFAULTS_ONLY: IgnoreRules = { ignores: (path) => /\.car(?:\/|$)/i.test(path) }
+/** The default rule `*.car` as the package matches it: a name ending in `.car`, in any case, the path's or a folder's on it. */
+const CAR_NAME = /\.car(?:\/|$)/i
+
+/** Paths an ignore matcher answers before it is replaced by a fresh one (see {@link parseIgnoreRules}). */
+const IGNORE_CACHE_PATHS = 4096
 
 /**
  * Why a line is a pattern git would never match, or undefined. The `ignore` package turns such lines

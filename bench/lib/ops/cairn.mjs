@@ -54,6 +54,15 @@ export const cairnOps = {
     },
   },
 
+  /** `status` of the folder against HEAD: the counts of changed shards. */
+  'cairn.status': {
+    prepare: load,
+    async run(p, lib) {
+      const r = await lib.status({ dir: p.dir })
+      return { ...r.counts, files: r.files, hashed: r.hashed }
+    },
+  },
+
   /**
    * `publish` of `p.v2` to a `dir:` target that already holds `p.v1` (published in `prepare`, untimed,
    * into a fresh folder): what leaves for the target is what it lacks. `newBlocksBytes` is computed
