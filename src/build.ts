@@ -354,7 +354,7 @@ class Imports {
     }
     const batch = todo.map((f) => ({ path: f.abs, label: f.path, expected: identityOfStamp(f.stamp) }))
     const pool = this.poolFor(batch)
-    const imported = await importFiles(batch, (b) => this.store.put(b.cid, b.bytes), { pool, reuseBuffers: true })
+    const imported = await importFiles(batch, (b) => this.store.put(b.cid, b.bytes, b.from), { pool, reuseBuffers: true })
     let k = 0
     for (const f of group) {
       this.done++
