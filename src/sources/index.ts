@@ -380,9 +380,11 @@ class CarSession implements BlockSource {
         try {
           next = await this.next(this.iterator)
         } catch (e) {
+          // spreading, a source that lacks the DAG's root is no failure: the others have it
+          const lacks = this.watch !== undefined && isCairnError(e, 'MISSING_BLOCK')
           // (closed meanwhile: nobody waits)
-          if (this.waiting.size > 0) this.list.record(this.anyWaiting(), this.source, e)
-          if (this.watch) this.watch.scheduler.strike(this.watch.lane)
+          if (this.waiting.size > 0 && !lacks) this.list.record(this.anyWaiting(), this.source, e)
+          if (this.watch && !lacks) this.watch.scheduler.strike(this.watch.lane)
           await this.stop()
           return
         }

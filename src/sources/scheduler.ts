@@ -18,6 +18,11 @@ export const HEDGE_MIN_MS = 100
  * next block may wait on the server's reading and hashing, and giving it up costs the rest of it.
  */
 const STALL_MIN_MS = 500
+/**
+ * A lost hedge is reported as a failure of the slower source when it has not delivered a block yet,
+ * or lost this many times in a row: one slow answer from a good source is not worth a warning.
+ */
+const REPORT_AFTER_LOSSES = 3
 /** A source dropped after a failure comes back after this long, doubling with each failure in a row. */
 const COOLDOWN_MS = 1_000
 const COOLDOWN_MAX_MS = 60_000
@@ -37,6 +42,8 @@ export class Lane {
   ms: number | undefined
   /** Failures and lost hedges in a row. */
   strikes = 0
+  /** Blocks it delivered. */
+  delivered = 0
   /** Until when (`performance.now()`) the source is tried only after the others. */
   droppedUntil = 0
   readonly inFlight = new Set<Ticket>()
@@ -132,6 +139,7 @@ export class Scheduler {
 
   /** `lane` delivered a block after `ms`: its mean moves toward it, and it is live again. */
   observe(lane: Lane, ms: number): void {
+    lane.delivered++
     lane.ms = lane.ms === undefined ? ms : lane.ms + EWMA_WEIGHT * (ms - lane.ms)
     lane.strikes = 0
     lane.droppedUntil = 0
@@ -150,8 +158,9 @@ export class Scheduler {
   /**
    * The block `cid`, from whichever source answers first with valid bytes: the best source is asked
    * (see {@link Scheduler.pick}); when it has not answered after its hedge delay, or fails, the next
-   * one is asked too, and so on. The first valid block wins; requests still running are stopped and
-   * their sources struck (each reported to `report` as too slow). Every other failure is reported too,
+   * one is asked too, and so on. The first valid block wins; requests still running are stopped, and
+   * the sources asked before the winner struck (reported to `report` as too slow when they delivered
+   * nothing yet or lost {@link REPORT_AFTER_LOSSES} times in a row). Every other failure is reported,
    * except "not found" (sources that each hold part of the blocks answer it all the time). Rejects with
    * the failures of every source when none supplied the block.
    */
@@ -192,7 +201,9 @@ export class Scheduler {
               r.stop.abort()
               if (r.ticket.since >= ticket.since) continue
               this.strike(other, now - r.ticket.since)
-              report(cid, other.source, slower(other.source, lane.source, cid, now - r.ticket.since))
+              // a source that has lost hedges before without a block between is failing, not having a slow moment
+              if (other.delivered === 0 || other.strikes >= REPORT_AFTER_LOSSES)
+                report(cid, other.source, slower(other.source, lane.source, cid, now - r.ticket.since))
             }
             running.clear()
             resolve(bytes)
