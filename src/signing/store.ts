@@ -110,7 +110,7 @@ export async function fetchSignatures(specs: readonly string[], version: CID, ti
 }
 
 /** How long the other sources may still take once one answered (at least; 4× that one's time if longer). */
-const SIGNATURE_GRACE_MS = 500
+const SIGNATURE_GRACE_MS = 200
 
 async function fetchFromGateway(base: string, version: CID, signal: AbortSignal, answered: () => void): Promise<KeptBundle[]> {
   const url = `${base.replace(/\/+$/, '')}${SIGNATURES_URL_PATH}${version}`
