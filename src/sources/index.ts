@@ -391,7 +391,7 @@ class CarSession implements BlockSource {
         if (next === undefined) {
           const ms = performance.now() - asked
           const cid = this.anyWaiting()
-          this.watch?.scheduler.strike(this.watch.lane, ms)
+          this.watch?.scheduler.slow(this.watch.lane, ms)
           await this.giveUp(cid, `brought no block for ${Math.round(ms)} ms while ${cid} was awaited (stalled)`)
           return
         }
@@ -427,19 +427,26 @@ class CarSession implements BlockSource {
 
   /**
    * The stream's next block; when spreading, undefined once the scheduler's stall delay passes
-   * without one (the stream stalls).
+   * without one while other sources delivered blocks (the stream stalls).
    */
   private async next(iterator: AsyncIterator<Block>): Promise<IteratorResult<Block> | undefined> {
     const next = iterator.next()
     if (this.watch === undefined) return next
     void next.catch(() => {})
-    let timer: NodeJS.Timeout | undefined
-    const delay = this.watch.scheduler.stallDelay()
-    const stalled = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), delay)))
-    try {
-      return await Promise.race([next, stalled])
-    } finally {
-      clearTimeout(timer)
+    const { scheduler, lane } = this.watch
+    const asked = performance.now()
+    // a stream is stalled when the others brought blocks meanwhile: when nothing came from anyone,
+    // the clone itself is starved (a busy machine), and the source's own idle timeout still bounds the wait
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined
+      const stalled = new Promise<'stalled'>((resolve) => (timer = setTimeout(() => resolve('stalled'), scheduler.stallDelay())))
+      try {
+        const got = await Promise.race([next, stalled])
+        if (got !== 'stalled') return got
+        if (scheduler.othersDelivered(lane, asked)) return undefined
+      } finally {
+        clearTimeout(timer)
+      }
     }
   }
 

@@ -23,6 +23,8 @@ const STALL_MIN_MS = 500
  * or lost this many times in a row: one slow answer from a good source is not worth a warning.
  */
 const REPORT_AFTER_LOSSES = 3
+/** How fast the penalty of a lost hedge or a stall wears off. */
+const PENALTY_HALF_LIFE_MS = 5_000
 /** A source dropped after a failure comes back after this long, doubling with each failure in a row. */
 const COOLDOWN_MS = 1_000
 const COOLDOWN_MAX_MS = 60_000
@@ -38,14 +40,20 @@ export interface Ticket {
 
 /** What the scheduler knows of one source. */
 export class Lane {
-  /** Running mean of milliseconds per block (undefined until the source has answered once). */
+  /** Running mean of milliseconds per block delivered (undefined until the source has delivered one). */
   ms: number | undefined
-  /** Failures and lost hedges in a row. */
+  /** Failures in a row. */
   strikes = 0
-  /** Blocks it delivered. */
+  /** Hedges lost and streams given up as stalled in a row. */
+  losses = 0
+  /** Blocks it delivered, and when it last did (`performance.now()`). */
   delivered = 0
-  /** Until when (`performance.now()`) the source is tried only after the others. */
+  lastDelivery = -Infinity
+  /** Until when the source is tried only after the others (after a failure). */
   droppedUntil = 0
+  /** Milliseconds a lost hedge or a stall showed it may take, set at `penaltyAt`, halving every {@link PENALTY_HALF_LIFE_MS}. */
+  penalty = 0
+  penaltyAt = 0
   readonly inFlight = new Set<Ticket>()
 
   constructor(
@@ -54,9 +62,17 @@ export class Lane {
     readonly rank: number,
   ) {}
 
-  /** How long the source takes per block, as far as is known: its mean, or longer while a request waits. */
+  /** The penalty as it stands at `now`. */
+  penaltyNow(now: number): number {
+    return this.penalty * 0.5 ** ((now - this.penaltyAt) / PENALTY_HALF_LIFE_MS)
+  }
+
+  /**
+   * How long the source takes per block, as far as is known: its mean, or more while one of its
+   * requests has waited longer or while it lately lost a hedge or stalled.
+   */
   expected(prior: number, now: number): number {
-    let ms = this.ms ?? prior
+    let ms = Math.max(this.ms ?? prior, this.penaltyNow(now))
     for (const t of this.inFlight) ms = Math.max(ms, now - t.since)
     return ms
   }
@@ -140,26 +156,42 @@ export class Scheduler {
   /** `lane` delivered a block after `ms`: its mean moves toward it, and it is live again. */
   observe(lane: Lane, ms: number): void {
     lane.delivered++
+    lane.lastDelivery = performance.now()
     lane.ms = lane.ms === undefined ? ms : lane.ms + EWMA_WEIGHT * (ms - lane.ms)
     lane.strikes = 0
+    lane.losses = 0
     lane.droppedUntil = 0
   }
 
-  /**
-   * `lane` failed, or was slower than a hedge after `ms`: it is dropped for a while (longer each time
-   * in a row), and its mean is at least `ms`, at least twice what it was.
-   */
-  strike(lane: Lane, ms?: number): void {
-    if (ms !== undefined) lane.ms = Math.max(ms, 2 * (lane.ms ?? 0))
+  /** `lane` failed: it is dropped for a while, longer each time in a row. */
+  strike(lane: Lane): void {
     lane.strikes++
     lane.droppedUntil = performance.now() + Math.min(COOLDOWN_MAX_MS, COOLDOWN_MS * 2 ** (lane.strikes - 1))
+  }
+
+  /**
+   * `lane` lost a hedge or stalled after waiting `ms`: until the penalty wears off it is expected to
+   * take that long per block (twice its penalty so far, if more), so that it gets work only when the
+   * others are that busy. Its mean is left alone: a good source's slow moment must not stretch every
+   * hedge delay.
+   */
+  slow(lane: Lane, ms: number): void {
+    const now = performance.now()
+    lane.penalty = Math.max(ms, 2 * lane.penaltyNow(now))
+    lane.penaltyAt = now
+    lane.losses++
+  }
+
+  /** True when a source other than `lane` delivered a block since `since`: the clone itself is not starved. */
+  othersDelivered(lane: Lane, since: number): boolean {
+    return this.lanes.some((l) => l !== lane && l.lastDelivery >= since)
   }
 
   /**
    * The block `cid`, from whichever source answers first with valid bytes: the best source is asked
    * (see {@link Scheduler.pick}); when it has not answered after its hedge delay, or fails, the next
    * one is asked too, and so on. The first valid block wins; requests still running are stopped, and
-   * the sources asked before the winner struck (reported to `report` as too slow when they delivered
+   * the sources asked before the winner count as slow for a while (reported to `report` as too slow when they delivered
    * nothing yet or lost {@link REPORT_AFTER_LOSSES} times in a row). Every other failure is reported,
    * except "not found" (sources that each hold part of the blocks answer it all the time). Rejects with
    * the failures of every source when none supplied the block.
@@ -200,9 +232,9 @@ export class Scheduler {
               this.end(other, r.ticket)
               r.stop.abort()
               if (r.ticket.since >= ticket.since) continue
-              this.strike(other, now - r.ticket.since)
+              this.slow(other, now - r.ticket.since)
               // a source that has lost hedges before without a block between is failing, not having a slow moment
-              if (other.delivered === 0 || other.strikes >= REPORT_AFTER_LOSSES)
+              if (other.delivered === 0 || other.losses >= REPORT_AFTER_LOSSES)
                 report(cid, other.source, slower(other.source, lane.source, cid, now - r.ticket.since))
             }
             running.clear()
