@@ -463,8 +463,8 @@ class CarSession implements BlockSource {
   private async stop(): Promise<void> {
     const it = this.iterator
     this.iterator = undefined
-    // a read still pending (a stalled stream) ends now, not at the source's idle timeout
-    this.abort.abort()
+    // spreading, a read still pending (a stalled stream) ends now, not at the source's idle timeout
+    if (this.watch) this.abort.abort()
     if (this.ticket && this.watch) this.watch.scheduler.end(this.watch.lane, this.ticket)
     this.stash.clear()
     this.stashed = 0
