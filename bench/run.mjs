@@ -27,7 +27,14 @@ const MiB = 2 ** 20
 
 /** Every case. `quick` replaces the sizes under --quick; `long` cases run only with --long or --case. */
 const CASES = [
-  { name: 'large', kind: 'files', spec: { count: 64, size: 16 * MiB, perDir: 64 }, quick: { count: 16, size: 4 * MiB, perDir: 16 } },
+  {
+    name: 'large',
+    kind: 'files',
+    spec: { count: 64, size: 16 * MiB, perDir: 64 },
+    quick: { count: 16, size: 4 * MiB, perDir: 16 },
+    // clone from 3 sources at once (one throttled, one stalling) beside the clone from one
+    multiSource: true,
+  },
   {
     name: 'small',
     kind: 'files',

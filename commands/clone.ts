@@ -6,8 +6,9 @@ import { limitsFrom, maxEntriesFlag, maxFileBytesFlag } from './_limits.js'
 export default class Clone extends CairnCommand {
   static override summary = 'Fetch a release (or any UnixFS file or directory) by CID, verifying every block.'
   static override description =
-    'Sources are tried in order (--from: gateway URLs, CAR files, dir:<path> folders, dataset folders; default: public trustless gateways); ' +
-    'a source that fails on a block (timeout, wrong bytes, an HTML page, a truncated CAR) is reported and the next one is used. ' +
+    'Sources (--from: gateway URLs, CAR files, dir:<path> folders, dataset folders; default: public trustless gateways) are asked at once: ' +
+    'each block or file goes to the source answering fastest, one that is slow or stalls is hedged (another is asked too), and one that ' +
+    'fails on a block (timeout, wrong bytes, an HTML page, a truncated CAR) is reported, dropped for a while, and its work done by the others. ' +
     'Each file is written to a temporary name and renamed when every block matched its CID. A cairn version becomes a dataset folder ' +
     '(cairn.json, .cairn/ with the metadata, HEAD at the version) where `cairn verify` and `cairn diff` work at once. ' +
     'Running the same clone again resumes it: files already complete are re-hashed and kept. The clone records its sources and ' +
@@ -71,7 +72,7 @@ export default class Clone extends CairnCommand {
           progress.update(`clone: ${p.files}/${p.totalFiles} files, ${bytes(p.bytes)}${p.totalBytes ? ` of ${bytes(p.totalBytes)}` : ''}`)
         else if (!this.jsonEnabled()) {
           progress.done()
-          process.stderr.write(`warning: ${p.failure.message} (trying the next source)\n`)
+          process.stderr.write(`warning: ${p.failure.message} (trying another source)\n`)
         }
       },
     })

@@ -195,7 +195,9 @@ async function cloneCid(options: CloneOptions): Promise<CloneResult> {
   const root = tryParseCid(options.cid.replace(/^\/ipfs\//, '').replace(/^ipfs:\/\//, ''))
   if (root === undefined) throw new CairnError('USAGE', `${JSON.stringify(options.cid)} is not a CID`, { subject: options.cid })
   const onFailure = (failure: SourceFailure): void => options.onProgress?.({ kind: 'failure', failure })
-  const list = options.source ?? (await openSources(options.from ?? DEFAULT_GATEWAYS, { ...options.sourceOptions, onFailure }))
+  // several sources are asked at once, each request of whichever answers first (docs/multi-source.md)
+  const list =
+    options.source ?? (await openSources(options.from ?? DEFAULT_GATEWAYS, { ...options.sourceOptions, onFailure, spread: true }))
   const failuresBefore = list.failures.length
   // the clone target's lock (and a version's dataset lock), taken where each kind knows its target
   const locks = new HeldLocks()

@@ -428,12 +428,11 @@ describe('misbehaving gateways: the CID and the source are named, the next sourc
     const good = timeouts ? undefined : await testGateway(src)
     if (good) closers.push(() => good.close())
     const dir = await fresh(`bad-${mode}`)
-    const result = await clone({
-      cid: v1.toString(),
-      dir,
-      from: [bad.url, good?.url ?? car1],
-      ...(timeouts ? { sourceOptions: timeouts } : {}),
-    })
+    // sources tried in order, as cat and the other readers do (a clone from several spreads its
+    // requests over them instead: test/clone-multi.test.ts)
+    const list = await openSources([bad.url, good?.url ?? car1], timeouts ?? {})
+    closers.push(() => list.close())
+    const result = await clone({ cid: v1.toString(), dir, source: list })
     expect(result.failures.length).toBeGreaterThan(0)
     expect(validateWith('cli/clone.schema.json', toJsonValue(result))).toEqual([])
     const first = result.failures.find((f) => f.source === bad.url)!
@@ -505,7 +504,10 @@ describe('misbehaving gateways: the CID and the source are named, the next sourc
     const holey = await testGateway(src, { missing: (cid) => cid.equals(secondLeaf) })
     closers.push(() => holey.close())
     const dir = await fresh('holey')
-    const result = await clone({ cid: v1.toString(), dir, from: [holey.url, car1] })
+    // in order: the CAR of big.bin comes from the first source (test/clone-multi.test.ts spreads)
+    const list = await openSources([holey.url, car1])
+    closers.push(() => list.close())
+    const result = await clone({ cid: v1.toString(), dir, source: list })
     expect(result.failures.map((f) => [f.cid, f.source])).toContainEqual([secondLeaf.toString(), holey.url])
     await expectVerified(dir, v1)
   })

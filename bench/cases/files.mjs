@@ -15,6 +15,9 @@ import { peerMissing, removeWork } from '../lib/ops/vcs-peers.mjs'
 import { runChild } from '../lib/proc.mjs'
 
 const SERVER = fileURLToPath(new URL('../lib/server.mjs', import.meta.url))
+const SLOW_SERVER = fileURLToPath(new URL('../lib/slow-server.mjs', import.meta.url))
+const MB = 1e6
+const MiB = 2 ** 20
 
 /** `c`: `{ name, title, spec: { count, size, perDir } }`. */
 export async function runFilesCase(ctx, c) {
@@ -222,7 +225,7 @@ export async function runFilesCase(ctx, c) {
     })
   } else skip('publish v2 after v1 (1 shard changed)', v2 ? 'the library has no publish' : 'build after a change failed')
 
-  if (ctx.has('clone') && ctx.has('serve')) await cloneFromServe(ctx, base, root, out, v1, files.length, bytes)
+  if (ctx.has('clone') && ctx.has('serve')) await cloneFromServe(ctx, base, root, out, v1, files.length, bytes, c.multiSource === true)
   else skip('clone from serve', `the library has no ${['clone', 'serve'].filter((f) => !ctx.has(f)).join(' or ')}`)
 
   writeDatasetFile(root, c.name, ctx.seed, files[Math.floor(files.length / 2)], 0)
@@ -234,23 +237,12 @@ export async function runFilesCase(ctx, c) {
  * Starts `cairn serve` over the dataset in a helper process (bench/lib/server.mjs, not measured) and
  * measures `clone` of version `cid` from it into an empty folder, in a fresh process each run.
  */
-async function cloneFromServe(ctx, base, root, out, cid, count, bytes) {
+async function cloneFromServe(ctx, base, root, out, cid, count, bytes, multiSource) {
   const spec = { ...base, tool: 'cairn', op: 'clone from serve' }
-  const urlFile = join(out, 'serve.url')
-  const server = spawn(process.execPath, [SERVER, ctx.lib, root, urlFile], { stdio: ['ignore', 'ignore', 'pipe'] })
-  let stderr = ''
-  server.stderr.on('data', (d) => (stderr = (stderr + d).slice(-2000)))
-  const exited = new Promise((resolve) => server.once('exit', resolve))
-  let gone = false
-  void exited.then(() => (gone = true))
+  let server
   try {
-    let url
-    for (const start = Date.now(); url === undefined;) {
-      if (existsSync(urlFile)) url = readFileSync(urlFile, 'utf8')
-      else if (gone) throw new Error(`cairn serve exited: ${stderr.trim() || 'no output'}`)
-      else if (Date.now() - start > 60_000) throw new Error('cairn serve did not start within 60 s')
-      else await new Promise((r) => setTimeout(r, 50))
-    }
+    server = await helper('cairn serve', [SERVER, ctx.lib, root], join(out, 'serve.url'))
+    const url = server.url
     const dest = join(out, 'clone')
     await measure(ctx, {
       ...spec,
@@ -269,12 +261,87 @@ async function cloneFromServe(ctx, base, root, out, cid, count, bytes) {
           : undefined,
     })
     rmSync(dest, { recursive: true, force: true })
+    if (multiSource) await cloneFromThree(ctx, base, out, url, cid, count, bytes)
   } catch (e) {
     failed(ctx, spec, e instanceof Error ? e.message : String(e))
   } finally {
-    if (!gone) server.kill('SIGTERM')
+    await server?.stop()
+  }
+}
+
+/**
+ * The row of the clone from three sources, in the order given: the slow ones first, the worst case
+ * for trying sources in order (bench/lib/report.mjs names it too).
+ */
+const THREE_SOURCES = 'clone from 3 sources (1 MB/s, stalls at 10 MiB, serve)'
+
+/**
+ * Clone of `cid` from three sources at once: a proxy to the `cairn serve` at `url` throttled to
+ * 1 MB/s, one that stalls after 10 MiB (bench/lib/slow-server.mjs, fresh for each run: it stalls in
+ * every run) and the server itself. Its time is compared with `clone from serve` (a target).
+ */
+async function cloneFromThree(ctx, base, out, url, cid, count, bytes) {
+  const spec = { ...base, tool: 'cairn', op: THREE_SOURCES }
+  let slow = []
+  const restart = async (i) => {
+    await Promise.all(slow.map((s) => s.stop()))
+    slow = []
+    slow.push(await helper('slow server', [SLOW_SERVER, url, String(1 * MB), '0'], join(out, `throttled-${i}.url`)))
+    slow.push(await helper('slow server', [SLOW_SERVER, url, '0', String(10 * MiB)], join(out, `stalling-${i}.url`)))
+  }
+  const dest = join(out, 'clone-3')
+  try {
+    await measure(ctx, {
+      ...spec,
+      childOp: 'cairn.clone',
+      before: async (i) => {
+        rmSync(dest, { recursive: true, force: true })
+        await restart(i)
+      },
+      params: () => ({ lib: ctx.lib, cid, dest, urls: [...slow.map((s) => s.url), url] }),
+      cli: {
+        cwd: out,
+        argv: () => ['clone', cid, dest, ...[...slow.map((s) => s.url), url].flatMap((u) => ['--from', u]), '--json'],
+        check: (o) => (jsonOf(o)?.written !== count ? `wrote ${jsonOf(o)?.written}/${count} files` : undefined),
+      },
+      note: 'a proxy of the server at 1 MB/s, one that stalls after 10 MiB, the server; source failures in info.failures',
+      check: (i) => (i.written !== count || i.bytes !== bytes ? `wrote ${i.written}/${count} files, ${i.bytes}/${bytes} bytes` : undefined),
+    })
+  } catch (e) {
+    failed(ctx, spec, e instanceof Error ? e.message : String(e))
+  } finally {
+    await Promise.all(slow.map((s) => s.stop()))
+    rmSync(dest, { recursive: true, force: true })
+  }
+}
+
+/**
+ * Starts a helper process (`node <args…> <url file>`, not measured) and waits for the URL it writes.
+ * `stop()` ends it (SIGTERM, then SIGKILL after 10 s).
+ */
+async function helper(what, args, urlFile) {
+  rmSync(urlFile, { force: true })
+  const child = spawn(process.execPath, [...args, urlFile], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-2000)))
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  let gone = false
+  void exited.then(() => (gone = true))
+  const stop = async () => {
+    if (!gone) child.kill('SIGTERM')
     await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))])
-    if (!gone) server.kill('SIGKILL')
+    if (!gone) child.kill('SIGKILL')
+  }
+  try {
+    for (const start = Date.now(); ;) {
+      if (existsSync(urlFile)) return { url: readFileSync(urlFile, 'utf8'), stop }
+      if (gone) throw new Error(`${what} exited: ${stderr.trim() || 'no output'}`)
+      if (Date.now() - start > 60_000) throw new Error(`${what} did not start within 60 s`)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  } catch (e) {
+    await stop()
+    throw e
   }
 }
 

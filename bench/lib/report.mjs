@@ -8,6 +8,9 @@
  * the library, the work), and `CLI÷ipfs-car` divides it by ipfs-car's whole process (its own CLI).
  */
 
+/** The op of the multi-source clone row (bench/cases/files.mjs). */
+const THREE_SOURCES = 'clone from 3 sources (1 MB/s, stalls at 10 MiB, serve)'
+
 const find = (results, c, tool, op) => results.find((r) => r.case === c && r.tool === tool && r.op === op)
 const secs = (ms) => (ms === undefined ? '' : (ms / 1000).toFixed(3))
 const fixed = (x, d) => (x === undefined || !Number.isFinite(x) ? '' : x.toFixed(d))
@@ -209,6 +212,20 @@ export function targets(results, { long }) {
         rows[0].mbps >= 800 ? 'PASS' : 'FAIL',
         `${rows[0].mbps.toFixed(0)} MB/s (${(rows[0].bytes / 1e6).toFixed(0)} MB in ${s(rows[0])})`,
       )
+  }
+  {
+    // the multi-source clone (docs/multi-source.md): the two slow sources must cost almost nothing
+    const t = 'clone 1 GiB from 3 sources (1 MB/s, stalls at 10 MiB, serve) ≥ 0.8× the speed from serve alone'
+    const rows = need(t, ['large', 'cairn', THREE_SOURCES], ['large', 'cairn', 'clone from serve'])
+    if (rows) {
+      const [three, one] = rows
+      const x = one.ms / three.ms
+      add(
+        t,
+        x >= 0.8 ? 'PASS' : 'FAIL',
+        `${x.toFixed(2)}× (3 sources ${s(three)}, serve alone ${s(one)}; ${three.info?.failures ?? '?'} source failures reported${cpu(one, three, '×')})`,
+      )
+    }
   }
   {
     const t = 'publish v2 after 1 of 64 shards changed sends ≤ the new blocks + 64 KiB'

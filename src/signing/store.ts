@@ -79,25 +79,43 @@ export async function signedVersions(base: string): Promise<CID[]> {
  * missing one is reported later as `NOT_SIGNED` when one is asked for.
  */
 export async function fetchSignatures(specs: readonly string[], version: CID, timeoutMs = 30_000): Promise<KeptBundle[]> {
-  const out: KeptBundle[] = []
-  for (const spec of specs) {
-    try {
-      if (/^https?:\/\//i.test(spec)) out.push(...(await fetchFromGateway(spec, version, timeoutMs)))
-      else {
-        const path = resolve(spec.startsWith('dir:') ? spec.slice(4) : spec)
-        const isStore = await stat(join(path, STORE_DIR, 'store.json')).catch(() => undefined)
-        out.push(...(await readBundles(isStore ? join(path, STORE_DIR) : path, version)))
-      }
-    } catch {
-      // a source without signatures, or one that fails, adds none
-    }
+  // the sources are asked at once; once one has answered, the others get a grace, not the whole
+  // timeout: a stalled gateway among several must not hold a clone for its timeout
+  const stops = specs.map(() => new AbortController())
+  const timer = setTimeout(() => stops.forEach((s) => s.abort()), timeoutMs)
+  const start = performance.now()
+  let grace: NodeJS.Timeout | undefined
+  const answered = (): void => {
+    grace ??= setTimeout(() => stops.forEach((s) => s.abort()), Math.max(SIGNATURE_GRACE_MS, 4 * (performance.now() - start)))
   }
-  return out
+  try {
+    const found = await Promise.all(
+      specs.map(async (spec, i) => {
+        try {
+          if (/^https?:\/\//i.test(spec)) return await fetchFromGateway(spec, version, stops[i].signal, answered)
+          const path = resolve(spec.startsWith('dir:') ? spec.slice(4) : spec)
+          const isStore = await stat(join(path, STORE_DIR, 'store.json')).catch(() => undefined)
+          return await readBundles(isStore ? join(path, STORE_DIR) : path, version)
+        } catch {
+          // a source without signatures, or one that fails, adds none
+          return []
+        }
+      }),
+    )
+    return found.flat()
+  } finally {
+    clearTimeout(timer)
+    clearTimeout(grace)
+  }
 }
 
-async function fetchFromGateway(base: string, version: CID, timeoutMs: number): Promise<KeptBundle[]> {
+/** How long the other sources may still take once one answered (at least; 4× that one's time if longer). */
+const SIGNATURE_GRACE_MS = 200
+
+async function fetchFromGateway(base: string, version: CID, signal: AbortSignal, answered: () => void): Promise<KeptBundle[]> {
   const url = `${base.replace(/\/+$/, '')}${SIGNATURES_URL_PATH}${version}`
-  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'application/json' } })
+  const res = await fetch(url, { signal, headers: { accept: 'application/json' } })
+  answered()
   if (res.status !== 200) {
     await res.body?.cancel()
     return []

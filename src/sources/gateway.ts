@@ -17,7 +17,7 @@ import { MAX_BLOCK_BYTES, readCarBlocks, type CarBlock } from '../car/reader.js'
 import { CID } from '../cid.js'
 import { CairnError, isCairnError } from '../errors.js'
 import type { Block } from '../unixfs/file.js'
-import type { Source } from './index.js'
+import type { FetchOptions, Source } from './index.js'
 
 /**
  * Public trustless gateways cloned from when no source is given, in the order they are tried. Defined
@@ -79,10 +79,11 @@ export class GatewaySource implements Source {
    * 404/410, `CORRUPT_BLOCK` when the bytes do not hash to the CID, `FETCH_FAILED` for anything else
    * (another status, a content type that is not a block such as an HTML page, a timeout, a connection
    * error); a body over {@link MAX_BLOCK_BYTES} is `CORRUPT_BLOCK`. Every message names the CID and the gateway.
+   * Aborting `options.signal` ends the request (`FETCH_FAILED`, "stopped").
    */
-  async get(cid: CID): Promise<Uint8Array> {
+  async get(cid: CID, options: FetchOptions = {}): Promise<Uint8Array> {
     if (cid.multihash.code === 0x00) return cid.multihash.digest
-    const exchange = this.send(`${this.base}/ipfs/${cid}?format=raw`, RAW_TYPE)
+    const exchange = this.send(`${this.base}/ipfs/${cid}?format=raw`, RAW_TYPE, options.signal)
     const timer = setTimeout(() => exchange.abort(new Timeout()), this.timeoutMs)
     let bytes: Uint8Array
     try {
@@ -122,12 +123,13 @@ export class GatewaySource implements Source {
    * duplicates) and yields each block once it is checked against its CID. The stream may lack blocks
    * (a gateway may stop early): callers ask for what they still miss elsewhere. Throws as {@link get}
    * does, plus `FETCH_FAILED` when the CAR is malformed or truncated or the body stalls for longer than
-   * the idle timeout. Stopping the iteration early aborts the request.
+   * the idle timeout. Stopping the iteration early, or aborting `options.signal`, aborts the request.
    */
-  async *dag(root: CID): AsyncGenerator<Block> {
+  async *dag(root: CID, options: FetchOptions = {}): AsyncGenerator<Block> {
     const exchange = this.send(
       `${this.base}/ipfs/${root}?format=car&dag-scope=all&car-order=dfs&car-dups=n`,
       `${CAR_TYPE}; version=1; order=dfs; dups=n`,
+      options.signal,
     )
     const timer = setTimeout(() => exchange.abort(new Timeout()), this.timeoutMs)
     let count = 0
@@ -199,9 +201,22 @@ export class GatewaySource implements Source {
     this.httpsAgent.destroy()
   }
 
-  /** Starts a GET of `url` with this gateway's connections. */
-  private send(url: string, accept: string): Exchange {
-    return new Exchange(new URL(url), accept, (target) => (target.protocol === 'https:' ? this.httpsAgent : this.httpAgent))
+  /** Starts a GET of `url` with this gateway's connections; aborting `signal` ends it. */
+  private send(url: string, accept: string, signal?: AbortSignal): Exchange {
+    const exchange = new Exchange(new URL(url), accept, (target) => (target.protocol === 'https:' ? this.httpsAgent : this.httpAgent))
+    if (signal !== undefined) {
+      if (signal.aborted) exchange.abort(new Stopped())
+      else {
+        const stop = (): void => exchange.abort(new Stopped())
+        signal.addEventListener('abort', stop, { once: true })
+        // the listener goes with the response: a signal may outlive many requests
+        void exchange.response.then(
+          (res) => res.once('close', () => signal.removeEventListener('abort', stop)),
+          () => signal.removeEventListener('abort', stop),
+        )
+      }
+    }
+    return exchange
   }
 
   private checkResponse(res: IncomingMessage, cid: CID, what: string, types: readonly string[]): void {
@@ -230,6 +245,7 @@ export class GatewaySource implements Source {
     const after = blocks === undefined ? '' : ` after ${blocks} blocks`
     if (aborted instanceof IdleTimeout) return this.fail(cid, `no data for ${this.idleTimeoutMs} ms${after}`, e)
     if (aborted instanceof Timeout) return this.fail(cid, `no answer within ${this.timeoutMs} ms${after}`, e)
+    if (aborted instanceof Stopped) return this.fail(cid, `stopped${after}`, e)
     const reason = (e as NodeJS.ErrnoException).code ?? (e as Error).message ?? String(e)
     return this.fail(cid, `${reason}${after}`, e)
   }
@@ -277,6 +293,9 @@ class Exchange {
       })
       req.on('response', (res) => {
         response = res
+        // an abort while nobody reads the body (a stream given up between two reads) must not throw;
+        // a reader of the body still sees the error
+        res.on('error', () => {})
         const location = res.headers.location
         if (!REDIRECTS.has(res.statusCode ?? 0) || location === undefined || hops >= MAX_REDIRECTS) return resolve(res)
         res.resume()

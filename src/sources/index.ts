@@ -14,20 +14,29 @@ import { BlockStore, type BlockSource } from '../store/blocks.js'
 import type { Block } from '../unixfs/file.js'
 import { DirSource } from './dir.js'
 import { GatewaySource, type GatewayOptions } from './gateway.js'
+import { AllFailed, Scheduler, type Lane, type Ticket } from './scheduler.js'
 
 export { DEFAULT_GATEWAYS, GatewaySource, MAX_BLOCK_BYTES, type GatewayOptions } from './gateway.js'
 export { DirSource } from './dir.js'
+
+/** Options of one request to a {@link Source}. */
+export interface FetchOptions {
+  /** Aborting it ends the request (sources that answer at once may ignore it). */
+  readonly signal?: AbortSignal
+}
 
 /** A place blocks come from, as the user named it. */
 export interface Source extends BlockSource {
   /** The source as the user named it (a URL, `dir:<path>`, a file or folder path); errors quote it. */
   readonly name: string
+  /** The block, checked against `cid` (see {@link BlockSource.get}). */
+  get(cid: CID, options?: FetchOptions): Promise<Uint8Array>
   /**
    * The DAG under `root` as a stream of blocks, each checked against its CID, preferably depth-first.
    * Sources that can send a whole DAG in one response (gateways) have it; it may end before the DAG is
    * complete, and callers fetch what they still lack block by block.
    */
-  dag?(root: CID): AsyncIterable<Block>
+  dag?(root: CID, options?: FetchOptions): AsyncIterable<Block>
   /** Releases files and connections. */
   close(): Promise<void>
 }
@@ -36,6 +45,11 @@ export interface Source extends BlockSource {
 export interface SourceOptions extends GatewayOptions {
   /** Called for every failure of one source on one CID, before the next source is tried. */
   readonly onFailure?: (failure: SourceFailure) => void
+  /**
+   * With several sources, spread the requests over all of them at once (docs/multi-source.md) rather
+   * than trying them in order: what a clone does.
+   */
+  readonly spread?: boolean
 }
 
 /** One source failing on one CID. */
@@ -93,7 +107,10 @@ export async function openSources(specs: readonly string[], options: SourceOptio
     await Promise.all(opened.map((s) => s.close()))
     throw e
   }
-  return new SourceList(opened, options.onFailure)
+  return new SourceList(opened, options.onFailure, {
+    spread: options.spread === true,
+    timeoutMs: Math.max(options.timeoutMs ?? 30_000, options.idleTimeoutMs ?? 15_000),
+  })
 }
 
 /** Blocks of at most this size are kept by a {@link SourceList}, the latest ones up to {@link RECENT_BUDGET_BYTES} in all. */
@@ -115,12 +132,21 @@ export class SourceList implements BlockSource {
   /** Recently fetched small blocks (directory and file nodes are often asked for more than once). */
   private readonly recent = new Map<string, Uint8Array>()
   private recentBytes = 0
+  /** With `spread` and several sources: who gets each request (src/sources/scheduler.ts). */
+  private readonly scheduler: Scheduler | undefined
 
-  /** `sources` are tried in this order; `onFailure` hears of each failure. The list closes them in {@link SourceList.close}. */
+  /**
+   * `sources` are tried in this order; `onFailure` hears of each failure. The list closes them in
+   * {@link SourceList.close}. With `spread` (and more than one source), requests are spread over all
+   * of them at once instead, slow ones hedged after a delay of at most `timeoutMs`.
+   */
   constructor(
     readonly sources: readonly Source[],
     private readonly onFailure?: (failure: SourceFailure) => void,
-  ) {}
+    options: { readonly spread?: boolean; readonly timeoutMs?: number } = {},
+  ) {
+    if (options.spread === true && sources.length > 1) this.scheduler = new Scheduler(sources, options.timeoutMs ?? 30_000)
+  }
 
   /**
    * The block, from the first source that has it (trying `avoid` last). Throws `FETCH_FAILED` naming
@@ -146,6 +172,7 @@ export class SourceList implements BlockSource {
 
   /** The block from the first source that has it (trying `avoid` last), not kept. Throws as {@link SourceList.get}. */
   private async fetch(cid: CID, avoid?: Source): Promise<Uint8Array> {
+    if (this.scheduler !== undefined) return this.spreadFetch(this.scheduler, cid, avoid)
     const tried: string[] = []
     const codes: string[] = []
     // files and folders that all lack the block: the DAG is not there (an integrity fact, not a failure of a source)
@@ -162,28 +189,21 @@ export class SourceList implements BlockSource {
         absent &&= isCairnError(e, 'MISSING_BLOCK') && !(source instanceof GatewaySource)
       }
     }
-    // bad bytes from any source are an integrity failure (exit 5), whichever source sent them
-    if (codes.some((c) => INTEGRITY_CODES.has(c))) {
-      throw new CairnError('CORRUPT_BLOCK', `No source could supply a valid block ${cid}: ${tried.join('; ')}`, {
-        subject: cid.toString(),
-        details: tried,
-        hint: 'add another source with --from (a gateway URL, a CAR file or dir:<path>)',
-      })
-    }
-    if (absent && tried.length > 0) {
-      throw new CairnError('MISSING_BLOCK', `Block ${cid} is in none of the sources: ${tried.join('; ')}`, {
-        subject: cid.toString(),
-        details: tried,
-        hint: 'add a source that holds it with --from (a gateway URL, a CAR file or dir:<path>)',
-      })
-    }
-    throw new CairnError('FETCH_FAILED', `No source could supply block ${cid}: ${tried.join('; ')}`, {
-      subject: cid.toString(),
-      details: tried,
-      hint: 'add another source with --from (a gateway URL, a CAR file or dir:<path>)',
-    })
+    throw noSourceCould(cid, tried, codes, absent)
   }
 
+  /** {@link SourceList.fetch} with the requests spread over every source (a "not found" is not reported). */
+  private async spreadFetch(scheduler: Scheduler, cid: CID, avoid?: Source): Promise<Uint8Array> {
+    try {
+      return await scheduler.fetch(cid, (c, source, e) => this.record(c, source, e), avoid)
+    } catch (e) {
+      if (!(e instanceof AllFailed)) throw e
+      const tried = e.failures.map((f) => messageOf(f.error, f.source, cid))
+      const codes = e.failures.map((f) => (isCairnError(f.error) ? f.error.code : 'INTERNAL'))
+      const absent = e.failures.every((f) => isCairnError(f.error, 'MISSING_BLOCK') && !(f.source instanceof GatewaySource))
+      throw noSourceCould(cid, tried, codes, absent)
+    }
+  }
   /**
    * A block source for reading the DAG under `root` in depth-first order: a file, or many files of a
    * folder at once, each by its own reader. When the first source can stream a whole DAG, one CAR
@@ -194,12 +214,23 @@ export class SourceList implements BlockSource {
    * the other sources, that source last. A file that is one raw block is fetched as that block, and not
    * cached (a file's bytes are read once): a CAR stream of it would be cut off after its block, and its
    * connection with it. Close the session when done (it aborts the stream).
+   *
+   * Spreading over several sources, the stream comes from the source expected to answer first (so
+   * that sessions of files read at once go to different sources), and one that brings no block for
+   * its hedge delay while a reader waits is given up as stalled (the blocks still wanted then come
+   * from all the sources at once).
    */
   session(root: CID, skip: Iterable<CID> = []): BlockSource & { close(): Promise<void> } {
     if (root.code === RAW) return { get: (cid: CID) => this.fetch(cid), close: async () => {} }
+    const skipped = (): Set<string> => new Set([...skip].map(keyOf))
+    if (this.scheduler !== undefined) {
+      const lane = this.scheduler.pick()
+      if (lane?.source.dag === undefined) return Object.assign(this.wrapGet(), { close: async () => {} })
+      return new CarSession(this, lane.source, root, skipped(), { scheduler: this.scheduler, lane })
+    }
     const first = this.ordered()[0]
     if (first?.dag === undefined) return Object.assign(this.wrapGet(), { close: async () => {} })
-    return new CarSession(this, first, root, new Set([...skip].map(keyOf)))
+    return new CarSession(this, first, root, skipped())
   }
 
   /** Closes every source. */
@@ -238,6 +269,33 @@ export class SourceList implements BlockSource {
  */
 const INTEGRITY_CODES: ReadonlySet<string> = new Set(['CORRUPT_BLOCK', 'BAD_CAR', 'INVALID_MANIFEST'])
 
+/**
+ * The error when no source supplied `cid`: `tried` holds each source's failure message, `codes` their
+ * codes; `absent` when every source was a file or folder lacking the block.
+ */
+function noSourceCould(cid: CID, tried: readonly string[], codes: readonly string[], absent: boolean): CairnError {
+  // bad bytes from any source are an integrity failure (exit 5), whichever source sent them
+  if (codes.some((c) => INTEGRITY_CODES.has(c))) {
+    return new CairnError('CORRUPT_BLOCK', `No source could supply a valid block ${cid}: ${tried.join('; ')}`, {
+      subject: cid.toString(),
+      details: tried,
+      hint: 'add another source with --from (a gateway URL, a CAR file or dir:<path>)',
+    })
+  }
+  if (absent && tried.length > 0) {
+    return new CairnError('MISSING_BLOCK', `Block ${cid} is in none of the sources: ${tried.join('; ')}`, {
+      subject: cid.toString(),
+      details: tried,
+      hint: 'add a source that holds it with --from (a gateway URL, a CAR file or dir:<path>)',
+    })
+  }
+  return new CairnError('FETCH_FAILED', `No source could supply block ${cid}: ${tried.join('; ')}`, {
+    subject: cid.toString(),
+    details: [...tried],
+    hint: 'add another source with --from (a gateway URL, a CAR file or dir:<path>)',
+  })
+}
+
 /** A message that names the source and the CID, whatever the source put in it. */
 function messageOf(e: unknown, source: Source, cid: CID): string {
   let message = e instanceof Error ? e.message : String(e)
@@ -263,6 +321,9 @@ const TAKEN_KEYS = 16384
  */
 class CarSession implements BlockSource {
   private iterator: AsyncIterator<Block> | undefined
+  private readonly abort = new AbortController()
+  /** The stream as a request in flight at its source, when spreading (it makes progress with each block). */
+  private readonly ticket: Ticket | undefined
   private pumping = false
   private readonly waiting = new Map<string, Reader[]>()
   private readonly stash = new Map<string, Uint8Array>()
@@ -275,8 +336,12 @@ class CarSession implements BlockSource {
     private readonly source: Source,
     root: CID,
     private readonly skip: ReadonlySet<string>,
+    /** When spreading: the scheduler and the source's lane, told of each block and of a stall. */
+    private readonly watch?: { readonly scheduler: Scheduler; readonly lane: Lane },
   ) {
-    this.iterator = (source.dag as (root: CID) => AsyncIterable<Block>).call(source, root)[Symbol.asyncIterator]()
+    const dag = source.dag as (root: CID, options: FetchOptions) => AsyncIterable<Block>
+    this.iterator = dag.call(source, root, { signal: this.abort.signal })[Symbol.asyncIterator]()
+    this.ticket = watch?.scheduler.begin(watch.lane)
   }
 
   get(cid: CID): Promise<Uint8Array> {
@@ -310,14 +375,29 @@ class CarSession implements BlockSource {
     this.pumping = true
     try {
       while (this.iterator !== undefined && this.waiting.size > 0) {
-        let next: IteratorResult<Block>
+        let next: IteratorResult<Block> | undefined
+        const asked = performance.now()
         try {
-          next = await this.iterator.next()
+          next = await this.next(this.iterator)
         } catch (e) {
+          // spreading, a source that lacks the DAG's root is no failure: the others have it
+          const lacks = this.watch !== undefined && isCairnError(e, 'MISSING_BLOCK')
           // (closed meanwhile: nobody waits)
-          if (this.waiting.size > 0) this.list.record(this.anyWaiting(), this.source, e)
+          if (this.waiting.size > 0 && !lacks) this.list.record(this.anyWaiting(), this.source, e)
+          if (this.watch && !lacks) this.watch.scheduler.strike(this.watch.lane)
           await this.stop()
           return
+        }
+        if (next === undefined) {
+          const ms = performance.now() - asked
+          const cid = this.anyWaiting()
+          this.watch?.scheduler.slow(this.watch.lane, ms)
+          await this.giveUp(cid, `brought no block for ${Math.round(ms)} ms while ${cid} was awaited (stalled)`)
+          return
+        }
+        if (this.watch && this.ticket && !next.done) {
+          this.ticket.since = performance.now()
+          this.watch.scheduler.observe(this.watch.lane, this.ticket.since - asked)
         }
         if (next.done) {
           if (this.waiting.size === 0) await this.stop()
@@ -345,6 +425,31 @@ class CarSession implements BlockSource {
     }
   }
 
+  /**
+   * The stream's next block; when spreading, undefined once the scheduler's stall delay passes
+   * without one while other sources delivered blocks (the stream stalls).
+   */
+  private async next(iterator: AsyncIterator<Block>): Promise<IteratorResult<Block> | undefined> {
+    const next = iterator.next()
+    if (this.watch === undefined) return next
+    void next.catch(() => {})
+    const { scheduler, lane } = this.watch
+    const asked = performance.now()
+    // a stream is stalled when the others brought blocks meanwhile: when nothing came from anyone,
+    // the clone itself is starved (a busy machine), and the source's own idle timeout still bounds the wait
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined
+      const stalled = new Promise<'stalled'>((resolve) => (timer = setTimeout(() => resolve('stalled'), scheduler.stallDelay())))
+      try {
+        const got = await Promise.race([next, stalled])
+        if (got !== 'stalled') return got
+        if (scheduler.othersDelivered(lane, asked)) return undefined
+      } finally {
+        clearTimeout(timer)
+      }
+    }
+  }
+
   private async giveUp(cid: CID, what: string): Promise<void> {
     this.list.record(
       cid,
@@ -358,6 +463,9 @@ class CarSession implements BlockSource {
   private async stop(): Promise<void> {
     const it = this.iterator
     this.iterator = undefined
+    // spreading, a read still pending (a stalled stream) ends now, not at the source's idle timeout
+    if (this.watch) this.abort.abort()
+    if (this.ticket && this.watch) this.watch.scheduler.end(this.watch.lane, this.ticket)
     this.stash.clear()
     this.stashed = 0
     const readers = [...this.waiting.values()].flat()

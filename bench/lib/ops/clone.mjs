@@ -1,6 +1,7 @@
 /**
- * `clone` of a version from a running `cairn serve` (bench/lib/server.mjs) into an empty folder:
- * the client side of a transfer over loopback HTTP (trustless gateway requests, every block checked).
+ * `clone` of a version from a running `cairn serve` (bench/lib/server.mjs), or from several sources
+ * at once (`urls`), into an empty folder: the client side of a transfer over loopback HTTP (trustless
+ * gateway requests, every block checked).
  */
 import { pathToFileURL } from 'node:url'
 
@@ -8,7 +9,7 @@ export const cloneOps = {
   'cairn.clone': {
     prepare: (p) => import(pathToFileURL(p.lib).href),
     async run(p, lib) {
-      const r = await lib.clone({ cid: p.cid, dir: p.dest, from: [p.url] })
+      const r = await lib.clone({ cid: p.cid, dir: p.dest, from: p.urls ?? [p.url] })
       return {
         kind: r.kind,
         cid: r.cid.toString(),
@@ -18,6 +19,7 @@ export const cloneOps = {
         bytes: r.bytes,
         skipped: r.skipped,
         failures: r.failures.length,
+        failed: [...new Set(r.failures.map((f) => f.source))],
         metadataBlocks: r.metadataBlocks,
       }
     },
