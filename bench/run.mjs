@@ -49,6 +49,14 @@ const CASES = [
     spec: { count: 100_000, size: 1024, perDir: 1000 },
     quick: { count: 5000, size: 1024, perDir: 500 },
   },
+  {
+    // #19: memory flat at a million files (pack, verify, diff, clone, serve over the clone)
+    name: 'small-1m',
+    kind: 'files',
+    long: true,
+    spec: { count: 1_000_000, size: 1024, perDir: 1000 },
+    quick: { count: 10_000, size: 1024, perDir: 1000 },
+  },
 ]
 
 const USAGE = `usage: npm run bench -- [--runs N] [--quick] [--long] [--case NAME[,NAME…]] [--no-build] [--seed S]
