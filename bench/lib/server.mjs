@@ -16,8 +16,11 @@ renameSync(`${urlFile}.tmp`, urlFile)
 process.once('SIGTERM', () => {
   // the server's own peak RSS (KiB on Linux), for the bench's `serve (over the clones)` row
   const peak = () => writeFileSync(`${urlFile}.rss`, String(process.resourceUsage().maxRSS))
-  handle.close().then(peak, peak).then(
-    () => process.exit(0),
-    () => process.exit(1),
-  )
+  handle
+    .close()
+    .then(peak, peak)
+    .then(
+      () => process.exit(0),
+      () => process.exit(1),
+    )
 })
