@@ -76,6 +76,14 @@ const CASES = [
     quick: { count: 20_000, size: 1024, perDir: 1000 },
     coldRuns: 1,
   },
+  {
+    // #19: memory flat at a million files (pack, verify, diff, clone, serve over the clone)
+    name: 'small-1m',
+    kind: 'files',
+    long: true,
+    spec: { count: 1_000_000, size: 1024, perDir: 1000 },
+    quick: { count: 10_000, size: 1024, perDir: 1000 },
+  },
 ]
 
 const USAGE = `usage: npm run bench -- [--runs N] [--quick] [--long] [--case NAME[,NAME…]] [--no-build] [--seed S]

@@ -9,14 +9,25 @@ import { releaseLinks, type History } from './release/links.js'
 import type { BlockSource } from './store/blocks.js'
 import type { Block } from './unixfs/file.js'
 import { quiet } from './util/pool.js'
+import { SeenSet, type SeenSetOptions } from './walk/seen-set.js'
 
 /**
  * Yields every block of the release `root` (with `history` ancestors' releases: 0, the default, none;
  * `Infinity` every one, which is the whole DAG), each verified by the source. Identity-hash CIDs carry
  * their bytes inline and are not yielded. Throws `MISSING_BLOCK` for the first block the source lacks.
+ * Memory holds the path being walked, its siblings still to visit and a bounded {@link SeenSet} (its
+ * limits, `seen`, change how fast the walk is, never what it yields).
  */
-export async function* walkDag(source: BlockSource, root: CID, history: History = 0): AsyncGenerator<Block> {
-  const seen = new Set<string>()
+export async function* walkDag(source: BlockSource, root: CID, history: History = 0, seenLimits?: SeenSetOptions): AsyncGenerator<Block> {
+  const seen = new SeenSet(seenLimits)
+  try {
+    yield* walk(source, root, history, seen)
+  } finally {
+    seen.close()
+  }
+}
+
+async function* walk(source: BlockSource, root: CID, history: History, seen: SeenSet): AsyncGenerator<Block> {
   const stack: CID[] = [root]
   const depths: History[] = [history]
   // the version each block on the stack belongs to, to name it when an ancestor's block is missing
@@ -29,10 +40,10 @@ export async function* walkDag(source: BlockSource, root: CID, history: History 
     const owner = owners.pop() as CID
     if (cid.multihash.code === 0x00) continue // identity: the bytes are in the CID, nothing to walk or read
     const key = keyOf(cid)
-    if (seen.has(key)) continue
-    seen.add(key)
+    // a block read ahead leaves the map when its turn comes, even when it was reached by another way first
     const pending = ahead.get(key)
     ahead.delete(key)
+    if (!seen.add(cid)) continue
     let bytes: Uint8Array
     try {
       bytes = await (pending ?? source.get(cid))
@@ -47,7 +58,8 @@ export async function* walkDag(source: BlockSource, root: CID, history: History 
     const links = releaseLinks(cid, bytes, depth)
     for (let i = links.length - 1; i >= 0; i--) {
       const link = links[i]
-      if (link.cid.multihash.code !== 0x00 && !seen.has(keyOf(link.cid))) {
+      // whether it was seen is asked when it is read ahead or popped: once here too would double the lookups
+      if (link.cid.multihash.code !== 0x00) {
         stack.push(link.cid)
         depths.push(link.history)
         owners.push(link.parent ? link.cid : owner)
@@ -56,7 +68,7 @@ export async function* walkDag(source: BlockSource, root: CID, history: History 
     for (let i = stack.length - 1; i >= 0 && i >= stack.length - READ_AHEAD; i--) {
       const next = stack[i]
       const k = keyOf(next)
-      if (!seen.has(k) && !ahead.has(k)) ahead.set(k, quiet(source.get(next)))
+      if (!ahead.has(k) && !seen.has(next)) ahead.set(k, quiet(source.get(next)))
     }
     yield { cid, bytes }
   }

@@ -343,6 +343,22 @@ async function helper(what, args, urlFile) {
     await stop()
     throw e
   }
+  // the server's peak RSS over every clone it served (#19: it grew ~2 KiB per block served)
+  const rssFile = `${urlFile}.rss`
+  if (existsSync(rssFile)) {
+    const rssMiB = Number(readFileSync(rssFile, 'utf8')) / 1024
+    ctx.log(`  ${base.case} · cairn · serve (over the clones)  ${rssMiB.toFixed(0)} MiB`)
+    ctx.results.push({
+      case: base.case,
+      tool: 'cairn',
+      op: 'serve (over the clones)',
+      runs: [],
+      problems: [],
+      rssMiB,
+      rssFrom: 'process.resourceUsage().maxRSS of the server',
+      note: `the server's peak over ${ctx.runs} clone(s) of ${count} files; time n/a`,
+    })
+  }
 }
 
 /** A check that the value is the same in every run (determinism: same inputs, same CIDs). */

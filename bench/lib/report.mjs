@@ -43,6 +43,9 @@ export function table(results) {
     ]
       .filter(Boolean)
       .join('; ')
+    // a row of memory alone (the server's peak over the clones it served) has no time
+    if (r.ms === undefined && r.rssMiB !== undefined && !r.error)
+      return [r.case, r.tool, r.op, 'n/a', '', '', '', '', '', '', '', fixed(r.rssMiB, 0), notes]
     if (r.ms === undefined) return [r.case, r.tool, r.op, r.na ? 'n/a' : 'error', '', '', '', '', '', '', '', '', notes]
     return [
       r.case,

@@ -14,8 +14,13 @@ const handle = await serve({ dir, port: 0, host: '127.0.0.1' })
 writeFileSync(`${urlFile}.tmp`, handle.url)
 renameSync(`${urlFile}.tmp`, urlFile)
 process.once('SIGTERM', () => {
-  handle.close().then(
-    () => process.exit(0),
-    () => process.exit(1),
-  )
+  // the server's own peak RSS (KiB on Linux), for the bench's `serve (over the clones)` row
+  const peak = () => writeFileSync(`${urlFile}.rss`, String(process.resourceUsage().maxRSS))
+  handle
+    .close()
+    .then(peak, peak)
+    .then(
+      () => process.exit(0),
+      () => process.exit(1),
+    )
 })

@@ -3,6 +3,7 @@
  * root is complete, streaming, with memory bounded by the number of blocks (CID strings and link lists),
  * never by their bytes.
  */
+import { stat } from 'node:fs/promises'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { isCairnError } from '../errors.js'
@@ -10,6 +11,8 @@ import { hashPool } from '../util/hash-pool.js'
 import { linksInRelease, versionLinks } from '../release/links.js'
 import { checkBlock, checkBlockOnThread, HASH_CODES } from './block.js'
 import { CarSectionReader, readReused, StreamDamage } from './reader.js'
+import { DfsCheck } from '../walk/dfs-check.js'
+import type { SeenSetOptions } from '../walk/seen-set.js'
 
 /** One thing wrong with a CAR file, in the order it was found. */
 export interface CarProblem {
@@ -74,6 +77,8 @@ export interface VerifyCarOptions {
   readonly name?: string
   /** Bytes per read when `input` is a path (default 4 MiB); tests make it small so that sections straddle reads. */
   readonly readBytes?: number
+  /** Limits of the in-order check's seen set (src/walk/seen-set.ts); tests make them tiny. */
+  readonly seenLimits?: SeenSetOptions
 }
 
 /** Large reads: a batch then holds several 1 MiB blocks, hashed at once on the hashing threads. */
@@ -102,6 +107,27 @@ const PROGRESS_INTERVAL_MS = 100
  *   errors are wrapped likewise).
  */
 export async function verifyCar(input: string | AsyncIterable<Uint8Array>, options: VerifyCarOptions = {}): Promise<CarReport> {
+  // a file is first checked as one DAG in depth-first order (memory bounded); any other layout, or any
+  // problem, is read again and checked the general way, which keeps every block's links (the same report)
+  // (a regular file only: a pipe cannot be read twice)
+  if (typeof input === 'string' && (await stat(input).catch(() => undefined))?.isFile()) {
+    try {
+      return await checkCar(input, options, options.seenLimits ?? {})
+    } catch (e) {
+      if (!(e instanceof NotInOrder)) throw e
+    }
+  }
+  return checkCar(input, options, undefined)
+}
+
+/** The in-order check gave up: not a failure, the general check follows. */
+class NotInOrder extends Error {}
+
+async function checkCar(
+  input: string | AsyncIterable<Uint8Array>,
+  options: VerifyCarOptions,
+  inOrder: SeenSetOptions | undefined,
+): Promise<CarReport> {
   const name = typeof input === 'string' ? input : (options.name ?? 'CAR stream')
   const path = typeof input === 'string'
   const source = path ? readReused(input, options.readBytes ?? READ_CHUNK_BYTES) : input
@@ -114,12 +140,21 @@ export async function verifyCar(input: string | AsyncIterable<Uint8Array>, optio
   const blocks = new Map<string, readonly string[] | typeof CORRUPT>()
   // a version's parent, kept apart from its links: a release does not hold it (src/release/links.ts)
   const parents = new Map<string, string>()
+  let dfs: DfsCheck | undefined
+  // in the in-order check, the root's parent ('' for a first version), when the root is a version
+  let rootParent: string | undefined
+  let settled = 0
   let count = 0
   let lastProgress = performance.now()
   const progress = (): void => options.onProgress?.({ blocks: count, bytes: reader.position })
 
   try {
     const roots = await reader.readHeader()
+    if (inOrder !== undefined) {
+      const checked = options.root !== undefined ? [options.root] : roots
+      if (checked.length !== 1) throw new NotInOrder()
+      dfs = new DfsCheck(keyOf(checked[0]), inOrder)
+    }
     try {
       // Blocks are hashed together and their results taken in file order, so the report is the same as
       // one block at a time. A block hashed on a thread was copied there, its CID and links taken out
@@ -134,6 +169,24 @@ export async function verifyCar(input: string | AsyncIterable<Uint8Array>, optio
         hashing -= bytes
         if (bytes === 0) pointing--
         const key = canonicalKey(keyOf(cid))
+        if (dfs !== undefined) {
+          try {
+            await check
+          } catch (e) {
+            if (!isCairnError(e, 'CORRUPT_BLOCK')) throw e
+            throw new NotInOrder()
+          }
+          let own: readonly string[]
+          try {
+            own = links().filter((l) => l !== parent)
+          } catch (e) {
+            if (!isCairnError(e, 'CORRUPT_BLOCK')) throw e
+            throw new NotInOrder()
+          }
+          if (!dfs.push(keyOf(cid), own)) throw new NotInOrder()
+          if (settled++ === 0) rootParent = parent
+          return
+        }
         try {
           await check
           const known = blocks.get(key)
@@ -177,6 +230,7 @@ export async function verifyCar(input: string | AsyncIterable<Uint8Array>, optio
       }
     } catch (e) {
       if (!(e instanceof StreamDamage)) throw e
+      if (dfs !== undefined) throw new NotInOrder()
       problems.push({
         kind: e.kind,
         message:
@@ -188,6 +242,17 @@ export async function verifyCar(input: string | AsyncIterable<Uint8Array>, optio
     progress()
 
     const checkedRoots = options.root !== undefined ? [options.root] : roots
+    if (dfs !== undefined) {
+      // one DAG, whole, in order: the general check would find nothing; its history report is the root's parent
+      if (!dfs.complete() || (rootParent !== undefined && rootParent !== '' && dfs.has(rootParent))) throw new NotInOrder()
+      const history =
+        rootParent === undefined
+          ? undefined
+          : rootParent === ''
+            ? { versions: 0 }
+            : { versions: 0, next: CID.decode(Buffer.from(rootParent, 'latin1')).toString() }
+      return { ok: true, roots, checkedRoots, blocks: count, bytes: reader.position, problems, ...(history ? { history } : {}) }
+    }
     for (const root of checkedRoots) {
       const problem = walk(root, blocks, name)
       if (problem !== undefined) problems.push(problem)
@@ -203,6 +268,7 @@ export async function verifyCar(input: string | AsyncIterable<Uint8Array>, optio
       ...(history ? { history } : {}),
     }
   } finally {
+    dfs?.close()
     await reader.close()
   }
 }

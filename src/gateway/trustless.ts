@@ -13,6 +13,7 @@ import type { BlockSource } from '../store/blocks.js'
 import { fileRange, fileSize } from './file-range.js'
 import { immutable, notModified, send, write } from './http.js'
 import type { IpldResolved } from './paths.js'
+import { SeenSet } from '../walk/seen-set.js'
 
 export type Scope = 'block' | 'entity' | 'all'
 
@@ -103,22 +104,21 @@ export async function sendCar(
   if (req.method === 'HEAD') return void res.end()
 
   const { writer, out } = CarWriter.create([root])
-  const seen = new Set<string>()
+  // one bounded set for the whole response: held per block it would grow with every block served
+  const seen = new SeenSet()
   const feed = (async () => {
-    const put = async (cid: CID, bytes: Uint8Array): Promise<void> => {
-      const key = cid.toString()
-      if (seen.has(key) || cid.multihash.code === 0x00) return
-      seen.add(key)
-      await writer.put({ cid, bytes })
-    }
     try {
-      for (const cid of at.traversed) await put(cid, await source.get(cid))
+      for (const cid of at.traversed)
+        if (cid.multihash.code !== 0x00 && seen.add(cid)) await writer.put({ cid, bytes: await source.get(cid) })
       if (range !== undefined) {
-        for await (const b of fileRange(source, at.cid, range.from, range.to)) await put(b.cid, b.bytes)
+        for await (const b of fileRange(source, at.cid, range.from, range.to))
+          if (b.cid.multihash.code !== 0x00 && seen.add(b.cid)) await writer.put(b)
       } else {
-        for await (const b of scopeBlocks(source, at.cid, at.inside.length > 0 ? 'block' : scope)) await put(b.cid, b.bytes)
+        // scopeBlocks adds to `seen` what it yields, and skips what the path already sent
+        for await (const b of scopeBlocks(source, at.cid, at.inside.length > 0 ? 'block' : scope, seen)) await writer.put(b)
       }
     } finally {
+      seen.close()
       await writer.close()
     }
   })()
@@ -140,10 +140,30 @@ function isFile(cid: CID, bytes: Uint8Array): boolean {
   return data.type === 'file' || data.type === 'raw'
 }
 
-/** The blocks of `root`'s DAG a scope covers, depth-first, each once. */
-export async function* scopeBlocks(source: BlockSource, root: CID, scope: Scope): AsyncGenerator<{ cid: CID; bytes: Uint8Array }> {
+/**
+ * The blocks of `root`'s DAG a scope covers, depth-first, each once: those not in `seen` yet, each
+ * added to it as it is yielded (a caller's set, or one of the walk's own, closed at its end).
+ */
+export async function* scopeBlocks(
+  source: BlockSource,
+  root: CID,
+  scope: Scope,
+  seen?: SeenSet,
+): AsyncGenerator<{ cid: CID; bytes: Uint8Array }> {
+  if (seen) return yield* scopeWalk(source, root, scope, seen)
+  const own = new SeenSet()
+  try {
+    yield* scopeWalk(source, root, scope, own)
+  } finally {
+    own.close()
+  }
+}
+
+async function* scopeWalk(source: BlockSource, root: CID, scope: Scope, seen: SeenSet): AsyncGenerator<{ cid: CID; bytes: Uint8Array }> {
+  if (root.multihash.code === 0x00 || seen.has(root)) return
   const rootBytes = await source.get(root)
   if (scope === 'block') {
+    seen.add(root)
     yield { cid: root, bytes: rootBytes }
     return
   }
@@ -151,11 +171,13 @@ export async function* scopeBlocks(source: BlockSource, root: CID, scope: Scope)
   let follow: (cid: CID, bytes: Uint8Array) => CID[] = (cid, bytes) => blockLinks(cid, bytes)
   if (scope === 'entity') {
     if (root.code !== DAG_PB) {
+      seen.add(root)
       yield { cid: root, bytes: rootBytes }
       return
     }
     const { data } = decodeUnixFs(root, rootBytes)
     if (data.type === 'directory' || data.type === 'symlink' || data.type === 'metadata') {
+      seen.add(root)
       yield { cid: root, bytes: rootBytes }
       return
     }
@@ -169,17 +191,15 @@ export async function* scopeBlocks(source: BlockSource, root: CID, scope: Scope)
           : []
     }
   }
-  const seen = new Set<string>()
   const stack: { cid: CID; bytes?: Uint8Array }[] = [{ cid: root, bytes: rootBytes }]
   while (stack.length > 0) {
     const { cid, bytes: known } = stack.pop() as { cid: CID; bytes?: Uint8Array }
-    const key = cid.toString()
-    if (seen.has(key) || cid.multihash.code === 0x00) continue
-    seen.add(key)
+    if (cid.multihash.code === 0x00 || !seen.add(cid)) continue
     const bytes = known ?? (await source.get(cid))
     yield { cid, bytes }
     if (cid.code === RAW) continue
     const links = follow(cid, bytes)
-    for (let i = links.length - 1; i >= 0; i--) if (!seen.has(links[i].toString())) stack.push({ cid: links[i] })
+    // whether a link was seen is asked when it is popped (asking here too would double the lookups)
+    for (let i = links.length - 1; i >= 0; i--) stack.push({ cid: links[i] })
   }
 }
