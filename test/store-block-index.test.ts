@@ -1,5 +1,6 @@
 // The store's block index on disk (src/store/block-index/): sorted runs made from the index logs, looked
 // up by CID, checked against a plain Map of what the logs hold, whatever the buffer sizes.
+import { spawn } from 'node:child_process'
 import {
   appendFileSync,
   closeSync,
@@ -8,6 +9,7 @@ import {
   mkdtempSync,
   openSync,
   readdirSync,
+  readFileSync,
   rmSync,
   unlinkSync,
   writeFileSync,
@@ -22,6 +24,10 @@ import { cidFor, cidText, RAW } from '../src/cid.js'
 import { BlockIndex, type BlockIndexOptions } from '../src/store/block-index/block-index.js'
 import { readLog } from '../src/store/block-index/log.js'
 import { BlockStore } from '../src/store/blocks.js'
+import { SortedRun } from '../src/store/block-index/run.js'
+import { build, gc, pack, verify } from '../src/index.js'
+import { FIXED_DATE, jsonl, makeDataset, seededBytes } from './helpers/dataset.js'
+import { repoRoot } from './helpers/tmp.js'
 
 const made: string[] = []
 afterEach(() => {
@@ -209,5 +215,156 @@ describe('block index: sorted runs against a Map of the logs', () => {
     expect(again.memoryEntries).toBe(0)
     expect(again.get(cid.bytes)).toEqual({ pack: 'big', offset: 0, length: bytes.length })
     again.close()
+  })
+})
+
+const blockN = (i: number): { cid: CID; bytes: Uint8Array } => {
+  const bytes = new TextEncoder().encode(`block number ${i}`)
+  return { cid: cidFor(RAW, bytes) as unknown as CID, bytes }
+}
+
+/** Every whole line of every index log of the store, read with split (small test stores only): CID text → lines. */
+function logLines(root: string): Map<string, number> {
+  const count = new Map<string, number>()
+  const packs = join(root, 'packs')
+  for (const name of readdirSync(packs).filter((n) => n.endsWith('.idx'))) {
+    const text = readFileSync(join(packs, name), 'latin1')
+    for (const line of text.slice(0, text.lastIndexOf('\n') + 1).split('\n'))
+      if (line) count.set(line.split(' ')[0], (count.get(line.split(' ')[0]) ?? 0) + 1)
+  }
+  return count
+}
+
+describe('block store over the block index', () => {
+  it('finds what several store instances put, with tiny spills and buffers, like a Map of the puts', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({ which: fc.integer({ min: 0, max: 2 }), block: fc.integer({ min: 0, max: 99 }), close: fc.boolean() }), {
+          minLength: 1,
+          maxLength: 60,
+        }),
+        optionsArb,
+        async (ops, options) => {
+          const root = tmp()
+          const stores = [0, 1, 2].map(() => new BlockStore(root, options))
+          const model = new Set<string>()
+          for (const op of ops) {
+            const b = blockN(op.block)
+            await stores[op.which].put(b.cid, b.bytes)
+            model.add(cidText(b.cid))
+            if (op.close) await stores[op.which].close()
+          }
+          for (const s of stores) await s.close()
+          const fresh = new BlockStore(root, options)
+          const view = await fresh.snapshot()
+          for (let i = 0; i < 100; i++) {
+            const b = blockN(i)
+            expect(view.has(b.cid)).toBe(model.has(cidText(b.cid)))
+            if (model.has(cidText(b.cid))) expect(await fresh.get(b.cid)).toEqual(b.bytes)
+          }
+          expect(new Set((await fresh.cids()).map((c) => cidText(c)))).toEqual(model)
+          await fresh.close()
+        },
+      ),
+      { seed: 19, numRuns: 25 },
+    )
+  })
+
+  it('a writer spills to runs as it goes: each block written once, few runs, a bounded memory', async () => {
+    const root = tmp()
+    const store = new BlockStore(root, { spillEntries: 4, logBufferBytes: 50, mergeBufferRecords: 3 })
+    for (let round = 0; round < 3; round++) for (let i = 0; i < 300; i++) await store.put(blockN(i).cid, blockN(i).bytes)
+    await store.close()
+    expect([...logLines(root).values()].every((n) => n === 1)).toBe(true)
+    expect(logLines(root).size).toBe(300)
+    const index = new BlockIndex(join(root, 'packs'), join(root, 'block-index'), { spillEntries: 4 })
+    index.refresh()
+    // 300 blocks in runs of 4 to 300 entries, merged four of a size at a time
+    expect(index.runCount).toBeLessThanOrEqual(12)
+    expect(index.memoryEntries).toBeLessThan(4)
+    for (let i = 0; i < 300; i++) expect(index.has(blockN(i).cid.bytes)).toBe(true)
+    index.close()
+  })
+
+  it('a writer killed at any moment (mid-block, mid-line, mid-run, mid-merge) leaves every whole line findable, and the next one reuses them', async () => {
+    const root = tmp()
+    const script = `
+      const { BlockStore } = await import(${JSON.stringify(join(repoRoot, 'dist/src/store/blocks.js'))})
+      const { cidFor, RAW } = await import(${JSON.stringify(join(repoRoot, 'dist/src/cid.js'))})
+      const store = new BlockStore(process.argv[1], { spillEntries: 16, logBufferBytes: 64, mergeBufferRecords: 2 })
+      for (let i = 0; ; i++) {
+        const bytes = new TextEncoder().encode('block number ' + (i % 3000))
+        await store.put(cidFor(RAW, bytes), bytes)
+        if (i % 40 === 0) process.stdout.write('.')
+      }`
+    for (const dots of [3, 11, 29, 47]) {
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script, root], { stdio: ['ignore', 'pipe', 'inherit'] })
+      await new Promise<void>((resolve) => {
+        let seen = 0
+        child.stdout.on('data', (d: Buffer) => {
+          seen += d.length
+          if (seen >= dots) {
+            child.kill('SIGKILL')
+            resolve()
+          }
+        })
+      })
+      await new Promise((resolve) => child.once('exit', resolve))
+    }
+    const lines = logLines(root)
+    expect(lines.size).toBeGreaterThan(50)
+    const store = new BlockStore(root)
+    const view = await store.snapshot()
+    for (let i = 0; i < 3000; i++) {
+      const b = blockN(i)
+      expect(view.has(b.cid), `block ${i}`).toBe(lines.has(cidText(b.cid)))
+      if (lines.has(cidText(b.cid))) expect(await store.get(b.cid)).toEqual(b.bytes)
+    }
+    // the next writer stores only what is missing
+    for (let i = 0; i < 3000; i++) await store.put(blockN(i).cid, blockN(i).bytes)
+    await store.close()
+    const after = logLines(root)
+    for (const [cid, n] of lines) expect(after.get(cid)).toBe(n)
+    expect(after.size).toBe(3000)
+  }, 60_000)
+})
+
+describe('gc over the block index', () => {
+  it('after gc deletes packs, every kept block is found through the runs, and no run keeps a record of a deleted pack', async () => {
+    const ds = await makeDataset({ 'big.bin': seededBytes(3 << 20, 'big'), 'rows.jsonl': jsonl([{ id: 0 }]) })
+    try {
+      for (let i = 1; i <= 3; i++) {
+        await ds.write({ 'rows.jsonl': jsonl([{ id: i }]), [`added-${i}.bin`]: seededBytes((1 << 20) + i, `added-${i}`) })
+        await build({ dir: ds.dir, message: `v${i}`, date: FIXED_DATE })
+      }
+      const packs = join(ds.dir, '.cairn', 'packs')
+      const runsDir = join(ds.dir, '.cairn', 'block-index')
+      // every log made into runs, as a store of millions of blocks has them
+      const before = new BlockIndex(packs, runsDir, { spillEntries: 3 })
+      before.refresh()
+      expect(before.runCount).toBeGreaterThan(0)
+      before.close()
+      const result = await gc({ dir: ds.dir, now: true, keepHistory: 0, expireHeadLog: true })
+      expect(result.packsDeleted).toBeGreaterThan(0)
+      const out = join(tmp(), 'head.car')
+      await pack({ dir: ds.dir, output: out })
+      const report = await verify({ car: out })
+      expect(report.ok, JSON.stringify(report.problems)).toBe(true)
+      const after = new BlockIndex(packs, runsDir)
+      after.refresh()
+      after.close()
+      const logs = new Set(
+        readdirSync(packs)
+          .filter((n) => n.endsWith('.idx'))
+          .map((n) => n.slice(0, -4)),
+      )
+      for (const name of readdirSync(runsDir).filter((n) => n.endsWith('.run'))) {
+        const run = SortedRun.open(join(runsDir, name))!
+        for (const p of run.header.packs) expect(logs, `${name} names ${p}`).toContain(p)
+        run.close()
+      }
+    } finally {
+      await ds.cleanup()
+    }
   })
 })

@@ -85,6 +85,7 @@ export class BlockIndex {
     if (!this.opened) this.openRuns()
     const logs = this.logSizes()
     this.checkRuns(logs)
+    this.dropDead()
     let tail = 0
     for (const [pack, size] of logs) {
       if (this.own.has(pack)) continue
@@ -200,13 +201,39 @@ export class BlockIndex {
         throw e
       }
       this.runs = runs
-      for (const run of runs) {
-        const ends = run.header.packs.map(() => 0)
-        for (const r of run.header.ranges) ends[r.pack] = Math.max(ends[r.pack], r.to)
-        this.ends.set(run, ends)
-      }
+      for (const run of runs) this.track(run)
       this.opened = true
       return
+    }
+  }
+
+  /** Notes the end of each pack's ranges in `run`. */
+  private track(run: SortedRun): SortedRun {
+    const ends = run.header.packs.map(() => 0)
+    for (const r of run.header.ranges) ends[r.pack] = Math.max(ends[r.pack], r.to)
+    this.ends.set(run, ends)
+    return run
+  }
+
+  /**
+   * Rewrites each run that names a dead pack without its records (after a gc deleted packs: otherwise
+   * their records would take space until the run is merged, which for the largest run may be never).
+   */
+  private dropDead(): void {
+    for (const run of [...this.runs]) {
+      if (!this.writable) return
+      if (run.live.every((l) => l)) continue
+      let rewritten: SortedRun | undefined
+      try {
+        rewritten = SortedRun.open(mergeRuns(this.runsDir, [run], this.options.mergeBufferRecords))
+      } catch {
+        this.writable = false
+        return
+      }
+      if (!rewritten) continue
+      this.runs = this.runs.map((r) => (r === run ? this.track(rewritten) : r))
+      run.close()
+      this.remove(run.file)
     }
   }
 
@@ -281,11 +308,7 @@ export class BlockIndex {
     }
     for (const f of written) {
       const run = SortedRun.open(f)
-      if (!run) continue
-      const e = run.header.packs.map(() => 0)
-      for (const r of run.header.ranges) e[r.pack] = Math.max(e[r.pack], r.to)
-      this.ends.set(run, e)
-      this.runs.push(run)
+      if (run) this.runs.push(this.track(run))
     }
     for (const [pack, end] of ends) this.spans.set(pack, { from: end, to: end })
     this.mem = new BlockLocations()
@@ -317,10 +340,7 @@ export class BlockIndex {
         return
       }
       if (!run) return
-      const e = run.header.packs.map(() => 0)
-      for (const r of run.header.ranges) e[r.pack] = Math.max(e[r.pack], r.to)
-      this.ends.set(run, e)
-      this.runs = [...this.runs.filter((r) => !group.includes(r)), run]
+      this.runs = [...this.runs.filter((r) => !group.includes(r)), this.track(run)]
       for (const r of group) {
         r.close()
         this.remove(r.file)
