@@ -11,7 +11,7 @@
  * unless --keep). Needs `npm run build` first (runs dist/).
  */
 import { execFileSync, spawnSync } from 'node:child_process'
-import { createHash } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -47,41 +47,25 @@ function many(argv, cwd) {
   return { wall: median(all.map((m) => m.wall)), cpu: median(all.map((m) => m.cpu)), rss: Math.max(...all.map((m) => m.rss)) }
 }
 
-/** N index lines of synthetic raw-block CIDs (sha256 of a counter), written a megabyte at a time. */
-function padStore(store, n) {
+/** N index lines of synthetic raw-block CIDs (random digests), a megabyte at a time; the CID text by the library's encoder. */
+async function padStore(store, n) {
+  const { cidBytesText } = await import(join(REPO, 'dist/src/cid.js'))
   const name = `zzpad-${n}`
   const fd = openSync(join(store, 'packs', `${name}.idx`), 'w')
-  let chunk = ''
-  for (let i = 0; i < n; i++) {
-    const digest = createHash('sha256').update(`pad ${i}`).digest()
-    // CIDv1 raw sha2-256, base32 lower: 'b' + base32 of 01 55 12 20 <digest>
-    chunk += `b${base32(Buffer.concat([Buffer.from([1, 0x55, 0x12, 0x20]), digest]))} ${i * 1024} 1024\n`
-    if (chunk.length > 1 << 20) {
-      writeSync(fd, chunk, null, 'latin1')
-      chunk = ''
+  const cid = Buffer.from([1, 0x55, 0x12, 0x20, ...new Uint8Array(32)])
+  const BATCH = 1 << 14
+  let lines = []
+  for (let i = 0; i < n; i += BATCH) {
+    const digests = randomBytes(32 * BATCH)
+    for (let j = 0; j < BATCH && i + j < n; j++) {
+      digests.copy(cid, 4, 32 * j, 32 * j + 32)
+      lines.push(`${cidBytesText(cid)} ${(i + j) * 1024} 1024\n`)
     }
+    writeSync(fd, lines.join(''), null, 'latin1')
+    lines = []
   }
-  writeSync(fd, chunk, null, 'latin1')
   closeSync(fd)
   writeFileSync(join(store, 'packs', `${name}.pack`), '')
-}
-
-const ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567'
-function base32(bytes) {
-  let out = ''
-  let bits = 0
-  let value = 0
-  for (const b of bytes) {
-    value = (value << 8) | b
-    bits += 8
-    while (bits >= 5) {
-      out += ALPHABET[(value >>> (bits - 5)) & 31]
-      bits -= 5
-    }
-    value &= 0xff
-  }
-  if (bits > 0) out += ALPHABET[(value << (5 - bits)) & 31]
-  return out
 }
 
 const du = (dir) => (existsSync(dir) ? readdirSync(dir).reduce((s, n) => s + statSync(join(dir, n)).size, 0) : 0)
@@ -109,7 +93,7 @@ for (const n of sizes) {
   const store = join(dir, '.cairn')
   process.stderr.write(`${n.toLocaleString('en')} blocks: writing the index log… `)
   const t0 = performance.now()
-  padStore(store, n)
+  await padStore(store, n)
   // the builds' own runs (if any) and the stat cache are not what is measured
   rmSync(join(store, 'block-index'), { recursive: true, force: true })
   process.stderr.write(`${((performance.now() - t0) / 1000).toFixed(1)} s, ${(du(join(store, 'packs')) / 2 ** 20).toFixed(0)} MiB of logs\n`)

@@ -59,6 +59,7 @@ const optionsArb: fc.Arbitrary<BlockIndexOptions> = fc.record({
   spillEntries: fc.integer({ min: 1, max: 9 }),
   logBufferBytes: fc.integer({ min: 1, max: 300 }),
   mergeBufferRecords: fc.integer({ min: 1, max: 5 }),
+  residentAfterLookups: fc.integer({ min: 0, max: 60 }),
 })
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   {

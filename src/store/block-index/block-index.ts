@@ -25,6 +25,8 @@ export interface BlockIndexOptions {
   readonly logBufferBytes?: number
   /** Records each input of a merge reads at a time. */
   readonly mergeBufferRecords?: number
+  /** Lookups a run serves by reading its fan-out table before it keeps the table and its Bloom filter in memory (default 1,024). */
+  readonly residentAfterLookups?: number
 }
 
 const SPILL_ENTRIES = 1 << 18
@@ -190,7 +192,7 @@ export class BlockIndex {
       try {
         for (const name of names) {
           if (name.endsWith('.run')) {
-            const run = SortedRun.open(join(this.runsDir, name))
+            const run = SortedRun.open(join(this.runsDir, name), this.options.residentAfterLookups)
             if (run) runs.push(run)
           } else if (name.endsWith('.tmp')) this.removeStale(name)
         }
@@ -225,7 +227,7 @@ export class BlockIndex {
       if (run.live.every((l) => l)) continue
       let rewritten: SortedRun | undefined
       try {
-        rewritten = SortedRun.open(mergeRuns(this.runsDir, [run], this.options.mergeBufferRecords))
+        rewritten = SortedRun.open(mergeRuns(this.runsDir, [run], this.options.mergeBufferRecords), this.options.residentAfterLookups)
       } catch {
         this.writable = false
         return
@@ -307,7 +309,7 @@ export class BlockIndex {
       return false
     }
     for (const f of written) {
-      const run = SortedRun.open(f)
+      const run = SortedRun.open(f, this.options.residentAfterLookups)
       if (run) this.runs.push(this.track(run))
     }
     for (const [pack, end] of ends) this.spans.set(pack, { from: end, to: end })
@@ -334,7 +336,7 @@ export class BlockIndex {
       if (!group) return
       let run: SortedRun | undefined
       try {
-        run = SortedRun.open(mergeRuns(this.runsDir, group, this.options.mergeBufferRecords))
+        run = SortedRun.open(mergeRuns(this.runsDir, group, this.options.mergeBufferRecords), this.options.residentAfterLookups)
       } catch {
         this.writable = false
         return

@@ -4,7 +4,10 @@
  * `[fingerprint 8][cid length 1][cid, zero-padded to the run's width][pack 4][offset 6][length 4]`, the
  * fingerprint being the CID's last 8 bytes (the end of its digest: uniform for a cryptographic hash). The
  * key is the first `9 + width` bytes, compared as bytes. The fan-out table has `2^bits + 1` little-endian
- * u32: entry `b` is the first record whose fingerprint's top `bits` bits are at least `b`.
+ * u32: entry `b` is the first record whose fingerprint's top `bits` bits are at least `b`. After the
+ * records, a Bloom filter of the keys ({@link BLOOM_HASHES} bits per key, at positions
+ * `(lo + i × (hi | 1)) mod m` of the fingerprint's two halves), so that a block a run lacks (every new
+ * block a build puts) costs no read once the filter is loaded.
  */
 
 export const MAGIC = 0x4e555243 // 'CRUN' little-endian
@@ -13,6 +16,10 @@ export const RUN_VERSION = 1
 export const FIXED_HEADER = 40
 /** The bytes of a record after its key: pack, offset, length. */
 export const VALUE_BYTES = 14
+/** Bits of Bloom filter per record a run may hold (~1% false positives with {@link BLOOM_HASHES}). */
+export const BLOOM_BITS_PER_KEY = 10
+export const BLOOM_HASHES = 7
+
 /** The longest CID a run holds (a longer one is not a block cairn can check anyway). */
 export const MAX_CID_BYTES = 127
 
@@ -31,10 +38,26 @@ export interface RunHeader {
   readonly packs: readonly string[]
   /** Which lines of which logs the run holds. */
   readonly ranges: readonly { readonly pack: number; readonly from: number; readonly to: number }[]
-  /** Where the fan-out table starts, and the records. */
+  /** Bytes of the Bloom filter after the records. */
+  readonly bloomBytes: number
+  /** Where the fan-out table starts, the records, and the Bloom filter. */
   readonly fanoutAt: number
   readonly recordsAt: number
+  readonly bloomAt: number
   readonly recordBytes: number
+}
+
+/** Bytes of Bloom filter for a run of at most `count` records. */
+export function bloomBytesFor(count: number): number {
+  return Math.max(8, Math.ceil((count * BLOOM_BITS_PER_KEY) / 8))
+}
+
+/** Calls `bit` with each Bloom filter bit position of a fingerprint (`hi`, `lo`) in a filter of `bytes` bytes; stops when it returns false. */
+export function bloomBits(hi: number, lo: number, bytes: number, bit: (position: number) => boolean): boolean {
+  const m = bytes * 8
+  const step = (hi | 1) >>> 0
+  for (let i = 0; i < BLOOM_HASHES; i++) if (!bit((lo + i * step) % m)) return false
+  return true
 }
 
 export function recordBytes(width: number): number {
@@ -80,7 +103,7 @@ function fingerprintWord(cid: Uint8Array, from: number): number {
 }
 
 /** The header's bytes (the fan-out table and the records follow). */
-export function encodeHeader(h: Omit<RunHeader, 'fanoutAt' | 'recordsAt' | 'recordBytes'>): Buffer {
+export function encodeHeader(h: Omit<RunHeader, 'fanoutAt' | 'recordsAt' | 'bloomAt' | 'recordBytes'>): Buffer {
   const names = h.packs.map((p) => Buffer.from(p, 'latin1'))
   const size = FIXED_HEADER + names.reduce((s, n) => s + 1 + n.length, 0) + 20 * h.ranges.length
   const out = Buffer.alloc(size)
@@ -92,6 +115,7 @@ export function encodeHeader(h: Omit<RunHeader, 'fanoutAt' | 'recordsAt' | 'reco
   out.writeDoubleLE(h.count, 20)
   out.writeUInt32LE(h.packs.length, 28)
   out.writeUInt32LE(h.ranges.length, 32)
+  out.writeUInt32LE(h.bloomBytes, 36)
   let at = FIXED_HEADER
   for (const n of names) {
     out[at++] = n.length
@@ -122,7 +146,8 @@ export function decodeHeader(bytes: Buffer): RunHeader | undefined {
   const count = bytes.readDoubleLE(20)
   const packCount = bytes.readUInt32LE(28)
   const rangeCount = bytes.readUInt32LE(32)
-  if (width > MAX_CID_BYTES || bits > 24 || !Number.isSafeInteger(count) || count < 0) return undefined
+  const bloomBytes = bytes.readUInt32LE(36)
+  if (width > MAX_CID_BYTES || bits > 24 || !Number.isSafeInteger(count) || count < 0 || bloomBytes === 0) return undefined
   const packs: string[] = []
   let at = FIXED_HEADER
   for (let i = 0; i < packCount; i++) {
@@ -141,5 +166,6 @@ export function decodeHeader(bytes: Buffer): RunHeader | undefined {
   }
   const fanoutAt = size
   const recordsAt = fanoutAt + 4 * (2 ** bits + 1)
-  return { width, bits, count, packs, ranges, fanoutAt, recordsAt, recordBytes: recordBytes(width) }
+  const bloomAt = recordsAt + count * recordBytes(width)
+  return { width, bits, count, packs, ranges, bloomBytes, fanoutAt, recordsAt, bloomAt, recordBytes: recordBytes(width) }
 }

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { withRoom } from '../../util/grow.js'
-import { bucketOf, encodeHeader, fanoutBits, fingerprintHi, fingerprintLo, writeKey } from './format.js'
+import { bloomBits, bloomBytesFor, bucketOf, encodeHeader, fanoutBits, fingerprintHi, fingerprintLo, writeKey } from './format.js'
 
 /** Bytes gathered before each write of a run. */
 const WRITE_BUFFER = 1 << 20
@@ -25,6 +25,7 @@ export class RunWriter {
   private used = 0
   private count = 0
   private readonly fanout: Uint32Array
+  private readonly bloom: Uint8Array
   private nextBucket = 0
   private readonly recordBytes: number
   private readonly bits: number
@@ -45,6 +46,7 @@ export class RunWriter {
     packs.forEach((p, i) => this.packIds.set(p, i))
     this.bits = fanoutBits(maxCount)
     this.fanout = new Uint32Array(2 ** this.bits + 1)
+    this.bloom = new Uint8Array(bloomBytesFor(maxCount))
     this.recordBytes = 9 + width + 14
     this.headerBytes = this.header(0).length
     this.tmp = join(dir, `${runName()}.tmp`)
@@ -56,7 +58,13 @@ export class RunWriter {
 
   /** Appends a record; records must come in key order. */
   add(cid: Uint8Array, pack: string, offset: number, length: number): void {
-    const b = bucketOf(fingerprintHi(cid), this.bits)
+    const hi = fingerprintHi(cid)
+    const b = bucketOf(hi, this.bits)
+    const bloom = this.bloom
+    bloomBits(hi, fingerprintLo(cid), bloom.length, (bit) => {
+      bloom[bit >>> 3] |= 1 << (bit & 7)
+      return true
+    })
     while (this.nextBucket <= b) this.fanout[this.nextBucket++] = this.count
     if (this.used + this.recordBytes > this.buffer.length) this.flush()
     const at = this.used
@@ -77,6 +85,7 @@ export class RunWriter {
       while (this.nextBucket < this.fanout.length) this.fanout[this.nextBucket++] = this.count
       const fanout = Buffer.allocUnsafe(4 * this.fanout.length)
       for (let i = 0; i < this.fanout.length; i++) fanout.writeUInt32LE(this.fanout[i], 4 * i)
+      this.writeAll(this.bloom, this.position())
       this.writeAll(this.header(this.count), 0)
       this.writeAll(fanout, this.headerBytes)
       // a run claims its log ranges: it must be whole on disk before its name makes it seen
@@ -107,7 +116,7 @@ export class RunWriter {
 
   private header(count: number): Buffer {
     const ranges = this.ranges.map((r) => ({ pack: this.packIds.get(r.pack)!, from: r.from, to: r.to }))
-    return encodeHeader({ width: this.width, bits: this.bits, count, packs: this.packs, ranges })
+    return encodeHeader({ width: this.width, bits: this.bits, count, packs: this.packs, ranges, bloomBytes: this.bloom.length })
   }
 
   private position(): number {
