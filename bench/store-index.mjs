@@ -103,7 +103,7 @@ for (const n of sizes) {
   const diff = many([process.execPath, CLI, 'diff', 'HEAD~1', 'HEAD', '--json'], dir)
   const diffOut = JSON.parse(timed([process.execPath, CLI, 'diff', 'HEAD~1', 'HEAD', '--json'], dir).stdout)
   const open = many([process.execPath, '--input-type=module', '-e', openScript, store], REPO)
-  const r = { blocks: n, first, log, diff, open, runMiB: runBytes / 2 ** 20, logMiB: du(join(store, 'packs')) / 2 ** 20, diffShards: diffOut.shards?.length }
+  const r = { blocks: n, first: { wall: first.wall, cpu: first.cpu, rss: first.rss }, log, diff, open, runMiB: runBytes / 2 ** 20, logMiB: du(join(store, 'packs')) / 2 ** 20, diffShards: diffOut.shards?.length }
   results.push(r)
   console.log(`${n.toLocaleString('en')} blocks (logs ${r.logMiB.toFixed(0)} MiB, runs ${r.runMiB.toFixed(0)} MiB)`)
   console.log(`  first log (converts the logs): ${fmt(first)}`)
@@ -121,4 +121,4 @@ if (results.length > 1) {
   }
 }
 mkdirSync(join(REPO, 'bench/results'), { recursive: true })
-writeFileSync(join(REPO, 'bench/results/store-index.json'), JSON.stringify({ date: new Date().toISOString(), runs, results }, null, 2) + '\n')
+writeFileSync(join(REPO, `bench/results/store-index-${new Date().toISOString().replace(/[-:]|\.\d+/g, '')}.json`), JSON.stringify({ date: new Date().toISOString(), runs, results }, null, 2) + '\n')
