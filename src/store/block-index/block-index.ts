@@ -272,6 +272,9 @@ export class BlockIndex {
    */
   private compact(logs: ReadonlyMap<string, number> | undefined): boolean {
     const batch = new RecordBatch()
+    // a spill of this process's writes reads the rest of the batch whose block crossed the limit too: the
+    // slack keeps it one run instead of a full one and a tiny one
+    const chunk = this.spill + (this.spill >> 3)
     let ranges: { pack: string; from: number; to: number }[] = []
     const written: string[] = []
     const ends = new Map<string, number>()
@@ -290,7 +293,7 @@ export class BlockIndex {
           end,
           (cid, offset, length, lineEnd) => {
             batch.add(cid, pack, offset, length)
-            if (batch.size >= this.spill) {
+            if (batch.size >= chunk) {
               ranges.push({ pack, from: start, to: lineEnd })
               start = lineEnd
               flush()
