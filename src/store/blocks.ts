@@ -3,20 +3,20 @@
  * pack file of the writing process (`<id>.pack`); once a block's bytes are written, a line
  * `<cid> <offset> <length>` is appended to the pack's index log (`<id>.idx`), and only then does `put`
  * resolve. So a block is in the store exactly when its index line is whole, a killed writer leaves at
- * most unindexed bytes, and every read is hashed against the CID before it is used.
+ * most unindexed bytes, and every read is hashed against the CID before it is used. Lookups by CID go
+ * through sorted runs made from the logs (`block-index/`): no log is read whole.
  */
 import { randomBytes } from 'node:crypto'
-import { closeSync, fstatSync, openSync, readdirSync, readSync, statSync, write, writev } from 'node:fs'
+import { fstatSync, readdirSync, readSync, statSync, write, writev } from 'node:fs'
 import { mkdir, open, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { checkBlock, checkDigest } from '../car/block.js'
-import { MAX_BLOCK_BYTES } from '../car/reader.js'
-import { CID, cidBytesText, cidText, cidTextBytes, SHA2_256 } from '../cid.js'
+import { CID, cidBytesText, cidText, SHA2_256 } from '../cid.js'
 import { CairnError, ioError, isCairnError } from '../errors.js'
 import type { LeafOrigin } from '../unixfs/file.js'
 import { hashPool } from '../util/hash-pool.js'
+import { BlockIndex, type BlockIndexOptions, type Location } from './block-index/block-index.js'
 import { FilePacks, isReferencePack } from './file-packs.js'
-import { BlockLocations, type Location } from './locations.js'
 import { DEFAULT_STORE_MODE, type StoreMode } from './mode.js'
 
 /** Anything blocks can be read from, verified: the store, a CAR file, a gateway. */
@@ -41,6 +41,8 @@ interface Writer {
   readonly index: FileHandle
   /** Bytes of the pack handed out so far (the next block's offset). */
   size: number
+  /** Bytes of the index log appended so far. */
+  logEnd: number
   /** Blocks gathered for the next write. */
   batch: Batch | undefined
   /** The last index append: appends are chained so their lines never interleave. */
@@ -100,9 +102,7 @@ function remaining(chunks: readonly Uint8Array[], written: number): Uint8Array[]
 /** The on-disk block store of one dataset. */
 export class BlockStore implements BlockStoreLike {
   private readonly packsDir: string
-  private readonly locations = new BlockLocations()
-  /** Bytes of each index log already read, so a refresh reads only what other writers appended. */
-  private readonly indexRead = new Map<string, number>()
+  private readonly index: BlockIndex
   private readonly handles = new Map<string, Promise<FileHandle>>()
   private loaded: Promise<void> | undefined
   private writer: Promise<Writer> | undefined
@@ -116,13 +116,17 @@ export class BlockStore implements BlockStoreLike {
   /** Packs backed by data files: reading reference packs, and writing leaves in reflink or reference mode. */
   private readonly files: FilePacks
 
-  /** `root` is the `.cairn` folder; `mode` says how a build's file leaves are stored (docs/store.md). */
+  /**
+   * `root` is the `.cairn` folder; `mode` says how a build's file leaves are stored (docs/store.md); the
+   * other options tune the block index (tests force tiny buffers).
+   */
   constructor(
     readonly root: string,
-    options: { readonly mode?: StoreMode } = {},
+    options: BlockIndexOptions & { readonly mode?: StoreMode } = {},
   ) {
     this.packsDir = join(root, 'packs')
     this.files = new FilePacks(root, options.mode ?? DEFAULT_STORE_MODE)
+    this.index = new BlockIndex(this.packsDir, join(root, 'block-index'), options)
   }
 
   /** How this store keeps the raw leaves of data files a build reads. */
@@ -147,7 +151,7 @@ export class BlockStore implements BlockStoreLike {
     if (from !== undefined && this.files.mode !== 'copy') return this.putFromFile(k, cid, bytes, from)
     // once the logs are read and the pack is open, a put is synchronous: it joins the open batch and
     // returns the batch's promise (no promise of its own, for each of 100,000 blocks)
-    if (this.ready && this.current) return this.locations.has(v1Bytes(cid)) ? DONE : this.append(this.current, k, cid, bytes)
+    if (this.ready && this.current) return this.index.has(v1Bytes(cid)) ? DONE : this.append(this.current, k, cid, bytes)
     return this.putWhenOpen(k, cid, bytes)
   }
 
@@ -160,7 +164,7 @@ export class BlockStore implements BlockStoreLike {
       const known = await this.locate(cid, false)
       if (known !== undefined && !(isReferencePack(known.pack) && !(await this.files.intact(cid, known)))) return
       const at = await this.files.put(cid, bytes.length, from)
-      if (at) return this.locations.set(v1Bytes(cid), at.pack, at.offset, at.length)
+      if (at) return this.index.note(v1Bytes(cid), at.pack, at.offset, at.length)
       if (this.pending.get(k) === holder.done) this.pending.delete(k)
       if (known !== undefined) await this.keepCopy(cid, bytes)
       else await this.put(cid, bytes)
@@ -186,7 +190,7 @@ export class BlockStore implements BlockStoreLike {
     // another put of the same block may have come first while this one waited
     const again = this.pending.get(k)
     if (again) return again
-    if (this.locations.has(v1Bytes(cid))) return
+    if (this.index.has(v1Bytes(cid))) return
     return this.append(w, k, cid, bytes)
   }
 
@@ -240,7 +244,7 @@ export class BlockStore implements BlockStoreLike {
     return {
       has: (cid) => {
         const bytes = cid instanceof Uint8Array ? cid : v1Bytes(cid)
-        return this.locations.has(bytes) || (this.pending.size > 0 && this.pending.has(cidBytesText(bytes)))
+        return this.index.has(bytes) || (this.pending.size > 0 && this.pending.has(cidBytesText(bytes)))
       },
     }
   }
@@ -275,11 +279,19 @@ export class BlockStore implements BlockStoreLike {
     return at && { file: join(this.packsDir, at.pack + '.pack'), offset: at.offset, length: at.length }
   }
 
-  /** Every block CID in the store, in no particular order. */
+  /** Every block CID in the store, in no particular order (for tests and small stores: an array of them all). */
   async cids(): Promise<CID[]> {
     this.loaded = this.refresh()
     await this.loaded
-    return [...this.locations.keys()].map((bytes) => CID.decode(bytes.slice()))
+    const seen = new Set<string>()
+    const out: CID[] = []
+    for (const bytes of this.index.keys()) {
+      const text = cidBytesText(bytes)
+      if (seen.has(text)) continue
+      seen.add(text)
+      out.push(CID.decode(bytes))
+    }
+    return out
   }
 
   /** Closes the files this store opened. The store can still be used afterwards (they reopen). */
@@ -297,6 +309,8 @@ export class BlockStore implements BlockStoreLike {
     const handles = [...this.handles.values()]
     this.handles.clear()
     await Promise.all(handles.map(async (h) => (await h).close().catch(() => {})))
+    this.index.close()
+    this.loaded = undefined
   }
 
   /** Adds the block to the open batch; resolves once the batch is written and indexed. */
@@ -344,13 +358,24 @@ export class BlockStore implements BlockStoreLike {
         offset += batch.chunks[i].length
       })
       // index appends go one at a time, so lines of two batches never interleave
-      w.indexTail = w.indexTail.then(() => appendText(w.index.fd, lines))
+      let lineFrom = 0
+      w.indexTail = w.indexTail.then(async () => {
+        lineFrom = w.logEnd
+        try {
+          await appendText(w.index.fd, lines)
+          w.logEnd += lines.length
+        } catch (e) {
+          // part of the lines may be there: the log's end is where the next ones go
+          w.logEnd = fstatSync(w.index.fd).size
+          throw e
+        }
+      })
       await w.indexTail.catch((e: unknown) => {
         throw ioError('write the block index', join(this.packsDir, w.name + '.idx'), e)
       })
       offset = batch.start
       batch.cids.forEach((cid, i) => {
-        this.locations.set(v1Bytes(cid), w.name, offset, batch.chunks[i].length)
+        this.index.added(v1Bytes(cid), w.name, offset, batch.chunks[i].length, lineFrom, lineFrom + lines.length)
         offset += batch.chunks[i].length
       })
     })()
@@ -379,7 +404,16 @@ export class BlockStore implements BlockStoreLike {
         await mkdir(this.packsDir, { recursive: true })
         const data = await open(join(this.packsDir, name + '.pack'), 'wx')
         const index = await open(join(this.packsDir, name + '.idx'), 'a')
-        const w: Writer = { name, data, index, size: 0, batch: undefined, indexTail: Promise.resolve(), inflight: new Set<Promise<void>>() }
+        const w: Writer = {
+          name,
+          data,
+          index,
+          size: 0,
+          logEnd: 0,
+          batch: undefined,
+          indexTail: Promise.resolve(),
+          inflight: new Set<Promise<void>>(),
+        }
         this.current = w
         return w
       } catch (e) {
@@ -406,68 +440,28 @@ export class BlockStore implements BlockStoreLike {
     const k = v1Bytes(cid)
     this.loaded ??= this.refresh()
     await this.loaded
-    let at = this.locations.get(k)
+    let at = this.index.get(k)
     if (!at && lookAgain) {
       // another process may have written it since we last looked
       this.loaded = this.refresh()
       await this.loaded
-      at = this.locations.get(k)
+      at = this.index.get(k)
     }
     return at
   }
 
   /**
-   * Reads what was appended to every index log since the last refresh. A torn last line is ignored.
-   * Synchronous, and only the new bytes: under load each thread-pool round trip of an async read
-   * (readdir, open, fstat, 512 KiB reads, close) cost a rebuild milliseconds of waiting.
+   * Takes in what was appended to the index logs since the last look (the block index's runs hold the
+   * rest). Synchronous: under load each thread-pool round trip of an async read cost a rebuild
+   * milliseconds of waiting.
    */
   private async refresh(): Promise<void> {
-    let names: string[]
     try {
-      names = this.indexLogs()
+      this.index.refresh()
     } catch (e) {
-      throw ioError('read', this.packsDir, e)
-    }
-    for (const name of names) {
-      const pack = name.slice(0, -4)
-      const from = this.indexRead.get(pack) ?? 0
-      let text: string
-      try {
-        text = readFrom(join(this.packsDir, name), from)
-      } catch (e) {
-        throw ioError('read', join(this.packsDir, name), e)
-      }
-      const end = text.lastIndexOf('\n') + 1
-      // a line is a CID's 59 characters, two numbers and three separators: at least 64 bytes
-      this.locations.reserve(Math.ceil(end / 64))
-      // `<cid> <offset> <length>` per line, found with indexOf: splitting 10,000 lines twice costs more
-      for (let at = 0; at < end;) {
-        const nl = text.indexOf('\n', at)
-        const s1 = text.indexOf(' ', at)
-        const s2 = text.indexOf(' ', s1 + 1)
-        // the CID's text decoded in place (no string per line); a line that is not one is skipped
-        const cid = s1 > at && s2 > s1 + 1 && s2 + 1 < nl ? cidTextBytes(text, at, s1, scratch) : undefined
-        // a copy of a block wins over a reference to a data file, whichever log is read first; among
-        // references the newest pack wins (logs are read in name order, and a pack's name starts with its time)
-        if (cid !== undefined && !(isReferencePack(pack) && this.heldByCopy(cid))) {
-          // a damaged number must not reach a read (NaN, or a length that would allocate gigabytes): the
-          // line is skipped like any other damaged line, and its block is then missing (integrity)
-          const offset = Number(text.slice(s1 + 1, s2))
-          const length = Number(text.slice(s2 + 1, nl))
-          if (Number.isSafeInteger(offset) && offset >= 0 && Number.isSafeInteger(length) && length >= 0 && length <= MAX_BLOCK_BYTES)
-            this.locations.set(cid, pack, offset, length)
-        }
-        at = nl + 1
-      }
-      this.indexRead.set(pack, from + end)
+      throw ioError('read the block index of', this.root, e)
     }
     this.ready = true
-  }
-
-  /** Whether the block's known place is a pack that holds its bytes (not a reference to a data file). */
-  private heldByCopy(cid: Uint8Array): boolean {
-    const at = this.locations.get(cid)
-    return at !== undefined && !isReferencePack(at.pack)
   }
 
   /** The names of the index logs, in name order (none when there is no pack yet). */
@@ -500,34 +494,14 @@ async function appendText(fd: number, text: string): Promise<void> {
   }
 }
 
-/** The bytes of `file` from `from` to its end, as latin1 text (index logs are ASCII). */
-function readFrom(file: string, from: number): string {
-  const fd = openSync(file, 'r')
-  try {
-    const bytes = Buffer.allocUnsafe(Math.max(0, fstatSync(fd).size - from))
-    let read = 0
-    while (read < bytes.length) {
-      const n = readSync(fd, bytes, read, bytes.length - read, from + read)
-      if (n === 0) break
-      read += n
-    }
-    return bytes.toString('latin1', 0, read)
-  } finally {
-    closeSync(fd)
-  }
-}
-
 /** The index key of a block: its CIDv1 in base32 (a CIDv0 and its CIDv1 are the same block). */
 function key(cid: CID): string {
   return cidText(cid)
 }
 
-/** A block's CIDv1 bytes, its key in {@link BlockLocations} (a CIDv0 and its CIDv1 are the same block). */
+/** A block's CIDv1 bytes, its key in the block index (a CIDv0 and its CIDv1 are the same block). */
 function v1Bytes(cid: CID): Uint8Array {
   return cid.version === 0 ? cid.toV1().bytes : cid.bytes
 }
-
-/** Where {@link BlockStore} decodes each index line's CID before the locations copy it. */
-const scratch = new Uint8Array(128)
 
 export { CID }

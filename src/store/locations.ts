@@ -1,7 +1,8 @@
 /**
- * Where each block of the store lies on disk, in memory, with no object or string per block: the
- * blocks' CIDs (CIDv1 bytes) end to end in one byte column, an open-addressing hash table of slots over
- * them, and each slot's pack, offset and length in typed columns. A store of 100,000 blocks thus holds
+ * Where blocks lie on disk, in memory (the lines of the index logs no sorted run holds yet, see
+ * block-index/), with no object or string per block: the blocks' CIDs (CIDv1 bytes) end to end in one
+ * byte column, an open-addressing hash table of slots over them, and each slot's pack, offset and length
+ * in typed columns. A store of 100,000 blocks thus holds
  * a few arrays (about 8 MB), not 100,000 keys in a map that every garbage collection traces, that a
  * short process promotes to its old generation as it reads them, and that keep the heap large.
  */
@@ -62,22 +63,6 @@ export class BlockLocations {
     this.packs[slot] = this.packId(pack)
     this.offsets[slot] = offset
     this.lengths[slot] = length
-  }
-
-  /**
-   * Makes room for `more` blocks at once (for a log about to be read), so that the columns do not grow
-   * by doubling, each growth leaving the old arrays as garbage until a collection.
-   */
-  reserve(more: number): void {
-    const slots = this.count + more
-    this.cids = withRoom(this.cids, this.starts[this.count] + 37 * more)
-    this.starts = withRoom(this.starts, slots + 1)
-    this.packs = withRoom(this.packs, slots)
-    this.offsets = withRoom(this.offsets, slots)
-    this.lengths = withRoom(this.lengths, slots)
-    let size = this.table.length
-    while (size < 2 * slots) size *= 2
-    if (size > this.table.length) this.rehash(size)
   }
 
   /** Every block's CIDv1 bytes (views of the column: copy them to keep them). */
