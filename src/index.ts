@@ -11,6 +11,14 @@
  */
 export { init, openDataset, type InitOptions, type InitResult, type Dataset } from './dataset.js'
 export { build, type BuildOptions, type BuildResult, type BuildProgress, type ChangeSummary } from './build.js'
+export {
+  compose,
+  type ComposeOptions,
+  type ComposePart,
+  type ComposeProgress,
+  type ComposeResult,
+  type ComposedPart,
+} from './compose/compose.js'
 export { log, logHistory, type LogOptions, type LogEntry, type LogResult } from './log.js'
 export { show, type ShowOptions, type ShowResult } from './show.js'
 export { ls, type LsOptions } from './ls.js'
