@@ -353,6 +353,13 @@ describe('the recipe of docs/compose.md, end to end with a dir: target', () => {
       ).trim()
       expect(composed).toBe(one.version.toString())
       await run(['publish', composed, '--to', `dir:${target}`, '--from', `dir:${target}`])
+      // the composing folder holds no file of the composition: a build there is refused, saying how to fetch them
+      const refused = await cairn(['build', '-C', composer.dir])
+      expect(refused.exitCode).toBe(3)
+      expect(refused.stderr).toContain(`cairn clone ${composed}`)
+      expect(await run(['ls', '--json'])).toContain('big/blob-1.bin')
+      await run(['clone', composed, composer.dir, '--from', `dir:${target}`])
+      expect((JSON.parse(await run(['build', '--json'])) as { unchanged: boolean }).unchanged).toBe(true)
       const clone = join(await tempDir('cairn-compose-clone-'), 'c')
       try {
         const r = await cairn(['clone', composed, clone, '--from', `dir:${target}`])

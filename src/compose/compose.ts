@@ -6,14 +6,16 @@
  * build uses, so the result is, CID for CID, the version one `build` over the union of the files
  * gives (the prolly index and the IPIP-499 tree are canonical). See docs/compose.md.
  */
+import { join } from 'node:path'
 import * as dagJson from '@ipld/dag-json'
 import { createdAt } from '../build.js'
 import { cidFor, DAG_JSON, type CID, type Link } from '../cid.js'
-import { readCard } from '../dataset.js'
+import { readCard, STORE_DIR, withDataset, type Dataset } from '../dataset.js'
 import { CairnError, isCairnError } from '../errors.js'
 import { checkBuildLineage, type SourceCheck } from '../lineage/check.js'
 import { checkShardPath, comparePaths, decodeManifest, encodeManifest, PROFILE, type Card, type VersionManifest } from '../manifest.js'
-import { withDatasetSource } from '../release/source.js'
+import { absoluteSources, readCloneRecord, writeCloneRecord } from '../release/clone-record.js'
+import { openSources, type SourceList } from '../sources/index.js'
 import { IndexBuilder } from '../shard-index/prolly.js'
 import type { BlockSource } from '../store/blocks.js'
 import { withLock } from '../store/lock.js'
@@ -90,111 +92,154 @@ const MAX_OVERLAPS_NAMED = 20
 export async function compose(options: ComposeOptions): Promise<ComposeResult> {
   if (options.parts.length === 0) throw new CairnError('USAGE', 'compose needs at least one part (a version CID)')
   const prefixes = options.parts.map((p) => normalPrefix(p.at))
-  return withDatasetSource(options.dir, { from: options.from }, ({ dataset, source }) =>
-    withLock(dataset.root, async () => {
-      const card = await readCard(dataset.root)
-      const store = dataset.store
-      const progress = options.onProgress ?? (() => {})
-      const parts: Part[] = []
-      for (let i = 0; i < options.parts.length; i++) {
-        const ref = options.parts[i].ref
-        const cid = await resolveRef(dataset, ref, source)
-        parts.push(await openPart(source, cid, prefixes[i]))
-      }
-      const totalFiles = parts.reduce((n, p) => n + p.version.totals.shards, 0)
-      progress({ phase: 'parts', files: 0, totalFiles })
-
-      const put = (b: { cid: CID; bytes: Uint8Array }): Promise<void> => store.put(b.cid, b.bytes)
-      const index = new IndexBuilder(put)
-      const tree = new TreeBuilder(put)
-      const rules = new RuleCheck(
-        CardRules.of(card),
-        parts.map((p) => ({ rules: CardRules.of(p.card), label: p.label })),
-      )
-      const schemas = new SchemaCopier(source, store)
-      const named = namedPaths(card)
-      const found = new Set<string>()
-      const overlaps: { path: string; parts: string[] }[] = []
-      let overlapCount = 0
-      let files = 0
-
-      const merge = new PartMerge(parts)
-      await merge.start()
-      for (let next = merge.pop(); next !== undefined; next = merge.pop()) {
-        const { part, file } = next
-        const path = file.entry.path
-        // every other part at the same path: an overlap
-        const others = await merge.takeSame(path)
-        if (others.length > 0) {
-          overlapCount++
-          if (overlaps.length < MAX_OVERLAPS_NAMED) overlaps.push({ path, parts: [part, ...others].map((i) => parts[i].label) })
+  return withDataset(options.dir, (dataset) =>
+    withLock(dataset.root, () =>
+      withPartSource(dataset, options.from ?? [], async (source) => {
+        const card = await readCard(dataset.root)
+        const store = dataset.store
+        const progress = options.onProgress ?? (() => {})
+        const parts: Part[] = []
+        for (let i = 0; i < options.parts.length; i++) {
+          const ref = options.parts[i].ref
+          const cid = await resolveRef(dataset, ref, source)
+          parts.push(await openPart(source, cid, prefixes[i]))
         }
-        if (overlapCount > 0) continue
-        await forPart(parts[part], async () => {
-          rules.check(part, file.entry, file.partPath)
-          await schemas.copy(file.entry.schema)
-        })
-        const added = index.add(file.entry)
-        if (added) await added
-        const placed = fileOrFolder(() => tree.add(path, file.entry.cid, file.dagSize))
-        if (placed) await placed
-        if (named.has(path)) found.add(path)
-        if (++files % 1000 === 0) progress({ phase: 'merge', files, totalFiles })
-      }
-      if (overlapCount > 0) {
-        const list = overlaps.map((o) => `${o.path} (${o.parts.join(', ')})`).join('; ')
-        const more = overlapCount > overlaps.length ? `; and ${overlapCount - overlaps.length} more` : ''
-        throw new CairnError(
-          'PATHS_OVERLAP',
-          `${overlapCount} path${overlapCount === 1 ? ' is' : 's are'} in more than one part: ${list}${more}`,
-          {
-            subject: overlaps[0].path,
-            details: overlaps,
-            hint: 'give each worker its own files, or place the parts apart with --at <folder>=<cid>',
-          },
+        const totalFiles = parts.reduce((n, p) => n + p.version.totals.shards, 0)
+        progress({ phase: 'parts', files: 0, totalFiles })
+
+        const put = (b: { cid: CID; bytes: Uint8Array }): Promise<void> => store.put(b.cid, b.bytes)
+        const index = new IndexBuilder(put)
+        const tree = new TreeBuilder(put)
+        const rules = new RuleCheck(
+          CardRules.of(card),
+          parts.map((p) => ({ rules: CardRules.of(p.card), label: p.label })),
         )
-      }
-      progress({ phase: 'commit', files, totalFiles })
-      const treeRoot = (await fileOrFolder(() => tree.finish())).cid
-      const built = await index.finish()
+        const schemas = new SchemaCopier(source, store)
+        const named = namedPaths(card)
+        const found = new Set<string>()
+        const overlaps: { path: string; parts: string[] }[] = []
+        let overlapCount = 0
+        let files = 0
 
-      const parent = (await dataset.refs.head()) ?? null
-      const lineage = await checkBuildLineage(card, { store, head: parent, from: options.from, hasPath: (p) => found.has(p) })
-      const cardBytes = dagJson.encode(card)
-      const cardCid = cidFor<Card>(DAG_JSON, cardBytes)
-      const result = (version: Link<VersionManifest>, manifest: VersionManifest, unchanged: boolean): ComposeResult => ({
-        version,
-        manifest,
-        unchanged,
-        parts: parts.map((p) => ({ version: p.cid, at: p.at, totals: p.version.totals })),
-        lineage,
-      })
-      if (parent && !options.allowEmpty) {
-        const head = await readVersion(store, parent)
-        if (head.index.equals(built.root) && head.tree.equals(treeRoot) && head.card.equals(cardCid)) {
-          return result(parent as Link<VersionManifest>, head, true)
+        const merge = new PartMerge(parts)
+        await merge.start()
+        for (let next = merge.pop(); next !== undefined; next = merge.pop()) {
+          const { part, file } = next
+          const path = file.entry.path
+          // every other part at the same path: an overlap
+          const others = await merge.takeSame(path)
+          if (others.length > 0) {
+            overlapCount++
+            if (overlaps.length < MAX_OVERLAPS_NAMED) overlaps.push({ path, parts: [part, ...others].map((i) => parts[i].label) })
+          }
+          if (overlapCount > 0) continue
+          await forPart(parts[part], async () => {
+            rules.check(part, file.entry, file.partPath)
+            await schemas.copy(file.entry.schema)
+          })
+          const added = index.add(file.entry)
+          if (added) await added
+          const placed = fileOrFolder(() => tree.add(path, file.entry.cid, file.dagSize))
+          if (placed) await placed
+          if (named.has(path)) found.add(path)
+          if (++files % 1000 === 0) progress({ phase: 'merge', files, totalFiles })
         }
-      }
-      await store.put(cardCid, cardBytes)
-      const manifest: VersionManifest = {
-        type: 'cairn.version',
-        v: 1,
-        name: card.name,
-        parent: parent as Link<VersionManifest> | null,
-        created: createdAt(options.date),
-        message: options.message ?? '',
-        profile: PROFILE,
-        card: cardCid,
-        index: built.root,
-        tree: treeRoot,
-        totals: built.totals,
-      }
-      const block = encodeManifest<'cairn.version'>(manifest)
-      await store.put(block.cid, block.bytes)
-      await dataset.refs.setHead(block.cid, { op: 'compose', message: options.message })
-      return result(block.cid, manifest, false)
-    }),
+        if (overlapCount > 0) {
+          const list = overlaps.map((o) => `${o.path} (${o.parts.join(', ')})`).join('; ')
+          const more = overlapCount > overlaps.length ? `; and ${overlapCount - overlaps.length} more` : ''
+          throw new CairnError(
+            'PATHS_OVERLAP',
+            `${overlapCount} path${overlapCount === 1 ? ' is' : 's are'} in more than one part: ${list}${more}`,
+            {
+              subject: overlaps[0].path,
+              details: overlaps,
+              hint: 'give each worker its own files, or place the parts apart with --at <folder>=<cid>',
+            },
+          )
+        }
+        progress({ phase: 'commit', files, totalFiles })
+        const treeRoot = (await fileOrFolder(() => tree.finish())).cid
+        const built = await index.finish()
+
+        const parent = (await dataset.refs.head()) ?? null
+        const lineage = await checkBuildLineage(card, { store, head: parent, from: options.from, hasPath: (p) => found.has(p) })
+        const cardBytes = dagJson.encode(card)
+        const cardCid = cidFor<Card>(DAG_JSON, cardBytes)
+        const result = (version: Link<VersionManifest>, manifest: VersionManifest, unchanged: boolean): ComposeResult => ({
+          version,
+          manifest,
+          unchanged,
+          parts: parts.map((p) => ({ version: p.cid, at: p.at, totals: p.version.totals })),
+          lineage,
+        })
+        if (parent && !options.allowEmpty) {
+          const head = await readVersion(store, parent)
+          if (head.index.equals(built.root) && head.tree.equals(treeRoot) && head.card.equals(cardCid)) {
+            return result(parent as Link<VersionManifest>, head, true)
+          }
+        }
+        await store.put(cardCid, cardBytes)
+        const manifest: VersionManifest = {
+          type: 'cairn.version',
+          v: 1,
+          name: card.name,
+          parent: parent as Link<VersionManifest> | null,
+          created: createdAt(options.date),
+          message: options.message ?? '',
+          profile: PROFILE,
+          card: cardCid,
+          index: built.root,
+          tree: treeRoot,
+          totals: built.totals,
+        }
+        const block = encodeManifest<'cairn.version'>(manifest)
+        await store.put(block.cid, block.bytes)
+        // recorded before HEAD moves: a folder whose HEAD is the composition always says it lacks the files
+        await recordComposition(dataset.root, block.cid, options.from ?? [])
+        await dataset.refs.setHead(block.cid, { op: 'compose', message: options.message })
+        return result(block.cid, manifest, false)
+      }),
+    ),
   )
+}
+
+/**
+ * The blocks of the parts: the store, then `from`, then the sources the folder recorded (a folder
+ * composed before, or a clone). A folder's own files are never read: a composing folder holds none.
+ */
+async function withPartSource<T>(dataset: Dataset, from: readonly string[], fn: (source: BlockSource) => Promise<T>): Promise<T> {
+  const recorded = (await readCloneRecord(join(dataset.root, STORE_DIR)).catch(() => undefined))?.sources ?? []
+  const specs = [...from, ...recorded]
+  let remote: Promise<SourceList> | undefined
+  const source: BlockSource = {
+    async get(cid) {
+      try {
+        return await dataset.store.get(cid)
+      } catch (e) {
+        if (!isCairnError(e, 'MISSING_BLOCK') || specs.length === 0) throw e
+      }
+      remote ??= openSources(specs)
+      return (await remote).get(cid)
+    },
+  }
+  try {
+    return await fn(source)
+  } finally {
+    await (await remote?.catch(() => undefined))?.close()
+  }
+}
+
+/**
+ * Records the composing folder as a clone of the composition that holds none of its files (its
+ * store has the index and tree, not the files): a `build` there is refused (it would commit every file
+ * as deleted) and says how to fetch them; `log`, `ls`, `diff`, `pack` fetch what the store lacks
+ * from the sources recorded (the `--from` given here, then those recorded before).
+ */
+async function recordComposition(root: string, version: CID, from: readonly string[]): Promise<void> {
+  const storeDir = join(root, STORE_DIR)
+  const before = (await readCloneRecord(storeDir).catch(() => undefined))?.sources ?? []
+  const sources = [...new Set([...absoluteSources(from), ...before])]
+  await writeCloneRecord(storeDir, { cid: version, complete: true, sources, selections: [{ include: [], exclude: ['**'] }] })
 }
 
 /** A part being composed: its version and card, read and checked. */
