@@ -7,6 +7,7 @@
 import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import * as dagJson from '@ipld/dag-json'
+import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { build, CairnError, compose, openDataset, publish, type VersionManifest } from '../src/index.js'
 import { kindOf } from '../src/cat.js'
@@ -176,6 +177,44 @@ describe('compose: the union of the parts equals one build of all the files', ()
     expect(fewer.manifest.parent?.toString()).toBe(first.version.toString())
     expect(fewer.manifest.totals.shards).toBe(first.manifest.totals.shards - (await countOf(parts[0])))
   })
+})
+
+describe('compose: a property over random files and partitions', () => {
+  // names whose byte order and path order differ ("a-b" sorts before "a/"), non-ASCII, dots
+  const segment = fc.constantFrom('a', 'a-b', 'a.b', 'b', 'é', 'z0', 'Z')
+  const path = fc.array(segment, { minLength: 1, maxLength: 3 }).map((s) => s.join('/'))
+  const files = fc
+    .uniqueArray(fc.tuple(path, fc.string({ maxLength: 40 }), fc.nat(3)), { minLength: 1, maxLength: 24, selector: ([p]) => p })
+    // a path that is a folder of another cannot be a file too
+    .map((fs) => fs.filter(([p]) => !fs.some(([q]) => q.startsWith(p + '/'))))
+
+  it('any split of any files over 1-4 parts, at the top or under --at folders, composes to the CID of one build', async () => {
+    await fc.assert(
+      fc.asyncProperty(files, fc.boolean(), async (spec, under) => {
+        const count = Math.max(...spec.map(([, , k]) => k)) + 1
+        const unionSpec: FileSpec = {}
+        const partSpecs: FileSpec[] = Array.from({ length: count }, () => ({}))
+        for (const [p, text, k] of spec) {
+          partSpecs[k][p] = text
+          unionSpec[under ? `w${k}/${p}` : p] = text
+        }
+        const one = await built(unionSpec, CARD, 'prop')
+        const pieces = []
+        for (const f of partSpecs) pieces.push(await built(f, CARD, 'piece'))
+        const composer = await dataset({})
+        const result = await compose({
+          dir: composer.dir,
+          parts: pieces.map((p, k) => ({ ref: p.version.toString(), ...(under ? { at: `w${k}` } : {}) })),
+          message: 'prop',
+          date: FIXED_DATE,
+          from: pieces.map((p) => p.ds.dir),
+        })
+        expect(result.version.toString()).toBe(one.version.toString())
+        for (const d of made.splice(-(count + 2))) await d.cleanup()
+      }),
+      { seed: 19, numRuns: 8 },
+    )
+  }, 240_000)
 })
 
 describe('compose refuses, naming what is wrong, and changes nothing', () => {
