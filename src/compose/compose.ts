@@ -213,11 +213,8 @@ async function withPartSource<T>(dataset: Dataset, from: readonly string[], fn: 
   let remote: Promise<SourceList> | undefined
   const source: BlockSource = {
     async get(cid) {
-      try {
-        return await dataset.store.get(cid)
-      } catch (e) {
-        if (!isCairnError(e, 'MISSING_BLOCK') || specs.length === 0) throw e
-      }
+      // asked first without a look for other writers' packs (a miss would look again, per block)
+      if (specs.length === 0 || (await dataset.store.has(cid))) return dataset.store.get(cid)
       remote ??= openSources(specs)
       return (await remote).get(cid)
     },
