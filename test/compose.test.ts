@@ -273,6 +273,35 @@ describe('compose refuses, naming what is wrong, and changes nothing', () => {
     expect(await headOf(composer.dir)).toBeUndefined()
   })
 
+  it('a forged part whose tree is not its index, or whose totals lie: INVALID_MANIFEST naming the part', async () => {
+    const composer = await dataset({})
+    const forge = async (change: (v: Record<string, unknown>) => Record<string, unknown>): Promise<CID> => {
+      const src = await openDataset(parts[1].ds.dir)
+      const dst = await openDataset(composer.dir)
+      try {
+        const v = dagJson.decode(await src.store.get(parts[1].version)) as Record<string, unknown>
+        const bytes = dagJson.encode(change(v))
+        const cid = cidFor(DAG_JSON, bytes)
+        await dst.store.put(cid, bytes)
+        return cid
+      } finally {
+        await src.store.close()
+        await dst.store.close()
+      }
+    }
+    const otherTree = (await readWhole(parts[2].ds.dir, parts[2].version)).tree
+    const wrongTree = await forge((v) => ({ ...v, tree: otherTree }))
+    const e = (await thrown(() => compose({ dir: composer.dir, parts: [{ ref: wrongTree.toString() }], from }))) as CairnError
+    expect(e.code).toBe('INVALID_MANIFEST')
+    expect(e.message).toMatch(new RegExp(`^part ${wrongTree}: index \\S+ and tree ${otherTree} disagree at `))
+    const lying = await forge((v) => ({ ...v, totals: { ...(v.totals as object), shards: 3 } }))
+    const e2 = (await thrown(() => compose({ dir: composer.dir, parts: [{ ref: lying.toString() }], from }))) as CairnError
+    expect(e2.code).toBe('INVALID_MANIFEST')
+    expect(e2.message).toContain(`part ${lying}`)
+    expect(e2.message).toMatch(/more (files|entries) than/)
+    expect(await headOf(composer.dir)).toBeUndefined()
+  })
+
   it('a part built with another profile: INCOMPATIBLE_PARTS saying which profile', async () => {
     const composer = await dataset({})
     const src = await openDataset(parts[1].ds.dir)

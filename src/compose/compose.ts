@@ -325,7 +325,7 @@ class PartMerge {
   constructor(private readonly parts: readonly Part[]) {
     this.streams = parts.map((p, part) => ({
       part,
-      it: partFiles(p.source, p.version.index, p.version.tree, p.at)[Symbol.asyncIterator](),
+      it: partFiles(p.source, p.version.index, p.version.tree, p.at, p.version.totals.shards)[Symbol.asyncIterator](),
     }))
   }
 

@@ -74,17 +74,20 @@ interface OpenDirectory {
 
 /**
  * The files of the part whose index is `index` and tree `tree`, each placed under `prefix` (none:
- * '' ). Throws `INVALID_MANIFEST` naming the path where the tree and the index disagree (a file of
- * one missing from the other, another CID, a `Tsize` that is not a byte count), and whatever the
+ * ''); `shards` is the number of files its version declares. Throws `INVALID_MANIFEST` naming the
+ * path where the tree and the index disagree (a file of one missing from the other, another CID, a
+ * `Tsize` that is not a byte count), or when they hold another number of files, and whatever the
  * source or {@link listDirectory} throws (`MISSING_BLOCK`, `CORRUPT_BLOCK`, `BAD_PATH`).
  */
-export async function* partFiles(source: BlockSource, index: CID, tree: CID, prefix: string): AsyncGenerator<PartFile> {
+export async function* partFiles(source: BlockSource, index: CID, tree: CID, prefix: string, shards: number): AsyncGenerator<PartFile> {
   const disagree = (path: string, why: string): CairnError =>
     new CairnError('INVALID_MANIFEST', `index ${index} and tree ${tree} disagree at ${JSON.stringify(path)}: ${why}`, {
       subject: path,
       hint: 'the part was not made by `cairn build`, or is damaged; build and publish it again',
     })
-  const open: OpenDirectory[] = [await openDirectory(source, '', tree, disagree)]
+  // no folder of the tree can hold more entries than the part has files: a bound on what a listing holds
+  const open: OpenDirectory[] = [await openDirectory(source, '', tree, shards, disagree)]
+  let count = 0
   const close = (): void => {
     const dir = open.pop() as OpenDirectory
     const [extra] = dir.links.keys()
@@ -104,7 +107,7 @@ export async function* partFiles(source: BlockSource, index: CID, tree: CID, pre
       const dirPath = join(parent.path, name)
       if (!link) throw disagree(dirPath, 'the index has files in this folder, the tree does not have it')
       parent.links.delete(name)
-      open.push(await openDirectory(source, dirPath, link.cid, disagree))
+      open.push(await openDirectory(source, dirPath, link.cid, shards, disagree))
     }
     const parent = open[open.length - 1]
     const name = segments[segments.length - 1]
@@ -112,20 +115,29 @@ export async function* partFiles(source: BlockSource, index: CID, tree: CID, pre
     if (!link) throw disagree(path, 'the index has it, the tree does not')
     if (!link.cid.equals(entry.cid)) throw disagree(path, `the index says ${entry.cid}, the tree ${link.cid}`)
     parent.links.delete(name)
+    if (++count > shards) throw disagree(path, `the index has more files than the version's totals say (${shards})`)
     const placed = prefix === '' ? entry : { ...entry, path: `${prefix}/${path}` }
     yield { entry: placed, partPath: path, dagSize: link.tsize }
   }
   while (open.length > 0) close()
+  if (count !== shards) {
+    throw new CairnError('INVALID_MANIFEST', `index ${index} holds ${count} files, its version's totals say ${shards}`, {
+      subject: index.toString(),
+      hint: 'the part was not made by `cairn build`, or is damaged; build and publish it again',
+    })
+  }
 }
 
 async function openDirectory(
   source: BlockSource,
   path: string,
   cid: CID,
+  most: number,
   disagree: (path: string, why: string) => CairnError,
 ): Promise<OpenDirectory> {
   const links = new Map<string, { cid: CID; tsize: number }>()
   for await (const e of listDirectory(source, cid)) {
+    if (links.size >= most) throw disagree(join(path, e.name), `directory ${cid} lists more entries than the part has files (${most})`)
     const tsize = e.tsize
     if (tsize === undefined || !Number.isSafeInteger(tsize) || tsize < 0) {
       throw disagree(join(path, e.name), `its link in directory ${cid} records no usable size (Tsize ${String(tsize)})`)
