@@ -2,7 +2,6 @@ import { Args, Flags } from '@oclif/core'
 import type { ComposePart, ComposeResult } from '../src/compose/compose.js'
 import { CairnError } from '../src/errors.js'
 import { bytes, CairnCommand, fromFlag } from './_base.js'
-import { parseDate } from './build.js'
 
 export default class Compose extends CairnCommand {
   static override summary = 'Make one version from parts built elsewhere, reading only their index and folder blocks.'
@@ -39,6 +38,7 @@ export default class Compose extends CairnCommand {
     const parts: ComposePart[] = [...(argv as string[]).map((ref) => ({ ref })), ...(flags.at ?? []).map(parseAt)]
     const progress = this.progress()
     const { compose } = await import('../src/compose/compose.js')
+    const { parseDate } = await import('./build.js')
     const result = await compose({
       dir: flags.dir,
       parts,
