@@ -58,6 +58,8 @@ const EXIT_OF: Record<ErrorCode, number> = {
   RECORD_EXPIRED: EXIT.trust,
   NAME_ROLLBACK: EXIT.trust,
   NAME_FORK: EXIT.trust,
+  PATHS_OVERLAP: EXIT.badInput,
+  INCOMPATIBLE_PARTS: EXIT.badInput,
 }
 
 /** The JSON form of an error, as `--json` prints it (schemas/cli/error.schema.json). */

@@ -72,7 +72,8 @@ export default class Build extends CairnCommand {
   }
 }
 
-function parseDate(text: string): Date {
+/** `--date`: ISO 8601 or seconds since 1970, between 1970 and 9999. Throws `USAGE`. */
+export function parseDate(text: string): Date {
   const date = /^\d+$/.test(text) ? new Date(Number(text) * 1000) : new Date(text)
   if (Number.isNaN(date.getTime()) || date.getUTCFullYear() > 9999 || date.getUTCFullYear() < 1970)
     throw new CairnError(

@@ -734,7 +734,8 @@ async function assertUnchanged(abs: string, path: string, before: FileIdentity):
   }
 }
 
-function createdAt(date: Date | undefined): string {
+/** A version's `created` time: `date`, else `SOURCE_DATE_EPOCH`, else now (ISO 8601). Throws `USAGE`. */
+export function createdAt(date: Date | undefined): string {
   if (date) return isoDate(date, 'the build date')
   const epoch = process.env.SOURCE_DATE_EPOCH
   if (epoch !== undefined && epoch !== '') {

@@ -80,6 +80,8 @@ export interface DirectoryEntry {
   /** The entry's name (checked: one safe path segment). */
   readonly name: string
   readonly cid: CID
+  /** The link's `Tsize` as the directory records it (bytes of the entry's DAG), unchecked. */
+  readonly tsize?: number
 }
 
 /**
@@ -144,7 +146,7 @@ async function* walkDirectory(
   const { node, data } = decodeUnixFs(cid, await source.get(cid))
   onNode?.(cid)
   if (data.type === 'directory' && depth === 0) {
-    for (const link of node.Links) yield { name: link.Name ?? '', cid: link.Hash }
+    for (const link of node.Links) yield { name: link.Name ?? '', cid: link.Hash, tsize: link.Tsize }
     return
   }
   if (data.type !== 'hamt-sharded-directory') {
@@ -158,7 +160,7 @@ async function* walkDirectory(
     if (name.length < width)
       throw new CairnError('CORRUPT_BLOCK', `HAMT shard ${cid} has a link named ${JSON.stringify(name)}`, { subject: cid.toString() })
     if (name.length === width) yield* walkDirectory(source, link.Hash, depth + 1, onNode, shards)
-    else yield { name: name.slice(width), cid: link.Hash }
+    else yield { name: name.slice(width), cid: link.Hash, tsize: link.Tsize }
   }
 }
 

@@ -66,6 +66,10 @@ export type ErrorCode =
   | 'NAME_ROLLBACK'
   /** An IPNS name now points at a version whose history does not hold the version last seen: a fork. */
   | 'NAME_FORK'
+  /** `compose`: two parts bring a file at the same path (or a file where another has a folder). */
+  | 'PATHS_OVERLAP'
+  /** `compose`: a part was built with another profile, or its shards were checked under other rules than the composed card's. */
+  | 'INCOMPATIBLE_PARTS'
 
 export interface CairnErrorOptions {
   /** The file, shard path or CID the error is about. */

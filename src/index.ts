@@ -35,6 +35,14 @@ export { RELEASE_PREDICATE_TYPE, type ReleasePredicate } from './signing/stateme
 
 // a dataset and its versions
 export { init, type InitOptions, type InitResult } from './dataset.js'
+export {
+  compose,
+  type ComposeOptions,
+  type ComposePart,
+  type ComposeProgress,
+  type ComposeResult,
+  type ComposedPart,
+} from './compose/compose.js'
 export { build, type BuildOptions, type BuildResult, type BuildProgress, type ChangeSummary } from './build.js'
 export { status, type StatusOptions, type StatusResult } from './worktree/status.js'
 export type { CardState } from './worktree/changes.js'

@@ -11,7 +11,7 @@ import { ioError } from '../errors.js'
 import { writeFileAtomic } from '../util/atomic.js'
 
 /** What moved HEAD. */
-export type HeadMoveOp = 'build' | 'reset' | 'clone'
+export type HeadMoveOp = 'build' | 'reset' | 'clone' | 'compose'
 
 /** One move of HEAD. */
 export interface HeadMove {
@@ -93,7 +93,7 @@ function parseMove(line: string): HeadMove | undefined {
   }
   const to = typeof v.to === 'string' ? tryParseCid(v.to) : undefined
   const from = v.from === null ? null : typeof v.from === 'string' ? tryParseCid(v.from) : undefined
-  if (!to || from === undefined || typeof v.at !== 'string' || (v.op !== 'build' && v.op !== 'reset' && v.op !== 'clone')) return undefined
+  if (!to || from === undefined || typeof v.at !== 'string' || (v.op !== 'build' && v.op !== 'reset' && v.op !== 'clone' && v.op !== 'compose')) return undefined
   return { from, to, at: v.at, op: v.op, message: typeof v.message === 'string' ? v.message : '' }
 }
 
