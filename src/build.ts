@@ -26,7 +26,6 @@ import {
   comparePaths,
   decodeManifest,
   encodeManifest,
-  PROFILE,
   type Card,
   type ShardEntry,
   type ShardRule,
@@ -42,7 +41,7 @@ import { CHUNK_SIZE, identityOf, importFiles, sameIdentity, type BlockSink, type
 import { TreeBuilder } from './unixfs/tree.js'
 import { KeySet } from './rows/keys.js'
 import { RowProblems } from './rows/problems.js'
-import { readVersion } from './version.js'
+import { readVersion, storeVersion } from './version.js'
 import { loadIgnoreRules, type IgnoreRules } from './worktree/ignore.js'
 import { checkBuildLineage, type SourceCheck } from './lineage/check.js'
 import { hashPool, type HashPool } from './util/hash-pool.js'
@@ -255,22 +254,16 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
           return { version: parent as Link<VersionManifest>, manifest: parentManifest, unchanged: true, changes, skipped, lineage }
         }
         await store.put(cardCid, cardBytes)
-
-        const manifest: VersionManifest = {
-          type: 'cairn.version',
-          v: 1,
+        const { block, manifest } = await storeVersion(store, {
           name: card.name,
           parent: parent as Link<VersionManifest> | null,
-          created: createdAt(options.date),
-          message: options.message ?? '',
-          profile: PROFILE,
+          date: options.date,
+          message: options.message,
           card: cardCid,
           index: index.root,
           tree,
           totals: index.totals,
-        }
-        const block = encodeManifest<'cairn.version'>(manifest)
-        await store.put(block.cid, block.bytes)
+        })
         if (!options.keepHead) await dataset.refs.setHead(block.cid, { op: 'build', message: options.message })
         seal(block)
         return { version: block.cid, manifest, unchanged: false, changes, skipped, lineage }
@@ -732,30 +725,6 @@ async function assertUnchanged(abs: string, path: string, before: FileIdentity):
       hint: 'stop whatever writes to the dataset, then build again; nothing was committed',
     })
   }
-}
-
-/** A version's `created` time: `date`, else `SOURCE_DATE_EPOCH`, else now (ISO 8601). Throws `USAGE`. */
-export function createdAt(date: Date | undefined): string {
-  if (date) return isoDate(date, 'the build date')
-  const epoch = process.env.SOURCE_DATE_EPOCH
-  if (epoch !== undefined && epoch !== '') {
-    if (!/^\d+$/.test(epoch))
-      throw new CairnError('USAGE', `SOURCE_DATE_EPOCH must be whole seconds since 1970 (found ${JSON.stringify(epoch)})`)
-    return isoDate(new Date(Number(epoch) * 1000), 'SOURCE_DATE_EPOCH')
-  }
-  return new Date().toISOString()
-}
-
-/** ISO 8601 in UTC, for years 1970–9999 (the manifest's `created` format). Throws `USAGE` otherwise. */
-function isoDate(date: Date, what: string): string {
-  const year = date.getUTCFullYear()
-  if (Number.isNaN(date.getTime()) || year < 1970 || year > 9999) {
-    throw new CairnError(
-      'USAGE',
-      `${what} must be a time between 1970 and 9999 (found ${Number.isNaN(date.getTime()) ? 'an invalid date' : `year ${year}`})`,
-    )
-  }
-  return date.toISOString()
 }
 
 /** The totals type, re-exported for callers of build. */

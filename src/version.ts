@@ -5,7 +5,7 @@ import * as dagJson from '@ipld/dag-json'
 import { CID, DAG_JSON, tryParseCid, type Link } from './cid.js'
 import type { Dataset } from './dataset.js'
 import { CairnError } from './errors.js'
-import { decodeManifest, type Card, type VersionManifest } from './manifest.js'
+import { decodeManifest, encodeManifest, PROFILE, type Card, type IndexNode, type Totals, type VersionManifest } from './manifest.js'
 import { assertValidCard } from './dataset.js'
 import type { BlockSource } from './store/blocks.js'
 import { incompleteCloneError } from './release/clone-record.js'
@@ -76,4 +76,67 @@ function noHead(dataset: Dataset, ref: string): CairnError {
     subject: ref,
     hint: 'run `cairn build` first',
   })
+}
+
+/** What a new version records; {@link storeVersion} adds the type, the profile and the date. */
+export interface NewVersion {
+  readonly name: string
+  readonly parent: Link<VersionManifest> | null
+  /** The version's date; without it SOURCE_DATE_EPOCH, then the clock (see {@link createdAt}). */
+  readonly date?: Date
+  readonly message?: string
+  readonly card: Link<Card>
+  readonly index: Link<IndexNode>
+  readonly tree: CID
+  readonly totals: Totals
+}
+
+/**
+ * Writes the version block of a build or a composition, under this cairn's profile, and returns it. The
+ * card, index and tree blocks must be in the store already: a version is written last.
+ */
+export async function storeVersion(
+  store: { put(cid: CID, bytes: Uint8Array): Promise<void> },
+  v: NewVersion,
+): Promise<{ block: { cid: Link<VersionManifest>; bytes: Uint8Array }; manifest: VersionManifest }> {
+  const manifest: VersionManifest = {
+    type: 'cairn.version',
+    v: 1,
+    name: v.name,
+    parent: v.parent,
+    created: createdAt(v.date),
+    message: v.message ?? '',
+    profile: PROFILE,
+    card: v.card,
+    index: v.index,
+    tree: v.tree,
+    totals: v.totals,
+  }
+  const block = encodeManifest<'cairn.version'>(manifest)
+  await store.put(block.cid, block.bytes)
+  return { block, manifest }
+}
+
+/** A version's `created` time: `date`, else `SOURCE_DATE_EPOCH`, else now (ISO 8601). Throws `USAGE`. */
+export function createdAt(date: Date | undefined): string {
+  if (date) return isoDate(date, 'the build date')
+  const epoch = process.env.SOURCE_DATE_EPOCH
+  if (epoch !== undefined && epoch !== '') {
+    if (!/^\d+$/.test(epoch))
+      throw new CairnError('USAGE', `SOURCE_DATE_EPOCH must be whole seconds since 1970 (found ${JSON.stringify(epoch)})`)
+    return isoDate(new Date(Number(epoch) * 1000), 'SOURCE_DATE_EPOCH')
+  }
+  return new Date().toISOString()
+}
+
+/** ISO 8601 in UTC, for years 1970–9999 (the manifest's `created` format). Throws `USAGE` otherwise. */
+function isoDate(date: Date, what: string): string {
+  const year = date.getUTCFullYear()
+  if (Number.isNaN(date.getTime()) || year < 1970 || year > 9999) {
+    throw new CairnError(
+      'USAGE',
+      `${what} must be a time between 1970 and 9999 (found ${Number.isNaN(date.getTime()) ? 'an invalid date' : `year ${year}`})`,
+    )
+  }
+  return date.toISOString()
 }

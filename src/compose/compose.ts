@@ -8,19 +8,18 @@
  */
 import { join } from 'node:path'
 import * as dagJson from '@ipld/dag-json'
-import { createdAt } from '../build.js'
 import { cidFor, DAG_JSON, type CID, type Link } from '../cid.js'
 import { readCard, STORE_DIR, withDataset, type Dataset } from '../dataset.js'
 import { CairnError, isCairnError } from '../errors.js'
 import { checkBuildLineage, type SourceCheck } from '../lineage/check.js'
-import { checkShardPath, comparePaths, decodeManifest, encodeManifest, PROFILE, type Card, type VersionManifest } from '../manifest.js'
+import { checkShardPath, comparePaths, decodeManifest, PROFILE, type Card, type VersionManifest } from '../manifest.js'
 import { absoluteSources, readCloneRecord, writeCloneRecord } from '../release/clone-record.js'
 import { openSources, type SourceList } from '../sources/index.js'
 import { IndexBuilder } from '../shard-index/prolly.js'
 import type { BlockSource } from '../store/blocks.js'
 import { withLock } from '../store/lock.js'
 import { TreeBuilder } from '../unixfs/tree.js'
-import { readCardBlock, readVersion, resolveRef } from '../version.js'
+import { readCardBlock, readVersion, resolveRef, storeVersion } from '../version.js'
 import { partFiles, type PartFile } from './part-files.js'
 import { CardRules, RuleCheck } from './rules.js'
 
@@ -179,21 +178,16 @@ export async function compose(options: ComposeOptions): Promise<ComposeResult> {
           }
         }
         await store.put(cardCid, cardBytes)
-        const manifest: VersionManifest = {
-          type: 'cairn.version',
-          v: 1,
+        const { block, manifest } = await storeVersion(store, {
           name: card.name,
           parent: parent as Link<VersionManifest> | null,
-          created: createdAt(options.date),
-          message: options.message ?? '',
-          profile: PROFILE,
+          date: options.date,
+          message: options.message,
           card: cardCid,
           index: built.root,
           tree: treeRoot,
           totals: built.totals,
-        }
-        const block = encodeManifest<'cairn.version'>(manifest)
-        await store.put(block.cid, block.bytes)
+        })
         // recorded before HEAD moves: a folder whose HEAD is the composition always says it lacks the files
         await recordComposition(dataset.root, block.cid, options.from ?? [])
         await dataset.refs.setHead(block.cid, { op: 'compose', message: options.message })
