@@ -14,7 +14,7 @@ import { CARD_FILE, openDataset, type Dataset } from './dataset.js'
 import { CairnError, isCairnError } from './errors.js'
 import { walkEntries } from './shard-index/prolly.js'
 import { comparePaths, type ShardEntry } from './manifest.js'
-import { scan } from './scan.js'
+import { identityOfStamp, walkFiles, type SkippedEntry, type WalkedFile } from './scan.js'
 import { importFile, importFiles, importGroups } from './unixfs/file.js'
 import { hashPool } from './util/hash-pool.js'
 import { mapLimit } from './util/pool.js'
@@ -139,7 +139,6 @@ async function checkFolder(
 ): Promise<FolderReport> {
   let leftOut = 0
   const manifest = await readVersion(source, version)
-  const { files } = await scan(dir)
   // ignored files are not extra; a file the version holds is checked whatever the rules say
   const ignored = await loadIgnoreRules(dir)
   const missing: string[] = []
@@ -160,20 +159,18 @@ async function checkFolder(
     if (!actual.cid?.equals(entry.cid)) modified.push({ path: entry.path, expected: { cid: entry.cid, size: entry.size }, actual })
   }
   // Files of the right size are hashed a wave at a time, many small ones per round trip: memory holds
-  // a wave, while the version's entries are read alongside the (sorted) scan, one index node at a time.
-  // A wave is its entries and the files' places in the scan, not an object per file: hundreds of
-  // objects made at one place in the code and all alive at a collection would have V8 make every later
-  // one there in the old generation (allocation-site pretenuring), where they pile up as garbage.
+  // a wave, while the version's entries are read alongside the folder's walk (both in path order), one
+  // index node and one folder listing at a time: nothing is held per file of the folder.
   let waveEntries: ShardEntry[] = []
-  let waveFiles: number[] = []
+  let waveFiles: WalkedFile[] = []
   const hashWave = async (): Promise<void> => {
     const entries = waveEntries
     const at = waveFiles
     waveEntries = []
     waveFiles = []
-    const groups = [...importGroups(at.length, (k) => files.size(at[k]))]
+    const groups = [...importGroups(at.length, (k) => Number(at[k].stamp[0]))]
     await mapLimit(groups, 2 * pool.size + 2, async (group) => {
-      const found = group.map((k) => files.at(at[k]))
+      const found = group.map((k) => ({ ...at[k], identity: identityOfStamp(at[k].stamp) }))
       const imported = await importFiles(
         found.map((file) => ({ path: file.abs, label: file.path, expected: file.identity })),
         undefined,
@@ -186,29 +183,34 @@ async function checkFolder(
       group.forEach((k, n) => report(entries[k], { cid: imported[n].cid, size: imported[n].size }))
     })
   }
-  let j = 0
+  const skipped: SkippedEntry[] = []
+  const walk = walkFiles(dir, {}, skipped)
+  let file = walk.next().value
+  const extraFile = (f: WalkedFile): void => {
+    if (!ignored.ignores(f.path, false)) extra.push(f.path)
+  }
   for await (const entry of walkEntries(source, manifest.index)) {
-    while (j < files.length && comparePaths(files.path(j), entry.path) < 0) {
-      if (!ignored.ignores(files.path(j), false)) extra.push(files.path(j))
-      j++
+    while (file && comparePaths(file.path, entry.path) < 0) {
+      extraFile(file)
+      file = walk.next().value
     }
-    if (j < files.length && files.path(j) === entry.path) {
-      const size = files.size(j)
+    if (file && file.path === entry.path) {
+      const size = Number(file.stamp[0])
       // a file of another size is modified without reading it
       if (size !== entry.size) report(entry, { size })
       else {
         waveEntries.push(entry)
-        waveFiles.push(j)
+        waveFiles.push(file)
         if (waveEntries.length >= WAVE) await hashWave()
       }
-      j++
+      file = walk.next().value
     } else {
       if (part && !part.held(entry.path)) leftOut++
       else missing.push(entry.path)
       options.onProgress?.({ files: ++done, totalFiles, bytes, totalBytes })
     }
   }
-  for (; j < files.length; j++) if (!ignored.ignores(files.path(j), false)) extra.push(files.path(j))
+  for (; file; file = walk.next().value) extraFile(file)
   await hashWave()
   modified.sort((a, b) => comparePaths(a.path, b.path))
   const card = await compareCard(dir, manifest.card)
