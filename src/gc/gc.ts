@@ -8,18 +8,21 @@
  * leaves every kept block in the store; the next gc finishes the job.
  */
 import { randomBytes } from 'node:crypto'
-import { fsyncSync, openSync, closeSync, writeSync } from 'node:fs'
-import { readFile, unlink } from 'node:fs/promises'
+import { fsyncSync, mkdirSync, openSync, closeSync, renameSync, writeSync } from 'node:fs'
+import { readdir, readFile, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
-import { cidFromText, cidText, type CID } from '../cid.js'
+import { cidBytesText, CID } from '../cid.js'
 import { withDataset, type Dataset } from '../dataset.js'
 import { CairnError, ioError } from '../errors.js'
 import { filterHeadLog, readHeadLog } from '../history/reflog.js'
 import { withLock } from '../store/lock.js'
 import { writeFileAtomic } from '../util/atomic.js'
-import { readLayout, type StoreLayout } from './packs.js'
+import type { SeenSetOptions } from '../walk/seen-set.js'
+import { listPacks, type StoreFiles } from './packs.js'
 import { isFilePack } from '../store/file-packs.js'
 import { Reach } from './reach.js'
+import { CopyList } from './copy-list.js'
+import { countBlocks } from './count.js'
 
 export interface GcOptions {
   readonly dir?: string
@@ -30,6 +33,16 @@ export interface GcOptions {
   /** Do not keep the versions of the HEAD log (moves a `reset --undo` could go back to). */
   readonly expireHeadLog?: boolean
   readonly onProgress?: (p: { readonly phase: 'mark' | 'copy' | 'delete'; readonly blocks: number }) => void
+  /** Limits of the on-disk sets of blocks (tests force tiny ones: the answers are the same). */
+  readonly limits?: GcLimits
+}
+
+/** Limits of gc's and du's bounded structures. */
+export interface GcLimits {
+  /** The sets of reached and of counted blocks (src/walk/seen-set.ts). */
+  readonly seen?: SeenSetOptions
+  /** Bytes of an index log read at a time. */
+  readonly logBufferBytes?: number
 }
 
 /** What {@link gc} found and did. */
@@ -73,51 +86,79 @@ export async function gc(options: GcOptions = {}): Promise<GcResult> {
     withLock(dataset.root, async () => {
       await refuseDuringClone(dataset)
       const packsDir = join(dataset.store.root, 'packs')
-      if (options.now) await finishJournal(dataset, packsDir)
-      const layout = readLayout(packsDir)
-      options.onProgress?.({ phase: 'mark', blocks: 0 })
-      const reach = await markKept(dataset, layout, keep, !options.expireHeadLog)
-      const plan = planSweep(layout, reach)
-      const result = {
-        blocks: layout.blocks.size,
-        keptBlocks: reach.keys.size,
-        garbageBlocks: layout.blocks.size - reach.keys.size,
-        garbageBytes: plan.garbageBytes,
-        storeBytes: plan.storeBytes,
-        freedBytes: plan.freedBytes,
-        packsDeleted: plan.doomed.length,
-        packsWritten: plan.copy.length > 0 ? 1 : 0,
-        missing: reach.missing,
+      if (options.now) {
+        await finishJournal(dataset, packsDir)
+        await dropTornLogs(dataset)
       }
-      if (!options.now || (plan.doomed.length === 0 && plan.orphans.length === 0)) return { done: !!options.now, ...result }
-      await sweep(dataset, packsDir, layout, plan, options.onProgress)
-      // moves to versions that are gone could never be undone: the log forgets them
-      if (options.expireHeadLog) await filterHeadLog(dataset.store.root, (m) => reach.has(cidText(m.to)))
-      return { done: true, ...result }
+      const files = listPacks(packsDir)
+      const limits = withTmp(dataset, options.limits)
+      options.onProgress?.({ phase: 'mark', blocks: 0 })
+      const reach = await markKept(dataset, keep, !options.expireHeadLog, limits)
+      let plan: Sweep | undefined
+      try {
+        plan = planSweep(packsDir, files, reach, limits)
+        const result = {
+          blocks: plan.blocks,
+          keptBlocks: reach.size,
+          garbageBlocks: plan.blocks - reach.size,
+          garbageBytes: plan.garbageBytes,
+          storeBytes: plan.storeBytes,
+          freedBytes: plan.freedBytes,
+          packsDeleted: plan.doomed.length,
+          packsWritten: plan.copy.count > 0 ? 1 : 0,
+          missing: reach.missing,
+        }
+        if (!options.now || (plan.doomed.length === 0 && plan.orphans.length === 0)) return { done: !!options.now, ...result }
+        await sweep(dataset, packsDir, plan, options.onProgress)
+        // moves to versions that are gone could never be undone: the log forgets them
+        if (options.expireHeadLog) await filterHeadLog(dataset.store.root, (m) => reach.has(m.to))
+        return { done: true, ...result }
+      } finally {
+        plan?.copy.close()
+        reach.close()
+      }
     }),
   )
 }
 
+/** The limits with the sets' run files under `.cairn/tmp` (beside the store, not in a small /tmp). */
+function withTmp(dataset: Dataset, limits: GcLimits | undefined): GcLimits {
+  const dir = join(dataset.store.root, 'tmp')
+  try {
+    mkdirSync(dir, { recursive: true })
+  } catch (e) {
+    throw ioError('create', dir, e)
+  }
+  return { ...limits, seen: { dir, ...limits?.seen } }
+}
+
 /** Marks what HEAD, the tags and (unless told) the HEAD log's versions reach. */
-async function markKept(dataset: Dataset, layout: StoreLayout, keep: number, headLog: boolean): Promise<Reach> {
-  const reach = new Reach(dataset.store, layout.blocks)
-  const head = await dataset.refs.head()
-  if (head) await reach.history(head, keep)
-  for (const t of await dataset.refs.tags()) await reach.history(t.cid, keep)
-  if (headLog) {
-    for (const move of await readHeadLog(dataset.store.root)) {
-      await reach.history(move.to, keep)
-      if (move.from) await reach.history(move.from, keep)
+async function markKept(dataset: Dataset, keep: number, headLog: boolean, limits: GcLimits): Promise<Reach> {
+  const reach = new Reach(dataset.store, await dataset.store.snapshot(), limits.seen)
+  try {
+    const head = await dataset.refs.head()
+    if (head) await reach.history(head, keep)
+    for (const t of await dataset.refs.tags()) await reach.history(t.cid, keep)
+    if (headLog) {
+      for (const move of await readHeadLog(dataset.store.root)) {
+        await reach.history(move.to, keep)
+        if (move.from) await reach.history(move.from, keep)
+      }
     }
+  } catch (e) {
+    reach.close()
+    throw e
   }
   return reach
 }
 
 interface Sweep {
+  /** Distinct blocks in the store. */
+  readonly blocks: number
   /** Packs to delete (their kept blocks copied first). */
   readonly doomed: string[]
-  /** Kept blocks to copy out of them. */
-  readonly copy: { readonly key: string; readonly pack: string; readonly offset: number; readonly length: number }[]
+  /** Kept blocks to copy out of them (on disk). */
+  readonly copy: CopyList
   /** Logless packs to delete. */
   readonly orphans: string[]
   readonly garbageBytes: number
@@ -125,102 +166,126 @@ interface Sweep {
   readonly freedBytes: number
 }
 
-/** Which packs hold garbage (a block no ref reaches, a second copy, bytes no log line names), and what to copy out. */
-function planSweep(layout: StoreLayout, reach: Reach): Sweep {
+/**
+ * Which packs hold garbage (a block no ref reaches, a second copy, bytes no log line names), and what to
+ * copy out: one pass over the logs, oldest pack first, a block's first line being its counted copy.
+ * Memory holds a pack's name per pack; the blocks to copy go to a file.
+ */
+function planSweep(packsDir: string, files: StoreFiles, reach: Reach, limits: GcLimits): Sweep {
   const doomed: string[] = []
-  const copy: Sweep['copy'] = []
+  const copy = new CopyList(limits.seen?.dir as string)
   let garbageBytes = 0
   let storeBytes = 0
   let freedBytes = 0
-  for (const p of layout.packs) {
-    storeBytes += p.packBytes + p.idxBytes
-    // a clone or reference pack is the data file's bytes: kept whole while a block of it is live, never
-    // copied out (that would make the second copy its mode avoids), deleted whole when none is
-    if (isFilePack(p.id)) {
-      if (p.keys.some((k) => reach.has(k))) continue
-      doomed.push(p.id)
-      freedBytes += p.packBytes + p.idxBytes
-      continue
+  // the new pack's size and its log's, as the kept blocks of doomed packs are listed
+  let newBytes = 0
+  let newLogBytes = 0
+  try {
+    const blocks = countBlocks(packsDir, files.packs, limits, (pack) => {
+      storeBytes += pack.packBytes + pack.idxBytes
+      // a clone or reference pack is the data file's bytes: kept whole while a block of it is live, never
+      // copied out (that would make the second copy its mode avoids), deleted whole when none is
+      if (isFilePack(pack.id)) {
+        let live = false
+        return {
+          line: (cid) => {
+            live ||= reach.has(cid)
+          },
+          end: () => {
+            if (live) return
+            doomed.push(pack.id)
+            freedBytes += pack.packBytes + pack.idxBytes
+          },
+        }
+      }
+      let lines = 0
+      let live = 0
+      let kept = 0
+      const mark = copy.mark()
+      const before = { newBytes, newLogBytes }
+      return {
+        line: (cid, length, counted) => {
+          lines++
+          if (counted && reach.has(cid)) {
+            live += length
+            kept++
+            copy.push(cid)
+            newLogBytes += cidBytesText(cid).length + `${newBytes} ${length}\n`.length + 1
+            newBytes += length
+          } else if (counted) garbageBytes += length
+        },
+        end: () => {
+          if (live === pack.packBytes && kept === lines) {
+            copy.rollback(mark)
+            ;({ newBytes, newLogBytes } = before)
+            return
+          }
+          doomed.push(pack.id)
+          freedBytes += pack.packBytes + pack.idxBytes
+        },
+      }
+    })
+    // the kept blocks move into the new pack, with a log line each
+    freedBytes -= newBytes + newLogBytes
+    const now = Date.now()
+    const orphans = files.orphans.filter((o) => o.id.endsWith(GC_SUFFIX) || now - o.mtimeMs > ORPHAN_AGE_MS).map((o) => o.id)
+    for (const o of files.orphans) {
+      storeBytes += o.bytes
+      if (orphans.includes(o.id)) freedBytes += o.bytes
     }
-    let live = 0
-    const keepHere: Sweep['copy'] = []
-    for (let i = 0; i < p.keys.length; i++) {
-      const at = layout.blocks.get(p.keys[i])!
-      const counted = at.pack === p.id && at.offset === p.offsets[i]
-      if (counted && reach.has(p.keys[i])) {
-        live += p.lengths[i]
-        keepHere.push({ key: p.keys[i], pack: p.id, offset: p.offsets[i], length: p.lengths[i] })
-      } else if (counted) garbageBytes += p.lengths[i]
-    }
-    if (live === p.packBytes && keepHere.length === p.keys.length) continue
-    doomed.push(p.id)
-    copy.push(...keepHere)
-    freedBytes += p.packBytes + p.idxBytes
+    return { blocks, doomed, copy, orphans, garbageBytes, storeBytes, freedBytes }
+  } catch (e) {
+    copy.close()
+    throw e
   }
-  // the kept blocks move into the new pack, with a log line each
-  let offset = 0
-  for (const b of copy) {
-    freedBytes -= b.length + `${b.key} ${offset} ${b.length}\n`.length
-    offset += b.length
-  }
-  const now = Date.now()
-  const orphans = layout.orphans.filter((o) => o.id.endsWith(GC_SUFFIX) || now - o.mtimeMs > ORPHAN_AGE_MS).map((o) => o.id)
-  for (const o of layout.orphans) {
-    storeBytes += o.bytes
-    if (orphans.includes(o.id)) freedBytes += o.bytes
-  }
-  return { doomed, copy, orphans, garbageBytes, storeBytes, freedBytes }
 }
 
 /**
  * Copies the kept blocks of the doomed packs into one new pack (each read checked against its CID),
- * flushes it, writes and flushes its log, records the doomed packs in the journal, then deletes their
- * logs and packs, and the orphans.
+ * flushes it, then its log (written beside it under `.cairn/tmp`, flushed, and only then renamed into
+ * the packs), records the doomed packs in the journal, then deletes their logs and packs, and the orphans.
  */
-async function sweep(
-  dataset: Dataset,
-  packsDir: string,
-  layout: StoreLayout,
-  plan: Sweep,
-  onProgress: GcOptions['onProgress'],
-): Promise<void> {
-  if (plan.copy.length > 0) {
+async function sweep(dataset: Dataset, packsDir: string, plan: Sweep, onProgress: GcOptions['onProgress']): Promise<void> {
+  if (plan.copy.count > 0) {
     const id = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}${GC_SUFFIX}`
     const packFile = join(packsDir, id + '.pack')
     const idxFile = join(packsDir, id + '.idx')
-    let lines = ''
+    const logFile = join(dataset.store.root, 'tmp', id + '.idx')
     let copied = 0
     const fd = openOrThrow(packFile)
+    let ifd: number | undefined
     try {
+      ifd = openOrThrow(logFile)
+      const log = new Appender(ifd)
       let offset = 0
-      for (const b of plan.copy) {
-        const cid: CID = cidFromText(b.key)
+      for (const bytes of plan.copy.cids()) {
+        const cid = CID.decode(bytes)
         // read through the store: checked against the CID, so a damaged block is never carried over
-        const bytes = await dataset.store.get(cid)
+        const block = await dataset.store.get(cid)
         let written = 0
-        while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written, offset + written)
-        lines += `${b.key} ${offset} ${bytes.length}\n`
-        offset += bytes.length
+        while (written < block.length) written += writeSync(fd, block, written, block.length - written, offset + written)
+        log.add(`${cidBytesText(bytes)} ${offset} ${block.length}\n`)
+        offset += block.length
         onProgress?.({ phase: 'copy', blocks: ++copied })
       }
       fsyncSync(fd)
+      log.flush()
+      fsyncSync(ifd)
     } catch (e) {
       closeSync(fd)
+      if (ifd !== undefined) closeSync(ifd)
       await unlink(packFile).catch(() => {})
+      await unlink(logFile).catch(() => {})
       throw e instanceof CairnError ? e : ioError('write', packFile, e)
     }
     closeSync(fd)
-    // the log last: until it is whole, the old packs still hold every block
-    const ifd = openOrThrow(idxFile)
+    closeSync(ifd)
+    // the log last: until it is whole and in place, the old packs still hold every block
     try {
-      const text = Buffer.from(lines, 'latin1')
-      let written = 0
-      while (written < text.length) written += writeSync(ifd, text, written, text.length - written, written)
-      fsyncSync(ifd)
+      renameSync(logFile, idxFile)
     } catch (e) {
+      await unlink(logFile).catch(() => {})
       throw ioError('write', idxFile, e)
-    } finally {
-      closeSync(ifd)
     }
   }
   const journal = join(dataset.store.root, JOURNAL)
@@ -232,6 +297,28 @@ async function sweep(
   })
   await deletePacks(packsDir, [...plan.doomed, ...plan.orphans], onProgress)
   await unlink(journal).catch(() => {})
+}
+
+/** Lines appended to a file a megabyte at a time: a log of 10⁷ lines is never one string. */
+class Appender {
+  private parts: string[] = []
+  private held = 0
+  private at = 0
+  constructor(private readonly fd: number) {}
+
+  add(line: string): void {
+    this.parts.push(line)
+    this.held += line.length
+    if (this.held >= 1 << 20) this.flush()
+  }
+
+  flush(): void {
+    const bytes = Buffer.from(this.parts.join(''), 'latin1')
+    this.parts = []
+    this.held = 0
+    for (let off = 0; off < bytes.length;) off += writeSync(this.fd, bytes, off, bytes.length - off, this.at + off)
+    this.at += bytes.length
+  }
 }
 
 /** Deletes each pack's log, then the pack (a pack without its log holds nothing of the store). */
@@ -268,6 +355,13 @@ async function finishJournal(dataset: Dataset, packsDir: string): Promise<void> 
   if (Array.isArray(ids) && ids.every((i) => typeof i === 'string' && /^[A-Za-z0-9-]+$/.test(i)))
     await deletePacks(packsDir, ids as string[], undefined)
   await unlink(journal).catch(() => {})
+}
+
+/** A gc killed while writing its new pack's log left it under `.cairn/tmp` (its pack, logless, is an orphan). */
+async function dropTornLogs(dataset: Dataset): Promise<void> {
+  const tmp = join(dataset.store.root, 'tmp')
+  const names = await readdir(tmp).catch(() => [] as string[])
+  for (const name of names) if (name.endsWith(GC_SUFFIX + '.idx')) await unlink(join(tmp, name)).catch(() => {})
 }
 
 /** A clone still under way has blocks no ref reaches yet (HEAD moves last): not garbage. Throws `USAGE`. */
@@ -315,27 +409,45 @@ export interface DuResult {
 }
 
 /** Sizes of the store and of what HEAD, the tags and the history reach. Reads only; takes no lock. */
-export async function du(options: { readonly dir?: string } = {}): Promise<DuResult> {
+export async function du(options: { readonly dir?: string; readonly limits?: GcLimits } = {}): Promise<DuResult> {
   return withDataset(options.dir, async (dataset) => {
-    const layout = readLayout(join(dataset.store.root, 'packs'))
-    let bytes = 0
-    for (const b of layout.blocks.values()) bytes += b.length
+    const packsDir = join(dataset.store.root, 'packs')
+    const files = listPacks(packsDir)
+    const limits = withTmp(dataset, options.limits)
     let diskBytes = 0
-    for (const p of layout.packs) diskBytes += p.packBytes + p.idxBytes
-    for (const o of layout.orphans) diskBytes += o.bytes
-    const part = (r: Reach): DuPart => ({ blocks: r.keys.size, bytes: r.bytes })
-    const head = await dataset.refs.head()
-    const headReach = new Reach(dataset.store, layout.blocks)
-    if (head) await headReach.release(head)
-    const tagReach = new Reach(dataset.store, layout.blocks)
-    for (const t of await dataset.refs.tags()) await tagReach.release(t.cid)
-    const all = await markKept(dataset, layout, Infinity, true)
-    return {
-      store: { packs: layout.packs.length, diskBytes, blocks: layout.blocks.size, bytes },
-      head: part(headReach),
-      tags: part(tagReach),
-      history: part(all),
-      unreachable: { blocks: layout.blocks.size - all.keys.size, bytes: bytes - all.bytes },
+    for (const p of files.packs) diskBytes += p.packBytes + p.idxBytes
+    for (const o of files.orphans) diskBytes += o.bytes
+    const present = await dataset.store.snapshot()
+    const reaches: Reach[] = []
+    try {
+      const head = await dataset.refs.head()
+      const headReach = new Reach(dataset.store, present, limits.seen)
+      reaches.push(headReach)
+      if (head) await headReach.release(head)
+      const tagReach = new Reach(dataset.store, present, limits.seen)
+      reaches.push(tagReach)
+      for (const t of await dataset.refs.tags()) await tagReach.release(t.cid)
+      const all = await markKept(dataset, Infinity, true, limits)
+      reaches.push(all)
+      let bytes = 0
+      const blocks = countBlocks(packsDir, files.packs, limits, () => ({
+        line: (cid, length, counted) => {
+          if (!counted) return
+          bytes += length
+          for (const r of reaches) if (r.has(cid)) r.bytes += length
+        },
+        end: () => {},
+      }))
+      const part = (r: Reach): DuPart => ({ blocks: r.size, bytes: r.bytes })
+      return {
+        store: { packs: files.packs.length, diskBytes, blocks, bytes },
+        head: part(headReach),
+        tags: part(tagReach),
+        history: part(all),
+        unreachable: { blocks: blocks - all.size, bytes: bytes - all.bytes },
+      }
+    } finally {
+      for (const r of reaches) r.close()
     }
   })
 }

@@ -1,85 +1,64 @@
 /**
- * The store's packs as `gc` and `du` see them (docs/store.md): every `<id>.idx` log read line by line
- * (`<cid> <offset> <length>`, a torn last line ignored), each block's copy that counts (the first in
- * the logs' name order, i.e. the oldest pack), and the files on disk with their sizes.
+ * The store's packs as `gc` and `du` see them (docs/store.md, docs/memory.md): the files on disk with
+ * their sizes, and each `<id>.idx` log read a buffer at a time (`<cid> <offset> <length>`, a torn last
+ * line or a damaged one skipped), never whole: a log of 10⁷ blocks is past V8's longest string.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { ioError } from '../errors.js'
+import { LOG_BUFFER_BYTES, readLog, type LogEntry } from '../store/block-index/log.js'
 
-/** Where a block's counted copy lies. */
-export interface BlockPlace {
-  readonly pack: string
-  readonly offset: number
-  readonly length: number
-}
-
-/** One pack and what its index log lists. */
-export interface PackInfo {
+/** One pack with an index log. */
+export interface PackFile {
   readonly id: string
   /** Bytes of `<id>.pack` and `<id>.idx` on disk. */
   readonly packBytes: number
   readonly idxBytes: number
-  /** Its index lines: block key (CIDv1 base32), offset, length. */
-  readonly keys: string[]
-  readonly offsets: number[]
-  readonly lengths: number[]
 }
 
-/** The store's layout: packs with their logs, packs without one, and every block's counted copy. */
-export interface StoreLayout {
-  readonly packs: PackInfo[]
+/** The store's packs, in name order (the oldest first), and the packs without a log. */
+export interface StoreFiles {
+  readonly packs: readonly PackFile[]
   /** `.pack` files without an `.idx` (a writer killed between the two creates, or gc killed midway). */
-  readonly orphans: { readonly id: string; readonly bytes: number; readonly mtimeMs: number }[]
-  readonly blocks: Map<string, BlockPlace>
+  readonly orphans: readonly { readonly id: string; readonly bytes: number; readonly mtimeMs: number }[]
 }
 
-/** Reads the layout of `packsDir` (`.cairn/packs`). Throws `IO`. */
-export function readLayout(packsDir: string): StoreLayout {
+/** Lists the packs of `packsDir` (`.cairn/packs`): a `stat` each, no log read. Throws `IO`. */
+export function listPacks(packsDir: string): StoreFiles {
   let names: string[]
   try {
     names = readdirSync(packsDir).sort()
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { packs: [], orphans: [], blocks: new Map() }
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { packs: [], orphans: [] }
     throw ioError('read', packsDir, e)
   }
   const idx = new Set(names.filter((n) => n.endsWith('.idx')).map((n) => n.slice(0, -4)))
-  const packs: PackInfo[] = []
-  const orphans: StoreLayout['orphans'] = []
-  const blocks = new Map<string, BlockPlace>()
+  const packs: PackFile[] = []
+  const orphans: { id: string; bytes: number; mtimeMs: number }[] = []
   for (const name of names) {
     if (!name.endsWith('.pack')) continue
     const id = name.slice(0, -5)
     const file = join(packsDir, name)
-    let st
     try {
-      st = statSync(file)
+      const st = statSync(file)
+      if (!idx.has(id)) orphans.push({ id, bytes: st.size, mtimeMs: st.mtimeMs })
+      else packs.push({ id, packBytes: st.size, idxBytes: statSync(join(packsDir, id + '.idx')).size })
     } catch (e) {
       throw ioError('read', file, e)
     }
-    if (!idx.has(id)) {
-      orphans.push({ id, bytes: st.size, mtimeMs: st.mtimeMs })
-      continue
-    }
-    const idxFile = join(packsDir, id + '.idx')
-    let text: string
-    try {
-      text = readFileSync(idxFile, 'latin1')
-    } catch (e) {
-      throw ioError('read', idxFile, e)
-    }
-    const info: PackInfo = { id, packBytes: st.size, idxBytes: text.length, keys: [], offsets: [], lengths: [] }
-    for (const line of text.slice(0, text.lastIndexOf('\n') + 1).split('\n')) {
-      const [key, offset, length] = line.split(' ')
-      const o = Number(offset)
-      const l = Number(length)
-      if (!key || !Number.isSafeInteger(o) || !Number.isSafeInteger(l) || o < 0 || l < 0) continue
-      info.keys.push(key)
-      info.offsets.push(o)
-      info.lengths.push(l)
-      if (!blocks.has(key)) blocks.set(key, { pack: id, offset: o, length: l })
-    }
-    packs.push(info)
   }
-  return { packs, orphans, blocks }
+  return { packs, orphans }
+}
+
+/**
+ * Calls `onEntry` for each whole, well-formed line of pack `id`'s log, in order, with the block's CIDv1
+ * bytes (a view, valid during the call). Throws `IO`.
+ */
+export function readPackLog(packsDir: string, pack: PackFile, onEntry: LogEntry, bufferBytes = LOG_BUFFER_BYTES): void {
+  const file = join(packsDir, pack.id + '.idx')
+  try {
+    readLog(file, 0, pack.idxBytes, onEntry, bufferBytes)
+  } catch (e) {
+    throw ioError('read', file, e)
+  }
 }

@@ -2,42 +2,57 @@
  * What the refs reach: the blocks `gc` keeps and `du` counts. A version's release is the version block
  * and everything it links to except its parent (DESIGN.md §9); raw blocks have no links and are
  * marked without being read. A block the store lacks is counted as missing and the walk goes on: its
- * children, if present, are unreachable anyway.
+ * children, if present, are unreachable anyway. The marked blocks are a {@link SeenSet} (bounded memory,
+ * its runs on disk), keyed by CIDv1 bytes as the store's index is (a CIDv0 and its CIDv1 are one block).
  */
-import { cidText, RAW, type CID } from '../cid.js'
+import { RAW, type CID } from '../cid.js'
 import { isCairnError } from '../errors.js'
 import { decodeManifest, type VersionManifest } from '../manifest.js'
 import { linksInRelease } from '../release/links.js'
 import type { BlockSource } from '../store/blocks.js'
-import type { BlockPlace } from './packs.js'
+import { SeenSet, type SeenSetOptions } from '../walk/seen-set.js'
 
-/** A set of marked blocks and their bytes. */
+/** Which blocks the store holds (the store's {@link BlockStore.snapshot}). */
+export interface Presence {
+  has(cid: CID | Uint8Array): boolean
+}
+
+/** A set of marked blocks; their bytes are summed by whoever reads the packs' logs. */
 export class Reach {
-  readonly keys = new Set<string>()
+  private readonly keys: SeenSet
+  /** Bytes of the marked blocks, added by the caller as it meets each block's counted copy. */
   bytes = 0
   /** Linked blocks the store does not have. */
   missing = 0
-  /** Versions whose release was walked, by key. */
+  /** Versions whose release was walked (a few per version: held in memory). */
   private readonly releases = new Set<string>()
   /** The least depth below a root at which each version was reached by {@link history}. */
   private readonly depths = new Map<string, number>()
-  /** Versions whose block (and card) only was kept, by key. */
+  /** Versions whose block (and card) only was kept. */
   private readonly versionsOnly = new Set<string>()
 
   constructor(
     private readonly store: BlockSource,
-    private readonly places: ReadonlyMap<string, BlockPlace>,
-  ) {}
+    private readonly present: Presence,
+    limits?: SeenSetOptions,
+  ) {
+    this.keys = new SeenSet(limits)
+  }
+
+  /** How many blocks are marked. */
+  get size(): number {
+    return this.keys.size
+  }
 
   /**
    * Marks version `cid`'s release, and returns its manifest (undefined when the store lacks the
    * version block). Throws `CORRUPT_BLOCK` / `INVALID_MANIFEST` for a damaged block.
    */
   async release(cid: CID): Promise<VersionManifest | undefined> {
-    const key = cidText(cid)
-    const bytes = await this.read(cid, key)
+    const bytes = await this.read(cid)
     if (!bytes) return undefined
     const manifest = decodeManifest('cairn.version', cid, bytes)
+    const key = v1(cid).toString()
     if (this.releases.has(key)) return manifest
     this.releases.add(key)
     for (const link of linksInRelease(cid, bytes)) if (!manifest.parent?.equals(link)) await this.dag(link)
@@ -46,10 +61,10 @@ export class Reach {
 
   /** Marks version `cid`'s block and its card (so `log` and `show` still work), not its data. */
   async versionOnly(cid: CID): Promise<VersionManifest | undefined> {
-    const key = cidText(cid)
-    const bytes = await this.read(cid, key)
+    const bytes = await this.read(cid)
     if (!bytes) return undefined
     const manifest = decodeManifest('cairn.version', cid, bytes)
+    const key = v1(cid).toString()
     if (!this.versionsOnly.has(key)) {
       this.versionsOnly.add(key)
       await this.dag(manifest.card)
@@ -66,7 +81,7 @@ export class Reach {
     for (let depth = 0; at; depth++) {
       // reached before at this depth or less: the rest of the chain was kept at least as fully then
       // (without this, every move of the HEAD log would walk the whole history again)
-      const key = cidText(at)
+      const key = v1(at).toString()
       const before = this.depths.get(key)
       if (before !== undefined && before <= depth) return
       this.depths.set(key, depth)
@@ -81,38 +96,40 @@ export class Reach {
     while (stack.length > 0) {
       const cid = stack.pop()!
       if (cid.multihash.code === 0x00) continue // identity: the bytes are in the CID
-      const key = cidText(cid)
-      if (this.keys.has(key)) continue
+      if (this.keys.has(v1(cid).bytes)) continue
       if (cid.code === RAW) {
-        this.mark(key)
+        this.mark(cid)
         continue
       }
-      const bytes = await this.read(cid, key)
+      const bytes = await this.read(cid)
       if (bytes) for (const link of linksInRelease(cid, bytes)) stack.push(link)
     }
   }
 
-  /** True when the block `key` is marked. */
-  has(key: string): boolean {
-    return this.keys.has(key)
+  /** True when the block (its CID, or its CIDv1 bytes) is marked. */
+  has(cid: CID | Uint8Array): boolean {
+    return this.keys.has(cid instanceof Uint8Array ? cid : v1(cid).bytes)
   }
 
-  private mark(key: string): boolean {
-    if (this.keys.has(key)) return true
-    const at = this.places.get(key)
-    if (!at) {
+  /** Frees the set's run files. */
+  close(): void {
+    this.keys.close()
+  }
+
+  private mark(cid: CID): boolean {
+    const bytes = v1(cid).bytes
+    if (this.keys.has(bytes)) return true
+    if (!this.present.has(bytes)) {
       this.missing++
       return false
     }
-    this.keys.add(key)
-    this.bytes += at.length
+    this.keys.add(bytes)
     return true
   }
 
   /** Marks the block and reads it (verified), or undefined when the store lacks it. */
-  private async read(cid: CID, key: string): Promise<Uint8Array | undefined> {
-    const present = this.keys.has(key) || this.mark(key)
-    if (!present) return undefined
+  private async read(cid: CID): Promise<Uint8Array | undefined> {
+    if (!this.mark(cid)) return undefined
     try {
       return await this.store.get(cid)
     } catch (e) {
@@ -120,4 +137,8 @@ export class Reach {
       throw e
     }
   }
+}
+
+function v1(cid: CID): CID {
+  return cid.version === 0 ? cid.toV1() : cid
 }
