@@ -17,6 +17,7 @@ import { runFilesCase } from './cases/files.mjs'
 import { runIndexCase } from './cases/index.mjs'
 import { runModesCase } from './cases/modes.mjs'
 import { runScaleCase } from './cases/scale.mjs'
+import { runMemoryCase } from './cases/memory.mjs'
 import { HAS_GNU_TIME, runChild } from './lib/proc.mjs'
 import { table, targetLines, targets } from './lib/report.mjs'
 
@@ -84,6 +85,16 @@ const CASES = [
     spec: { count: 1_000_000, size: 1024, perDir: 1000 },
     quick: { count: 10_000, size: 1024, perDir: 1000 },
   },
+  // #19: peak RSS < 256 MiB, whole CLI processes (cases/memory.mjs): a real folder of 10⁶ files, a synthetic 10⁷
+  {
+    name: 'mem-1m',
+    kind: 'memory',
+    long: true,
+    spec: { count: 1_000_000, size: 1024, perDir: 1000 },
+    quick: { count: 10_000, size: 1024, perDir: 1000 },
+    fullDiff: true,
+  },
+  { name: 'mem-10m', kind: 'memory', long: true, entries: 10_000_000, quick: { entries: 20_000 } },
 ]
 
 const USAGE = `usage: npm run bench -- [--runs N] [--quick] [--long] [--case NAME[,NAME…]] [--no-build] [--seed S]
@@ -218,11 +229,12 @@ async function main() {
   }
   const started = new Date()
   const selected = CASES.filter((c) => (opts.cases.length > 0 ? opts.cases.includes(c.name) : !c.long || opts.long)).map((c) => {
-    const k = opts.quick ? { ...c, ...(c.kind !== 'index' ? { spec: { ...c.spec, ...c.quick } } : c.quick) } : { ...c }
+    const k = opts.quick ? { ...c, ...(c.spec ? { spec: { ...c.spec, ...c.quick } } : c.quick) } : { ...c }
     k.dataName = `${opts.quick ? 'quick-' : ''}${c.name}`
-    k.title =
-      k.kind !== 'index'
-        ? `${k.spec.count.toLocaleString('en')} files × ${size(k.spec.size)} = ${size(k.spec.count * k.spec.size)}`
+    k.title = k.spec
+      ? `${k.spec.count.toLocaleString('en')} files × ${size(k.spec.size)} = ${size(k.spec.count * k.spec.size)}`
+      : k.kind === 'memory'
+        ? `a synthetic release of ${k.entries.toLocaleString('en')} files`
         : `2 × ${k.entries.toLocaleString('en')} index entries, ${k.changed} changed`
     return k
   })
@@ -237,7 +249,8 @@ async function main() {
     cli,
     hasCommand: (name) => existsSync(join(snap, 'dist', 'commands', `${name}.js`)),
     ipfsCar: join(REPO, 'node_modules/ipfs-car'),
-    dataDir: join(TMP, 'data'),
+    // CAIRN_BENCH_DATA: a folder with room for the long cases' data (default bench/tmp/data)
+    dataDir: process.env.CAIRN_BENCH_DATA ?? join(TMP, 'data'),
     outDir: join(TMP, 'out'),
     workDir: join(TMP, 'work'),
     results: [],
@@ -267,6 +280,7 @@ async function main() {
     if (c.kind === 'files') await runFilesCase(ctx, c)
     else if (c.kind === 'modes') await runModesCase(ctx, c)
     else if (c.kind === 'scale') await runScaleCase(ctx, c)
+    else if (c.kind === 'memory') await runMemoryCase(ctx, c)
     else await runIndexCase(ctx, c)
   }
   rmSync(ctx.workDir, { recursive: true, force: true })

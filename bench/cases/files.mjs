@@ -319,7 +319,7 @@ async function cloneFromThree(ctx, base, out, url, cid, count, bytes) {
  * Starts a helper process (`node <args…> <url file>`, not measured) and waits for the URL it writes.
  * `stop()` ends it (SIGTERM, then SIGKILL after 10 s).
  */
-async function helper(what, args, urlFile) {
+export async function helper(what, args, urlFile) {
   rmSync(urlFile, { force: true })
   const child = spawn(process.execPath, [...args, urlFile], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''

@@ -17,8 +17,19 @@ import { peerOps } from './ops/peer.mjs'
 import { proofLayoutOps } from './ops/proof-layouts.mjs'
 import { vcsPeerOps } from './ops/vcs-peers.mjs'
 import { modesOps } from './ops/modes.mjs'
+import { syntheticOps } from './ops/synthetic.mjs'
 
-const ops = { ...cairnOps, ...cloneOps, ...indexOps, ...limitOps, ...peerOps, ...proofLayoutOps, ...vcsPeerOps, ...modesOps }
+const ops = {
+  ...cairnOps,
+  ...cloneOps,
+  ...indexOps,
+  ...limitOps,
+  ...peerOps,
+  ...proofLayoutOps,
+  ...vcsPeerOps,
+  ...modesOps,
+  ...syntheticOps,
+}
 const [op, paramsFile, resultFile] = process.argv.slice(2)
 
 /**

@@ -15,7 +15,12 @@ writeFileSync(`${urlFile}.tmp`, handle.url)
 renameSync(`${urlFile}.tmp`, urlFile)
 process.once('SIGTERM', () => {
   // the server's own peak RSS (KiB on Linux), for the bench's `serve (over the clones)` row
-  const peak = () => writeFileSync(`${urlFile}.rss`, String(process.resourceUsage().maxRSS))
+  // and its CPU time (µs, user + system) beside it, for the memory case's row
+  const peak = () => {
+    const u = process.resourceUsage()
+    writeFileSync(`${urlFile}.cpu`, String(u.userCPUTime + u.systemCPUTime))
+    writeFileSync(`${urlFile}.rss`, String(u.maxRSS))
+  }
   handle
     .close()
     .then(peak, peak)
