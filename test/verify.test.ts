@@ -160,6 +160,37 @@ describe('verify a folder', () => {
     expect((await verifyFolder()).ok).toBe(true)
   })
 
+  it('walks a folder of many files alongside the index: every wave, missing, extra and modified file in path order', async () => {
+    // more files than one hashing wave (512), names whose order a plain string sort gets wrong in a
+    // tree ('a-b' < 'a/…' < 'a0' in bytes, and a folder sorts as its name followed by '/')
+    const spec: FileSpec = {}
+    for (let i = 0; i < 1300; i++) spec[`d${i % 7}/${i % 3 ? 'x' : 'y'}/f${String(i).padStart(4, '0')}.txt`] = `file ${i}`
+    for (const name of ['a-b', 'a/b', 'a/c/d', 'a0', 'a.b', 'é/x', 'z']) spec[name] = `named ${name}`
+    const many = await makeDataset(spec)
+    try {
+      await build({ dir: many.dir, message: 'many', date: FIXED_DATE })
+      const paths = Object.keys(spec)
+      const byBytes = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b))
+      const missing = paths.filter((_, k) => k % 5 === 1)
+      const modified = paths.filter((_, k) => k % 11 === 3)
+      const resized = paths.filter((_, k) => k % 13 === 4 && k % 5 !== 1 && k % 11 !== 3)
+      const extra = ['a/a', 'a-a', 'a/c/e', 'd3/x/f0000.txu', 'd3/xx', 'zz', 'é/y', '0']
+      for (const p of missing) await rm(join(many.dir, p))
+      for (const p of modified.filter((m) => !missing.includes(m)))
+        await writeFile(join(many.dir, p), spec[p].toString().replace(/.$/, '#'))
+      for (const p of resized) await writeFile(join(many.dir, p), spec[p] + '+')
+      for (const p of extra) await writeFile(join(many.dir, p), 'extra')
+      const r = await verify({ dataset: many.dir, dir: many.dir })
+      expect(r.missing).toEqual([...missing].sort(byBytes))
+      expect(r.extra).toEqual([...extra].sort(byBytes))
+      expect(r.modified.map((m) => m.path)).toEqual([...modified.filter((m) => !missing.includes(m)), ...resized].sort(byBytes))
+      expect(r.checked).toBe(paths.length - missing.length)
+      expect(r.ok).toBe(false)
+    } finally {
+      await many.cleanup()
+    }
+  })
+
   it("reports an edited card as 'modified', and the same card reformatted as 'same'", async () => {
     const card = join(ds.dir, 'cairn.json')
     const original = await readFile(card)
