@@ -251,7 +251,7 @@ async function main() {
     ipfsCar: join(REPO, 'node_modules/ipfs-car'),
     // CAIRN_BENCH_DATA: a folder with room for the long cases' data (default bench/tmp/data)
     dataDir: process.env.CAIRN_BENCH_DATA ?? join(TMP, 'data'),
-    outDir: join(TMP, 'out'),
+    outDir: process.env.CAIRN_BENCH_DATA ? join(process.env.CAIRN_BENCH_DATA, 'out') : join(TMP, 'out'),
     workDir: join(TMP, 'work'),
     results: [],
     log,

@@ -112,7 +112,9 @@ export async function measureProcess(ctx, spec) {
     if (problem) record.problems.push(`run ${i + 1}: ${problem}`)
     const { stdout, output, ...run } = r
     record.runs.push({ ms: r.wallMs, ...run })
-    ctx.log(`  ${label(spec)}  run ${i + 1}/${spec.runs}  ${(r.wallMs / 1000).toFixed(3)} s  (CPU ${fmt(r.cpuMs)} s)`)
+    ctx.log(
+      `  ${label(spec)}  run ${i + 1}/${spec.runs}  ${(r.wallMs / 1000).toFixed(3)} s  (CPU ${fmt(r.cpuMs)} s${r.rssMiB !== undefined ? `, ${r.rssMiB.toFixed(0)} MiB` : ''})${problem ? `  CHECK FAILED: ${problem}` : ''}`,
+    )
   }
   if (!record.error) {
     record.ms = record.wallMs = median(record.runs.map((r) => r.wallMs))
