@@ -153,6 +153,7 @@ async function serveAndFetch(ctx, c, base, dir, out, v, files, carBytes) {
   }
   const t0 = performance.now()
   let note
+  let fetchedMs
   try {
     if (c.spec) {
       const dest = join(out, 'clone')
@@ -164,19 +165,22 @@ async function serveAndFetch(ctx, c, base, dir, out, v, files, carBytes) {
         runs: 1,
         check: (o) => (json(o)?.written !== files ? `wrote ${json(o)?.written}/${files} files` : undefined),
       })
+      fetchedMs = performance.now() - t0
       rmSync(dest, { recursive: true, force: true })
       note = `the server's peak over a clone of ${files.toLocaleString('en')} files`
     } else {
       const res = await fetch(`${server.url}/ipfs/${v.v2}?format=car&dag-scope=all`, { headers: { accept: 'application/vnd.ipld.car' } })
       let bytes = 0
       for await (const chunk of res.body) bytes += chunk.length
+      fetchedMs = performance.now() - t0
       note = `the server's peak over one CAR of the whole release (${bytes.toLocaleString('en')} B, HTTP ${res.status}; pack wrote ${carBytes.toLocaleString('en')} B) in ${((performance.now() - t0) / 1000).toFixed(1)} s`
       if (res.status !== 200 || bytes < carBytes / 2) note += ' CHECK FAILED'
     }
   } finally {
     await server.stop()
   }
-  const wallMs = performance.now() - t0
+  // the server's time is the clone's or the fetch's (not the removal of the clone's files after it)
+  const wallMs = fetchedMs ?? performance.now() - t0
   const rssFile = `${urlFile}.rss`
   if (!existsSync(rssFile)) return failed(ctx, { ...base, op: 'serve' }, 'the server did not report its peak RSS')
   const rssMiB = Number(readFileSync(rssFile, 'utf8')) / 1024
