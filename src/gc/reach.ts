@@ -96,13 +96,11 @@ export class Reach {
     while (stack.length > 0) {
       const cid = stack.pop()!
       if (cid.multihash.code === 0x00) continue // identity: the bytes are in the CID
-      if (this.keys.has(v1(cid).bytes)) continue
-      if (cid.code === RAW) {
-        this.mark(cid)
-        continue
-      }
-      const bytes = await this.read(cid)
-      if (bytes) for (const link of linksInRelease(cid, bytes)) stack.push(link)
+      const bytes = v1(cid).bytes
+      if (this.keys.has(bytes)) continue
+      if (!this.markAbsent(bytes) || cid.code === RAW) continue
+      const block = await this.get(cid)
+      if (block) for (const link of linksInRelease(cid, block)) stack.push(link)
     }
   }
 
@@ -116,20 +114,25 @@ export class Reach {
     this.keys.close()
   }
 
-  private mark(cid: CID): boolean {
-    const bytes = v1(cid).bytes
-    if (this.keys.has(bytes)) return true
+  /** Marks a block not marked yet when the store holds it; false (counted missing) when it does not. */
+  private markAbsent(bytes: Uint8Array): boolean {
     if (!this.present.has(bytes)) {
       this.missing++
       return false
     }
-    this.keys.add(bytes)
+    this.keys.addAbsent(bytes)
     return true
   }
 
   /** Marks the block and reads it (verified), or undefined when the store lacks it. */
   private async read(cid: CID): Promise<Uint8Array | undefined> {
-    if (!this.mark(cid)) return undefined
+    const bytes = v1(cid).bytes
+    if (!this.keys.has(bytes) && !this.markAbsent(bytes)) return undefined
+    return this.get(cid)
+  }
+
+  /** Reads a block (verified), or undefined when the store lacks it after all. */
+  private async get(cid: CID): Promise<Uint8Array | undefined> {
     try {
       return await this.store.get(cid)
     } catch (e) {

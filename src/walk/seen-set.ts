@@ -85,6 +85,13 @@ export class SeenSet {
     return true
   }
 
+  /** Adds `cid`, which the caller has just found absent with {@link has} (the look-up is not repeated). */
+  addAbsent(cid: CID | Uint8Array): void {
+    this.memory.add(this.keyOf(cid))
+    this.count++
+    if (this.memory.size >= this.memoryKeys) this.spill()
+  }
+
   /** Closes (and so frees) the run files. The set is empty afterwards. */
   close(): void {
     for (const run of this.runs) run.close()
