@@ -40,6 +40,17 @@ export async function runMemoryCase(ctx, c) {
     return failed(ctx, { ...base, op: 'setup' }, e instanceof Error ? e.message : String(e))
   }
   const files = c.spec ? c.spec.count : c.entries
+  const gcDryRun = () =>
+    run('gc (dry run)', ['gc', '--keep-history', '0', '--expire-head-log', '--json'], (o) =>
+      json(o)?.keptBlocks === undefined ? `no result: ${o.slice(0, 300)}` : undefined,
+    )
+  // at 10⁷ the cheap rows first: the run may be cut short on a shared machine, and its log keeps each row
+  if (!c.spec) {
+    await run('diff, 1 file changed', ['diff', v.v1, v.v2, '--json'], (o) =>
+      json(o)?.counts?.modified !== 1 ? `counts ${JSON.stringify(json(o)?.counts)}` : undefined,
+    )
+    await gcDryRun()
+  }
   const car = join(ctx.outDir, `${c.name}.car`)
   if (c.spec) {
     await run('verify a folder', ['verify', v.v1, '--json'], (o) =>
@@ -51,9 +62,10 @@ export async function runMemoryCase(ctx, c) {
   await run('verify --car', ['verify', '--car', car, '--json'], (o) => (json(o)?.ok !== true ? `not ok: ${o.slice(0, 300)}` : undefined))
   const carBytes = existsSync(car) ? statSync(car).size : 0
   rmSync(car, { force: true })
-  await run('diff, 1 file changed', ['diff', v.v1, v.v2, '--json'], (o) =>
-    json(o)?.counts?.modified !== 1 ? `counts ${JSON.stringify(json(o)?.counts)}` : undefined,
-  )
+  if (c.spec)
+    await run('diff, 1 file changed', ['diff', v.v1, v.v2, '--json'], (o) =>
+      json(o)?.counts?.modified !== 1 ? `counts ${JSON.stringify(json(o)?.counts)}` : undefined,
+    )
   if (c.fullDiff)
     // its output is every file: only its start is kept (proc.mjs), where the versions and `changed` are
     await run(`diff, every file added`, ['diff', v.v0, v.v1, '--json'], (o) =>
@@ -61,9 +73,7 @@ export async function runMemoryCase(ctx, c) {
     )
   else notApplicable(ctx, { ...base, op: 'diff, every file added' }, 'its result lists every file (the output grows with the changes)')
   await serveAndFetch(ctx, c, base, dir, out, v, files, carBytes)
-  await run('gc (dry run)', ['gc', '--keep-history', '0', '--expire-head-log', '--json'], (o) =>
-    json(o)?.keptBlocks === undefined ? `no result: ${o.slice(0, 300)}` : undefined,
-  )
+  if (c.spec) await gcDryRun()
   await run('gc --now', ['gc', '--now', '--keep-history', '0', '--expire-head-log', '--json'], (o) =>
     json(o)?.done !== true || !(json(o)?.garbageBlocks > 0) ? `result ${o.slice(0, 300)}` : undefined,
   )
