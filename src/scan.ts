@@ -3,7 +3,7 @@
  * name starting with `.`, which covers `.cairn/`) and the card `cairn.json` at the top. Symbolic
  * links are never followed: they are reported as skipped, like sockets and other special files.
  */
-import { lstatSync, readdirSync } from 'node:fs'
+import { constants, lstatSync, readdirSync } from 'node:fs'
 import { join, sep } from 'node:path'
 import { CARD_FILE } from './dataset.js'
 import { CairnError, ioError } from './errors.js'
@@ -212,11 +212,13 @@ function* walk(root: string, rel: string, prefix: string, skipped: SkippedEntry[
     // `dir` is normalised already; the lstat that gives the stamp also gives the type (never following a link)
     let st
     try {
-      st = lstatSync(dir + sep + name, { bigint: true })
+      st = lstatSync(dir + sep + name, BIGINT)
     } catch (e) {
       throw ioError('read', path, e)
     }
-    const kind = st.isSymbolicLink() ? Kind.Link : st.isDirectory() ? Kind.Folder : st.isFile() ? Kind.File : Kind.Other
+    // the type from the mode at once: each of BigIntStats' isFile()… makes BigInts of the mode's masks
+    const type = Number(st.mode) & S_IFMT
+    const kind = type === S_IFREG ? Kind.File : type === S_IFDIR ? Kind.Folder : type === S_IFLNK ? Kind.Link : Kind.Other
     if (ignore?.ignores(path, kind === Kind.Folder)) continue
     if (kind === Kind.File) {
       const k = 4 * keys.length
@@ -270,6 +272,9 @@ const enum Kind {
   Link,
   Other,
 }
+
+const { S_IFMT, S_IFREG, S_IFDIR, S_IFLNK } = constants
+const BIGINT = { bigint: true } as const
 
 const BAD_NAME = /[\\\u0000-\u001f\u007f]/
 const SURROGATE = /[\ud800-\udfff]/
