@@ -264,14 +264,21 @@ export class StatCacheCursor {
 }
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
+/** Where a stamp's bytes are put together before it is copied out (its own small array). */
+const SCRATCH = new BigInt64Array(4)
+const SCRATCH_BYTES = new Uint8Array(SCRATCH.buffer)
 
 /**
  * The stamp at `at` (four signed 64-bit little-endian numbers). Copied as bytes where the platform is
  * little-endian: each readBigInt64LE builds its BigInt from two halves, and a status reads one stamp per
- * file of the dataset.
+ * file of the dataset. (`slice` of a 32-byte array gives one kept in V8's heap, with no buffer of its own.)
  */
 function readStamp(b: Buffer, at: number): Stamp {
-  if (LITTLE_ENDIAN) return new BigInt64Array(b.buffer.slice(b.byteOffset + at, b.byteOffset + at + 32))
+  if (at + 32 > b.length) throw new Error('stamp past its frame')
+  if (LITTLE_ENDIAN) {
+    SCRATCH_BYTES.set(new Uint8Array(b.buffer, b.byteOffset + at, 32))
+    return SCRATCH.slice()
+  }
   const stamp = new BigInt64Array(4)
   for (let k = 0; k < 4; k++) stamp[k] = b.readBigInt64LE(at + 8 * k)
   return stamp
