@@ -375,10 +375,22 @@ class CarSession implements BlockSource {
     this.pumping = true
     try {
       while (this.iterator !== undefined && this.waiting.size > 0) {
-        let next: IteratorResult<Block> | undefined
+        let next: IteratorResult<Block>
         const asked = performance.now()
         try {
-          next = await this.next(this.iterator)
+          const got = await this.next(this.iterator)
+          if ('bytes' in got) {
+            // another source sent the awaited block first: this stream is stalled (or far slower)
+            const { cid, bytes, ms } = got
+            this.deliver(keyOf(cid), bytes)
+            if (this.watch) this.watch.scheduler.slow(this.watch.lane, ms)
+            await this.giveUp(
+              cid,
+              `brought no block for ${Math.round(ms)} ms while ${cid} was awaited, another source sent it first (stalled)`,
+            )
+            return
+          }
+          next = got.step
         } catch (e) {
           // spreading, a source that lacks the DAG's root is no failure: the others have it
           const lacks = this.watch !== undefined && isCairnError(e, 'MISSING_BLOCK')
@@ -386,13 +398,6 @@ class CarSession implements BlockSource {
           if (this.waiting.size > 0 && !lacks) this.list.record(this.anyWaiting(), this.source, e)
           if (this.watch && !lacks) this.watch.scheduler.strike(this.watch.lane)
           await this.stop()
-          return
-        }
-        if (next === undefined) {
-          const ms = performance.now() - asked
-          const cid = this.anyWaiting()
-          this.watch?.scheduler.slow(this.watch.lane, ms)
-          await this.giveUp(cid, `brought no block for ${Math.round(ms)} ms while ${cid} was awaited (stalled)`)
           return
         }
         if (this.watch && this.ticket && !next.done) {
@@ -405,12 +410,8 @@ class CarSession implements BlockSource {
           return
         }
         const key = keyOf(next.value.cid)
-        const readers = this.waiting.get(key)
-        if (readers !== undefined) {
-          this.waiting.delete(key)
-          this.took(key)
-          for (const r of readers) r.resolve(next.value.bytes)
-        } else if (!this.skip.has(key) && !this.stash.has(key)) {
+        if (this.waiting.has(key)) this.deliver(key, next.value.bytes)
+        else if (!this.skip.has(key) && !this.stash.has(key)) {
           this.stash.set(key, next.value.bytes)
           this.stashed += next.value.bytes.length
           if (this.stashed > STASH_LIMIT_BYTES) {
@@ -426,28 +427,26 @@ class CarSession implements BlockSource {
   }
 
   /**
-   * The stream's next block; when spreading, undefined once the scheduler's stall delay passes
-   * without one while other sources delivered blocks (the stream stalls).
+   * The stream's next block; when spreading and it does not come within the stall delay, the block a
+   * reader awaits is asked of the other sources too, and `{ cid, bytes, ms }` is what one of them
+   * sent first (see {@link Scheduler.watch}).
    */
-  private async next(iterator: AsyncIterator<Block>): Promise<IteratorResult<Block> | undefined> {
+  private async next(
+    iterator: AsyncIterator<Block>,
+  ): Promise<{ step: IteratorResult<Block> } | { cid: CID; bytes: Uint8Array; ms: number }> {
     const next = iterator.next()
-    if (this.watch === undefined) return next
-    void next.catch(() => {})
-    const { scheduler, lane } = this.watch
-    const asked = performance.now()
-    // a stream is stalled when the others brought blocks meanwhile: when nothing came from anyone,
-    // the clone itself is starved (a busy machine), and the source's own idle timeout still bounds the wait
-    for (;;) {
-      let timer: NodeJS.Timeout | undefined
-      const stalled = new Promise<'stalled'>((resolve) => (timer = setTimeout(() => resolve('stalled'), scheduler.stallDelay())))
-      try {
-        const got = await Promise.race([next, stalled])
-        if (got !== 'stalled') return got
-        if (scheduler.othersDelivered(lane, asked)) return undefined
-      } finally {
-        clearTimeout(timer)
-      }
-    }
+    if (this.watch === undefined) return { step: await next }
+    const cid = this.anyWaiting()
+    const got = await this.watch.scheduler.watch(next, this.watch.lane, cid, (c, source, e) => this.list.record(c, source, e))
+    return 'bytes' in got ? { cid, ...got } : got
+  }
+
+  /** Hands a block to the readers waiting for it. */
+  private deliver(key: string, bytes: Uint8Array): void {
+    const readers = this.waiting.get(key) ?? []
+    this.waiting.delete(key)
+    this.took(key)
+    for (const r of readers) r.resolve(bytes)
   }
 
   private async giveUp(cid: CID, what: string): Promise<void> {
