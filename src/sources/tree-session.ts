@@ -19,8 +19,14 @@ const UNIT_BYTES = 2 * 1024 * 1024
 const PREFETCH_BYTES = 4 * 1024 * 1024
 /** Streams at once per source. */
 const STREAMS_PER_SOURCE = 2
-/** Subtrees kept after their stream ended while some of their files are still to be read. */
-const ENDED_KEPT = 16
+/**
+ * Reads that went elsewhere after which the oldest subtree is dropped (when a read finds no subtree):
+ * its files were read another way (on their own, before it was opened), and it would hold its place
+ * and its blocks for nobody.
+ */
+const STUCK_AFTER_READS = 64
+/** Keys of files read on their own that are remembered, so that a subtree opened later does not wait for them. */
+const ALONE_KEYS = 16384
 
 /** One subtree: its root and the files under it not yet handed out. */
 interface Unit {
@@ -29,6 +35,8 @@ interface Unit {
   session: CarSession | undefined
   /** Sources whose stream of it was given up. */
   readonly tried: Set<Source>
+  /** The read that last took a file from it (or opened it). */
+  touched: number
 }
 
 /** Reads a tree of small files through CAR streams of its subtrees spread over the sources. */
@@ -40,6 +48,10 @@ export class TreeSession implements BlockSource {
   private exhausted = false
   private filling: Promise<void> = Promise.resolve()
   private closed = false
+  /** Reads so far. */
+  private reads = 0
+  /** Keys of files read on their own lately, oldest first. */
+  private readonly alone = new Set<string>()
 
   constructor(
     private readonly list: SourceList,
@@ -56,9 +68,15 @@ export class TreeSession implements BlockSource {
   async get(cid: CID): Promise<Uint8Array> {
     if (cid.multihash.code === 0x00) return cid.multihash.digest
     const key = keyOf(cid)
+    const read = ++this.reads
     await this.fill()
     const unit = this.owner.get(key)
-    if (unit === undefined) return this.list.get(cid)
+    if (unit === undefined) {
+      this.alone.add(key)
+      if (this.alone.size > ALONE_KEYS) this.alone.delete(this.alone.values().next().value as string)
+      return this.readAlone(cid)
+    }
+    unit.touched = read
     const bytes = await this.streamOf(unit).get(cid)
     unit.keys.delete(key)
     this.owner.delete(key)
@@ -70,24 +88,43 @@ export class TreeSession implements BlockSource {
     this.closed = true
     const open = this.open.splice(0)
     this.owner.clear()
-    await Promise.all(open.map((u) => u.session?.close()))
+    await Promise.all(open.map(async (u) => u.session?.close()))
   }
 
-  /** Opens subtrees in the tree's order until enough are streaming (one filler at a time). */
+  /**
+   * A file in no open subtree: read on its own. The oldest subtree, when no read took a file from it
+   * for {@link STUCK_AFTER_READS} reads, is dropped: the files it waits for were read another way.
+   */
+  private async readAlone(cid: CID): Promise<Uint8Array> {
+    const oldest = this.open[0]
+    if (oldest !== undefined && this.reads - oldest.touched > STUCK_AFTER_READS) {
+      for (const key of oldest.keys) if (this.owner.get(key) === oldest) this.owner.delete(key)
+      oldest.keys.clear()
+      await this.retire(oldest)
+    }
+    return this.list.get(cid)
+  }
+
+  /** Opens subtrees in the tree's order while fewer than two per source are open (one filler at a time). */
   private fill(): Promise<void> {
     this.filling = this.filling.then(async () => {
       const width = STREAMS_PER_SOURCE * this.scheduler.lanes.length
-      while (!this.exhausted && !this.closed && this.open.filter((u) => u.session?.stopped !== true).length < width) {
+      while (!this.exhausted && !this.closed && this.open.length < width) {
         const next = await this.units.next()
         if (next.done === true) {
           this.exhausted = true
           break
         }
         const unit = next.value
-        for (const key of unit.keys) if (!this.owner.has(key)) this.owner.set(key, unit)
+        // a file in an open subtree already (the same bytes twice), or read on its own, is not waited for
+        for (const key of unit.keys) {
+          if (this.owner.has(key) || this.alone.has(key)) unit.keys.delete(key)
+          else this.owner.set(key, unit)
+        }
+        if (unit.keys.size === 0) continue
+        unit.touched = this.reads
         this.open.push(unit)
         this.streamOf(unit)
-        await this.trim()
       }
     })
     return this.filling
@@ -120,19 +157,6 @@ export class TreeSession implements BlockSource {
     await unit.session?.close()
     void this.fill()
   }
-
-  /**
-   * Ended subtrees still holding files nobody asked for (fetched on their own before the subtree was
-   * opened) are dropped past {@link ENDED_KEPT}, oldest first: their files come on their own if asked.
-   */
-  private async trim(): Promise<void> {
-    const ended = this.open.filter((u) => u.session?.stopped === true)
-    for (const unit of ended.slice(0, Math.max(0, ended.length - ENDED_KEPT))) {
-      for (const key of unit.keys) if (this.owner.get(key) === unit) this.owner.delete(key)
-      unit.keys.clear()
-      await this.retire(unit)
-    }
-  }
 }
 
 /**
@@ -150,7 +174,7 @@ async function* subtrees(local: BlockSource, root: CID, skip: ReadonlySet<string
         else keys.add(keyOf(link.Hash))
       }
     }
-    return { root: cid, keys, session: undefined, tried: new Set() }
+    return { root: cid, keys, session: undefined, tried: new Set(), touched: 0 }
   }
   const split = async function* (cid: CID, size: number | undefined): AsyncGenerator<Unit> {
     if (size !== undefined && size <= UNIT_BYTES) return yield await unit(cid)
