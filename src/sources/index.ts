@@ -217,7 +217,9 @@ export class SourceList implements BlockSource {
    * Spreading over several sources, the stream comes from the source expected to answer first (so
    * that sessions of files read at once go to different sources), and one that brings no block for
    * its hedge delay while a reader waits is given up as stalled (the blocks still wanted then come
-   * from all the sources at once).
+   * from all the sources at once). Spreading, with `local` (where the caller reads the tree's nodes,
+   * which `skip` lists) and several sources that stream, the tree is read as CAR streams of its
+   * subtrees from all of them at once instead (src/sources/tree-session.ts).
    */
   session(root: CID, skip: Iterable<CID> = [], local?: BlockSource): BlockSource & { close(): Promise<void> } {
     if (root.code === RAW) return { get: (cid: CID) => this.fetch(cid), close: async () => {} }
