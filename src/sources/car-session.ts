@@ -118,6 +118,8 @@ export class CarSession implements BlockSource {
           }
           next = got.step
         } catch (e) {
+          // closed meanwhile (its reads are done): the abort is ours, not the source's failure
+          if (this.iterator === undefined) return
           // spreading, a source that lacks the DAG's root is no failure: the others have it
           const lacks = this.watch !== undefined && isCairnError(e, 'MISSING_BLOCK')
           // (closed meanwhile: nobody waits)
