@@ -9,6 +9,8 @@ import type { CID } from '../cid.js'
 import { CairnError, isCairnError } from '../errors.js'
 import type { Source } from './index.js'
 
+/** A hedge to a source dropped after a failure waits this many hedge delays. */
+const DROPPED_HEDGE_FACTOR = 4
 /** A request is hedged after this many times its source's usual time per block… */
 const HEDGE_FACTOR = 4
 /** …but never sooner than this (a busy event loop must not hedge every request). */
@@ -219,8 +221,10 @@ export class Scheduler {
         finish()
         reject(new AllFailed(failures))
       }
-      const launch = (): boolean => {
-        const lane = this.pick(asked, avoid)
+      // a hedge goes to a live source first: one dropped after a failure is for when the others fail, not when they are slow
+      const live = (source: Source): boolean => this.laneOf(source).droppedUntil <= performance.now()
+      const launch = (hedge = false): boolean => {
+        const lane = this.pick(asked, avoid, hedge ? live : undefined)
         if (lane === undefined) return false
         asked.add(lane.source)
         const ticket = this.begin(lane)
@@ -262,9 +266,14 @@ export class Scheduler {
         // hedged when it takes too long, as long as another source is left to ask
         clearTimeout(timer)
         if (this.pick(asked, avoid) !== undefined) {
-          timer = setTimeout(() => {
-            if (!settled && !launch() && running.size === 0) failed()
-          }, this.hedgeDelay())
+          // a source dropped after a failure is asked only when even a few hedge delays went by
+          const liveLeft = this.pick(asked, avoid, live) !== undefined
+          timer = setTimeout(
+            () => {
+              if (!settled && !launch(liveLeft) && !launch() && running.size === 0) failed()
+            },
+            liveLeft ? this.hedgeDelay() : DROPPED_HEDGE_FACTOR * this.hedgeDelay(),
+          )
         }
         return true
       }
