@@ -259,9 +259,11 @@ describe('clone from several sources at once', () => {
     const result = await clone({ cid: spread.version.toString(), dir, from: proxies.map((p) => p.url) })
     await expectIdentical(dir, spread, SPREAD)
     expect(result.failures).toEqual([])
-    // each sent a good part of the files' bytes (not one stream of the whole tree from one source)
+    // the tree did not come as one stream from one source: at least two sent a subtree's worth or
+    // more (how many subtrees each got is the scheduler's call on their speed, which load moves)
     const total = Object.values(SPREAD).reduce((n, b) => n + b.length, 0)
-    for (const p of proxies) expect(p.bytes()).toBeGreaterThan(total / 8)
+    expect(proxies.filter((p) => p.bytes() > total / 8).length).toBeGreaterThanOrEqual(2)
+    for (const p of proxies) expect(p.requests()).toBeGreaterThan(0)
   })
 
   it('a release of small files: a source that stops mid-stream costs its subtree, asked of the others again', async () => {
