@@ -13,6 +13,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statS
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { runCloneCase } from './cases/clone.mjs'
 import { runFilesCase } from './cases/files.mjs'
 import { runIndexCase } from './cases/index.mjs'
 import { runModesCase } from './cases/modes.mjs'
@@ -43,6 +44,18 @@ const CASES = [
     quick: { count: 1000, size: 4096, perDir: 100 },
     // node -e 0, cairn --version, cairn log, cairn status as whole processes, on this dataset
     startup: true,
+  },
+  // only the clone lines of `large` and `small` (one server, three sources), reported under those
+  // cases' names; run only when named (`--case clone`)
+  {
+    name: 'clone',
+    kind: 'clone',
+    onDemand: true,
+    spec: { count: 64, size: 16 * MiB, perDir: 64 },
+    datasets: [
+      { name: 'large', spec: { count: 64, size: 16 * MiB, perDir: 64 }, quick: { count: 16, size: 4 * MiB, perDir: 16 } },
+      { name: 'small', spec: { count: 10_000, size: 4096, perDir: 1000 }, quick: { count: 1000, size: 4096, perDir: 100 } },
+    ],
   },
   { name: 'index', kind: 'index', entries: 1_000_000, changed: 10, quick: { entries: 20_000 } },
   // the store's size after building 1 GiB in each store mode (copy, reflink, reference)
@@ -228,16 +241,24 @@ async function main() {
     return
   }
   const started = new Date()
-  const selected = CASES.filter((c) => (opts.cases.length > 0 ? opts.cases.includes(c.name) : !c.long || opts.long)).map((c) => {
-    const k = opts.quick ? { ...c, ...(c.spec ? { spec: { ...c.spec, ...c.quick } } : c.quick) } : { ...c }
-    k.dataName = `${opts.quick ? 'quick-' : ''}${c.name}`
-    k.title = k.spec
-      ? `${k.spec.count.toLocaleString('en')} files × ${size(k.spec.size)} = ${size(k.spec.count * k.spec.size)}`
-      : k.kind === 'memory'
-        ? `a synthetic release of ${k.entries.toLocaleString('en')} files`
-        : `2 × ${k.entries.toLocaleString('en')} index entries, ${k.changed} changed`
-    return k
-  })
+  const selected = CASES.filter((c) => (opts.cases.length > 0 ? opts.cases.includes(c.name) : (!c.long || opts.long) && !c.onDemand)).map(
+    (c) => {
+      const k = opts.quick ? { ...c, ...(c.spec ? { spec: { ...c.spec, ...c.quick } } : c.quick) } : { ...c }
+      k.dataName = `${opts.quick ? 'quick-' : ''}${c.name}`
+      if (c.datasets)
+        k.datasets = c.datasets.map((d) => ({
+          ...d,
+          spec: opts.quick ? { ...d.spec, ...d.quick } : d.spec,
+          dataName: `${opts.quick ? 'quick-' : ''}${d.name}`,
+        }))
+      k.title = k.spec
+        ? `${k.spec.count.toLocaleString('en')} files × ${size(k.spec.size)} = ${size(k.spec.count * k.spec.size)}`
+        : k.kind === 'memory'
+          ? `a synthetic release of ${k.entries.toLocaleString('en')} files`
+          : `2 × ${k.entries.toLocaleString('en')} index entries, ${k.changed} changed`
+      return k
+    },
+  )
 
   const distFrom = buildLibrary(opts)
   const { lib, libDir, cli, snap } = snapshotLibrary()
@@ -278,6 +299,7 @@ async function main() {
   for (const c of selected) {
     log(`\n${c.name}: ${c.title}`)
     if (c.kind === 'files') await runFilesCase(ctx, c)
+    else if (c.kind === 'clone') await runCloneCase(ctx, c)
     else if (c.kind === 'modes') await runModesCase(ctx, c)
     else if (c.kind === 'scale') await runScaleCase(ctx, c)
     else if (c.kind === 'memory') await runMemoryCase(ctx, c)

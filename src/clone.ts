@@ -313,7 +313,7 @@ async function cloneVersion(root: CID, list: SourceList, options: CloneOptions, 
     // one with a file of several blocks: the stream would bring its blocks faster than they are written
     // while the next files wait (and a request per large file costs little).
     const whole = !resumed && (options.include?.length ?? 0) === 0 && (options.exclude?.length ?? 0) === 0 && plan.largest <= SMALL_FILE
-    const shared = whole ? list.session(version.tree, plan.treeNodes) : undefined
+    const shared = whole ? list.session(version.tree, plan.treeNodes, through) : undefined
     let written
     try {
       written = await writeFiles(

@@ -237,7 +237,7 @@ export async function runFilesCase(ctx, c) {
  * Starts `cairn serve` over the dataset in a helper process (bench/lib/server.mjs, not measured) and
  * measures `clone` of version `cid` from it into an empty folder, in a fresh process each run.
  */
-async function cloneFromServe(ctx, base, root, out, cid, count, bytes, multiSource) {
+export async function cloneFromServe(ctx, base, root, out, cid, count, bytes, multiSource) {
   const spec = { ...base, tool: 'cairn', op: 'clone from serve' }
   let server
   try {

@@ -274,8 +274,14 @@ class Exchange {
   /** Ends the exchange (idempotent); the first reason is kept. */
   readonly abort = (reason: Error): void => {
     this.reason ??= reason
+    // a body read to its end leaves nothing to stop, and its connection may be back in the pool
+    // with no listener for the error a destroy would raise there
+    if (this.final?.complete === true) return
     this.current?.destroy(reason)
   }
+
+  /** The final response, once its headers are in. */
+  private final: IncomingMessage | undefined
 
   private go(url: URL, hops: number): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
@@ -297,7 +303,10 @@ class Exchange {
         // a reader of the body still sees the error
         res.on('error', () => {})
         const location = res.headers.location
-        if (!REDIRECTS.has(res.statusCode ?? 0) || location === undefined || hops >= MAX_REDIRECTS) return resolve(res)
+        if (!REDIRECTS.has(res.statusCode ?? 0) || location === undefined || hops >= MAX_REDIRECTS) {
+          this.final = res
+          return resolve(res)
+        }
         res.resume()
         try {
           resolve(this.go(new URL(location, url), hops + 1))

@@ -14,7 +14,9 @@ import { BlockStore, type BlockSource } from '../store/blocks.js'
 import type { Block } from '../unixfs/file.js'
 import { DirSource } from './dir.js'
 import { GatewaySource, type GatewayOptions } from './gateway.js'
-import { AllFailed, Scheduler, type Lane, type Ticket } from './scheduler.js'
+import { CarSession, keyOf, STASH_LIMIT_BYTES } from './car-session.js'
+import { AllFailed, Scheduler } from './scheduler.js'
+import { TreeSession } from './tree-session.js'
 
 export { DEFAULT_GATEWAYS, GatewaySource, MAX_BLOCK_BYTES, type GatewayOptions } from './gateway.js'
 export { DirSource } from './dir.js'
@@ -117,9 +119,6 @@ export async function openSources(specs: readonly string[], options: SourceOptio
 const RECENT_MAX_BYTES = 64 * 1024
 const RECENT_BUDGET_BYTES = 4 * 1024 * 1024
 
-/** Blocks a CAR session may hold that were sent before they were asked for (out of order, or not in the DAG). */
-const STASH_LIMIT_BYTES = 32 * 1024 * 1024
-
 /**
  * Several sources tried in order. A source that failed with something other than "I do not have it"
  * (a timeout, wrong bytes, an HTML page) is tried after the others from then on, until it succeeds
@@ -218,11 +217,16 @@ export class SourceList implements BlockSource {
    * Spreading over several sources, the stream comes from the source expected to answer first (so
    * that sessions of files read at once go to different sources), and one that brings no block for
    * its hedge delay while a reader waits is given up as stalled (the blocks still wanted then come
-   * from all the sources at once).
+   * from all the sources at once). Spreading, with `local` (where the caller reads the tree's nodes,
+   * which `skip` lists) and several sources that stream, the tree is read as CAR streams of its
+   * subtrees from all of them at once instead (src/sources/tree-session.ts).
    */
-  session(root: CID, skip: Iterable<CID> = []): BlockSource & { close(): Promise<void> } {
+  session(root: CID, skip: Iterable<CID> = [], local?: BlockSource): BlockSource & { close(): Promise<void> } {
     if (root.code === RAW) return { get: (cid: CID) => this.fetch(cid), close: async () => {} }
     const skipped = (): Set<string> => new Set([...skip].map(keyOf))
+    // a tree whose nodes the caller has: its subtrees are streamed from every source at once
+    if (this.scheduler !== undefined && local !== undefined && this.sources.filter((s) => s.dag !== undefined).length > 1)
+      return new TreeSession(this, this.scheduler, root, skipped(), local)
     if (this.scheduler !== undefined) {
       const lane = this.scheduler.pick()
       if (lane?.source.dag === undefined) return Object.assign(this.wrapGet(), { close: async () => {} })
@@ -301,196 +305,6 @@ function messageOf(e: unknown, source: Source, cid: CID): string {
   let message = e instanceof Error ? e.message : String(e)
   if (!message.includes(source.name)) message = `${source.name}: ${message}`
   return message.includes(cid.toString()) ? message : `${message} (while fetching block ${cid})`
-}
-
-/** The multihash and codec as a map key. */
-function keyOf(cid: CID): string {
-  const mh = cid.multihash.bytes
-  return `${cid.code}:${Buffer.from(mh.buffer, mh.byteOffset, mh.length).toString('latin1')}`
-}
-
-/** Keys of blocks a {@link CarSession} handed out lately, so that a second reader of one does not wait for it. */
-const TAKEN_KEYS = 16384
-
-/**
- * One CAR stream serving its blocks to one reader or several at once (see {@link SourceList.session}),
- * with a block-by-block fallback. A single pump reads the stream while some reader waits; a block goes to
- * the readers waiting for it, or into the stash for a reader to come. A stash grown past its limit while
- * a reader still waits means the stream is not coming to that reader's block: the stream is given up,
- * and what is still wanted fetched on its own.
- */
-class CarSession implements BlockSource {
-  private iterator: AsyncIterator<Block> | undefined
-  private readonly abort = new AbortController()
-  /** The stream as a request in flight at its source, when spreading (it makes progress with each block). */
-  private readonly ticket: Ticket | undefined
-  private pumping = false
-  private readonly waiting = new Map<string, Reader[]>()
-  private readonly stash = new Map<string, Uint8Array>()
-  private stashed = 0
-  /** Keys handed out lately, oldest first: a file may hold a block twice, or two files the same block. */
-  private readonly taken = new Set<string>()
-
-  constructor(
-    private readonly list: SourceList,
-    private readonly source: Source,
-    root: CID,
-    private readonly skip: ReadonlySet<string>,
-    /** When spreading: the scheduler and the source's lane, told of each block and of a stall. */
-    private readonly watch?: { readonly scheduler: Scheduler; readonly lane: Lane },
-  ) {
-    const dag = source.dag as (root: CID, options: FetchOptions) => AsyncIterable<Block>
-    this.iterator = dag.call(source, root, { signal: this.abort.signal })[Symbol.asyncIterator]()
-    this.ticket = watch?.scheduler.begin(watch.lane)
-  }
-
-  get(cid: CID): Promise<Uint8Array> {
-    if (cid.multihash.code === 0x00) return Promise.resolve(cid.multihash.digest)
-    const key = keyOf(cid)
-    const early = this.stash.get(key)
-    if (early !== undefined) {
-      this.stash.delete(key)
-      this.stashed -= early.length
-      this.took(key)
-      return Promise.resolve(early)
-    }
-    // the stream is over, or already sent this block: fetch it on its own
-    if (this.iterator === undefined || this.taken.has(key)) return this.list.get(cid, this.source)
-    return new Promise((resolve, reject) => {
-      const reader = { cid, resolve, reject }
-      const readers = this.waiting.get(key)
-      if (readers) readers.push(reader)
-      else this.waiting.set(key, [reader])
-      void this.pump()
-    })
-  }
-
-  async close(): Promise<void> {
-    await this.stop()
-  }
-
-  /** Reads the stream while readers wait. */
-  private async pump(): Promise<void> {
-    if (this.pumping) return
-    this.pumping = true
-    try {
-      while (this.iterator !== undefined && this.waiting.size > 0) {
-        let next: IteratorResult<Block> | undefined
-        const asked = performance.now()
-        try {
-          next = await this.next(this.iterator)
-        } catch (e) {
-          // spreading, a source that lacks the DAG's root is no failure: the others have it
-          const lacks = this.watch !== undefined && isCairnError(e, 'MISSING_BLOCK')
-          // (closed meanwhile: nobody waits)
-          if (this.waiting.size > 0 && !lacks) this.list.record(this.anyWaiting(), this.source, e)
-          if (this.watch && !lacks) this.watch.scheduler.strike(this.watch.lane)
-          await this.stop()
-          return
-        }
-        if (next === undefined) {
-          const ms = performance.now() - asked
-          const cid = this.anyWaiting()
-          this.watch?.scheduler.slow(this.watch.lane, ms)
-          await this.giveUp(cid, `brought no block for ${Math.round(ms)} ms while ${cid} was awaited (stalled)`)
-          return
-        }
-        if (this.watch && this.ticket && !next.done) {
-          this.ticket.since = performance.now()
-          this.watch.scheduler.observe(this.watch.lane, this.ticket.since - asked)
-        }
-        if (next.done) {
-          if (this.waiting.size === 0) await this.stop()
-          else await this.giveUp(this.anyWaiting(), `ended without block ${this.anyWaiting()}`)
-          return
-        }
-        const key = keyOf(next.value.cid)
-        const readers = this.waiting.get(key)
-        if (readers !== undefined) {
-          this.waiting.delete(key)
-          this.took(key)
-          for (const r of readers) r.resolve(next.value.bytes)
-        } else if (!this.skip.has(key) && !this.stash.has(key)) {
-          this.stash.set(key, next.value.bytes)
-          this.stashed += next.value.bytes.length
-          if (this.stashed > STASH_LIMIT_BYTES) {
-            const cid = this.anyWaiting()
-            await this.giveUp(cid, `sent over ${STASH_LIMIT_BYTES} bytes of blocks not asked for before block ${cid}`)
-            return
-          }
-        }
-      }
-    } finally {
-      this.pumping = false
-    }
-  }
-
-  /**
-   * The stream's next block; when spreading, undefined once the scheduler's stall delay passes
-   * without one while other sources delivered blocks (the stream stalls).
-   */
-  private async next(iterator: AsyncIterator<Block>): Promise<IteratorResult<Block> | undefined> {
-    const next = iterator.next()
-    if (this.watch === undefined) return next
-    void next.catch(() => {})
-    const { scheduler, lane } = this.watch
-    const asked = performance.now()
-    // a stream is stalled when the others brought blocks meanwhile: when nothing came from anyone,
-    // the clone itself is starved (a busy machine), and the source's own idle timeout still bounds the wait
-    for (;;) {
-      let timer: NodeJS.Timeout | undefined
-      const stalled = new Promise<'stalled'>((resolve) => (timer = setTimeout(() => resolve('stalled'), scheduler.stallDelay())))
-      try {
-        const got = await Promise.race([next, stalled])
-        if (got !== 'stalled') return got
-        if (scheduler.othersDelivered(lane, asked)) return undefined
-      } finally {
-        clearTimeout(timer)
-      }
-    }
-  }
-
-  private async giveUp(cid: CID, what: string): Promise<void> {
-    this.list.record(
-      cid,
-      this.source,
-      new CairnError('FETCH_FAILED', `the CAR from ${this.source.name} ${what}`, { subject: cid.toString() }),
-    )
-    await this.stop()
-  }
-
-  /** Ends the stream; every reader still waiting gets its block on its own (that source last). */
-  private async stop(): Promise<void> {
-    const it = this.iterator
-    this.iterator = undefined
-    // spreading, a read still pending (a stalled stream) ends now, not at the source's idle timeout
-    if (this.watch) this.abort.abort()
-    if (this.ticket && this.watch) this.watch.scheduler.end(this.watch.lane, this.ticket)
-    this.stash.clear()
-    this.stashed = 0
-    const readers = [...this.waiting.values()].flat()
-    this.waiting.clear()
-    for (const r of readers) this.list.get(r.cid, this.source).then(r.resolve, r.reject)
-    await it?.return?.(undefined).catch(() => {})
-  }
-
-  /** A CID some reader waits for (the pump runs only while there is one). */
-  private anyWaiting(): CID {
-    for (const readers of this.waiting.values()) return readers[0].cid
-    throw new Error('no reader waits')
-  }
-
-  private took(key: string): void {
-    this.taken.add(key)
-    if (this.taken.size > TAKEN_KEYS) for (const oldest of this.taken) return void this.taken.delete(oldest)
-  }
-}
-
-/** A reader of a {@link CarSession} waiting for a block. */
-interface Reader {
-  readonly cid: CID
-  readonly resolve: (bytes: Uint8Array) => void
-  readonly reject: (e: unknown) => void
 }
 
 function carSource(spec: string, car: CarBlockSource): Source {

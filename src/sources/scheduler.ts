@@ -9,6 +9,8 @@ import type { CID } from '../cid.js'
 import { CairnError, isCairnError } from '../errors.js'
 import type { Source } from './index.js'
 
+/** A hedge to a source dropped after a failure waits this many hedge delays. */
+const DROPPED_HEDGE_FACTOR = 4
 /** A request is hedged after this many times its source's usual time per block… */
 const HEDGE_FACTOR = 4
 /** …but never sooner than this (a busy event loop must not hedge every request). */
@@ -46,9 +48,8 @@ export class Lane {
   strikes = 0
   /** Hedges lost and streams given up as stalled in a row. */
   losses = 0
-  /** Blocks it delivered, and when it last did (`performance.now()`). */
+  /** Blocks it delivered. */
   delivered = 0
-  lastDelivery = -Infinity
   /** Until when the source is tried only after the others (after a failure). */
   droppedUntil = 0
   /** Milliseconds a lost hedge or a stall showed it may take, set at `penaltyAt`, halving every {@link PENALTY_HALF_LIFE_MS}. */
@@ -156,7 +157,6 @@ export class Scheduler {
   /** `lane` delivered a block after `ms`: its mean moves toward it, and it is live again. */
   observe(lane: Lane, ms: number): void {
     lane.delivered++
-    lane.lastDelivery = performance.now()
     lane.ms = lane.ms === undefined ? ms : lane.ms + EWMA_WEIGHT * (ms - lane.ms)
     lane.strikes = 0
     lane.losses = 0
@@ -182,11 +182,6 @@ export class Scheduler {
     lane.losses++
   }
 
-  /** True when a source other than `lane` delivered a block since `since`: the clone itself is not starved. */
-  othersDelivered(lane: Lane, since: number): boolean {
-    return this.lanes.some((l) => l !== lane && l.lastDelivery >= since)
-  }
-
   /**
    * The block `cid`, from whichever source answers first with valid bytes: the best source is asked
    * (see {@link Scheduler.pick}); when it has not answered after its hedge delay, or fails, the next
@@ -196,9 +191,9 @@ export class Scheduler {
    * except "not found" (sources that each hold part of the blocks answer it all the time). Rejects with
    * the failures of every source when none supplied the block.
    */
-  fetch(cid: CID, report: Report, avoid?: Source): Promise<Uint8Array> {
+  fetch(cid: CID, report: Report, avoid?: Source, options: HedgeOptions = {}): Promise<Uint8Array> {
     return new Promise((resolve, reject) => {
-      const asked = new Set<Source>()
+      const asked = new Set<Source>(options.exclude === undefined ? [] : [options.exclude])
       const failures: { source: Source; error: unknown }[] = []
       const running = new Map<Lane, { ticket: Ticket; stop: AbortController }>()
       let settled = false
@@ -207,13 +202,29 @@ export class Scheduler {
       const finish = (): void => {
         settled = true
         clearTimeout(timer)
+        options.signal?.removeEventListener('abort', cancel)
       }
+      // the caller no longer needs the block (a stream it hedged brought it first): stop every request
+      const cancel = (): void => {
+        if (settled) return
+        finish()
+        for (const [lane, r] of running) {
+          this.end(lane, r.ticket)
+          r.stop.abort()
+        }
+        running.clear()
+        reject(new Cancelled())
+      }
+      if (options.signal?.aborted === true) return reject(new Cancelled())
+      options.signal?.addEventListener('abort', cancel, { once: true })
       const failed = (): void => {
         finish()
         reject(new AllFailed(failures))
       }
-      const launch = (): boolean => {
-        const lane = this.pick(asked, avoid)
+      // a hedge goes to a live source first: one dropped after a failure is for when the others fail, not when they are slow
+      const live = (source: Source): boolean => this.laneOf(source).droppedUntil <= performance.now()
+      const launch = (hedge = false): boolean => {
+        const lane = this.pick(asked, avoid, hedge ? live : undefined)
         if (lane === undefined) return false
         asked.add(lane.source)
         const ticket = this.begin(lane)
@@ -255,9 +266,14 @@ export class Scheduler {
         // hedged when it takes too long, as long as another source is left to ask
         clearTimeout(timer)
         if (this.pick(asked, avoid) !== undefined) {
-          timer = setTimeout(() => {
-            if (!settled && !launch() && running.size === 0) failed()
-          }, this.hedgeDelay())
+          // a source dropped after a failure is asked only when even a few hedge delays went by
+          const liveLeft = this.pick(asked, avoid, live) !== undefined
+          timer = setTimeout(
+            () => {
+              if (!settled && !launch(liveLeft) && !launch() && running.size === 0) failed()
+            },
+            liveLeft ? this.hedgeDelay() : DROPPED_HEDGE_FACTOR * this.hedgeDelay(),
+          )
         }
         return true
       }
@@ -265,11 +281,63 @@ export class Scheduler {
     })
   }
 
+  /**
+   * Waits for `pending`, a stream's next block from `lane`, while a reader waits for `cid`: when it
+   * has not come after the stall delay, `cid` is asked of the other sources too (see
+   * {@link Scheduler.fetch}), and whichever comes first wins. `{ step }` when the stream answered
+   * first (the hedge is then stopped); `{ bytes, ms }` when another source sent `cid` first, `ms`
+   * after the wait began (the stream is stalled: the caller gives it up, and its rejection is
+   * ignored). When no other source could supply `cid` the stream is waited for alone (its source's
+   * idle timeout bounds it). Rejects as `pending` does. The wait is armed afresh for each block and
+   * needs nothing from any other request: a stream stalled after everything else finished is hedged too.
+   */
+  async watch<T>(pending: Promise<T>, lane: Lane, cid: CID, report: Report): Promise<{ step: T } | { bytes: Uint8Array; ms: number }> {
+    const asked = performance.now()
+    let timer: NodeJS.Timeout | undefined
+    const quiet = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), this.stallDelay())))
+    try {
+      const first = await Promise.race([pending.then((step) => ({ step })), quiet])
+      if (first !== undefined) return first
+    } finally {
+      clearTimeout(timer)
+    }
+    const stop = new AbortController()
+    const hedge = this.fetch(cid, report, undefined, { exclude: lane.source, signal: stop.signal }).then(
+      (bytes) => ({ bytes, ms: performance.now() - asked }),
+      () => undefined,
+    )
+    try {
+      const won = await Promise.race([pending.then((step) => ({ step })), hedge])
+      if (won !== undefined) {
+        if ('bytes' in won) void pending.catch(() => {})
+        return won
+      }
+      return { step: await pending }
+    } finally {
+      stop.abort()
+    }
+  }
+
   /** The best mean among the sources that answered (1 ms before any did): how a new source is first judged. */
   private prior(): number {
     let best: number | undefined
     for (const lane of this.lanes) if (lane.ms !== undefined && (best === undefined || lane.ms < best)) best = lane.ms
     return best ?? 1
+  }
+}
+
+/** Options of {@link Scheduler.fetch} when it hedges a stream. */
+export interface HedgeOptions {
+  /** A source never asked (the one whose stream is being hedged). */
+  readonly exclude?: Source
+  /** Aborting it stops every request of the fetch, which then rejects with {@link Cancelled}. */
+  readonly signal?: AbortSignal
+}
+
+/** A fetch whose caller aborted it. */
+export class Cancelled extends Error {
+  constructor() {
+    super('cancelled')
   }
 }
 
