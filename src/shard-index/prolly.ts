@@ -94,6 +94,28 @@ export class IndexBuilder {
     return this.push(0, entry)
   }
 
+  /** True when no node is open at level 0: the next entry starts a new leaf. */
+  get atLeafStart(): boolean {
+    return this.levels.length === 0 || this.levels[0].items.length === 0
+  }
+
+  /**
+   * Takes a whole leaf built earlier, `leaf` (its branch entry: first path, node, totals), as if its
+   * entries had been added one by one; valid only {@link atLeafStart} and when the entries that follow
+   * would have closed it where it closed (the caller's proof: see `editIndex`). Returns a promise only
+   * when a node above closed.
+   */
+  reuseLeaf(leaf: BranchEntry): Promise<void> | undefined {
+    if (!this.atLeafStart || (this.last !== undefined && comparePaths(this.last, leaf.path) >= 0)) {
+      throw new CairnError('BAD_PATH', `Index leaf reused out of order at ${JSON.stringify(leaf.path)}`, { subject: leaf.path })
+    }
+    // later entries are checked against the leaf's first path (its last one is not read)
+    this.last = leaf.path
+    if (this.levels.length === 0) this.levels.push({ items: [], bytes: 0, received: 0, first: undefined })
+    this.levels[0].received += leaf.totals.shards
+    return this.push(1, leaf)
+  }
+
   /** Closes every open node; returns the root and the totals below it. */
   async finish(): Promise<BuiltIndex> {
     if (this.levels.length === 0) {
