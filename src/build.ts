@@ -219,6 +219,7 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
           info.roots.tree.equals(parentManifest.tree) &&
           matched + changed.filter((c) => c.knownCid).length === info.count &&
           !rules.anyWholeRule()
+        buildTuning.onPlan?.(editable ? 'edit' : 'merge')
         if (editable) {
           // A few changes: only the changed files are read, and the parent's index and tree are edited
           // (the leaves and folders no change touches are kept by their links), as is the stat cache.
@@ -537,7 +538,14 @@ async function* orderedWindow<T, R>(items: AsyncIterable<T>, limit: number, fn: 
  * Sizes a test may force small (the property tests build with tiny frames, groups and windows): the
  * result never depends on them.
  */
-export const buildTuning: { frameBytes?: number; groupFiles?: number; window?: number; changeLimit?: number } = {}
+export const buildTuning: {
+  frameBytes?: number
+  groupFiles?: number
+  window?: number
+  changeLimit?: number
+  /** Told which way the index and tree were made: edited from the parent's, or built from every file. */
+  onPlan?: (plan: 'edit' | 'merge') => void
+} = {}
 
 /**
  * Changes (files added, modified or removed since the sealed cache) a build keeps in memory to edit

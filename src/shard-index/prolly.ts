@@ -27,6 +27,11 @@ export const TARGET_FANOUT = 64
 /** Estimated encoded size past which a node is closed whatever the hash says (blocks stay far below 1 MiB). */
 export const MAX_NODE_BYTES = 256 * 1024
 const THRESHOLD = Math.floor(0x1_0000_0000 / TARGET_FANOUT)
+/**
+ * A smaller fanout and node cap a test may force, to build many nodes of few entries (the index is
+ * then not the canonical one: every build under the same tuning agrees with every other).
+ */
+export const indexTuning: { fanout?: number; maxNodeBytes?: number } = {}
 const encoder = new TextEncoder()
 const keyBuffer = new Uint8Array(4096)
 
@@ -38,7 +43,8 @@ export function isBoundary(level: number, path: string): boolean {
   const bytes = read === key.length ? keyBuffer.subarray(0, written) : encoder.encode(key)
   // murmur3-32 is synchronous; the hasher interface merely allows promises
   const h = murmur332.encode(bytes) as Uint8Array
-  return ((h[0] << 24) | (h[1] << 16) | (h[2] << 8) | h[3]) >>> 0 < THRESHOLD
+  const threshold = indexTuning.fanout === undefined ? THRESHOLD : Math.floor(0x1_0000_0000 / indexTuning.fanout)
+  return ((h[0] << 24) | (h[1] << 16) | (h[2] << 8) | h[3]) >>> 0 < threshold
 }
 
 /** The root of a built index and the totals below it. */
@@ -138,7 +144,8 @@ export class IndexBuilder {
   private push(level: number, item: ShardEntry | BranchEntry): Promise<void> | undefined {
     if (this.levels.length === level) this.levels.push({ items: [], bytes: 0, received: 0, first: item })
     const l = this.levels[level]
-    if (l.items.length > 0 && l.bytes + estimate(item) > MAX_NODE_BYTES) return this.close(level).then(() => this.place(level, item))
+    if (l.items.length > 0 && l.bytes + estimate(item) > (indexTuning.maxNodeBytes ?? MAX_NODE_BYTES))
+      return this.close(level).then(() => this.place(level, item))
     return this.place(level, item)
   }
 

@@ -13,6 +13,8 @@ import { encodePbNode, pbNodeSize, type PbLinks } from './pb-encode.js'
 
 /** A plain directory block of more bytes than this becomes a HAMT (exactly this many stays plain). */
 export const HAMT_THRESHOLD_BYTES = 262_144
+/** A smaller HAMT threshold a test may force, to shard folders of a few files (then not the profile's trees). */
+export const directoryTuning: { hamtThresholdBytes?: number } = {}
 /** Slots per HAMT node. */
 export const HAMT_FANOUT = 256
 /** Multicodec of the HAMT hash function (murmur3-x64-64), recorded in every HAMT node. */
@@ -220,7 +222,7 @@ export class DirectoryBuilder {
   build(): BuiltDirectory {
     const links = this.sortedLinks()
     const size = pbNodeSize(links, DIRECTORY_DATA.length)
-    if (size > HAMT_THRESHOLD_BYTES) return buildHamt(links)
+    if (size > (directoryTuning.hamtThresholdBytes ?? HAMT_THRESHOLD_BYTES)) return buildHamt(links)
     const bytes = encodePbNode(links, DIRECTORY_DATA)
     const cid = cidFor(DAG_PB, bytes)
     return { cid, dagSize: bytes.length + sumOf(this.sizes), blocks: [{ cid, bytes }] }
