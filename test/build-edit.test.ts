@@ -164,7 +164,26 @@ describe('build after a few changes', () => {
     made.push(ds)
     await settle()
     await build({ dir: ds.dir, date: FIXED_DATE })
-    // modify, remove, rename within the folder and out of it, add
+    const plans: string[] = []
+    buildTuning.onPlan = (p) => plans.push(p)
+    try {
+      // the folder grows (a modification of the same size, two additions): only the shards on the
+      // changed names' paths are built again
+      files[name(5)] = 'chang5'
+      files[name(6002)] = 'new 2'
+      files['big/added.txt'] = 'added'
+      await ds.write({ [name(5)]: 'chang5', [name(6002)]: 'new 2', 'big/added.txt': 'added' })
+      await settle()
+      const grown = await build({ dir: ds.dir, date: FIXED_DATE })
+      expect(grown.changes).toEqual({ added: 2, removed: 0, modified: 1 })
+      expect(grown.manifest.tree.toString(), 'ipfs-unixfs-importer').toBe(await importerTree(files, 262_144))
+    } finally {
+      delete buildTuning.onPlan
+    }
+    expect(plans).toEqual(['edit'])
+    plans.length = 0
+    // it shrinks (removals; a rename within the folder and out of it): it may fall under the threshold,
+    // so every shard is read and the folder built again
     files[name(10)] = 'changed'
     await ds.write({ [name(10)]: 'changed' })
     for (const i of [20, 4000]) {
@@ -177,7 +196,6 @@ describe('build after a few changes', () => {
     files[name(6001)] = 'new'
     await ds.write({ [name(6001)]: 'new' })
     await settle()
-    const plans: string[] = []
     buildTuning.onPlan = (p) => plans.push(p)
     let second
     try {

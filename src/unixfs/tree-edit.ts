@@ -10,7 +10,18 @@ import { DAG_PB, type CID } from '../cid.js'
 import { CairnError } from '../errors.js'
 import { MAX_DIRECTORY_DEPTH } from '../limits/index.js'
 import type { BlockSource } from '../store/blocks.js'
-import { DirectoryBuilder, HAMT_FANOUT, utf8Length, validNameLength } from './directory.js'
+import {
+  buildSubShard,
+  DirectoryBuilder,
+  encodeShard,
+  HAMT_FANOUT,
+  hamtSlot,
+  plainLinkSize,
+  slotPrefix,
+  utf8Length,
+  validNameLength,
+  type ShardLink,
+} from './directory.js'
 import type { BlockSink } from './file.js'
 import type { BuiltTree } from './tree.js'
 
@@ -64,7 +75,14 @@ async function editDirectory(
   depth: number,
 ): Promise<Link | undefined> {
   if (depth > MAX_DIRECTORY_DEPTH) throw new CairnError('BAD_PATH', `${where}: folders nested deeper than ${MAX_DIRECTORY_DEPTH}`)
-  const entries = cid ? await readDirectory(source, cid, where) : new Map<string, Link>()
+  const shards = new Map<string, dagPb.PBLink[]>()
+  const top = cid ? await decodeDirectory(source, cid, where) : undefined
+  const hamt = top?.type === 'hamt-sharded-directory'
+  if (cid && hamt) shards.set(cid.toString(), top!.links)
+  // a plain folder is read whole (at most 256 KiB); a HAMT only along the paths of the names looked up
+  const entries = !top ? new Map<string, Link>() : hamt ? undefined : plainEntries(top.links)
+  const lookup = async (name: string): Promise<Link | undefined> =>
+    entries ? entries.get(name) : hamtLookup(source, cid!, name, where, shards)
   // the edits grouped by their first segment: a file of this folder, or what lies in a subfolder
   const files = new Map<string, TreeEdit>()
   const folders = new Map<string, Below[]>()
@@ -78,53 +96,212 @@ async function editDirectory(
       list.push({ rest: b.rest.slice(slash + 1), edit: b.edit })
     }
   }
+  // each changed name: its link now (undefined: gone)
+  const changed = new Map<string, Link | undefined>()
   for (const [name, edit] of files) {
     checkName(name, edit.path)
-    if (edit.cid) entries.set(name, { cid: edit.cid, dagSize: edit.dagSize })
-    else entries.delete(name)
+    changed.set(name, edit.cid ? { cid: edit.cid, dagSize: edit.dagSize } : undefined)
   }
   for (const [name, list] of folders) {
     const path = where === '' ? name : `${where}/${name}`
     checkName(name, list[0].edit.path)
     if (files.get(name)?.cid) throw new CairnError('BAD_PATH', `${path} would be both a file and a folder`, { subject: path })
-    const old = files.has(name) ? undefined : entries.get(name)
-    const sub = await editDirectory(source, old?.cid, list, path, sink, depth + 1)
-    if (sub) entries.set(name, sub)
-    else entries.delete(name)
+    const old = files.has(name) ? undefined : await lookup(name)
+    changed.set(name, await editDirectory(source, old?.cid, list, path, sink, depth + 1))
   }
-  if (entries.size === 0) return undefined
+  if (hamt) {
+    // still past the threshold when the plain block grows or keeps its size: then only the shards on
+    // the changed names' paths are built again (the old plain size is past the threshold, and no
+    // shard records by how much)
+    let delta = 0
+    for (const [name, now] of changed) {
+      const before = await lookup(name)
+      const length = utf8Length(name)
+      delta += (now ? plainLinkSize(length, now.cid, now.dagSize) : 0) - (before ? plainLinkSize(length, before.cid, before.dagSize) : 0)
+    }
+    if (delta >= 0) {
+      const edits = [...changed].map(([name, link]) => ({ name, link }))
+      const root = await editShard(source, cid!, 0, edits, where, shards, sink)
+      if (root.kind !== 'shard') throw corrupt(cid!, where, 'a HAMT that held fewer than two entries')
+      return { cid: root.cid, dagSize: root.dagSize }
+    }
+  }
+  const all = entries ?? (await hamtEntries(source, cid!, where, shards))
+  for (const [name, link] of changed) {
+    if (link) all.set(name, link)
+    else all.delete(name)
+  }
+  if (all.size === 0) return undefined
   const builder = new DirectoryBuilder(where === '' ? '.' : where)
-  for (const [name, link] of entries) builder.add(name, utf8Length(name), link.cid, link.dagSize)
+  for (const [name, link] of all) builder.add(name, utf8Length(name), link.cid, link.dagSize)
   const dir = builder.build()
   for (const block of dir.blocks) await sink(block)
   return { cid: dir.cid, dagSize: dir.dagSize }
 }
 
-function checkName(name: string, path: string): void {
-  if (validNameLength(name) < 0) throw new CairnError('BAD_PATH', `Invalid path ${JSON.stringify(path)}`, { subject: path })
-}
+/** A HAMT shard after edits: a shard still, one entry (which its parent links to directly), or nothing. */
+type EditedShard =
+  | { readonly kind: 'shard'; readonly cid: CID; readonly dagSize: number }
+  | { readonly kind: 'entry'; readonly name: string; readonly link: Link }
+  | { readonly kind: 'empty' }
 
 /**
- * The entries of the directory `cid` of the parent's tree, plain or HAMT-sharded (every shard read).
- * Throws `CORRUPT_BLOCK` when a block is not a UnixFS directory or a HAMT link is malformed.
+ * Applies `edits` (names whose slot path goes through this shard, each with its link now or undefined)
+ * to the HAMT shard `cid` at `depth`, building again this shard and the sub-shards the edits reach, as
+ * {@link buildSubShard} would build them from all their entries: a sub-shard left with one entry
+ * becomes a direct link, a slot that gains a second entry becomes a sub-shard.
  */
-async function readDirectory(source: BlockSource, cid: CID, where: string): Promise<Map<string, Link>> {
+async function editShard(
+  source: BlockSource,
+  cid: CID,
+  depth: number,
+  edits: readonly { readonly name: string; readonly link: Link | undefined }[],
+  where: string,
+  shards: Map<string, dagPb.PBLink[]>,
+  sink: BlockSink,
+): Promise<EditedShard> {
+  const links = await shardLinks(source, cid, where, shards)
+  const bySlot = new Map<number, (typeof edits)[number][]>()
+  for (const e of edits) {
+    const slot = hamtSlot(e.name, depth)
+    let list = bySlot.get(slot)
+    if (!list) bySlot.set(slot, (list = []))
+    list.push(e)
+  }
+  const out: ShardLink[] = []
+  let entriesHere = 0
+  const place = async (slot: number, link: dagPb.PBLink | undefined): Promise<void> => {
+    const slotEdits = bySlot.get(slot)
+    if (!slotEdits) {
+      if (link) out.push(keep(slot, link, cid, where))
+      return
+    }
+    const name = link?.Name ?? ''
+    let result: EditedShard
+    if (link && name.length === 2) {
+      result = await editShard(source, link.Hash, depth + 1, slotEdits, where, shards, sink)
+    } else {
+      // an entry (or nothing) at this slot, and the edits that fall here
+      const here = new Map<string, Link>()
+      if (link) here.set(name.slice(2), { cid: link.Hash, dagSize: link.Tsize ?? 0 })
+      for (const e of slotEdits) {
+        if (e.link) here.set(e.name, e.link)
+        else here.delete(e.name)
+      }
+      if (here.size === 0) result = { kind: 'empty' }
+      else if (here.size === 1) {
+        const [[only, l]] = [...here]
+        result = { kind: 'entry', name: only, link: l }
+      } else {
+        const sub = buildSubShard(
+          [...here].map(([n, l]) => ({ name: n, cid: l.cid, dagSize: l.dagSize })),
+          depth + 1,
+        )
+        for (const block of sub.blocks) await sink(block)
+        result = { kind: 'shard', cid: sub.cid, dagSize: sub.dagSize }
+      }
+    }
+    const prefix = slotPrefix(slot)
+    if (result.kind === 'shard') out.push({ slot, name: prefix, nameLength: 2, cid: result.cid, tsize: result.dagSize })
+    else if (result.kind === 'entry') {
+      out.push({
+        slot,
+        name: prefix + result.name,
+        nameLength: 2 + utf8Length(result.name),
+        cid: result.link.cid,
+        tsize: result.link.dagSize,
+      })
+    }
+  }
+  const seen = new Set<number>()
+  for (const link of links) {
+    const slot = parseInt((link.Name ?? '').slice(0, 2), 16)
+    if (!(slot >= 0 && slot < HAMT_FANOUT) || seen.has(slot)) throw corrupt(cid, where, `a HAMT link named ${JSON.stringify(link.Name)}`)
+    seen.add(slot)
+    await place(slot, link)
+  }
+  for (const slot of bySlot.keys()) if (!seen.has(slot)) await place(slot, undefined)
+  out.sort((a, b) => a.slot - b.slot)
+  for (const l of out) entriesHere += l.nameLength === 2 ? 2 : 1
+  // below the root, a shard with one entry is that entry's link in its parent; with none, nothing
+  if (depth > 0 && entriesHere <= 1) {
+    if (out.length === 0) return { kind: 'empty' }
+    return { kind: 'entry', name: out[0].name.slice(2), link: { cid: out[0].cid, dagSize: out[0].tsize } }
+  }
+  const { block, dagSize } = encodeShard(out)
+  await sink(block)
+  return { kind: 'shard', cid: block.cid, dagSize }
+}
+
+/** A link of a shard kept as it is. */
+function keep(slot: number, link: dagPb.PBLink, cid: CID, where: string): ShardLink {
+  const name = link.Name ?? ''
+  if (name.length < 2) throw corrupt(cid, where, `a HAMT link named ${JSON.stringify(name)}`)
+  return { slot, name, nameLength: utf8Length(name), cid: link.Hash, tsize: link.Tsize ?? 0 }
+}
+
+/** The entry `name` of the HAMT whose root shard is `root`, reading only the shards on its slot path. */
+async function hamtLookup(
+  source: BlockSource,
+  root: CID,
+  name: string,
+  where: string,
+  shards: Map<string, dagPb.PBLink[]>,
+): Promise<Link | undefined> {
+  let at = root
+  for (let depth = 0; depth <= MAX_HAMT_DEPTH; depth++) {
+    const prefix = slotPrefix(hamtSlot(name, depth))
+    const link = (await shardLinks(source, at, where, shards)).find((l) => (l.Name ?? '').startsWith(prefix))
+    if (!link) return undefined
+    if (link.Name === prefix) {
+      at = link.Hash
+      continue
+    }
+    return link.Name === prefix + name ? { cid: link.Hash, dagSize: link.Tsize ?? 0 } : undefined
+  }
+  throw corrupt(root, where, `a HAMT deeper than ${MAX_HAMT_DEPTH} levels`)
+}
+
+/** A HAMT deeper than this is damage (64 bits of hash per 8 levels; past them the hash is rehashed). */
+const MAX_HAMT_DEPTH = 64
+
+async function shardLinks(source: BlockSource, cid: CID, where: string, shards: Map<string, dagPb.PBLink[]>): Promise<dagPb.PBLink[]> {
+  const key = cid.toString()
+  let links = shards.get(key)
+  if (!links) {
+    const node = await decodeDirectory(source, cid, where)
+    if (node.type !== 'hamt-sharded-directory') throw corrupt(cid, where, 'a HAMT shard that is not a shard')
+    shards.set(key, (links = node.links))
+  }
+  return links
+}
+
+/** The entries of a plain directory's links. */
+function plainEntries(links: readonly dagPb.PBLink[]): Map<string, Link> {
   const entries = new Map<string, Link>()
-  const read = async (at: CID, shard: boolean): Promise<void> => {
-    const { links, type } = await decodeDirectory(source, at, where)
-    if (shard && type !== 'hamt-sharded-directory') throw corrupt(at, where, 'a HAMT shard that is not a shard')
-    for (const link of links) {
+  for (const link of links) entries.set(link.Name ?? '', { cid: link.Hash, dagSize: link.Tsize ?? 0 })
+  return entries
+}
+
+/** Every entry of the HAMT whose root shard is `root` (every shard read). */
+async function hamtEntries(source: BlockSource, root: CID, where: string, shards: Map<string, dagPb.PBLink[]>): Promise<Map<string, Link>> {
+  const entries = new Map<string, Link>()
+  const read = async (at: CID, depth: number): Promise<void> => {
+    if (depth > MAX_HAMT_DEPTH) throw corrupt(root, where, `a HAMT deeper than ${MAX_HAMT_DEPTH} levels`)
+    for (const link of await shardLinks(source, at, where, shards)) {
       const name = link.Name ?? ''
-      const dagSize = link.Tsize ?? 0
-      if (type === 'directory') entries.set(name, { cid: link.Hash, dagSize })
-      // a HAMT link: two hex digits of the slot, then the entry's name; the digits alone name a sub-shard
-      else if (name.length === 2) await read(link.Hash, true)
-      else if (name.length > 2) entries.set(name.slice(2), { cid: link.Hash, dagSize })
+      // two hex digits of the slot, then the entry's name; the digits alone name a sub-shard
+      if (name.length === 2) await read(link.Hash, depth + 1)
+      else if (name.length > 2) entries.set(name.slice(2), { cid: link.Hash, dagSize: link.Tsize ?? 0 })
       else throw corrupt(at, where, `a HAMT link named ${JSON.stringify(name)}`)
     }
   }
-  await read(cid, false)
+  await read(root, 0)
   return entries
+}
+
+function checkName(name: string, path: string): void {
+  if (validNameLength(name) < 0) throw new CairnError('BAD_PATH', `Invalid path ${JSON.stringify(path)}`, { subject: path })
 }
 
 async function decodeDirectory(source: BlockSource, cid: CID, where: string): Promise<{ links: dagPb.PBLink[]; type: string }> {
