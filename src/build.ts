@@ -210,7 +210,6 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
         const changed = diff?.changes ?? []
         const editable =
           diff?.complete === true &&
-          changed.length > 0 &&
           !lock!.damaged &&
           intact &&
           parentManifest !== undefined &&
