@@ -29,6 +29,9 @@ if (argv.length === 1 && argv[0] === '--version') {
   })
   // oclif, the commands and the library modules they use, bundled into a few files by bin/bundle.js
   // (docs/cli.md, "A fast start")
+  // oclif checks the Node version against its own package.json at load, which in the bundle is not there to
+  // read: it found nothing, after loading semver (~10 ms of every start). npm checks cairn's engines.
+  process.env.OCLIF_DISABLE_ENGINE_WARNING ??= '1'
   const { run } = await import('../dist/cli/index.js')
   await run(import.meta.url)
 }

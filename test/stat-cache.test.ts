@@ -256,6 +256,31 @@ describe('stat cache', () => {
     }
   })
 
+  // the cursor checks each CID's shape itself (version, codec, hash, digest length), not by making a CID
+  it.each<[string, number, number]>([
+    ['CID version 2', 0, 2],
+    ['a digest length one longer than the bytes', 3, 0x21],
+    ['a digest length one shorter than the bytes', 3, 0x1f],
+  ])('a record whose CID is not one (%s), in a frame whose checksum matches, ends the records: every file is read again', async (_, at, value) => {
+    ds = await makeDataset({ 'a.txt': 'alpha', 'b.txt': 'bravo' })
+    await settle()
+    const first = await buildCounting(ds.dir)
+    const file = join(ds.dir, '.cairn', 'stat-cache')
+    const f = parseFrames(await readFile(file))
+    // the first record: path length, 'a.txt', the stamp (32 bytes), the CID's length, the CID
+    const record = f.records[0]
+    expect(record.subarray(1, 6).toString()).toBe('a.txt')
+    const cid = 1 + 5 + 32 + 1
+    expect(record[cid - 1]).toBe(36)
+    expect(record.subarray(cid, cid + 4)).toEqual(Buffer.from([0x01, 0x55, 0x12, 0x20]))
+    record[cid + at] = value
+    await writeFile(file, sealFrames(f))
+    const cursor = openStatCache(join(ds.dir, '.cairn'), noRules())!.cursor()
+    expect(cursor.current).toBeUndefined()
+    expect(cursor.damaged).toBe(true)
+    expect(await buildCounting(ds.dir)).toEqual({ version: first.version, read: 2 })
+  })
+
   it('a file whose block is gone from the store is read again (a pack deleted since the cache was saved)', async () => {
     ds = await makeDataset({ 'a.txt': 'alpha' })
     await settle()

@@ -253,8 +253,7 @@ class RecordReader {
     const b = this.b
     const pathLength = this.varint()
     const path = b.toString('utf8', this.at, (this.at += pathLength))
-    const stamp = new BigInt64Array(4)
-    for (let k = 0; k < 4; k++) stamp[k] = b.readBigInt64LE(this.at + 8 * k)
+    const stamp = readStamp(b, this.at)
     this.at += 32
     const cid = this.cidBytes(false)!
     const schema = this.cidBytes(true)
@@ -300,7 +299,7 @@ class RecordReader {
     if (length === 0 && optional) return undefined
     const bytes = this.b.subarray(this.at, (this.at += length))
     // throws for bytes that are no CID (the frame is then treated as damage)
-    if (CID.inspectBytes(bytes).version !== 1 || bytes.length !== length) throw new Error('not a CIDv1')
+    if (!isCidV1(bytes)) throw new Error('not a CIDv1')
     return bytes
   }
 
@@ -339,6 +338,48 @@ function readNextFrame(
   if (readFully(fd, payload, position + FRAME_HEAD) < length) return 'torn'
   if (!digest16(payload).equals(head.subarray(4, FRAME_HEAD))) return 'torn'
   return { payload, end: position + FRAME_HEAD + length }
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
+/** Where a stamp's bytes are put together before it is copied out (its own small array). */
+const SCRATCH = new BigInt64Array(4)
+const SCRATCH_BYTES = new Uint8Array(SCRATCH.buffer)
+
+/**
+ * The stamp at `at` (four signed 64-bit little-endian numbers). Copied as bytes where the platform is
+ * little-endian: each readBigInt64LE builds its BigInt from two halves, and a status reads one stamp per
+ * file of the dataset. (`slice` of a 32-byte array gives one kept in V8's heap, with no buffer of its own.)
+ */
+function readStamp(b: Buffer, at: number): Stamp {
+  if (at + 32 > b.length) throw new Error('stamp past its frame')
+  if (LITTLE_ENDIAN) {
+    SCRATCH_BYTES.set(new Uint8Array(b.buffer, b.byteOffset + at, 32))
+    return SCRATCH.slice()
+  }
+  const stamp = new BigInt64Array(4)
+  for (let k = 0; k < 4; k++) stamp[k] = b.readBigInt64LE(at + 8 * k)
+  return stamp
+}
+
+/**
+ * True when `bytes` are exactly one CIDv1: version 1, a codec, a multihash code and a digest of the
+ * length it states (what `CID.inspectBytes` checks, without making an object per record).
+ */
+function isCidV1(bytes: Uint8Array): boolean {
+  let at = 0
+  const varint = (): number => {
+    let value = 0
+    for (let shift = 0; shift < 28; shift += 7) {
+      const byte = bytes[at++]
+      if (byte === undefined) return -1
+      value |= (byte & 0x7f) << shift
+      if (byte < 0x80) return value
+    }
+    return -1
+  }
+  if (varint() !== 1 || varint() < 0 || varint() < 0) return false
+  const digest = varint()
+  return digest >= 0 && at + digest === bytes.length
 }
 
 function readFully(fd: number, into: Buffer, position: number): number {

@@ -13,14 +13,10 @@ import { CARD_FILE, type Dataset } from '../dataset.js'
 import type { EntryChange } from '../diff/index-walk.js'
 import { isCairnError } from '../errors.js'
 import { readerFor } from '../formats/index.js'
-import { walkEntries } from '../shard-index/prolly.js'
 import { comparePaths, decodeManifest, type ShardEntry, type VersionManifest } from '../manifest.js'
 import { identityOfStamp, sameStamp, walkFiles, type SkippedEntry, type Stamp, type WalkedFile } from '../scan.js'
 import { openPartialCaches, openStatCache, type CachedHead, type StatCacheCursor } from '../store/stat-cache.js'
-import { importFile, importFiles, importGroups } from '../unixfs/file.js'
-import { hashPool, type HashPool } from '../util/hash-pool.js'
-import { mapLimit } from '../util/pool.js'
-import { readVersion } from '../version.js'
+import type { HashPool } from '../util/hash-pool.js'
 import { checkBlock } from '../car/block.js'
 import { loadIgnoreRules, type IgnoreRules } from './ignore.js'
 
@@ -157,6 +153,7 @@ async function againstIndex(
   let next = walker.next()
   try {
     if (manifest) {
+      const { walkEntries } = await import('../shard-index/prolly.js')
       for await (const entry of walkEntries(dataset.store, manifest.index)) {
         while (!next.done && comparePaths(next.value.path, entry.path) < 0) {
           await see(next.value, undefined)
@@ -177,7 +174,11 @@ async function againstIndex(
   return { changes, skipped, files, hashed: hasher.hashed }
 }
 
-/** Hashes files a wave at a time (nothing is written) and records those that differ from their entry. */
+/**
+ * Hashes files a wave at a time (nothing is written) and records those that differ from their entry.
+ * The hashing machinery (its threads among it) is loaded with the first file to hash: a folder found
+ * unchanged in the stat cache, the common case, never needs it.
+ */
 class Hasher {
   hashed = 0
   private wave: Waiting[] = []
@@ -197,7 +198,11 @@ class Hasher {
     const at = this.wave
     this.wave = []
     if (at.length === 0) return
-    this.pool ??= hashPool(this.jobs)
+    const [{ importFile, importFiles, importGroups }, { mapLimit }] = await Promise.all([
+      import('../unixfs/file.js'),
+      import('../util/pool.js'),
+    ])
+    this.pool ??= (await import('../util/hash-pool.js')).hashPool(this.jobs)
     const pool = this.pool
     const cids: CID[] = new Array<CID>(at.length)
     const groups = [...importGroups(at.length, (k) => Number(at[k].stamp[0]))]
@@ -239,7 +244,7 @@ async function versionOf(dataset: Dataset, version: CID, head: CachedHead | unde
       // not usable: read it from the store
     }
   }
-  return readVersion(dataset.store, version)
+  return (await import('../version.js')).readVersion(dataset.store, version)
 }
 
 /** A folder file as an entry: its format is the one its name says (its rows are not read). */

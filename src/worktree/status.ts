@@ -9,14 +9,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { CID, Link } from '../cid.js'
 import { withDataset } from '../dataset.js'
-import { classify, type ChangeCounts, type ShardChange } from '../diff.js'
-import { diffRowFiles, primaryKeyFor, type RowDiff } from '../diff/rows.js'
-import { readerFor } from '../formats/index.js'
+import type { ChangeCounts, ShardChange } from '../diff.js'
+import type { primaryKeyFor, RowDiff } from '../diff/rows.js'
 import type { VersionManifest } from '../manifest.js'
 import type { SkippedEntry } from '../scan.js'
 import type { BlockSource } from '../store/blocks.js'
-import { exportToFile } from '../unixfs/export.js'
-import { readCardBlock, resolveRef } from '../version.js'
 import { worktreeChanges, type CardState } from './changes.js'
 
 export interface StatusOptions {
@@ -57,10 +54,14 @@ export interface StatusResult {
 export async function status(options: StatusOptions = {}): Promise<StatusResult> {
   return withDataset(options.dir, async (dataset) => {
     const ref = options.ref ?? 'HEAD'
-    const head = ref === 'HEAD' ? await dataset.refs.head() : await resolveRef(dataset, ref)
+    const head = ref === 'HEAD' ? await dataset.refs.head() : await (await import('../version.js')).resolveRef(dataset, ref)
     const found = await worktreeChanges(dataset, head, { jobs: options.jobs })
-    let shards = classify(found.changes)
-    if (options.rows && found.manifest) {
+    // the diff machinery (and, with rows, the readers) is loaded only when something changed: a clean
+    // folder, the common case, needs none of it
+    let shards: ShardChange[] = found.changes.length === 0 ? [] : (await import('../diff.js')).classify(found.changes)
+    if (options.rows && found.manifest && shards.length > 0) {
+      const { readCardBlock } = await import('../version.js')
+      const { readerFor } = await import('../formats/index.js')
       const card = await readCardBlock(dataset.store, found.manifest.card)
       shards = await Promise.all(
         shards.map(async (s) =>
@@ -94,6 +95,9 @@ async function rowsAgainstFile(
   card: Parameters<typeof primaryKeyFor>[0],
   limit: number | undefined,
 ): Promise<RowDiff> {
+  const { readerFor } = await import('../formats/index.js')
+  const { diffRowFiles, primaryKeyFor } = await import('../diff/rows.js')
+  const { exportToFile } = await import('../unixfs/export.js')
   const reader = readerFor(path)
   if (!reader) return { status: 'skipped', reason: 'not a tabular format' }
   const dir = await mkdtemp(join(tmpdir(), 'cairn-status-'))
