@@ -20,7 +20,7 @@ import { assertBuildable } from './release/clone-record.js'
 import { CairnError, ioError, isCairnError } from './errors.js'
 import { readerFor } from './formats/index.js'
 import type { FormatReader, Row } from './formats/interface.js'
-import { IndexBuilder, walkEntries } from './shard-index/prolly.js'
+import { IndexBuilder, walkEntries, type BuiltIndex } from './shard-index/prolly.js'
 import {
   checkShardPath,
   comparePaths,
@@ -32,7 +32,7 @@ import {
   type Totals,
   type VersionManifest,
 } from './manifest.js'
-import { changedSince, identityOfStamp, sameStamp, walkFiles, type SkippedEntry, type WalkedFile } from './scan.js'
+import { changedSince, identityOfStamp, walkFiles, type SkippedEntry, type WalkedFile } from './scan.js'
 import { compileUserSchema } from './schemas.js'
 import type { BlockStore } from './store/blocks.js'
 import { withLock } from './store/lock.js'
@@ -46,6 +46,9 @@ import { loadIgnoreRules, type IgnoreRules } from './worktree/ignore.js'
 import { checkBuildLineage, type SourceCheck } from './lineage/check.js'
 import { hashPool, type HashPool } from './util/hash-pool.js'
 import { buildFiles, type BuildFile } from './build/files.js'
+import { diffWalk, type WalkChange } from './build/walk-diff.js'
+import { editIndex } from './shard-index/edit.js'
+import { editTree } from './unixfs/tree-edit.js'
 
 export interface BuildOptions {
   /** The dataset folder or a folder inside it (default: the current folder). */
@@ -144,28 +147,16 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       const cardBytes = dagJson.encode(card)
       const cardCid = cidFor<Card>(DAG_JSON, cardBytes)
 
-      // The scan against the sealed cache, record for record, while they agree: no file is read, no
-      // entry made. Where they part, the agreeing prefix is replayed from the cache below.
+      // The scan against the sealed cache, path by path: no file is read, no entry made. The changes
+      // found (a bounded number) are replayed into the merge below, or edited into the parent's index
+      // and tree when they are all there is.
       const lock = sealed?.cursor()
-      let matched = 0
-      let matchedBytes = 0
-      let first: WalkedFile | undefined
-      if (lock) {
-        for (let next = walker.next(); !next.done; next = walker.next()) {
-          const f = next.value
-          const c = lock.current
-          if (c === undefined || c.path !== f.path || !sameStamp(c.stamp, f.stamp)) {
-            first = f
-            break
-          }
-          matched++
-          matchedBytes += Number(f.stamp[0])
-          lock.advance()
-        }
-      }
+      const diff = lock ? diffWalk(walker, lock, buildTuning.changeLimit ?? CHANGE_LIMIT) : undefined
+      const matched = diff?.matched ?? 0
+      const matchedBytes = diff?.matchedBytes ?? 0
       // Nothing changed since the build that sealed the cache: the same paths and stamps, HEAD still the
       // version that build left, the same card. No file is read, nor the store's index of blocks.
-      const whole = info !== undefined && first === undefined && lock?.current === undefined && !lock?.damaged && matched === info.count
+      const whole = info !== undefined && diff?.complete === true && diff.changes.length === 0 && !lock?.damaged && matched === info.count
       if (whole && parent && !options.allowEmpty && intact && info.roots && info.head?.cid.equals(parent)) {
         const manifest = await readParent(store, parent, info.head)
         if (manifest.index.equals(info.roots.index) && manifest.tree.equals(info.roots.tree) && manifest.card.equals(cardCid)) {
@@ -180,25 +171,9 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
       // Files flow in path order, through a window of imports, into the index, the tree, the cache and
       // the change count: memory holds the window and the open nodes, not every entry.
       const writer = new StatCacheWriter(store.root, rulesKey, buildTuning)
+      let cacheOut = writer
       let sealedWriter = false
       try {
-        // when the sealed cache holds exactly the parent's entries (it names the parent's index), its
-        // records tell the changes without reading the parent's index
-        const fromCache = info?.roots !== undefined && parentManifest !== undefined && info.roots.index.equals(parentManifest.index)
-        const counter: Changes = !parentManifest
-          ? new AllAdded()
-          : fromCache
-            ? new CachedChanges(info.count)
-            : new ChangeCounter(store, parentManifest.index)
-        const files = buildFiles({
-          replay: matched > 0 ? { cursor: sealed!.cursor(), count: matched, root: dataset.root } : undefined,
-          scanned: lock === undefined ? walker : first === undefined ? [] : prepend(first, walker),
-          sealed: lock,
-          sealedIntact: intact,
-          partials: partials.map((p) => p.cursor()),
-          store,
-          mustRead: (p) => rules.wholeRule(p),
-        })
         const imports = new Imports(options.jobs, store, rules, problems, racyAfter, (read, bytes, path) =>
           progress({
             phase: 'import',
@@ -209,15 +184,117 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
             path,
           }),
         )
-        const indexBuilder = new IndexBuilder(put)
-        const treeBuilder = new TreeBuilder(put)
+        /** Reads the files the caches do not know, in a window of imports; `onEntry` gets every file in order. */
+        const importAll = async (
+          files: AsyncIterable<BuildFile>,
+          onEntry: (file: BuildFile, e: ImportedEntry) => Promise<void> | undefined,
+        ): Promise<void> => {
+          for await (const { group, read } of orderedWindow(groupFiles(files), buildTuning.window ?? imports.window, (g) =>
+            imports.run(g),
+          )) {
+            for (let n = 0; n < group.length; n++) {
+              const file = group[n]
+              const hit = file.hit
+              const done = onEntry(file, read[n] ?? { entry: hit!.entry, dagSize: hit!.dagSize, stamp: file.stamp, cacheable: true })
+              if (done) await done
+            }
+          }
+        }
+        const partialCursors = partials.map((p) => p.cursor())
         let count = 0
         let bytes = 0
-        for await (const { group, read } of orderedWindow(groupFiles(files), buildTuning.window ?? imports.window, (g) => imports.run(g))) {
-          for (let n = 0; n < group.length; n++) {
-            const file = group[n]
-            const hit = file.hit
-            const e: ImportedEntry = read[n] ?? { entry: hit!.entry, dagSize: hit!.dagSize, stamp: file.stamp, cacheable: true }
+        let index: BuiltIndex
+        let tree: CID
+        let counted: ChangeSummary | undefined
+        let cacheComplete = true
+        const changed = diff?.changes ?? []
+        const editable =
+          diff?.complete === true &&
+          !lock!.damaged &&
+          intact &&
+          parentManifest !== undefined &&
+          info?.roots !== undefined &&
+          info.roots.index.equals(parentManifest.index) &&
+          info.roots.tree.equals(parentManifest.tree) &&
+          matched + changed.filter((c) => c.knownCid).length === info.count &&
+          !rules.anyWholeRule()
+        buildTuning.onPlan?.(editable ? 'edit' : 'merge')
+        if (editable) {
+          // A few changes: only the changed files are read, and the parent's index and tree are edited
+          // (the leaves and folders no change touches are kept by their links), as is the stat cache.
+          const read: ImportedEntry[] = []
+          const files = buildFiles({
+            scanned: changed.flatMap((c) => (c.file ? [c.file] : [])),
+            sealedIntact: false,
+            partials: partialCursors,
+            store,
+            mustRead: () => false,
+          })
+          await importAll(files, (_, e) => {
+            read.push(e)
+            if (e.cacheable && problems.count === 0) writer.add(e)
+            return undefined
+          })
+          problems.throwIfAny()
+          let k = 0
+          const edits = changed.map((c) => ({ change: c, e: c.file ? read[k++] : undefined }))
+          const counts = { added: 0, removed: 0, modified: 0 }
+          count = matched
+          bytes = matchedBytes
+          for (const { change, e } of edits) {
+            if (!e) counts.removed++
+            else if (!change.knownCid) counts.added++
+            else if (!equalBytes(change.knownCid, cidV1Bytes(e.entry.cid))) counts.modified++
+            if (e) {
+              count++
+              bytes += e.entry.size
+            }
+          }
+          counted = counts
+          progress({ phase: 'commit', files: count, totalFiles: count, bytes, totalBytes: bytes })
+          index = await editIndex(
+            store,
+            parentManifest.index,
+            edits.map(({ change, e }) => ({ path: change.path, entry: e?.entry })),
+            put,
+          )
+          tree = (
+            await editTree(
+              store,
+              parentManifest.tree,
+              edits.map(({ change, e }) => ({ path: change.path, cid: e?.entry.cid, dagSize: e?.dagSize ?? 0 })),
+              put,
+            )
+          ).cid
+          // the records read are in `writer` (a partial cache, for a build killed midway); the whole cache goes to another
+          cacheOut = new StatCacheWriter(store.root, rulesKey, buildTuning)
+          cacheComplete = sealed!.copyTo(
+            cacheOut,
+            edits.map(({ change, e }) => ({ path: change.path, facts: e?.cacheable ? e : undefined })),
+            comparePaths,
+          )
+        } else {
+          // when the sealed cache holds exactly the parent's entries (it names the parent's index), its
+          // records tell the changes without reading the parent's index
+          const fromCache = info?.roots !== undefined && parentManifest !== undefined && info.roots.index.equals(parentManifest.index)
+          const counter: Changes = !parentManifest
+            ? new AllAdded()
+            : fromCache
+              ? new CachedChanges(info.count)
+              : new ChangeCounter(store, parentManifest.index)
+          const files = buildFiles({
+            replay:
+              lock && lock.passed > 0 ? { cursor: sealed!.cursor(), count: lock.passed, root: dataset.root, changes: changed } : undefined,
+            scanned: lock === undefined ? walker : unreplayed(changed, lock.passed, diff?.complete ? undefined : diff?.pending, walker),
+            sealed: lock,
+            sealedIntact: intact,
+            partials: partialCursors,
+            store,
+            mustRead: (p) => rules.wholeRule(p),
+          })
+          const indexBuilder = new IndexBuilder(put)
+          const treeBuilder = new TreeBuilder(put)
+          await importAll(files, async (file, e) => {
             count++
             bytes += e.entry.size
             const added = indexBuilder.add(e.entry)
@@ -228,20 +305,21 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
             if (e.cacheable && problems.count === 0) writer.add(e)
             const placed = treeBuilder.add(e.entry.path, e.entry.cid, e.dagSize)
             if (placed) await placed
+          })
+          // every invalid row of every shard at once, before anything is committed
+          problems.throwIfAny()
+          tree = (await treeBuilder.finish()).cid
+          progress({ phase: 'commit', files: count, totalFiles: count, bytes, totalBytes: bytes })
+          index = await indexBuilder.finish()
+          if (!parentManifest?.index.equals(index.root)) {
+            counted = lock?.damaged ? await countChanges(store, parentManifest?.index, index.root) : await counter.finish()
           }
         }
-        // every invalid row of every shard at once, before anything is committed
-        problems.throwIfAny()
-        const tree = (await treeBuilder.finish()).cid
-        progress({ phase: 'commit', files: count, totalFiles: count, bytes, totalBytes: bytes })
-        const index = await indexBuilder.finish()
-        let changes: ChangeSummary = { added: 0, removed: 0, modified: 0 }
-        if (!parentManifest?.index.equals(index.root)) {
-          changes = lock?.damaged ? await countChanges(store, parentManifest?.index, index.root) : await counter.finish()
-        }
+        const changes: ChangeSummary = parentManifest?.index.equals(index.root) ? { added: 0, removed: 0, modified: 0 } : counted!
         const seal = (head: CachedHead): void => {
-          const roots = writer.size === count ? { index: index.root, tree, totals: index.totals } : undefined
-          writer.seal({ roots, head, store: store.marks() })
+          const roots = cacheComplete && cacheOut.size === count ? { index: index.root, tree, totals: index.totals } : undefined
+          if (cacheOut !== writer) writer.close()
+          cacheOut.seal({ roots, head, store: store.marks() })
           sealedWriter = true
         }
         const same =
@@ -269,16 +347,30 @@ export async function build(options: BuildOptions = {}): Promise<BuildResult> {
         return { version: block.cid, manifest, unchanged: false, changes, skipped, lineage }
       } finally {
         // a build that fails keeps what it learned (a partial cache) for the next one
-        if (!sealedWriter) writer.close()
+        if (!sealedWriter) {
+          writer.close()
+          if (cacheOut !== writer) cacheOut.close()
+        }
         lock?.close()
       }
     }),
   )
 }
 
-/** A file of the walk, then the rest of the walk. */
-function* prepend(first: WalkedFile, rest: Iterator<WalkedFile>): Generator<WalkedFile> {
-  yield first
+/**
+ * The walked files the replay of the sealed cache's first `replayed` records does not yield: the
+ * changes too when nothing is replayed, then the file the diff stopped at and the rest of the walk
+ * (none when the diff was complete).
+ */
+function* unreplayed(
+  changes: readonly WalkChange[],
+  replayed: number,
+  pending: WalkedFile | undefined,
+  rest: Iterator<WalkedFile>,
+): Generator<WalkedFile> {
+  if (replayed === 0) for (const c of changes) if (c.file) yield c.file
+  if (pending === undefined) return
+  yield pending
   for (let next = rest.next(); !next.done; next = rest.next()) yield next.value
 }
 
@@ -445,7 +537,21 @@ async function* orderedWindow<T, R>(items: AsyncIterable<T>, limit: number, fn: 
  * Sizes a test may force small (the property tests build with tiny frames, groups and windows): the
  * result never depends on them.
  */
-export const buildTuning: { frameBytes?: number; groupFiles?: number; window?: number } = {}
+export const buildTuning: {
+  frameBytes?: number
+  groupFiles?: number
+  window?: number
+  changeLimit?: number
+  /** Told which way the index and tree were made: edited from the parent's, or built from every file. */
+  onPlan?: (plan: 'edit' | 'merge') => void
+} = {}
+
+/**
+ * Changes (files added, modified or removed since the sealed cache) a build keeps in memory to edit
+ * its parent's index and tree; past this many it builds them again from all the files (and reads at
+ * least this many files, which costs more than the walk it then replays).
+ */
+const CHANGE_LIMIT = 16_384
 
 /**
  * Reads a shard's format facts and stores its schema block. Rows are checked where the card says so
@@ -525,6 +631,11 @@ class RowRules {
     let keys = this.ruleKeys.get(rule)
     if (!keys) this.ruleKeys.set(rule, (keys = new KeySet(rule.primaryKey)))
     return keys
+  }
+
+  /** True when some rule's keys must be unique across its shards (then a build reads all of them). */
+  anyWholeRule(): boolean {
+    return (this.card.shards ?? []).some((r) => r.primaryKey && r.keyScope === 'rule')
   }
 
   /** True when `path`'s keys must be unique across its rule's shards (then every such shard is read). */

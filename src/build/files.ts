@@ -10,6 +10,7 @@ import { sameStamp, type Stamp, type WalkedFile } from '../scan.js'
 import type { BlockStoreLike } from '../store/blocks.js'
 import type { CachedFile, StatCacheCursor } from '../store/stat-cache.js'
 import { cidFromBytes } from '../cid.js'
+import type { WalkChange } from './walk-diff.js'
 
 /** A file of the build: where it is, its stamp, and the cache's facts when they hold for it. */
 export interface BuildFile {
@@ -24,8 +25,16 @@ export interface BuildFile {
 
 /** Where the build's files come from, and how a cache hit is accepted. */
 export interface BuildFileSources {
-  /** Records replayed from the sealed cache: a prefix of the scan that matched it exactly. */
-  readonly replay?: { readonly cursor: StatCacheCursor; readonly count: number; readonly root: string }
+  /**
+   * Records replayed from the sealed cache: the first `count`, which the scan matched except at the
+   * paths of `changes` (sorted; files added, modified or removed there, as {@link diffWalk} found them).
+   */
+  readonly replay?: {
+    readonly cursor: StatCacheCursor
+    readonly count: number
+    readonly root: string
+    readonly changes?: readonly WalkChange[]
+  }
   /** The rest of the scan: the file that ended the exact match, if any, then the walk. */
   readonly scanned: Iterable<WalkedFile>
   /** The sealed cache's cursor, where the rest of the scan is looked up. */
@@ -45,6 +54,8 @@ export interface BuildFileSources {
 export async function* buildFiles(s: BuildFileSources): AsyncGenerator<BuildFile> {
   if (s.replay) {
     const { cursor, count, root } = s.replay
+    const changes = s.replay.changes ?? []
+    let k = 0
     const prefix = root.endsWith('/') ? root : root + '/'
     for (let n = 0; n < count; n++) {
       const c = cursor.current
@@ -54,26 +65,36 @@ export async function* buildFiles(s: BuildFileSources): AsyncGenerator<BuildFile
           hint: 'build again; only cairn writes .cairn/stat-cache, under the store lock',
         })
       }
-      yield {
-        path: c.path,
-        abs: prefix + c.path,
-        stamp: c.stamp,
-        hit: (await usable(c, s.sealedIntact, s, c.path)) ? c : undefined,
-        known: c,
+      // files added before this record
+      for (; k < changes.length && comparePaths(changes[k].path, c.path) < 0; k++) {
+        const f = changes[k].file
+        if (f) yield await fromWalk(f, undefined, s)
+      }
+      if (k < changes.length && changes[k].path === c.path) {
+        const f = changes[k++].file
+        if (f) yield await fromWalk(f, c, s)
+        else s.onPassed?.(c)
+      } else {
+        yield {
+          path: c.path,
+          abs: prefix + c.path,
+          stamp: c.stamp,
+          hit: (await usable(c, s.sealedIntact, s, c.path)) ? c : undefined,
+          known: c,
+        }
       }
       cursor.advance()
+    }
+    for (; k < changes.length; k++) {
+      const f = changes[k].file
+      if (f) yield await fromWalk(f, undefined, s)
     }
     cursor.close()
   }
   for (const f of s.scanned) {
     const known = s.sealed?.seek(f.path, comparePaths, s.onPassed)
     if (known) s.sealed!.advance()
-    let hit = known && sameStamp(known.stamp, f.stamp) && (await usable(known, s.sealedIntact, s, f.path)) ? known : undefined
-    for (let p = 0; hit === undefined && p < s.partials.length; p++) {
-      const c = s.partials[p].seek(f.path, comparePaths)
-      if (c && sameStamp(c.stamp, f.stamp) && (await usable(c, false, s, f.path))) hit = c
-    }
-    yield { path: f.path, abs: f.abs, stamp: f.stamp, hit, known }
+    yield await fromWalk(f, known, s)
   }
   // the sealed records after the last file: removed paths
   if (s.sealed) {
@@ -83,6 +104,16 @@ export async function* buildFiles(s: BuildFileSources): AsyncGenerator<BuildFile
     }
   }
   for (const p of s.partials) p.close()
+}
+
+/** A walked file as a build file: a hit when `known` (the sealed record at its path) or a partial cache has its stamp. */
+async function fromWalk(f: WalkedFile, known: CachedFile | undefined, s: BuildFileSources): Promise<BuildFile> {
+  let hit = known && sameStamp(known.stamp, f.stamp) && (await usable(known, s.sealedIntact, s, f.path)) ? known : undefined
+  for (let p = 0; hit === undefined && p < s.partials.length; p++) {
+    const c = s.partials[p].seek(f.path, comparePaths)
+    if (c && sameStamp(c.stamp, f.stamp) && (await usable(c, false, s, f.path))) hit = c
+  }
+  return { path: f.path, abs: f.abs, stamp: f.stamp, hit, known }
 }
 
 /** True when a cached file's facts may be used: not a file that must be read, and its blocks stored. */

@@ -93,7 +93,13 @@ function parseMove(line: string): HeadMove | undefined {
   }
   const to = typeof v.to === 'string' ? tryParseCid(v.to) : undefined
   const from = v.from === null ? null : typeof v.from === 'string' ? tryParseCid(v.from) : undefined
-  if (!to || from === undefined || typeof v.at !== 'string' || (v.op !== 'build' && v.op !== 'reset' && v.op !== 'clone' && v.op !== 'compose')) return undefined
+  if (
+    !to ||
+    from === undefined ||
+    typeof v.at !== 'string' ||
+    (v.op !== 'build' && v.op !== 'reset' && v.op !== 'clone' && v.op !== 'compose')
+  )
+    return undefined
   return { from, to, at: v.at, op: v.op, message: typeof v.message === 'string' ? v.message : '' }
 }
 

@@ -27,6 +27,11 @@ export const TARGET_FANOUT = 64
 /** Estimated encoded size past which a node is closed whatever the hash says (blocks stay far below 1 MiB). */
 export const MAX_NODE_BYTES = 256 * 1024
 const THRESHOLD = Math.floor(0x1_0000_0000 / TARGET_FANOUT)
+/**
+ * A smaller fanout and node cap a test may force, to build many nodes of few entries (the index is
+ * then not the canonical one: every build under the same tuning agrees with every other).
+ */
+export const indexTuning: { fanout?: number; maxNodeBytes?: number } = {}
 const encoder = new TextEncoder()
 const keyBuffer = new Uint8Array(4096)
 
@@ -38,7 +43,8 @@ export function isBoundary(level: number, path: string): boolean {
   const bytes = read === key.length ? keyBuffer.subarray(0, written) : encoder.encode(key)
   // murmur3-32 is synchronous; the hasher interface merely allows promises
   const h = murmur332.encode(bytes) as Uint8Array
-  return ((h[0] << 24) | (h[1] << 16) | (h[2] << 8) | h[3]) >>> 0 < THRESHOLD
+  const threshold = indexTuning.fanout === undefined ? THRESHOLD : Math.floor(0x1_0000_0000 / indexTuning.fanout)
+  return ((h[0] << 24) | (h[1] << 16) | (h[2] << 8) | h[3]) >>> 0 < threshold
 }
 
 /** The root of a built index and the totals below it. */
@@ -94,6 +100,28 @@ export class IndexBuilder {
     return this.push(0, entry)
   }
 
+  /** True when no node is open at level 0: the next entry starts a new leaf. */
+  get atLeafStart(): boolean {
+    return this.levels.length === 0 || this.levels[0].items.length === 0
+  }
+
+  /**
+   * Takes a whole leaf built earlier, `leaf` (its branch entry: first path, node, totals), as if its
+   * entries had been added one by one; valid only {@link atLeafStart} and when the entries that follow
+   * would have closed it where it closed (the caller's proof: see `editIndex`). Returns a promise only
+   * when a node above closed.
+   */
+  reuseLeaf(leaf: BranchEntry): Promise<void> | undefined {
+    if (!this.atLeafStart || (this.last !== undefined && comparePaths(this.last, leaf.path) >= 0)) {
+      throw new CairnError('BAD_PATH', `Index leaf reused out of order at ${JSON.stringify(leaf.path)}`, { subject: leaf.path })
+    }
+    // later entries are checked against the leaf's first path (its last one is not read)
+    this.last = leaf.path
+    if (this.levels.length === 0) this.levels.push({ items: [], bytes: 0, received: 0, first: undefined })
+    this.levels[0].received += leaf.totals.shards
+    return this.push(1, leaf)
+  }
+
   /** Closes every open node; returns the root and the totals below it. */
   async finish(): Promise<BuiltIndex> {
     if (this.levels.length === 0) {
@@ -116,7 +144,8 @@ export class IndexBuilder {
   private push(level: number, item: ShardEntry | BranchEntry): Promise<void> | undefined {
     if (this.levels.length === level) this.levels.push({ items: [], bytes: 0, received: 0, first: item })
     const l = this.levels[level]
-    if (l.items.length > 0 && l.bytes + estimate(item) > MAX_NODE_BYTES) return this.close(level).then(() => this.place(level, item))
+    if (l.items.length > 0 && l.bytes + estimate(item) > (indexTuning.maxNodeBytes ?? MAX_NODE_BYTES))
+      return this.close(level).then(() => this.place(level, item))
     return this.place(level, item)
   }
 

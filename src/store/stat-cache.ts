@@ -89,6 +89,18 @@ export interface StatCache {
   readonly info: StatCacheInfo | undefined
   /** A new cursor at the first record. */
   cursor(): StatCacheCursor
+  /**
+   * Writes this cache's records to `writer` with `edits` applied (see {@link CacheEdit}; sorted by
+   * `compare`, the records' order), copying every frame no edit falls in as it is, without decoding
+   * it. False when a frame turned out damaged (the writer then holds a prefix only: do not seal it).
+   */
+  copyTo(writer: StatCacheWriter, edits: readonly CacheEdit[], compare: (a: string, b: string) => number): boolean
+}
+
+/** One path's record in a rewritten cache: the new facts, or none (the file is gone, or not cacheable). */
+export interface CacheEdit {
+  readonly path: string
+  readonly facts: FileFacts | undefined
 }
 
 interface Trailer {
@@ -203,16 +215,11 @@ export class StatCacheCursor {
   private nextFrame(): boolean {
     const fd = this.fd
     if (fd === undefined) return false
-    if (this.end !== undefined && this.position >= this.end) return false
-    const head = Buffer.alloc(FRAME_HEAD)
-    if (readFully(fd, head, this.position) < FRAME_HEAD) return this.torn()
-    const length = head.readUInt32LE(0)
-    if (length === 0 || length > Math.max(MAX_FRAME, 4 * this.frameBytes)) return this.torn()
-    const payload = Buffer.allocUnsafe(length)
-    if (readFully(fd, payload, this.position + FRAME_HEAD) < length) return this.torn()
-    if (!digest16(payload).equals(head.subarray(4, FRAME_HEAD))) return this.torn()
-    this.position += FRAME_HEAD + length
-    this.frame = payload
+    const frame = readNextFrame(fd, this.position, this.end, this.frameBytes)
+    if (frame === undefined) return false
+    if (frame === 'torn') return this.torn()
+    this.position = frame.end
+    this.frame = frame.payload
     this.at = 0
     return true
   }
@@ -224,7 +231,26 @@ export class StatCacheCursor {
   }
 
   private decode(): CachedFile {
-    const b = this.frame
+    const r = new RecordReader(this.frame, this.at)
+    const record = r.record()
+    this.at = r.at
+    return record
+  }
+}
+
+/** Reads the records of one frame's payload, from `at`; throws on anything that is not a whole record. */
+class RecordReader {
+  constructor(
+    private readonly b: Buffer,
+    public at: number,
+  ) {}
+
+  get done(): boolean {
+    return this.at >= this.b.length
+  }
+
+  record(): CachedFile {
+    const b = this.b
     const pathLength = this.varint()
     const path = b.toString('utf8', this.at, (this.at += pathLength))
     const stamp = readStamp(b, this.at)
@@ -240,10 +266,38 @@ export class StatCacheCursor {
     return new Cached(path, stamp, cid, schema, size, format, rows === 0 ? undefined : rows - 1, dagSize)
   }
 
+  /** Moves past one record without making it; returns its size field. */
+  skip(): number {
+    // (each length read before it is added: `this.at += this.varint()` would add to the old position)
+    const pathLength = this.varint()
+    this.at += pathLength + 32
+    const cidLength = this.varint()
+    this.at += cidLength
+    const schemaLength = this.varint()
+    this.at += schemaLength
+    const size = this.varint()
+    this.varint()
+    this.varint()
+    const formatLength = this.b[this.at]
+    if (formatLength === undefined) throw new Error('record past its frame')
+    this.at += formatLength + 1
+    if (this.at > this.b.length) throw new Error('record past its frame')
+    return size
+  }
+
+  /** The path of the record at `at` (without moving). */
+  peekPath(): string {
+    const from = this.at
+    const length = this.varint()
+    const path = this.b.toString('utf8', this.at, this.at + length)
+    this.at = from
+    return path
+  }
+
   private cidBytes(optional: boolean): Uint8Array | undefined {
     const length = this.varint()
     if (length === 0 && optional) return undefined
-    const bytes = this.frame.subarray(this.at, (this.at += length))
+    const bytes = this.b.subarray(this.at, (this.at += length))
     // throws for bytes that are no CID (the frame is then treated as damage)
     if (!isCidV1(bytes)) throw new Error('not a CIDv1')
     return bytes
@@ -253,7 +307,7 @@ export class StatCacheCursor {
     let value = 0
     let scale = 1
     for (let n = 0; n < 8; n++) {
-      const byte = this.frame[this.at++]
+      const byte = this.b[this.at++]
       if (byte === undefined) throw new Error('varint past its frame')
       value += (byte & 0x7f) * scale
       if (byte < 0x80) return value
@@ -261,6 +315,29 @@ export class StatCacheCursor {
     }
     throw new Error('varint too long')
   }
+}
+
+/**
+ * The frame at `position` (checked against its digest), undefined at the end of the records (`end`,
+ * or the end of the file), 'torn' when it is cut short, too large or does not match its digest.
+ */
+function readNextFrame(
+  fd: number,
+  position: number,
+  end: number | undefined,
+  frameBytes: number,
+): { payload: Buffer; end: number } | 'torn' | undefined {
+  if (end !== undefined && position >= end) return undefined
+  const head = Buffer.alloc(FRAME_HEAD)
+  const got = readFully(fd, head, position)
+  if (got === 0 && end === undefined) return undefined
+  if (got < FRAME_HEAD) return 'torn'
+  const length = head.readUInt32LE(0)
+  if (length === 0 || length > Math.max(MAX_FRAME, 4 * frameBytes)) return 'torn'
+  const payload = Buffer.allocUnsafe(length)
+  if (readFully(fd, payload, position + FRAME_HEAD) < length) return 'torn'
+  if (!digest16(payload).equals(head.subarray(4, FRAME_HEAD))) return 'torn'
+  return { payload, end: position + FRAME_HEAD + length }
 }
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
@@ -357,7 +434,11 @@ export function openStatCache(root: string, rulesKey: string, options: StatCache
       ...(Array.isArray(t.store) ? { store: t.store } : {}),
     }
     const frameBytes = options.frameBytes ?? FRAME_BYTES
-    return { info, cursor: () => new StatCacheCursor(file, header.end, trailerAt, frameBytes) }
+    return {
+      info,
+      cursor: () => new StatCacheCursor(file, header.end, trailerAt, frameBytes),
+      copyTo: (writer, edits, compare) => copyWithEdits(file, header.end, trailerAt, frameBytes, writer, edits, compare),
+    }
   } catch {
     return undefined
   } finally {
@@ -399,12 +480,72 @@ export function openPartialCaches(
       const header = readFrame(fd, 0, fstatSync(fd).size)
       if (!header || !matchesHeader(header.payload, rulesKey)) continue
       const frameBytes = options.frameBytes ?? FRAME_BYTES
-      out.push({ info: undefined, cursor: () => new StatCacheCursor(file, header.end, undefined, frameBytes) })
+      out.push({
+        info: undefined,
+        cursor: () => new StatCacheCursor(file, header.end, undefined, frameBytes),
+        copyTo: (writer, edits, compare) => copyWithEdits(file, header.end, undefined, frameBytes, writer, edits, compare),
+      })
     } finally {
       closeSync(fd)
     }
   }
   return out
+}
+
+/** {@link StatCache.copyTo} of the cache `file` whose records lie from `start` to `end`. */
+function copyWithEdits(
+  file: string,
+  start: number,
+  end: number | undefined,
+  frameBytes: number,
+  writer: StatCacheWriter,
+  edits: readonly CacheEdit[],
+  compare: (a: string, b: string) => number,
+): boolean {
+  let fd: number
+  try {
+    fd = openSync(file, 'r')
+  } catch {
+    return false
+  }
+  try {
+    let e = 0
+    const add = (facts: FileFacts | undefined): void => {
+      if (facts) writer.add(facts)
+    }
+    let frame = readNextFrame(fd, start, end, frameBytes)
+    while (frame !== undefined) {
+      if (frame === 'torn') return false
+      const next = readNextFrame(fd, frame.end, end, frameBytes)
+      // the edits up to the next frame's first path belong here (those before the first frame's too)
+      const bound = next === undefined || next === 'torn' ? undefined : new RecordReader(next.payload, 0).peekPath()
+      let to = e
+      while (to < edits.length && (bound === undefined || compare(edits[to].path, bound) < 0)) to++
+      if (to === e) {
+        const r = new RecordReader(frame.payload, 0)
+        let records = 0
+        let bytes = 0
+        for (; !r.done; records++) bytes += r.skip()
+        writer.copyFrame(frame.payload, records, bytes)
+      } else {
+        const r = new RecordReader(frame.payload, 0)
+        while (!r.done) {
+          const c = r.record()
+          while (e < to && compare(edits[e].path, c.path) < 0) add(edits[e++].facts)
+          if (e < to && edits[e].path === c.path) add(edits[e++].facts)
+          else writer.add({ stamp: c.stamp, entry: c.entry, dagSize: c.dagSize })
+        }
+        while (e < to) add(edits[e++].facts)
+      }
+      frame = next
+    }
+    while (e < edits.length) add(edits[e++].facts)
+    return true
+  } catch {
+    return false
+  } finally {
+    closeSync(fd)
+  }
 }
 
 /** The partial cache files in `root`, newest first. */
@@ -523,6 +664,22 @@ export class StatCacheWriter {
     this.used += this.buffer.write(e.format, this.used, 'latin1')
     this.records++
     this.bytes += e.size
+  }
+
+  /**
+   * Adds a whole frame of another cache, `payload` (its `records` files of `bytes` bytes, after the
+   * files added so far in path order), as it is.
+   */
+  copyFrame(payload: Buffer, records: number, bytes: number): void {
+    if (this.fd === undefined) return
+    try {
+      this.flush()
+      this.writeFrame(payload)
+      this.records += records
+      this.bytes += bytes
+    } catch {
+      this.fail()
+    }
   }
 
   /**

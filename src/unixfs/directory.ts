@@ -13,6 +13,8 @@ import { encodePbNode, pbNodeSize, type PbLinks } from './pb-encode.js'
 
 /** A plain directory block of more bytes than this becomes a HAMT (exactly this many stays plain). */
 export const HAMT_THRESHOLD_BYTES = 262_144
+/** A smaller HAMT threshold a test may force, to shard folders of a few files (then not the profile's trees). */
+export const directoryTuning: { hamtThresholdBytes?: number } = {}
 /** Slots per HAMT node. */
 export const HAMT_FANOUT = 256
 /** Multicodec of the HAMT hash function (murmur3-x64-64), recorded in every HAMT node. */
@@ -220,7 +222,7 @@ export class DirectoryBuilder {
   build(): BuiltDirectory {
     const links = this.sortedLinks()
     const size = pbNodeSize(links, DIRECTORY_DATA.length)
-    if (size > HAMT_THRESHOLD_BYTES) return buildHamt(links)
+    if (size > (directoryTuning.hamtThresholdBytes ?? HAMT_THRESHOLD_BYTES)) return buildHamt(links)
     const bytes = encodePbNode(links, DIRECTORY_DATA)
     const cid = cidFor(DAG_PB, bytes)
     return { cid, dagSize: bytes.length + sumOf(this.sizes), blocks: [{ cid, bytes }] }
@@ -325,6 +327,73 @@ function buildShard(entries: Columns, items: readonly HashedEntry[], depth: numb
   const cid = cidFor(DAG_PB, bytes)
   blocks.push({ cid, bytes })
   return { cid, dagSize: bytes.length + childrenSize }
+}
+
+/** A link of a HAMT shard: to an entry (named by the slot's two hex digits and the entry's name) or to a sub-shard (the digits alone). */
+export interface ShardLink {
+  readonly slot: number
+  /** The link's whole name. */
+  readonly name: string
+  readonly nameLength: number
+  readonly cid: CID
+  readonly tsize: number
+}
+
+/**
+ * Encodes one HAMT shard of the profile from its links (in slot order, one per used slot), as
+ * {@link buildShardedDirectory} encodes each: the same Data (bitfield, fanout, hash type), the same
+ * link order. Returns the block and the shard's DAG size (its bytes plus its links' `tsize`).
+ */
+export function encodeShard(links: readonly ShardLink[]): { block: Block; dagSize: number } {
+  const data = new UnixFS({
+    type: 'hamt-sharded-directory',
+    data: bitfield(links.map((l) => l.slot)),
+    fanout: BigInt(HAMT_FANOUT),
+    hashType: BigInt(HAMT_HASH_TYPE),
+  })
+  const columns = {
+    hashes: links.map((l) => l.cid),
+    names: links.map((l) => l.name),
+    nameLengths: links.map((l) => l.nameLength),
+    tsizes: links.map((l) => l.tsize),
+  }
+  const bytes = encodePbNode(columns, data.marshal())
+  return { block: { cid: cidFor(DAG_PB, bytes), bytes }, dagSize: bytes.length + sumOf(columns.tsizes) }
+}
+
+/** The two hex digits that name HAMT slot `slot` in its links. */
+export function slotPrefix(slot: number): string {
+  return SLOT_PREFIXES[slot]
+}
+
+/** The slot of the entry `name` in a HAMT shard at `depth` (0: the root shard). */
+export function hamtSlot(name: string, depth: number): number {
+  return slotOf({ index: 0, nameBytes: Buffer.from(name, 'utf8'), digests: [] }, depth)
+}
+
+/**
+ * The sub-shard at `depth` holding `entries` (two or more, all of one slot at `depth - 1`), built as
+ * {@link buildShardedDirectory} builds it: its blocks (children first) and its link's `tsize`.
+ */
+export function buildSubShard(entries: readonly DirEntry[], depth: number): { cid: CID; dagSize: number; blocks: Block[] } {
+  const columns: Columns = {
+    hashes: entries.map((e) => e.cid),
+    names: entries.map((e) => e.name),
+    nameLengths: entries.map((e) => utf8Length(e.name)),
+    tsizes: entries.map((e) => e.dagSize),
+  }
+  const blocks: Block[] = []
+  const items = columns.names.map((name, index) => ({ index, nameBytes: Buffer.from(name, 'utf8'), digests: [] }))
+  const shard = buildShard(columns, items, depth, blocks)
+  return { ...shard, blocks }
+}
+
+/**
+ * The bytes a link to (`nameLength`, `cid`, `tsize`) takes in a plain directory block: what
+ * {@link plainDirectorySize} adds up.
+ */
+export function plainLinkSize(nameLength: number, cid: CID, tsize: number): number {
+  return pbNodeSize({ hashes: [cid], names: [''], nameLengths: [nameLength], tsizes: [tsize] })
 }
 
 /**
