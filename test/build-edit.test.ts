@@ -4,16 +4,13 @@
 import { mkdir, rename, rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import fc from 'fast-check'
-import { importer } from 'ipfs-unixfs-importer'
-import { fixedSize } from 'ipfs-unixfs-importer/chunker'
-import { balanced } from 'ipfs-unixfs-importer/layout'
-import type { CID } from 'multiformats/cid'
 import { afterAll, describe, expect, it } from 'vitest'
 import { build } from '../src/index.js'
 import { buildTuning } from '../src/build.js'
 import { indexTuning } from '../src/shard-index/prolly.js'
 import { directoryTuning } from '../src/unixfs/directory.js'
 import { FIXED_DATE, makeDataset, type TempDataset } from './helpers/dataset.js'
+import { importerTree } from './helpers/importer.js'
 
 const made: TempDataset[] = []
 afterAll(async () => {
@@ -47,27 +44,6 @@ async function withTuning<T>(t: Tuning, fn: () => Promise<T>): Promise<T> {
     delete directoryTuning.hamtThresholdBytes
     for (const k of Object.keys(buildTuning) as (keyof typeof buildTuning)[]) delete buildTuning[k]
   }
-}
-
-/** The tree ipfs-unixfs-importer makes of `files` under the profile, with the same sharding threshold. */
-async function importerTree(files: Record<string, string>, threshold: number): Promise<string> {
-  const source = Object.keys(files)
-    .sort()
-    .map((path) => ({ path, content: Buffer.from(files[path]) }))
-  const options = {
-    cidVersion: 1 as const,
-    rawLeaves: true,
-    chunker: fixedSize({ chunkSize: 1024 * 1024 }),
-    layout: balanced({ maxChildrenPerNode: 1024 }),
-    reduceSingleLeafToSelf: true,
-    shardSplitStrategy: 'block-bytes' as const,
-    shardSplitThresholdBytes: threshold,
-    wrapWithDirectory: true,
-  }
-  let root: CID | undefined
-  for await (const entry of importer(source, { put: (cid: CID) => cid } as never, options)) if (entry.path === '') root = entry.cid as never
-  if (!root) throw new Error('the importer gave no root')
-  return root.toString()
 }
 
 const tuning = fc.record({

@@ -8,19 +8,16 @@ import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import * as dagJson from '@ipld/dag-json'
 import fc from 'fast-check'
-import { importer } from 'ipfs-unixfs-importer'
-import { fixedSize } from 'ipfs-unixfs-importer/chunker'
-import { balanced } from 'ipfs-unixfs-importer/layout'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { build, CairnError, compose, publish, type VersionManifest } from '../src/index.js'
 import { openDataset } from '../src/dataset.js'
 import { kindOf } from '../src/cat.js'
 import { cidFor, DAG_JSON, type CID } from '../src/cid.js'
-import { HAMT_THRESHOLD_BYTES } from '../src/unixfs/directory.js'
 import { walkEntries } from '../src/shard-index/prolly.js'
 import { validateWith } from '../src/schemas.js'
 import { cairn, parseJson } from './helpers/cli.js'
 import { FIXED_DATE, jsonl, makeDataset, seededBytes, tempDir, thrown, type FileSpec, type TempDataset } from './helpers/dataset.js'
+import { importerTree } from './helpers/importer.js'
 
 const PARTS = 8
 const CARD = {
@@ -450,27 +447,6 @@ describe('the recipe of docs/compose.md, end to end with a dir: target', () => {
     }
   }, 120_000)
 })
-
-/** The root CID ipfs-unixfs-importer gives the files wrapped in a directory, under IPIP-499 unixfs-v1-2025. */
-async function importerTree(files: FileSpec): Promise<string> {
-  const source = Object.keys(files)
-    .sort()
-    .map((path) => ({ path, content: typeof files[path] === 'string' ? Buffer.from(files[path]) : files[path] }))
-  const options = {
-    cidVersion: 1 as const,
-    rawLeaves: true,
-    chunker: fixedSize({ chunkSize: 1024 * 1024 }),
-    layout: balanced({ maxChildrenPerNode: 1024 }),
-    reduceSingleLeafToSelf: true,
-    shardSplitStrategy: 'block-bytes' as const,
-    shardSplitThresholdBytes: HAMT_THRESHOLD_BYTES,
-    wrapWithDirectory: true,
-  }
-  let root: CID | undefined
-  for await (const entry of importer(source, { put: (cid: CID) => cid } as never, options)) if (entry.path === '') root = entry.cid as never
-  if (!root) throw new Error('the importer gave no root')
-  return root.toString()
-}
 
 async function readWhole(dir: string, version: CID): Promise<VersionManifest> {
   const ds = await openDataset(dir)
