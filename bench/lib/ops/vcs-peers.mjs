@@ -51,10 +51,12 @@ function runSync(cmd, args, cwd, env) {
 /**
  * Removes a peer's work folder. git-annex leaves its object folders read-only (so that nothing edits
  * an annexed file in place), which a plain recursive remove cannot delete: write access comes back first.
+ * DataLad's git-annex helpers may still be writing into it for a moment after `datalad save` returns
+ * (ENOTEMPTY under load): the remove is retried.
  */
 export function removeWork(work) {
   spawnSync('chmod', ['-R', 'u+w', work], { stdio: ['ignore', 'ignore', 'ignore'] })
-  rmSync(work, { recursive: true, force: true })
+  rmSync(work, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 })
 }
 
 /** Copies the dataset's files (not `.cairn/` nor `cairn.json`) into `dest`. */
