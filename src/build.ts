@@ -37,7 +37,16 @@ import { compileUserSchema } from './schemas.js'
 import type { BlockStore } from './store/blocks.js'
 import { withLock } from './store/lock.js'
 import { openPartialCaches, openStatCache, StatCacheWriter, type CachedHead, type FileFacts } from './store/stat-cache.js'
-import { CHUNK_SIZE, identityOf, importFiles, sameIdentity, type BlockSink, type FileIdentity } from './unixfs/file.js'
+import {
+  CHUNK_SIZE,
+  GROUP_FILES,
+  identityOf,
+  ImportGrouper,
+  importFiles,
+  sameIdentity,
+  type BlockSink,
+  type FileIdentity,
+} from './unixfs/file.js'
 import { TreeBuilder } from './unixfs/tree.js'
 import { KeySet } from './rows/keys.js'
 import { RowProblems } from './rows/problems.js'
@@ -481,37 +490,14 @@ class Imports {
 }
 
 /**
- * Cuts the build's files into import groups, keeping their order: consecutive files of at most one
- * chunk share a group up to {@link CHUNK_SIZE} bytes to read or {@link GROUP_FILES} files (one round
- * trip to a thread); a larger file to read is a group of its own. A file found in the cache costs no
- * bytes. Lazy: a group is cut when it is asked for.
+ * Cuts the build's files into import groups ({@link ImportGrouper}), keeping their order; a file found
+ * in the cache costs no bytes. Lazy: a group is cut when it is asked for.
  */
 async function* groupFiles(files: AsyncIterable<BuildFile>): AsyncGenerator<BuildFile[]> {
-  const most = buildTuning.groupFiles ?? GROUP_FILES
-  let open: BuildFile[] = []
-  let bytes = 0
-  for await (const f of files) {
-    const size = f.hit ? 0 : Number(f.stamp[0])
-    if (size > CHUNK_SIZE) {
-      if (open.length > 0) yield open
-      yield [f]
-      open = []
-      bytes = 0
-      continue
-    }
-    if (open.length >= most || bytes + size > CHUNK_SIZE) {
-      yield open
-      open = []
-      bytes = 0
-    }
-    open.push(f)
-    bytes += size
-  }
-  if (open.length > 0) yield open
+  const grouper = new ImportGrouper<BuildFile>(buildTuning.groupFiles ?? GROUP_FILES)
+  for await (const f of files) yield* grouper.add(f, f.hit ? 0 : Number(f.stamp[0]))
+  yield* grouper.end()
 }
-
-/** Files in one import group, at most (as `importGroups` cuts them). */
-const GROUP_FILES = 64
 
 /**
  * Maps `items` through `fn` with at most `limit` calls in flight and yields the results in order (as

@@ -348,32 +348,44 @@ function rawCid(digest: Uint8Array): CID {
 }
 
 /** Small files read by a thread in one round trip, at most. */
-const GROUP_FILES = 64
+export const GROUP_FILES = 64
 
 /**
- * Cuts files `0 … count-1` into import groups of their indices, keeping their order: consecutive files
- * of at most one chunk share a group up to {@link CHUNK_SIZE} bytes or {@link GROUP_FILES} files (one
- * round trip to a thread); a larger file is a group of its own. Lazy: a group is cut when it is asked for.
+ * Cuts files into import groups, keeping their order: consecutive files of at most one chunk share a
+ * group up to {@link CHUNK_SIZE} bytes or `most` files (one round trip to a thread); a larger file is a
+ * group of its own. Feed it with {@link add}, then {@link end}: each returns the groups it closed.
  */
-export function* importGroups(count: number, sizeOf: (i: number) => number): Generator<number[]> {
-  let open: number[] = []
-  let bytes = 0
-  for (let i = 0; i < count; i++) {
-    const size = sizeOf(i)
+export class ImportGrouper<T> {
+  private open: T[] = []
+  private bytes = 0
+
+  constructor(private readonly most: number = GROUP_FILES) {}
+
+  /** Adds a file of `size` bytes to read (0 for one already known). */
+  add(item: T, size: number): T[][] {
+    const closed: T[][] = []
     if (size > CHUNK_SIZE) {
-      if (open.length > 0) yield open
-      yield [i]
-      open = []
-      bytes = 0
-      continue
+      closed.push(...this.end(), [item])
+      return closed
     }
-    if (open.length === GROUP_FILES || bytes + size > CHUNK_SIZE) {
-      yield open
-      open = []
-      bytes = 0
-    }
-    open.push(i)
-    bytes += size
+    if (this.open.length >= this.most || this.bytes + size > CHUNK_SIZE) closed.push(...this.end())
+    this.open.push(item)
+    this.bytes += size
+    return closed
   }
-  if (open.length > 0) yield open
+
+  /** Closes the open group, if any. */
+  end(): T[][] {
+    const closed = this.open.length > 0 ? [this.open] : []
+    this.open = []
+    this.bytes = 0
+    return closed
+  }
+}
+
+/** Cuts files `0 … count-1` into import groups of their indices ({@link ImportGrouper}), lazily. */
+export function* importGroups(count: number, sizeOf: (i: number) => number): Generator<number[]> {
+  const grouper = new ImportGrouper<number>()
+  for (let i = 0; i < count; i++) yield* grouper.add(i, sizeOf(i))
+  yield* grouper.end()
 }
