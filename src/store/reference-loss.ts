@@ -12,7 +12,7 @@ import { withDataset } from '../dataset.js'
 import { ioError } from '../errors.js'
 import { readVersion } from '../version.js'
 import type { BlockSource } from './blocks.js'
-import { readReferencePack, ReferenceReader, isReferencePack, type ReferencedFile } from './reference-pack.js'
+import { lastFileFrom, readReferencePack, ReferenceReader, isReferencePack, type ReferencedFile } from './reference-pack.js'
 import { Refs } from './refs.js'
 
 /** Versions looked at, at most, when naming those that lost a block (the refs' histories, newest first). */
@@ -168,15 +168,8 @@ function unchanged(root: string, f: ReferencedFile): boolean {
 }
 
 function fileAt(files: readonly ReferencedFile[], offset: number): ReferencedFile | undefined {
-  let lo = 0
-  let hi = files.length - 1
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1
-    if (files[mid].base <= offset) lo = mid
-    else hi = mid - 1
-  }
-  const f = files[lo]
-  return f !== undefined && f.base <= offset && offset < f.base + Math.max(1, f.size) ? f : undefined
+  const f = lastFileFrom(files, offset)
+  return f !== undefined && offset < f.base + Math.max(1, f.size) ? f : undefined
 }
 
 /** The whole lines of an index log: CID, offset, length. */

@@ -279,16 +279,21 @@ export class ReferenceReader {
       this.loaded.delete(pack)
       files = this.files(pack)
     }
-    let lo = 0
-    let hi = files.length - 1
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1
-      if (files[mid].base <= offset) lo = mid
-      else hi = mid - 1
-    }
-    const f = files[lo]
-    return f !== undefined && f.base <= offset ? f : undefined
+    return lastFileFrom(files, offset)
   }
+}
+
+/** The last of `files` (sorted by base) that starts at or before `offset`: the one that may hold it. */
+export function lastFileFrom(files: readonly ReferencedFile[], offset: number): ReferencedFile | undefined {
+  let lo = 0
+  let hi = files.length - 1
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1
+    if (files[mid].base <= offset) lo = mid
+    else hi = mid - 1
+  }
+  const f = files[lo]
+  return f !== undefined && f.base <= offset ? f : undefined
 }
 
 /**
